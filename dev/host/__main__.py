@@ -1,0 +1,55 @@
+"""`python -m dev.host` — serve a Functions app locally, like `func start`.
+
+Reads `local.settings.json` (Values become environment variables; the environment wins), then `host.json`,
+then imports the app (`function_app:app` by default) and serves it on 127.0.0.1:7071.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from .app import LocalHost
+from .config import HostConfig, load_local_settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m dev.host", description=__doc__)
+    p.add_argument("--root", default=".", help="folder with host.json, local.settings.json and the app")
+    p.add_argument("--app", default="function_app:app", help="module:attribute of the func.FunctionApp")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=None, help="default: Host.LocalHttpPort or 7071")
+    p.add_argument("--settings", default="local.settings.json")
+    p.add_argument("--queue-lease-seconds", type=int, default=60,
+                   help="message lease while a queue function runs (re-delivery delay after a crash)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = Path(args.root).resolve()
+    load_local_settings(root / args.settings)
+    sys.path.insert(0, str(root))
+    module, _, attr = args.app.partition(":")
+    app = getattr(importlib.import_module(module), attr or "app")
+    host = LocalHost(app, HostConfig.load(root / "host.json"), dict(os.environ),
+                     queue_lease_seconds=args.queue_lease_seconds)
+    port = args.port or int(os.environ.get("FUNCTIONS_HTTPWORKER_PORT", 0)) or _settings_port(root / args.settings)
+    print(f"Functions ({args.app}):", *host.describe(), sep="\n", flush=True)
+    print(f"Local host listening on http://{args.host}:{port}", flush=True)
+    uvicorn.run(host, host=args.host, port=port, log_level="warning", lifespan="on", access_log=False)
+
+
+def _settings_port(path: Path) -> int:
+    import json
+
+    if path.exists():
+        return int(json.loads(path.read_text()).get("Host", {}).get("LocalHttpPort", 7071))
+    return 7071
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Composition root of the Azure Functions app (Python v2 programming model).
+
+It only wires: Settings → Services → one Blueprint per surface. No business logic lives here.
+"""
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions import admin_api, health_api, keys_api, models_api, portal_api
+from shared.config import Settings
+from shared.services import Services
+from shared.web.api import ApiBlueprint, Operation
+
+
+def build_app(settings: Settings, services: Services | None = None) -> func.FunctionApp:
+    services = services or Services(settings)
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+    surfaces: list[ApiBlueprint] = [
+        admin_api.build(services),
+        keys_api.build(services),
+        portal_api.build(services),
+        models_api.build(services),
+    ]
+
+    def operations() -> list[Operation]:
+        return [op for s in surfaces for op in s.operations]
+
+    surfaces.append(health_api.build(services, operations))
+    for surface in surfaces:
+        app.register_functions(surface.blueprint)
+    app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
+    return app
+
+
+app = build_app(Settings())

@@ -1,0 +1,54 @@
+"""Build: what a developer sees — who they are and which projects and pillars are open to them."""
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from shared.auth.guards import RoleGuard
+from shared.auth.principal import Role
+from shared.domain.base import Pillar
+from shared.services import Services
+from shared.web.api import ApiBlueprint, Call
+
+
+class Me(BaseModel):
+    subject: str
+    name: str | None
+    roles: list[str]
+    via: str
+
+
+class CatalogProject(BaseModel):
+    id: str
+    name: str
+    description: str
+    pillars: list[Pillar]
+
+
+class CatalogProjects(BaseModel):
+    items: list[CatalogProject]
+    next_cursor: str | None
+
+
+def build(services: Services) -> ApiBlueprint:
+    api = ApiBlueprint("portal", max_body_bytes=services.settings.max_admin_body_bytes)
+    developer = RoleGuard(services.control_auth, Role.developer)
+
+    @api.route("portal/me", "GET", name="portal_me", summary="The signed-in principal and its roles.",
+               guard=developer, response=Me)
+    async def me(call: Call):
+        p = call.principal
+        assert p is not None
+        return Me(subject=p.subject, name=p.name, roles=sorted(r.value for r in p.roles), via=p.kind)
+
+    @api.route("portal/projects", "GET", name="portal_projects",
+               summary="Projects and the pillars that are currently open for traffic.", guard=developer,
+               response=CatalogProjects, query=(("cursor", "Opaque cursor from the previous page."),))
+    async def projects(call: Call):
+        page = await services.projects.list(None, limit=100, cursor=call.req.query_params.get("cursor") or None)
+        glob = await services.flags.global_flags()
+        items = [CatalogProject(id=p.id, name=p.name, description=p.description,
+                                pillars=[k for k, v in services.flags.views(p, glob).items() if v.effective])
+                 for p in page.items]
+        return CatalogProjects(items=items, next_cursor=page.cursor)
+
+    return api

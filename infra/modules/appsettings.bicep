@@ -1,0 +1,61 @@
+// The function app's application settings: the exact names the Python code reads.
+// Deployed after roles.bicep so identity-based connections and Key Vault references
+// resolve on first start. Note: this resource replaces the whole app settings set.
+
+param functionAppName string
+param storageAccountName string
+param appInsightsName string
+
+param cosmosEndpoint string
+param cosmosDatabase string
+param cosmosContainer string
+
+param entraTenantId string
+param entraAudience string
+
+@description('Versionless secret URI of gateway-admin-key.')
+param adminKeyUri string
+
+@description('Versionless secret URI of gateway-key-hash-secret.')
+param keyHashUri string
+
+resource site 'Microsoft.Web/sites@2024-11-01' existing = {
+  name: functionAppName
+}
+
+// Read here rather than passed in, so the connection string stays out of module outputs.
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
+  parent: site
+  name: 'appsettings'
+  properties: {
+    // Identity-based host storage: no connection string, the host derives the
+    // blob/queue endpoints from the account name and uses the managed identity.
+    AzureWebJobsStorage__accountName: storageAccountName
+
+    COSMOS_ENDPOINT: cosmosEndpoint
+    COSMOS_DATABASE: cosmosDatabase
+    COSMOS_CONTAINER: cosmosContainer
+    // Database and container are owned by Bicep; local auth is off, so the app
+    // could not create them anyway.
+    COSMOS_CREATE_IF_MISSING: 'false'
+
+    ENTRA_TENANT_ID: entraTenantId
+    ENTRA_AUDIENCE: entraAudience
+
+    // Resolved by the platform with the app identity (Key Vault Secrets User).
+    GATEWAY_ADMIN_KEY: '@Microsoft.KeyVault(SecretUri=${adminKeyUri})'
+    GATEWAY_KEY_HASH_SECRET: '@Microsoft.KeyVault(SecretUri=${keyHashUri})'
+
+    FLAG_CACHE_TTL_SECONDS: '5'
+    FAIL_STATIC_MAX_SECONDS: '300'
+
+    // Required by the azurefunctions-extensions-http-fastapi streaming extension.
+    PYTHON_ENABLE_INIT_INDEXING: '1'
+
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+  }
+}

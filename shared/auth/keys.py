@@ -1,0 +1,58 @@
+"""Issuing and resolving virtual keys. Lookups go through the fail-static cache, so the hot path does not touch
+Cosmos per request; a revocation takes effect on every instance within the cache TTL (see docs/runbook.md)."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+
+from ..cache import FailStaticCache
+from ..domain.keys import KEY_PREFIX, KeyCreate, VirtualKey
+from ..errors import Unauthenticated
+from ..storage.repository import Repository
+from .principal import Principal, looks_like_jwt
+
+
+class KeyService:
+    def __init__(self, keys: Repository[VirtualKey], *, pepper: bytes, ttl: float, max_stale: float) -> None:
+        self._keys = keys
+        self._pepper = pepper
+        self._cache: FailStaticCache[str, VirtualKey | None] = FailStaticCache(
+            self._lookup, ttl=ttl, max_stale=max_stale)
+
+    def hash(self, secret: str) -> str:
+        return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
+
+    async def _lookup(self, digest: str) -> VirtualKey | None:
+        page = await self._keys.list(None, limit=1, hash=digest)
+        return page.items[0] if page.items else None
+
+    async def issue(self, project_id: str, spec: KeyCreate) -> tuple[VirtualKey, str]:
+        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        key = VirtualKey(id=uuid.uuid4().hex[:16], project_id=project_id, name=spec.name,
+                         prefix=secret[: len(KEY_PREFIX) + 6], hash=self.hash(secret), expires_at=spec.expires_at,
+                         models=spec.models, metadata=spec.metadata)
+        return await self._keys.create(key), secret
+
+    def forget(self, key: VirtualKey) -> None:
+        self._cache.invalidate(key.hash)
+
+    async def authenticate(self, secret: str | None) -> Principal:
+        if not secret:
+            raise Unauthenticated("A virtual key is required (Authorization: Bearer sk-gw-… or api-key header).",
+                                  code="missing_credentials")
+        if not secret.startswith(KEY_PREFIX):
+            # Admin keys and Entra tokens are control-plane credentials; they never open the data plane.
+            kind = "An Entra token" if looks_like_jwt(secret) else "This credential"
+            raise Unauthenticated(f"{kind} is not a virtual key; the data plane accepts only virtual keys.",
+                                  code="invalid_api_key")
+        key = await self._cache.get(self.hash(secret))
+        if key is None:
+            raise Unauthenticated("The virtual key is not valid.", code="invalid_api_key")
+        state = key.state()
+        if state != "active":
+            raise Unauthenticated(f"The virtual key is {state}.", code=f"key_{state}")
+        return Principal(kind="virtual_key", subject=key.id, project_id=key.project_id, key_id=key.id,
+                         key_prefix=key.prefix, name=key.name,
+                         allowed_models=frozenset(key.models) if key.models is not None else None)

@@ -1,0 +1,39 @@
+"""Who is calling. Control-plane principals carry roles; data-plane principals carry a project and a key."""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class Role(str, Enum):
+    admin = "admin"
+    developer = "developer"
+
+
+class Principal(BaseModel):
+    kind: Literal["admin_key", "entra", "virtual_key"]
+    subject: str
+    roles: frozenset[Role] = frozenset()
+    name: str | None = None
+    # data plane only
+    project_id: str | None = None
+    key_id: str | None = None
+    key_prefix: str | None = None
+    allowed_models: frozenset[str] | None = None  # None: every model of the project
+
+    def has(self, role: Role) -> bool:
+        # An admin can do everything a developer can.
+        return role in self.roles or Role.admin in self.roles
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def looks_like_jwt(token: str) -> bool:
+    return token.count(".") == 2 and token.startswith("eyJ")

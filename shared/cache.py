@@ -1,0 +1,73 @@
+"""A small read-through cache for rarely-changing registry data on the hot path (flags, keys, projects).
+
+- fresh for `ttl` seconds: no storage round trip;
+- after that, one caller reloads (single flight) while concurrent callers wait for that same load;
+- fail-static: when the load fails with DependencyUnavailable, the last good value keeps being served for up to
+  `max_stale` seconds past its freshness, then the error surfaces (fail closed).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from .errors import DependencyUnavailable
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+@dataclass
+class _Entry(Generic[V]):
+    value: V
+    loaded_at: float
+
+
+class FailStaticCache(Generic[K, V]):
+    def __init__(self, loader: Callable[[K], Awaitable[V]], *, ttl: float, max_stale: float,
+                 clock: Callable[[], float] = time.monotonic, max_entries: int = 100_000) -> None:
+        self._loader = loader
+        self._ttl = ttl
+        self._max_stale = max_stale
+        self._clock = clock
+        self._max_entries = max_entries
+        self._entries: dict[K, _Entry[V]] = {}
+        self._inflight: dict[K, asyncio.Future[V]] = {}
+        self.stale_served = 0  # how often fail-static answered; exposed for health/metrics
+
+    async def get(self, key: K) -> V:
+        entry = self._entries.get(key)
+        now = self._clock()
+        if entry is not None and now - entry.loaded_at < self._ttl:
+            return entry.value
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            value = await self._loader(key)
+        except DependencyUnavailable as exc:
+            if entry is not None and now - entry.loaded_at < self._ttl + self._max_stale:
+                self.stale_served += 1
+                fut.set_result(entry.value)
+                return entry.value
+            fut.set_exception(exc)
+            fut.exception()  # mark retrieved: nobody else may be waiting
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()  # crude but bounded; the working set reloads within one TTL
+        self._entries[key] = _Entry(value, self._clock())
+        fut.set_result(value)
+        return value
+
+    def invalidate(self, key: K) -> None:
+        self._entries.pop(key, None)

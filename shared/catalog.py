@@ -1,0 +1,32 @@
+"""The models a project exposes, read through the fail-static cache (the hot path never waits on Cosmos)."""
+from __future__ import annotations
+
+from .cache import FailStaticCache
+from .domain.models import Model
+from .storage.repository import Repository
+
+
+class ModelCatalog:
+    def __init__(self, repo: Repository[Model], *, ttl: float, max_stale: float) -> None:
+        self._repo = repo
+        self._cache: FailStaticCache[str, dict[str, Model]] = FailStaticCache(self._load, ttl=ttl,
+                                                                              max_stale=max_stale)
+
+    async def _load(self, project_id: str) -> dict[str, Model]:
+        found: dict[str, Model] = {}
+        cursor = None
+        while True:
+            page = await self._repo.list(project_id, limit=200, cursor=cursor)
+            found.update((m.spec.name, m) for m in page.items)
+            if page.cursor is None:
+                return found
+            cursor = page.cursor
+
+    async def models(self, project_id: str) -> list[Model]:
+        return sorted((await self._cache.get(project_id)).values(), key=lambda m: m.spec.name)
+
+    async def get(self, project_id: str, name: str) -> Model | None:
+        return (await self._cache.get(project_id)).get(name)
+
+    def invalidate(self, project_id: str) -> None:
+        self._cache.invalidate(project_id)

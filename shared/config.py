@@ -1,0 +1,61 @@
+"""Settings: the only reader of the process environment.
+
+Locally the values come from `local.settings.json` (the local host, like Core Tools, exports its `Values`
+as environment variables); in Azure they are app settings, secrets as Key Vault references.
+"""
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
+
+    # --- auth
+    admin_key: SecretStr | None = Field(default=None, validation_alias="GATEWAY_ADMIN_KEY")
+    # Pepper for the keyed hash of virtual keys. A leaked registry alone must not let anyone test guesses.
+    key_hash_secret: SecretStr = Field(
+        default=SecretStr("local-dev-only-key-hash-secret"), validation_alias="GATEWAY_KEY_HASH_SECRET"
+    )
+    entra_tenant_id: str | None = Field(default=None, validation_alias="ENTRA_TENANT_ID")
+    entra_audience: str | None = Field(default=None, validation_alias="ENTRA_AUDIENCE")
+    # Overrides, mostly for tests and sovereign clouds; derived from the tenant when absent.
+    entra_issuer: str | None = Field(default=None, validation_alias="ENTRA_ISSUER")
+    entra_jwks_url: str | None = Field(default=None, validation_alias="ENTRA_JWKS_URL")
+    entra_admin_role: str = Field(default="Gateway.Admin", validation_alias="ENTRA_ADMIN_ROLE")
+    entra_developer_role: str = Field(default="Gateway.Developer", validation_alias="ENTRA_DEVELOPER_ROLE")
+    jwks_cache_seconds: float = Field(default=3600, validation_alias="ENTRA_JWKS_CACHE_SECONDS")
+
+    # --- Cosmos DB registry
+    cosmos_connection_string: SecretStr | None = Field(default=None, validation_alias="COSMOS_CONNECTION_STRING")
+    cosmos_endpoint: str | None = Field(default=None, validation_alias="COSMOS_ENDPOINT")
+    cosmos_database: str = Field(default="gateway", validation_alias="COSMOS_DATABASE")
+    cosmos_container: str = Field(default="registry", validation_alias="COSMOS_CONTAINER")
+    cosmos_create_if_missing: bool = Field(default=True, validation_alias="COSMOS_CREATE_IF_MISSING")
+
+    # --- Storage (tables for counters/logs, queues). Same account the Functions host uses.
+    storage_connection_string: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GATEWAY_STORAGE", "AzureWebJobsStorage")
+    )
+    storage_account_name: str | None = Field(default=None, validation_alias="AzureWebJobsStorage__accountName")
+
+    # --- timeouts and caches
+    dependency_timeout_seconds: float = Field(default=5.0, validation_alias="DEPENDENCY_TIMEOUT_SECONDS")
+    # How long a flag/key read may be served from the in-process cache before it is refreshed. This is the
+    # rollback RTO: a flag flip reaches every instance within this many seconds (plus one read).
+    flag_cache_ttl_seconds: float = Field(default=5.0, ge=0, validation_alias="FLAG_CACHE_TTL_SECONDS")
+    # While Cosmos is unreachable, the data plane keeps serving cached flags/keys for this long (fail-static),
+    # then fails closed with 503.
+    fail_static_max_seconds: float = Field(default=300.0, ge=0, validation_alias="FAIL_STATIC_MAX_SECONDS")
+    max_admin_body_bytes: int = Field(default=1_048_576, gt=0, validation_alias="MAX_ADMIN_BODY_BYTES")
+    # Prompts with images or long context are large; still bounded so one request cannot exhaust a worker.
+    max_data_body_bytes: int = Field(default=16_777_216, gt=0, validation_alias="MAX_DATA_BODY_BYTES")
+
+    @property
+    def table_endpoint(self) -> str | None:
+        return f"https://{self.storage_account_name}.table.core.windows.net" if self.storage_account_name else None
+
+    @property
+    def queue_endpoint(self) -> str | None:
+        return f"https://{self.storage_account_name}.queue.core.windows.net" if self.storage_account_name else None

@@ -1,0 +1,61 @@
+"""Virtual keys: the data-plane credential. The secret is shown once; the registry keeps a keyed hash."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+
+from pydantic import BaseModel, Field
+
+from .base import Contract, Entity, utcnow
+
+KEY_PREFIX = "sk-gw-"
+
+
+class VirtualKey(Entity):
+    kind: ClassVar[str] = "virtual_key"
+    name: str
+    prefix: str  # first characters of the secret, for display and log correlation
+    hash: str  # HMAC-SHA256(secret) with the deployment's pepper
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    models: list[str] | None = None  # None: every model of the project
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    def state(self, now: datetime | None = None) -> str:
+        now = now or utcnow()
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+class KeyCreate(Contract):
+    name: str = Field(min_length=1, max_length=200)
+    expires_at: datetime | None = None
+    models: list[str] | None = None
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=32)
+
+
+class KeyOut(BaseModel):
+    id: str
+    project_id: str
+    name: str
+    prefix: str
+    state: str
+    expires_at: str | None
+    revoked_at: str | None
+    models: list[str] | None
+    metadata: dict[str, str]
+    created_at: str
+
+    @classmethod
+    def of(cls, k: VirtualKey) -> "KeyOut":
+        iso = lambda d: d.isoformat() if d else None  # noqa: E731
+        return cls(id=k.id, project_id=k.project_id, name=k.name, prefix=k.prefix, state=k.state(),
+                   expires_at=iso(k.expires_at), revoked_at=iso(k.revoked_at), models=k.models,
+                   metadata=k.metadata, created_at=k.created_at.isoformat())
+
+
+class KeyCreated(KeyOut):
+    secret: str = Field(description="Shown only in this response. Store it now.")

@@ -1,0 +1,63 @@
+"""Models pillar: a public model name (what clients send) mapped to a pool of backends."""
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, Field, HttpUrl
+
+from .base import Contract, Entity
+
+Capability = Literal["chat", "embeddings", "streaming", "tools", "vision"]
+
+
+class Backend(Contract):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    kind: Literal["openai", "azure_openai", "openai_compatible"]
+    endpoint: HttpUrl
+    deployment: str = Field(min_length=1, description="Upstream model id, or the Azure OpenAI deployment name.")
+    api_version: str | None = Field(default=None, description="Azure OpenAI api-version.")
+    # Name of an app setting / Key Vault reference holding the upstream key; None: keyless (managed identity).
+    api_key_setting: str | None = None
+    priority: int = Field(default=0, ge=0, description="Lower is tried first.")
+    weight: int = Field(default=1, ge=1, le=1000)
+    timeout_seconds: float = Field(default=60, gt=0, le=600)
+    tpm_capacity: int | None = Field(default=None, gt=0)
+
+
+class ModelSpec(Contract):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description="Public model name clients send.")
+    description: str = Field(default="", max_length=2000)
+    capabilities: list[Capability] = Field(default_factory=lambda: ["chat", "streaming"])
+    context_window: int | None = Field(default=None, gt=0)
+    input_price_per_1k: float = Field(default=0, ge=0)
+    output_price_per_1k: float = Field(default=0, ge=0)
+    lifecycle: Literal["preview", "active", "deprecated", "retired"] = "active"
+    backends: list[Backend] = Field(min_length=1)
+
+
+class Model(Entity):
+    kind: ClassVar[str] = "model"
+    spec: ModelSpec
+
+
+class ModelOut(ModelSpec):
+    project_id: str
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, m: Model) -> "ModelOut":
+        return cls(**m.spec.model_dump(), project_id=m.project_id, created_at=m.created_at.isoformat(),
+                   updated_at=m.updated_at.isoformat())
+
+
+class OpenAIModel(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class OpenAIModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIModel]

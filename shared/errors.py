@@ -1,0 +1,110 @@
+"""One error tree for the whole gateway. Each error knows its HTTP status, stable code and whether a retry may
+help; `shared.web.responses.error_response` is the single place that turns one into HTTP."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class GatewayError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    # OpenAI-style category, so OpenAI SDKs raise the matching exception class on the data plane.
+    type: ClassVar[str] = "server_error"
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+        if code is not None:
+            self.code = code  # type: ignore[misc]  # a finer code within the same status class
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message, "type": self.type}
+        if self.details is not None:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class BadRequest(GatewayError):
+    status, code, type = 400, "bad_request", "invalid_request_error"
+
+
+class MalformedJson(BadRequest):
+    code = "malformed_json"
+
+
+class ValidationFailed(GatewayError):
+    """Body or query parameters do not match the contract; `details` lists each field path."""
+
+    status, code, type = 422, "validation_error", "invalid_request_error"
+
+
+class PayloadTooLarge(GatewayError):
+    status, code, type = 413, "payload_too_large", "invalid_request_error"
+
+
+class UnsupportedMediaType(GatewayError):
+    status, code, type = 415, "unsupported_media_type", "invalid_request_error"
+
+
+class Unauthenticated(GatewayError):
+    status, code, type = 401, "unauthenticated", "authentication_error"
+
+
+class Forbidden(GatewayError):
+    status, code, type = 403, "forbidden", "permission_error"
+
+
+class PillarDisabled(Forbidden):
+    """The pillar is switched off for this project or globally; registrations are kept."""
+
+    code = "pillar_disabled"
+
+
+class NotFound(GatewayError):
+    status, code, type = 404, "not_found", "invalid_request_error"
+
+
+class MethodNotAllowed(GatewayError):
+    status, code, type = 405, "method_not_allowed", "invalid_request_error"
+
+
+class Conflict(GatewayError):
+    status, code, type = 409, "conflict", "invalid_request_error"
+
+
+class AlreadyExists(Conflict):
+    code = "already_exists"
+
+
+class ConcurrentUpdate(Conflict):
+    """Somebody else changed the resource between our read and our write; re-read and try again."""
+
+    code = "concurrent_update"
+    retryable = True
+
+
+class PreconditionFailed(GatewayError):
+    """The client's If-Match ETag is stale."""
+
+    status, code, type = 412, "precondition_failed", "invalid_request_error"
+
+
+class DependencyUnavailable(GatewayError):
+    """Cosmos DB or Storage cannot be reached; nothing was written."""
+
+    status, code, type = 503, "dependency_unavailable", "server_error"
+    retryable = True
+
+
+class InternalError(GatewayError):
+    pass

@@ -1,0 +1,148 @@
+"""The per-worker object graph, built from Settings. Everything is created lazily inside the running event loop
+(async SDK clients bind to it) and passed explicitly to the blueprints; nothing here is a module-level global."""
+from __future__ import annotations
+
+import asyncio
+from functools import cached_property
+from typing import Any
+
+import httpx
+
+from .auth.control import ControlPlaneAuth
+from .auth.entra import EntraValidator
+from .auth.keys import KeyService
+from .config import Settings
+from .catalog import ModelCatalog
+from .domain.keys import VirtualKey
+from .domain.models import Model
+from .domain.projects import GlobalFlags, Project
+from .flags.service import FlagService
+from .storage.documents import DocumentStore
+from .storage.repository import Repository
+from .storage.tables import StorageProbe
+
+
+class Services:
+    def __init__(self, settings: Settings, *, store: DocumentStore | None = None,
+                 storage: StorageProbe | None = None, http: httpx.AsyncClient | None = None,
+                 credential: Any = None) -> None:
+        self.settings = settings
+        self._store = store
+        self._storage = storage
+        self._http = http
+        self._credential = credential
+
+    # ---- infrastructure clients (lazy: created on first use, in the worker's loop)
+
+    @property
+    def credential(self) -> Any:
+        if self._credential is None:
+            from azure.identity.aio import DefaultAzureCredential  # only needed in Azure (keyless)
+
+            self._credential = DefaultAzureCredential()
+        return self._credential
+
+    @property
+    def store(self) -> DocumentStore:
+        if self._store is None:
+            from .storage.cosmos import CosmosDocumentStore, make_cosmos_client
+
+            s = self.settings
+            conn = s.cosmos_connection_string.get_secret_value() if s.cosmos_connection_string else None
+            self._store = CosmosDocumentStore(
+                lambda: make_cosmos_client(connection_string=conn, endpoint=s.cosmos_endpoint,
+                                           credential=None if conn else self.credential,
+                                           timeout=s.dependency_timeout_seconds),
+                s.cosmos_database, s.cosmos_container,
+                                              create_if_missing=s.cosmos_create_if_missing,
+                                              timeout=s.dependency_timeout_seconds)
+        return self._store
+
+    @property
+    def storage(self) -> StorageProbe:
+        if self._storage is None:
+            s = self.settings
+            conn = s.storage_connection_string.get_secret_value() if s.storage_connection_string else None
+            self._storage = StorageProbe.create(connection_string=conn, table_endpoint=s.table_endpoint,
+                                                credential=None if conn else self.credential,
+                                                timeout=s.dependency_timeout_seconds)
+        return self._storage
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10.0)
+        return self._http
+
+    # ---- registry and gateway services
+
+    @cached_property
+    def projects(self) -> Repository[Project]:
+        return Repository(self.store, Project)
+
+    @cached_property
+    def global_flags(self) -> Repository[GlobalFlags]:
+        return Repository(self.store, GlobalFlags)
+
+    @cached_property
+    def keys(self) -> Repository[VirtualKey]:
+        return Repository(self.store, VirtualKey)
+
+    @property
+    def owned_by_project(self) -> list[Repository[Any]]:
+        """Every repository whose documents live in a project's partition (a project is deletable when empty)."""
+        return [self.keys, self.models]
+
+    @cached_property
+    def models(self) -> Repository[Model]:
+        return Repository(self.store, Model)
+
+    @cached_property
+    def catalog(self) -> ModelCatalog:
+        s = self.settings
+        return ModelCatalog(self.models, ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
+
+    @cached_property
+    def flags(self) -> FlagService:
+        s = self.settings
+        return FlagService(self.projects, self.global_flags, ttl=s.flag_cache_ttl_seconds,
+                           max_stale=s.fail_static_max_seconds)
+
+    @cached_property
+    def key_service(self) -> KeyService:
+        s = self.settings
+        return KeyService(self.keys, pepper=s.key_hash_secret.get_secret_value().encode(),
+                          ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
+
+    @cached_property
+    def control_auth(self) -> ControlPlaneAuth:
+        s = self.settings
+        entra = None
+        if s.entra_tenant_id and s.entra_audience:
+            entra = EntraValidator(tenant_id=s.entra_tenant_id, audience=s.entra_audience, http=self.http,
+                                   issuer=s.entra_issuer, jwks_url=s.entra_jwks_url, admin_role=s.entra_admin_role,
+                                   developer_role=s.entra_developer_role, cache_seconds=s.jwks_cache_seconds)
+        return ControlPlaneAuth(admin_key=s.admin_key.get_secret_value() if s.admin_key else None, entra=entra)
+
+    async def readiness(self) -> dict[str, dict[str, str]]:
+        """Each dependency checked concurrently; never raises."""
+
+        async def check(ping: Any) -> dict[str, str]:
+            try:
+                await ping()
+                return {"status": "ok"}
+            except Exception as exc:  # noqa: BLE001 - a readiness probe reports, it does not fail
+                return {"status": "unavailable", "error": getattr(exc, "code", type(exc).__name__)}
+
+        cosmos, storage = await asyncio.gather(check(self.store.ping), check(self.storage.ping))
+        return {"cosmos": cosmos, "storage": storage}
+
+    async def close(self) -> None:
+        for resource in (self._store, self._storage, self._http):
+            if resource is None:
+                continue
+            close = getattr(resource, "aclose", None) or resource.close
+            try:
+                await close()
+            except Exception:  # noqa: BLE001 - shutting down; nothing useful to do
+                pass

@@ -1,0 +1,111 @@
+"""Declaring HTTP operations once: the Azure Functions route, the guard, the contracts, and the OpenAPI entry.
+
+`ApiBlueprint.route` registers a v2-model HTTP function on a `func.Blueprint` (FastAPI request/response types from
+`azurefunctions-extensions-http-fastapi`, so streaming works in Azure), wraps the handler with request ids,
+authentication and the one error mapping, and records an `Operation` for the OpenAPI document.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import azure.functions as func
+from azurefunctions.extensions.http.fastapi import Request, Response
+from pydantic import BaseModel
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import Response as StarletteResponse
+
+from ..auth.principal import Principal
+from .inputs import read_model
+from .responses import error_response, json_response
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class Guard(Protocol):
+    """Authenticates and authorises a request, or raises a GatewayError (401/403/…)."""
+
+    scheme: str  # OpenAPI security scheme name
+
+    async def __call__(self, req: StarletteRequest) -> Principal: ...
+
+
+@dataclass
+class Call:
+    req: StarletteRequest
+    request_id: str
+    principal: Principal | None
+    body: Any = None
+
+    def path(self, name: str) -> str:
+        return str(self.req.path_params[name])
+
+
+Handler = Callable[[Call], Awaitable[StarletteResponse | BaseModel]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    route: str
+    methods: tuple[str, ...]
+    summary: str
+    tag: str
+    guard_scheme: str | None
+    body: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    query: tuple[tuple[str, str], ...] = ()  # (name, description)
+    headers: tuple[tuple[str, str], ...] = ()
+    media_type: str = "application/json"
+    errors: tuple[int, ...] = field(default=())
+
+
+class ApiBlueprint:
+    def __init__(self, tag: str, *, max_body_bytes: int) -> None:
+        self.blueprint = func.Blueprint()
+        self.tag = tag
+        self.operations: list[Operation] = []
+        self._max_body = max_body_bytes
+
+    def route(self, route: str, method: str, *, name: str, summary: str, guard: Guard | None,
+              body: type[BaseModel] | None = None, response: type[BaseModel] | None = None, status: int = 200,
+              query: tuple[tuple[str, str], ...] = (), headers: tuple[tuple[str, str], ...] = (),
+              media_type: str = "application/json") -> Callable[[Handler], Handler]:
+        op = Operation(name=name, route=route, methods=(method,), summary=summary, tag=self.tag,
+                       guard_scheme=guard.scheme if guard else None, body=body, response=response, status=status,
+                       query=query, headers=headers, media_type=media_type)
+
+        def register(handler: Handler) -> Handler:
+            self.operations.append(op)
+            self._register(op, guard, handler)
+            return handler
+
+        return register
+
+    def _register(self, op: Operation, guard: Guard | None, handler: Handler) -> None:
+        max_body = self._max_body
+
+        # The worker binds by annotation: the parameter must be the extension's Request type.
+        async def function(req: Request) -> Response:  # type: ignore[valid-type]
+            incoming = req.headers.get("x-request-id", "")
+            request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+            try:
+                principal = await guard(req) if guard else None
+                call = Call(req=req, request_id=request_id, principal=principal)
+                if op.body is not None:
+                    call.body = await read_model(req, op.body, max_body)
+                result = await handler(call)
+                if isinstance(result, BaseModel):
+                    result = json_response(result, op.status)
+                result.headers.setdefault("x-request-id", request_id)
+                return result
+            except Exception as exc:  # noqa: BLE001 - mapped in exactly one place
+                return error_response(exc, request_id)
+
+        function.__name__ = function.__qualname__ = op.name
+        routed = self.blueprint.route(route=op.route, methods=list(op.methods), auth_level=func.AuthLevel.ANONYMOUS)
+        self.blueprint.function_name(op.name)(routed(function))
