@@ -91,7 +91,8 @@ class Emulators:
                     "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1", "--blobPort", str(p.blob),
                     "--queuePort", str(p.queue), "--tablePort", str(p.table), "--skipApiVersionCheck",
                     "--disableProductStyleUrl"]
-        return ["node", str(DEV / "cosmos-server.js"), "--host", "127.0.0.1", "--port", str(self.ports.cosmos)]
+        return ["node", str(DEV / "cosmos-server.js"), "--host", "127.0.0.1", "--port", str(self.ports.cosmos),
+                "--data", str(self.data_dir / "cosmos.json")]
 
     def start(self, *names: str, timeout: float = 60) -> None:
         ensure_node_modules()

@@ -58,6 +58,7 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # explicit: a shell may start us with SIGINT ignored
     host: subprocess.Popen[bytes] | None = None
     try:
         emulators.start()

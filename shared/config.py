@@ -5,19 +5,21 @@ as environment variables); in Azure they are app settings, secrets as Key Vault 
 """
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True,
+                                      env_ignore_empty=True)  # "" in local.settings.json means "use the default"
 
     # --- auth
     admin_key: SecretStr | None = Field(default=None, validation_alias="GATEWAY_ADMIN_KEY")
     # Pepper for the keyed hash of virtual keys. A leaked registry alone must not let anyone test guesses.
-    key_hash_secret: SecretStr = Field(
-        default=SecretStr("local-dev-only-key-hash-secret"), validation_alias="GATEWAY_KEY_HASH_SECRET"
-    )
+    # No default: a well-known pepper would be worse than none. Missing → the data plane refuses (503).
+    key_hash_secret: SecretStr | None = Field(default=None, validation_alias="GATEWAY_KEY_HASH_SECRET")
     entra_tenant_id: str | None = Field(default=None, validation_alias="ENTRA_TENANT_ID")
     entra_audience: str | None = Field(default=None, validation_alias="ENTRA_AUDIENCE")
     # Overrides, mostly for tests and sovereign clouds; derived from the tenant when absent.
@@ -51,6 +53,15 @@ class Settings(BaseSettings):
     max_admin_body_bytes: int = Field(default=1_048_576, gt=0, validation_alias="MAX_ADMIN_BODY_BYTES")
     # Prompts with images or long context are large; still bounded so one request cannot exhaust a worker.
     max_data_body_bytes: int = Field(default=16_777_216, gt=0, validation_alias="MAX_DATA_BODY_BYTES")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _unresolved_references_are_missing(cls, value: Any) -> Any:
+        # While a Key Vault reference cannot be resolved, App Service passes its literal text. Using that text as
+        # a secret (say, the key-hash pepper) would silently break every key issued meanwhile; treat it as unset.
+        if isinstance(value, str) and value.startswith("@Microsoft.KeyVault("):
+            return None
+        return value
 
     @property
     def table_endpoint(self) -> str | None:

@@ -111,7 +111,8 @@ class Services:
     @cached_property
     def key_service(self) -> KeyService:
         s = self.settings
-        return KeyService(self.keys, pepper=s.key_hash_secret.get_secret_value().encode(),
+        pepper = s.key_hash_secret.get_secret_value().encode() if s.key_hash_secret else None
+        return KeyService(self.keys, pepper=pepper,
                           ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
 
     @cached_property

@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The Azure SDKs log every HTTP exchange at INFO; keep the console for the gateway's own messages.
+    logging.getLogger("azure").setLevel(logging.WARNING)
     root = Path(args.root).resolve()
     load_local_settings(root / args.settings)
     sys.path.insert(0, str(root))

@@ -9,19 +9,23 @@ import uuid
 
 from ..cache import FailStaticCache
 from ..domain.keys import KEY_PREFIX, KeyCreate, VirtualKey
-from ..errors import Unauthenticated
+from ..errors import DependencyUnavailable, Unauthenticated
 from ..storage.repository import Repository
 from .principal import Principal, looks_like_jwt
 
 
 class KeyService:
-    def __init__(self, keys: Repository[VirtualKey], *, pepper: bytes, ttl: float, max_stale: float) -> None:
+    def __init__(self, keys: Repository[VirtualKey], *, pepper: bytes | None, ttl: float, max_stale: float) -> None:
         self._keys = keys
         self._pepper = pepper
         self._cache: FailStaticCache[str, VirtualKey | None] = FailStaticCache(
             self._lookup, ttl=ttl, max_stale=max_stale)
 
     def hash(self, secret: str) -> str:
+        if not self._pepper:
+            raise DependencyUnavailable("GATEWAY_KEY_HASH_SECRET is not set (or its Key Vault reference is not "
+                                        "resolved); virtual keys cannot be issued or checked.",
+                                        details={"dependency": "key_hash_secret", "reason": "not_configured"})
         return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
 
     async def _lookup(self, digest: str) -> VirtualKey | None:

@@ -4,8 +4,8 @@
 `azurefunctions-extensions-http-fastapi`, so streaming works in Azure), wraps the handler with request ids,
 authentication and the one error mapping, and records an `Operation` for the OpenAPI document.
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the Functions worker binds the HTTP extension by the *runtime*
+# annotations of the generated function, which must be the real Request/Response classes, not strings.
 import re
 import uuid
 from collections.abc import Awaitable, Callable
