@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions import admin_api, health_api, keys_api, models_api, portal_api
+from functions import admin_api, credentials_api, health_api, keys_api, models_admin_api, models_api, portal_api
 from shared.config import Settings
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Operation
@@ -18,7 +18,9 @@ def build_app(settings: Settings, services: Services | None = None) -> func.Func
     surfaces: list[ApiBlueprint] = [
         admin_api.build(services),
         keys_api.build(services),
+        models_admin_api.build(services),
         portal_api.build(services),
+        credentials_api.build(services),
         models_api.build(services),
     ]
 

@@ -6,7 +6,8 @@ from pydantic import BaseModel
 from shared.auth.guards import RoleGuard
 from shared.auth.principal import Role
 from shared.domain.base import utcnow
-from shared.domain.keys import KeyCreate, KeyCreated, KeyOut, VirtualKey
+from shared.domain.keys import KeyCreate, KeyCreated, KeyOut, KeyRotate, VirtualKey
+from shared.errors import ValidationFailed
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Call
 from shared.web.inputs import query_int
@@ -57,5 +58,17 @@ def build(services: Services) -> ApiBlueprint:
         key = await services.keys.update(call.path("project"), call.path("key"), apply)
         services.key_service.forget(key)
         return KeyOut.of(key)
+
+    @api.route("manage/projects/{project}/keys/{key}/rotate", "POST", name="manage_rotate_key",
+               summary="New secret for the key; the previous one keeps working for `overlap_seconds`.",
+               guard=admin, body=KeyRotate, response=KeyCreated)
+    async def rotate_key(call: Call):
+        overlap = call.body.overlap_seconds
+        limit = services.settings.key_rotation_max_overlap_seconds
+        if overlap > limit:
+            raise ValidationFailed(f"overlap_seconds may be at most {limit}.",
+                                   details=[{"field": "overlap_seconds", "message": f"max {limit}"}])
+        key, secret = await services.key_service.rotate(call.path("project"), call.path("key"), overlap)
+        return KeyCreated(**KeyOut.of(key).model_dump(), secret=secret)
 
     return api

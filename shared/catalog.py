@@ -28,5 +28,9 @@ class ModelCatalog:
     async def get(self, project_id: str, name: str) -> Model | None:
         return (await self._cache.get(project_id)).get(name)
 
+    async def fresh(self, project_id: str) -> list[Model]:
+        """For the control plane: always read the registry (admins expect to see their last write)."""
+        return sorted((await self._load(project_id)).values(), key=lambda m: m.spec.name)
+
     def invalidate(self, project_id: str) -> None:
         self._cache.invalidate(project_id)

@@ -5,6 +5,7 @@ as environment variables); in Azure they are app settings, secrets as Key Vault 
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -54,6 +55,18 @@ class Settings(BaseSettings):
     # Prompts with images or long context are large; still bounded so one request cannot exhaust a worker.
     max_data_body_bytes: int = Field(default=16_777_216, gt=0, validation_alias="MAX_DATA_BODY_BYTES")
 
+    # --- egress policy for registered URLs (model backends, MCP servers, agents)
+    egress_allow_loopback: bool = Field(default=False, validation_alias="EGRESS_ALLOW_LOOPBACK")
+    egress_allow_private: bool = Field(default=False, validation_alias="EGRESS_ALLOW_PRIVATE")
+    egress_allowed_hosts: str = Field(default="", validation_alias="EGRESS_ALLOWED_HOSTS",
+                                      description="Comma-separated host names always allowed.")
+
+    # --- models pillar
+    quota_lease_fraction: float = Field(default=0.02, gt=0, le=1, validation_alias="QUOTA_LEASE_FRACTION")
+    usage_flush_seconds: float = Field(default=1.0, gt=0, validation_alias="USAGE_FLUSH_SECONDS")
+    key_rotation_max_overlap_seconds: int = Field(default=7 * 86400, gt=0,
+                                                  validation_alias="KEY_ROTATION_MAX_OVERLAP_SECONDS")
+
     @field_validator("*", mode="before")
     @classmethod
     def _unresolved_references_are_missing(cls, value: Any) -> Any:
@@ -62,6 +75,12 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.startswith("@Microsoft.KeyVault("):
             return None
         return value
+
+    def secret(self, name: str) -> str | None:
+        """An app setting named at run time (a model backend's key). Key Vault references resolve in Azure;
+        an unresolved one counts as missing."""
+        value = os.environ.get(name)
+        return None if not value or value.startswith("@Microsoft.KeyVault(") else value
 
     @property
     def table_endpoint(self) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -13,13 +13,22 @@ from .auth.entra import EntraValidator
 from .auth.keys import KeyService
 from .config import Settings
 from .catalog import ModelCatalog
+from .domain.key_requests import KeyRequest
 from .domain.keys import VirtualKey
 from .domain.models import Model
+from .domain.quotas import Quota
+from .egress import EgressPolicy
 from .domain.projects import GlobalFlags, Project
 from .flags.service import FlagService
 from .storage.documents import DocumentStore
 from .storage.repository import Repository
 from .storage.tables import StorageProbe
+
+if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
+    from .proxy.models import ModelProxy
+    from .proxy.quota_book import QuotaBook
+    from .quotas.enforcer import QuotaEnforcer
+    from .usage.log import UsageLog
 
 
 class Services:
@@ -31,6 +40,7 @@ class Services:
         self._storage = storage
         self._http = http
         self._credential = credential
+        self._closeables: list[Any] = []
 
     # ---- infrastructure clients (lazy: created on first use, in the worker's loop)
 
@@ -91,7 +101,60 @@ class Services:
     @property
     def owned_by_project(self) -> list[Repository[Any]]:
         """Every repository whose documents live in a project's partition (a project is deletable when empty)."""
-        return [self.keys, self.models]
+        return [self.keys, self.models, self.quotas, self.key_requests]
+
+    @cached_property
+    def key_requests(self) -> Repository[KeyRequest]:
+        return Repository(self.store, KeyRequest)
+
+    @cached_property
+    def quotas(self) -> Repository[Quota]:
+        return Repository(self.store, Quota)
+
+    @cached_property
+    def egress(self) -> EgressPolicy:
+        s = self.settings
+        hosts = frozenset(h.strip() for h in s.egress_allowed_hosts.split(",") if h.strip())
+        return EgressPolicy(allow_loopback=s.egress_allow_loopback, allow_private=s.egress_allow_private,
+                            allowed_hosts=hosts)
+
+    @cached_property
+    def quota_book(self) -> "QuotaBook":
+        from .proxy.quota_book import QuotaBook
+
+        s = self.settings
+        return QuotaBook(self.quotas, ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
+
+    @cached_property
+    def enforcer(self) -> "QuotaEnforcer":
+        from .quotas.enforcer import QuotaEnforcer
+        from .quotas.store import TableCounterStore
+
+        table = self.storage.tables.get_table_client("gatewayquotas")
+        return QuotaEnforcer(TableCounterStore(table, self.settings.dependency_timeout_seconds),
+                             lease_fraction=self.settings.quota_lease_fraction)
+
+    @cached_property
+    def usage_log(self) -> "UsageLog":
+        from .usage.log import TableUsageSink, UsageLog
+
+        return UsageLog(TableUsageSink(self.storage.tables.get_table_client("gatewayrequests")),
+                        flush_seconds=self.settings.usage_flush_seconds)
+
+    @cached_property
+    def model_proxy(self) -> "ModelProxy":
+        from .proxy.models import ModelProxy
+        from .routing.breaker import Breakers
+        from .tokens import TokenEstimator
+        from .upstreams.credentials import TokenCache, UpstreamCredentials
+        from .upstreams.openai_http import OpenAIHttp
+
+        upstream_http = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200))
+        self._closeables.append(upstream_http)
+        credentials = UpstreamCredentials(self.settings, TokenCache(lambda: self.credential))
+        return ModelProxy(catalog=self.catalog, quota_book=self.quota_book, enforcer=self.enforcer,
+                          http=OpenAIHttp(upstream_http, credentials), breakers=Breakers(),
+                          tokens=TokenEstimator(), usage=self.usage_log)
 
     @cached_property
     def models(self) -> Repository[Model]:
@@ -139,7 +202,13 @@ class Services:
         return {"cosmos": cosmos, "storage": storage}
 
     async def close(self) -> None:
-        for resource in (self._store, self._storage, self._http):
+        usage = self.__dict__.get("usage_log")
+        if usage is not None:
+            await usage.close()
+        enforcer = self.__dict__.get("enforcer")
+        if enforcer is not None:
+            await enforcer.drain()
+        for resource in (self._store, self._storage, self._http, *self._closeables):
             if resource is None:
                 continue
             close = getattr(resource, "aclose", None) or resource.close

@@ -14,6 +14,7 @@ from tests.support.jwks import JwksServer
 from tests.support.processes import REPO, HostProcess, start_host
 
 ADMIN_KEY = "test-admin-" + secrets.token_urlsafe(16)
+UPSTREAM_KEYS = {"a": "upstream-a-" + secrets.token_hex(4), "b": "upstream-b-" + secrets.token_hex(4)}
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +48,11 @@ def gateway_env(emu: Emulators, jwks: JwksServer, **overrides: str) -> dict[str,
         "ENTRA_ISSUER": jwks.issuer,
         "ENTRA_JWKS_URL": jwks.url,
         "MAX_ADMIN_BODY_BYTES": "65536",
+        "MAX_DATA_BODY_BYTES": "262144",
+        "EGRESS_ALLOW_LOOPBACK": "true",  # the fake upstreams live on 127.0.0.1
+        "UPSTREAM_KEY_A": UPSTREAM_KEYS["a"],
+        "UPSTREAM_KEY_B": UPSTREAM_KEYS["b"],
+        "USAGE_FLUSH_SECONDS": "0.2",
     }
     env.update(overrides)
     return env

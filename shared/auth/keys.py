@@ -6,10 +6,12 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from datetime import timedelta
 
 from ..cache import FailStaticCache
-from ..domain.keys import KEY_PREFIX, KeyCreate, VirtualKey
-from ..errors import DependencyUnavailable, Unauthenticated
+from ..domain.base import utcnow
+from ..domain.keys import KEY_PREFIX, KeyCreate, PreviousSecret, VirtualKey
+from ..errors import Conflict, DependencyUnavailable, Unauthenticated
 from ..storage.repository import Repository
 from .principal import Principal, looks_like_jwt
 
@@ -29,18 +31,45 @@ class KeyService:
         return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
 
     async def _lookup(self, digest: str) -> VirtualKey | None:
-        page = await self._keys.list(None, limit=1, hash=digest)
+        page = await self._keys.list(None, limit=1, contains={"lookup": digest})
         return page.items[0] if page.items else None
 
+    @staticmethod
+    def _new_secret() -> str:
+        return KEY_PREFIX + secrets.token_urlsafe(32)
+
     async def issue(self, project_id: str, spec: KeyCreate) -> tuple[VirtualKey, str]:
-        secret = KEY_PREFIX + secrets.token_urlsafe(32)
+        secret = self._new_secret()
+        digest = self.hash(secret)
         key = VirtualKey(id=uuid.uuid4().hex[:16], project_id=project_id, name=spec.name,
-                         prefix=secret[: len(KEY_PREFIX) + 6], hash=self.hash(secret), expires_at=spec.expires_at,
-                         models=spec.models, metadata=spec.metadata)
+                         prefix=secret[: len(KEY_PREFIX) + 6], hash=digest, lookup=[digest],
+                         expires_at=spec.expires_at, models=spec.models, metadata=spec.metadata)
         return await self._keys.create(key), secret
 
+    async def rotate(self, project_id: str, key_id: str, overlap_seconds: int) -> tuple[VirtualKey, str]:
+        """A new secret for the same key (same id, scopes, quotas); the old one keeps working for the overlap."""
+        secret = self._new_secret()
+        digest = self.hash(secret)
+
+        def apply(k: VirtualKey) -> None:
+            now = utcnow()
+            if k.state(now) != "active":
+                raise Conflict(f"A {k.state(now)} key cannot be rotated.", code="key_not_active")
+            keep = [p for p in k.previous if p.valid_until > now]
+            if overlap_seconds > 0:
+                keep.append(PreviousSecret(hash=k.hash, valid_until=now + timedelta(seconds=overlap_seconds)))
+            k.previous = keep
+            k.hash, k.prefix = digest, secret[: len(KEY_PREFIX) + 6]
+            k.lookup = [digest, *(p.hash for p in keep)]
+
+        old = await self._keys.get(project_id, key_id)
+        key = await self._keys.update(project_id, key_id, apply)
+        self._cache.invalidate(old.hash)  # this instance stops trusting its cached copy at once
+        return key, secret
+
     def forget(self, key: VirtualKey) -> None:
-        self._cache.invalidate(key.hash)
+        for digest in key.lookup or [key.hash]:
+            self._cache.invalidate(digest)
 
     async def authenticate(self, secret: str | None) -> Principal:
         if not secret:
@@ -51,8 +80,9 @@ class KeyService:
             kind = "An Entra token" if looks_like_jwt(secret) else "This credential"
             raise Unauthenticated(f"{kind} is not a virtual key; the data plane accepts only virtual keys.",
                                   code="invalid_api_key")
-        key = await self._cache.get(self.hash(secret))
-        if key is None:
+        digest = self.hash(secret)
+        key = await self._cache.get(digest)
+        if key is None or not key.accepts(digest):
             raise Unauthenticated("The virtual key is not valid.", code="invalid_api_key")
         state = key.state()
         if state != "active":

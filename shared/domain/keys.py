@@ -11,15 +11,28 @@ from .base import Contract, Entity, utcnow
 KEY_PREFIX = "sk-gw-"
 
 
+class PreviousSecret(BaseModel):
+    hash: str
+    valid_until: datetime
+
+
 class VirtualKey(Entity):
     kind: ClassVar[str] = "virtual_key"
     name: str
     prefix: str  # first characters of the secret, for display and log correlation
     hash: str  # HMAC-SHA256(secret) with the deployment's pepper
+    # Rotation overlap: earlier secrets that still work until their deadline.
+    previous: list[PreviousSecret] = Field(default_factory=list)
+    # Every hash that may open this key (current + overlapping), the field lookups query.
+    lookup: list[str] = Field(default_factory=list)
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     models: list[str] | None = None  # None: every model of the project
     metadata: dict[str, str] = Field(default_factory=dict)
+
+    def accepts(self, digest: str, now: datetime | None = None) -> bool:
+        now = now or utcnow()
+        return digest == self.hash or any(p.hash == digest and p.valid_until > now for p in self.previous)
 
     def state(self, now: datetime | None = None) -> str:
         now = now or utcnow()
@@ -37,6 +50,10 @@ class KeyCreate(Contract):
     metadata: dict[str, str] = Field(default_factory=dict, max_length=32)
 
 
+class KeyRotate(Contract):
+    overlap_seconds: int = Field(default=3600, ge=0, description="How long the previous secret keeps working.")
+
+
 class KeyOut(BaseModel):
     id: str
     project_id: str
@@ -48,13 +65,15 @@ class KeyOut(BaseModel):
     models: list[str] | None
     metadata: dict[str, str]
     created_at: str
+    previous_valid_until: list[str] = Field(default_factory=list)
 
     @classmethod
     def of(cls, k: VirtualKey) -> "KeyOut":
         iso = lambda d: d.isoformat() if d else None  # noqa: E731
         return cls(id=k.id, project_id=k.project_id, name=k.name, prefix=k.prefix, state=k.state(),
                    expires_at=iso(k.expires_at), revoked_at=iso(k.revoked_at), models=k.models,
-                   metadata=k.metadata, created_at=k.created_at.isoformat())
+                   metadata=k.metadata, created_at=k.created_at.isoformat(),
+                   previous_valid_until=[p.valid_until.isoformat() for p in k.previous])
 
 
 class KeyCreated(KeyOut):

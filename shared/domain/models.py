@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, Field, HttpUrl
 
 from .base import Contract, Entity
+from .routing import RoutingPolicy
 
 Capability = Literal["chat", "embeddings", "streaming", "tools", "vision"]
 
@@ -32,7 +33,8 @@ class ModelSpec(Contract):
     input_price_per_1k: float = Field(default=0, ge=0)
     output_price_per_1k: float = Field(default=0, ge=0)
     lifecycle: Literal["preview", "active", "deprecated", "retired"] = "active"
-    backends: list[Backend] = Field(min_length=1)
+    backends: list[Backend] = Field(min_length=1, max_length=32)
+    routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
 
 
 class Model(Entity):

@@ -120,6 +120,11 @@ class CosmosDocumentStore:
                 raise ValueError(f"not a field name: {field!r}")
             clauses.append(f"c.{field} = @v{i}")
             params.append({"name": f"@v{i}", "value": value})
+        for j, (field, value) in enumerate(sorted(q.contains.items())):
+            if not field.isidentifier():
+                raise ValueError(f"not a field name: {field!r}")
+            clauses.append(f"ARRAY_CONTAINS(c.{field}, @c{j})")
+            params.append({"name": f"@c{j}", "value": value})
         sql = f"SELECT * FROM c WHERE {' AND '.join(clauses)} ORDER BY c.id"
         scope = {"partition_key": q.partition} if q.partition is not None else {}
         token = decode_cursor(cursor) if cursor else None

@@ -19,6 +19,7 @@ class Query:
     kind: str
     partition: str | None = None  # None: across all projects
     equals: dict[str, Any] = field(default_factory=dict)  # top-level field == value
+    contains: dict[str, Any] = field(default_factory=dict)  # top-level array field contains value
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,8 @@ class MemoryDocumentStore:
             (d for d in self._docs.values()
              if d.get("kind") == q.kind
              and (q.partition is None or d["pk"] == q.partition)
-             and all(d.get(k) == v for k, v in q.equals.items())),
+             and all(d.get(k) == v for k, v in q.equals.items())
+             and all(v in (d.get(k) or []) for k, v in q.contains.items())),
             key=lambda d: (d["pk"], d["id"]),
         )
         raw = decode_cursor(cursor) if cursor else "0"

@@ -69,6 +69,6 @@ class Repository(Generic[E]):
         await self._store.delete(partition, id, if_match)
 
     async def list(self, partition: str | None, *, limit: int = 50, cursor: str | None = None,
-                   **equals: Any) -> Page[E]:
-        page = await self._store.query(Query(self.kind, partition, equals), limit, cursor)
+                   contains: dict[str, Any] | None = None, **equals: Any) -> Page[E]:
+        page = await self._store.query(Query(self.kind, partition, equals, contains or {}), limit, cursor)
         return Page([self._load(d) for d in page.items], page.cursor)

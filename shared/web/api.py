@@ -7,9 +7,10 @@ authentication and the one error mapping, and records an `Operation` for the Ope
 # No `from __future__ import annotations` here: the Functions worker binds the HTTP extension by the *runtime*
 # annotations of the generated function, which must be the real Request/Response classes, not strings.
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import azure.functions as func
@@ -39,6 +40,7 @@ class Call:
     request_id: str
     principal: Principal | None
     body: Any = None
+    started: float = 0.0  # perf_counter at arrival, for the gateway-overhead figure
 
     def path(self, name: str) -> str:
         return str(self.req.path_params[name])
@@ -61,7 +63,7 @@ class Operation:
     query: tuple[tuple[str, str], ...] = ()  # (name, description)
     headers: tuple[tuple[str, str], ...] = ()
     media_type: str = "application/json"
-    errors: tuple[int, ...] = field(default=())
+    parse_body: bool = True
 
 
 class ApiBlueprint:
@@ -74,10 +76,12 @@ class ApiBlueprint:
     def route(self, route: str, method: str, *, name: str, summary: str, guard: Guard | None,
               body: type[BaseModel] | None = None, response: type[BaseModel] | None = None, status: int = 200,
               query: tuple[tuple[str, str], ...] = (), headers: tuple[tuple[str, str], ...] = (),
-              media_type: str = "application/json") -> Callable[[Handler], Handler]:
+              media_type: str = "application/json", parse_body: bool = True) -> Callable[[Handler], Handler]:
+        """`parse_body=False`: `body` only documents the contract; the handler reads the raw body itself
+        (pass-through proxies keep unknown fields byte-for-byte)."""
         op = Operation(name=name, route=route, methods=(method,), summary=summary, tag=self.tag,
                        guard_scheme=guard.scheme if guard else None, body=body, response=response, status=status,
-                       query=query, headers=headers, media_type=media_type)
+                       query=query, headers=headers, media_type=media_type, parse_body=parse_body)
 
         def register(handler: Handler) -> Handler:
             self.operations.append(op)
@@ -91,12 +95,13 @@ class ApiBlueprint:
 
         # The worker binds by annotation: the parameter must be the extension's Request type.
         async def function(req: Request) -> Response:  # type: ignore[valid-type]
+            started = time.perf_counter()
             incoming = req.headers.get("x-request-id", "")
             request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
             try:
                 principal = await guard(req) if guard else None
-                call = Call(req=req, request_id=request_id, principal=principal)
-                if op.body is not None:
+                call = Call(req=req, request_id=request_id, principal=principal, started=started)
+                if op.body is not None and op.parse_body:
                     call.body = await read_model(req, op.body, max_body)
                 result = await handler(call)
                 if isinstance(result, BaseModel):

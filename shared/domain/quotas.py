@@ -1,0 +1,52 @@
+"""Quotas: limits attached to a project, a key or a model; every quota that applies to a call is enforced."""
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from .base import Contract, Entity
+
+QuotaScope = Literal["project", "key", "model"]
+
+
+class QuotaLimits(Contract):
+    requests_per_minute: int | None = Field(default=None, gt=0)
+    tokens_per_minute: int | None = Field(default=None, gt=0)
+    tokens_per_day: int | None = Field(default=None, gt=0)
+    tokens_per_month: int | None = Field(default=None, gt=0)
+    cost_per_month_usd: float | None = Field(default=None, gt=0, description="From the model's prices.")
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> "QuotaLimits":
+        if all(v is None for v in self.model_dump().values()):
+            raise ValueError("set at least one limit")
+        return self
+
+
+class Quota(Entity):
+    kind: ClassVar[str] = "quota"
+    scope: QuotaScope
+    target: str
+    limits: QuotaLimits
+
+    @staticmethod
+    def doc_id(scope: str, target: str) -> str:
+        return f"{scope}.{target}"
+
+
+class QuotaOut(BaseModel):
+    project_id: str
+    scope: QuotaScope
+    target: str
+    limits: QuotaLimits
+    updated_at: str
+
+    @classmethod
+    def of(cls, q: Quota) -> "QuotaOut":
+        return cls(project_id=q.project_id, scope=q.scope, target=q.target, limits=q.limits,
+                   updated_at=q.updated_at.isoformat())
+
+
+class QuotaList(BaseModel):
+    items: list[QuotaOut]

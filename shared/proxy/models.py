@@ -1,0 +1,198 @@
+"""The models data plane for one call: model lookup and scope → quota admission → upstream with failover →
+faithful pass-through (streamed chunk by chunk) → usage settlement and the request log (off the hot path)."""
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from starlette.responses import Response, StreamingResponse
+
+from ..auth.principal import Principal
+from ..catalog import ModelCatalog
+from ..domain.models import Model
+from ..errors import BadRequest, Forbidden, GatewayError, NotFound
+from ..quotas.enforcer import Admission, QuotaEnforcer
+from ..routing.breaker import Breakers
+from ..routing.failover import Outcome, call_with_failover
+from ..tokens import TokenEstimator
+from ..upstreams.openai_http import OpenAIHttp
+from ..usage.log import UsageLog, UsageRecord
+from ..web.inputs import validate
+from .contracts import CONTRACTS, Operation
+from .quota_book import QuotaBook
+from .sse import SseRelay, error_event
+
+# Upstream response headers worth handing to the client; everything else is the gateway's business.
+_PASS_HEADERS = ("content-type", "openai-processing-ms", "openai-version", "x-ms-region", "retry-after",
+                 "retry-after-ms", "apim-request-id")
+
+
+@dataclass
+class CallState:
+    principal: Principal
+    request_id: str
+    op: Operation
+    model: Model
+    stream: bool
+    started: float
+    prompt_estimate: int
+    admission: Admission
+
+
+class ModelProxy:
+    def __init__(self, *, catalog: ModelCatalog, quota_book: QuotaBook, enforcer: QuotaEnforcer, http: OpenAIHttp,
+                 breakers: Breakers, tokens: TokenEstimator, usage: UsageLog,
+                 rng: random.Random | None = None) -> None:
+        self._catalog, self._quotas, self._enforcer = catalog, quota_book, enforcer
+        self._http, self._breakers = http, breakers
+        self._tokens, self._usage = tokens, usage
+        self._rng = rng or random.Random()
+
+    async def handle(self, *, principal: Principal, request_id: str, op: Operation, raw: bytes,
+                     headers: dict[str, str], path_model: str | None, started: float) -> Response:
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"The request body is not valid JSON: {exc}.", code="malformed_json") from None
+        if not isinstance(body, dict):
+            raise BadRequest("The request body must be a JSON object.", code="invalid_request")
+        parsed = validate(CONTRACTS[op], body)
+        name = path_model or getattr(parsed, "model", None)
+        if not name:
+            raise BadRequest("'model' is required.", code="invalid_request",
+                             details=[{"field": "model", "message": "required"}])
+        model = await self._model(principal, name, op, bool(body.get("stream")))
+        stream = op == "chat" and bool(body.get("stream"))
+        prompt = (self._tokens.estimate_chat_prompt(body, model.spec.backends[0].deployment) if op == "chat"
+                  else self._tokens.estimate_embeddings_input(body, model.spec.backends[0].deployment))
+        completion = self._tokens.requested_completion(body, 0) if op == "chat" else 0
+        quotas = await self._quotas.for_call(model.project_id, principal.key_id, name)
+        admission = await self._enforcer.admit(quotas, tokens=prompt + completion,
+                                               cost_micros=self._cost_micros(model, prompt, completion))
+        state = CallState(principal, request_id, op, model, stream, started, prompt, admission)
+        client_asked_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if stream:
+            # Ask for usage on the client's behalf so streamed calls are counted; stripped again if unasked.
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        try:
+            outcome = await call_with_failover(
+                model.spec.backends, lambda b: self._http.send(b, op, body, headers, stream=stream),
+                breakers=self._breakers, key=lambda b: f"{model.project_id}/{name}/{b.id}", routing=model.spec.routing,
+                rng=self._rng)
+        except GatewayError as exc:
+            self._enforcer.release(admission)
+            self._log(state, None, exc.status, exc.code, None, 0.0, attempts=exc.details)
+            raise
+        if stream and outcome.response.status_code < 300 and not outcome.response.is_closed:
+            return self._stream(state, outcome, strip_usage=not client_asked_usage)
+        return self._complete(state, outcome)
+
+    async def _model(self, principal: Principal, name: str, op: Operation, stream: bool) -> Model:
+        assert principal.project_id is not None
+        model = await self._catalog.get(principal.project_id, name)
+        if model is None or model.spec.lifecycle == "retired":
+            raise NotFound(f"The model '{name}' does not exist in this project.", code="model_not_found")
+        if principal.allowed_models is not None and name not in principal.allowed_models:
+            raise Forbidden(f"This key may not call the model '{name}'.", code="model_not_allowed")
+        needed = {"chat": "chat", "embeddings": "embeddings"}[op]
+        if needed not in model.spec.capabilities or (stream and "streaming" not in model.spec.capabilities):
+            raise BadRequest(f"The model '{name}' does not support {'streaming ' if stream else ''}{op}.",
+                             code="capability_not_supported")
+        return model
+
+    @staticmethod
+    def _cost_micros(model: Model, prompt: int, completion: int) -> int:
+        s = model.spec
+        return int((prompt * s.input_price_per_1k + completion * s.output_price_per_1k) * 1000)
+
+    def _headers(self, state: CallState, outcome: Outcome, overhead_ms: float) -> dict[str, str]:
+        h = {k: outcome.response.headers[k] for k in _PASS_HEADERS if k in outcome.response.headers}
+        h.update(state.admission.headers)
+        h.update({"x-request-id": state.request_id, "x-gateway-backend": outcome.backend.id,
+                  "x-gateway-overhead-ms": f"{overhead_ms:.2f}"})
+        if outcome.retries:
+            h["x-gateway-retries"] = str(outcome.retries)
+        return h
+
+    def _complete(self, state: CallState, outcome: Outcome) -> Response:
+        response = outcome.response
+        usage = None
+        if response.status_code < 300:
+            try:
+                usage = orjson.loads(response.content).get("usage")
+            except (orjson.JSONDecodeError, AttributeError):
+                usage = None
+        overhead = (time.perf_counter() - state.started) * 1000 - sum(a.ms for a in outcome.attempts)
+        tokens = self._settle(state, usage if response.status_code < 300 else {}, [])
+        self._log(state, outcome, response.status_code, None if response.status_code < 300 else "upstream_error",
+                  tokens, overhead)
+        return Response(response.content, status_code=response.status_code,
+                        headers=self._headers(state, outcome, overhead))
+
+    def _stream(self, state: CallState, outcome: Outcome, *, strip_usage: bool) -> Response:
+        overhead = (time.perf_counter() - state.started) * 1000 - sum(a.ms for a in outcome.attempts)
+        relay = SseRelay(strip_usage_chunk=strip_usage, collect_content=True)
+        upstream = outcome.response
+
+        async def events() -> AsyncIterator[bytes]:
+            error_code = None
+            try:
+                async for chunk in upstream.aiter_raw():
+                    out = relay.feed(chunk)
+                    if out:
+                        yield out
+                tail = relay.rest()
+                if tail.strip():
+                    yield tail
+                if not relay.tally.done:
+                    error_code = "upstream_stream_incomplete"
+                    yield error_event(error_code, "The model backend ended the stream before it was complete.")
+            except (httpx.HTTPError, OSError) as exc:
+                # Never retried once bytes reached the client; never a silent truncation either.
+                error_code = "upstream_stream_broken"
+                yield error_event(error_code, f"The model backend's stream broke ({type(exc).__name__}).")
+            finally:
+                await upstream.aclose()
+                tokens = self._settle(state, relay.tally.usage, relay.tally.content)
+                self._log(state, outcome, 200, error_code, tokens, overhead, streamed=True,
+                          estimated=relay.tally.usage is None)
+
+        return StreamingResponse(events(), status_code=upstream.status_code, media_type="text/event-stream",
+                                 headers={**self._headers(state, outcome, overhead), "cache-control": "no-cache"})
+
+    def _settle(self, state: CallState, usage: dict | None, streamed_text: list[str]) -> dict[str, int]:
+        """Real usage when the upstream reported it, else our estimate (prompt + counted streamed text)."""
+        if usage:
+            prompt = int(usage.get("prompt_tokens") or 0)
+            completion = int(usage.get("completion_tokens") or 0)
+        elif usage is None:
+            name = state.model.spec.backends[0].deployment
+            prompt = state.prompt_estimate
+            completion = self._tokens.count_text("".join(streamed_text), name) if streamed_text else 0
+        else:
+            prompt = completion = 0  # the call failed upstream: nothing to charge
+        cost = self._cost_micros(state.model, prompt, completion)
+        self._enforcer.settle(state.admission, tokens=prompt + completion, cost_micros=cost)
+        return {"prompt": prompt, "completion": completion, "cost_micros": cost}
+
+    def _log(self, state: CallState, outcome: Outcome | None, status: int, error: str | None,
+             tokens: dict[str, int] | None, overhead: float, *, streamed: bool = False, estimated: bool = False,
+             attempts: Any = None) -> None:
+        p = state.principal
+        tried = [a.__dict__ for a in outcome.attempts] if outcome else list((attempts or {}).get("attempts", []))
+        self._usage.record(UsageRecord(
+            request_id=state.request_id, project_id=p.project_id or "", key_id=p.key_id, key_prefix=p.key_prefix,
+            operation=state.op, model=state.model.spec.name, backend=outcome.backend.id if outcome else None,
+            status=status, error_code=error,
+            prompt_tokens=tokens["prompt"] if tokens else None,
+            completion_tokens=tokens["completion"] if tokens else None,
+            total_tokens=tokens["prompt"] + tokens["completion"] if tokens else None,
+            cost_usd=tokens["cost_micros"] / 1e6 if tokens else None,
+            latency_ms=(time.perf_counter() - state.started) * 1000, overhead_ms=max(0.0, overhead),
+            retries=max(0, len(tried) - 1), failovers=len({a["backend"] for a in tried}) - 1 if tried else 0,
+            attempts=tried, streamed=streamed, usage_estimated=estimated))

@@ -1,0 +1,70 @@
+"""Server-sent events passing through the gateway: split into whole events without holding any back longer than
+it takes for the event to complete, read `usage` when it goes by, and drop the usage-only chunk the gateway
+asked for on the client's behalf."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+
+
+@dataclass
+class StreamTally:
+    usage: dict | None = None
+    done: bool = False
+    content: list[str] = field(default_factory=list)  # delta text, to estimate usage when the upstream omits it
+
+
+class SseRelay:
+    def __init__(self, *, strip_usage_chunk: bool, collect_content: bool) -> None:
+        self._buf = b""
+        self._strip = strip_usage_chunk
+        self._collect = collect_content
+        self.tally = StreamTally()
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Bytes to forward now: every complete event in the buffer (minus a stripped usage chunk)."""
+        self._buf += chunk
+        if b"\n\n" not in self._buf and b"\r\n\r\n" not in self._buf:
+            return b""
+        self._buf = self._buf.replace(b"\r\n", b"\n")
+        *events, self._buf = self._buf.split(b"\n\n")
+        out = []
+        for event in events:
+            if self._inspect(event):
+                out.append(event + b"\n\n")
+        return b"".join(out)
+
+    def rest(self) -> bytes:
+        rest, self._buf = self._buf, b""
+        return rest
+
+    def _inspect(self, event: bytes) -> bool:
+        data = b"".join(line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:"))
+        if not data:
+            return True
+        if data == b"[DONE]":
+            self.tally.done = True
+            return True
+        if b'"usage"' not in data and not self._collect:
+            return True  # the common case: no parse at all
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return True
+        if not isinstance(obj, dict):
+            return True
+        if obj.get("usage"):
+            self.tally.usage = obj["usage"]
+            if self._strip and not obj.get("choices"):
+                return False
+        if self._collect:
+            for choice in obj.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content")
+                if isinstance(text, str):
+                    self.tally.content.append(text)
+        return True
+
+
+def error_event(code: str, message: str) -> bytes:
+    return b"data: " + orjson.dumps({"error": {"code": code, "message": message, "type": "server_error"}}) + b"\n\n"

@@ -1,0 +1,96 @@
+"""Shared quota counters in Azure Tables. Instances lease budget in chunks with ETag-conditional updates, so the
+total handed out never exceeds the limit; the only overshoot comes from reconciling estimates with real usage."""
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables.aio import TableClient
+
+from ..errors import DependencyUnavailable
+
+
+class CounterStore(Protocol):
+    async def lease(self, partition: str, row: str, want: int, limit: int) -> tuple[int, int]:
+        """Take up to `want` units if the row's total stays ≤ `limit`; return (granted, total after)."""
+
+    async def add(self, partition: str, row: str, amount: int) -> int:
+        """Unconditionally add (usage above the estimate); return the new total."""
+
+
+class MemoryCounterStore:
+    def __init__(self) -> None:
+        self.totals: dict[tuple[str, str], int] = {}
+        self.calls = 0
+
+    async def lease(self, partition: str, row: str, want: int, limit: int) -> tuple[int, int]:
+        self.calls += 1
+        total = self.totals.get((partition, row), 0)
+        granted = max(0, min(want, limit - total))
+        self.totals[(partition, row)] = total + granted
+        return granted, total + granted
+
+    async def add(self, partition: str, row: str, amount: int) -> int:
+        self.calls += 1
+        self.totals[(partition, row)] = self.totals.get((partition, row), 0) + amount
+        return self.totals[(partition, row)]
+
+
+class TableCounterStore:
+    def __init__(self, table: TableClient, timeout: float) -> None:
+        self._table = table
+        self._timeout = timeout
+        self._created = False
+
+    async def _ensure(self) -> None:
+        if not self._created:
+            try:
+                await self._table.create_table()
+            except ResourceExistsError:
+                pass
+            self._created = True
+
+    async def _update(self, partition: str, row: str, change) -> tuple[int, int]:
+        await self._ensure()
+        for _ in range(50):  # contention between instances: re-read and retry
+            try:
+                entity = await self._table.get_entity(partition, row)
+            except ResourceNotFoundError:
+                delta = change(0)
+                try:
+                    await self._table.create_entity({"PartitionKey": partition, "RowKey": row, "total": delta})
+                    return delta, delta
+                except ResourceExistsError:
+                    continue
+            total = int(entity["total"])
+            delta = change(total)
+            if delta == 0:
+                return 0, total
+            entity["total"] = total + delta
+            try:
+                await self._table.update_entity(entity, etag=entity.metadata["etag"],
+                                                match_condition=MatchConditions.IfNotModified)
+                return delta, total + delta
+            except ResourceModifiedError:
+                continue
+        raise DependencyUnavailable("Quota counter contention did not settle.", details={"dependency": "storage"})
+
+    async def _bounded(self, coro):
+        try:
+            return await asyncio.wait_for(coro, self._timeout)
+        except (asyncio.TimeoutError, HttpResponseError, OSError) as exc:
+            raise DependencyUnavailable("Quota counters (Azure Tables) are unreachable.",
+                                        details={"dependency": "storage", "reason": type(exc).__name__}) from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith(("aiohttp", "azure.core")):
+                raise DependencyUnavailable("Quota counters (Azure Tables) are unreachable.",
+                                            details={"dependency": "storage", "reason": type(exc).__name__}) from exc
+            raise
+
+    async def lease(self, partition: str, row: str, want: int, limit: int) -> tuple[int, int]:
+        return await self._bounded(self._update(partition, row, lambda total: max(0, min(want, limit - total))))
+
+    async def add(self, partition: str, row: str, amount: int) -> int:
+        return (await self._bounded(self._update(partition, row, lambda total: amount)))[1]

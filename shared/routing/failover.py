@@ -1,0 +1,141 @@
+"""Choosing backends and failing over between them.
+
+Order: priority groups (lower first); inside a group a weighted random order (each backend at most once per
+pass). A backend is skipped while its breaker is open, while it is cooling down after an upstream Retry-After,
+or while its half-open probe is in flight. Retries happen on connect errors, timeouts and configured statuses,
+within a total attempt budget and a total time budget. Streaming responses count as successful once the
+upstream answered 2xx headers: after that nothing is retried (the proxy ends a broken stream with an error
+event instead).
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+from ..domain.models import Backend
+from ..domain.routing import RoutingPolicy
+from ..errors import GatewayError
+from .breaker import Breakers
+
+
+class UpstreamUnavailable(GatewayError):
+    status, code, type = 502, "upstream_unavailable", "server_error"
+    retryable = True
+
+
+class UpstreamTimeout(GatewayError):
+    status, code, type = 504, "upstream_timeout", "server_error"
+    retryable = True
+
+
+class NoBackendAvailable(GatewayError):
+    status, code, type = 503, "no_backend_available", "server_error"
+    retryable = True
+
+
+@dataclass
+class Attempt:
+    backend: str
+    status: int | None
+    error: str | None
+    ms: float
+
+
+@dataclass
+class Outcome:
+    response: httpx.Response  # for streams: open, unread
+    backend: Backend
+    attempts: list[Attempt] = field(default_factory=list)
+    upstream_ms: float = 0.0
+
+    @property
+    def retries(self) -> int:
+        return len(self.attempts) - 1
+
+
+def plan(backends: Sequence[Backend], rng: random.Random) -> list[Backend]:
+    """Priority groups in order; weighted random order inside each (Efraimidis–Spirakis keys)."""
+    keyed = [(b.priority, -(rng.random() ** (1.0 / b.weight)), b) for b in backends]
+    return [b for *_, b in sorted(keyed, key=lambda t: (t[0], t[1]))]
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        if name in response.headers:
+            try:
+                return float(response.headers[name]) / 1000
+            except ValueError:
+                pass
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+async def call_with_failover(backends: Sequence[Backend], send: Callable[[Backend], Awaitable[httpx.Response]],
+                             *, breakers: Breakers, key: Callable[[Backend], str], routing: RoutingPolicy,
+                             rng: random.Random, clock: Callable[[], float] = time.monotonic) -> Outcome:
+    policy, bp = routing.retry, routing.breaker
+    order = plan(backends, rng)
+    attempts: list[Attempt] = []
+    last_response: httpx.Response | None = None
+    last_error: GatewayError | None = None
+    deadline = clock() + policy.total_timeout_seconds
+    retry_status = set(policy.retry_on_status)
+    i = 0
+    while len(attempts) < policy.max_attempts and clock() < deadline:
+        candidates = [b for b in order if breakers.available(key(b), bp)]
+        if not candidates:
+            break
+        backend = candidates[i % len(candidates)]
+        i += 1
+        k = key(backend)
+        breakers.begin(k)
+        started = clock()
+        try:
+            response = await send(backend)
+        except httpx.TimeoutException as exc:
+            breakers.record(k, bp, failed=True)
+            attempts.append(Attempt(backend.id, None, "timeout", (clock() - started) * 1000))
+            last_error = UpstreamTimeout(f"The model backend did not answer in time ({type(exc).__name__}).")
+            continue
+        except (httpx.TransportError, OSError) as exc:
+            breakers.record(k, bp, failed=True)
+            attempts.append(Attempt(backend.id, None, "connect_error", (clock() - started) * 1000))
+            last_error = UpstreamUnavailable(f"The model backend could not be reached ({type(exc).__name__}).")
+            continue
+        ms = (clock() - started) * 1000
+        attempts.append(Attempt(backend.id, response.status_code, None, ms))
+        if response.status_code < 400 or response.status_code not in retry_status:
+            # success, or a client error the next backend would repeat (400, 401, 404 …): no retry
+            breakers.record(k, bp, failed=response.status_code >= 500)
+            return Outcome(response, backend, attempts, ms)
+        breakers.record(k, bp, failed=True)
+        if response.status_code in (429, 503):
+            wait = retry_after_seconds(response)
+            breakers.cool_down(k, min(policy.max_cool_down_seconds,
+                                      wait if wait is not None else policy.default_cool_down_seconds))
+        if not response.is_closed:
+            await response.aread()
+            await response.aclose()
+        last_response = response
+    if last_response is not None:
+        # every attempt failed with an upstream answer: give the client the last one (status, body, Retry-After)
+        return Outcome(last_response, next(b for b in order if b.id == attempts[-1].backend), attempts,
+                       attempts[-1].ms)
+    if last_error is not None:
+        last_error.details = {"attempts": [a.__dict__ for a in attempts]}
+        raise last_error
+    raise NoBackendAvailable("Every backend of this model is cooling down or its circuit breaker is open.",
+                             headers={"retry-after": "1"})

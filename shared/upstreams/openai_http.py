@@ -1,0 +1,53 @@
+"""HTTP to OpenAI-shaped backends: OpenAI, Azure OpenAI and any OpenAI-compatible endpoint. One shared
+`httpx.AsyncClient` per worker (pooled keep-alive connections); streaming responses are returned unread."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import httpx
+import orjson
+
+from ..domain.models import Backend
+from .credentials import UpstreamCredentials
+
+Operation = Literal["chat", "embeddings"]
+_PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
+_DEFAULT_AZURE_API_VERSION = "2024-10-21"
+# Hop-by-hop and client-auth headers never travel upstream; the gateway sets its own auth.
+_DROP = {"host", "content-length", "authorization", "api-key", "connection", "keep-alive", "transfer-encoding",
+         "te", "upgrade", "proxy-authorization", "accept-encoding", "cookie"}
+
+
+def upstream_url(backend: Backend, op: Operation) -> str:
+    base = str(backend.endpoint).rstrip("/")
+    if backend.kind == "azure_openai":
+        version = backend.api_version or _DEFAULT_AZURE_API_VERSION
+        return f"{base}/openai/deployments/{backend.deployment}/{_PATHS[op]}?api-version={version}"
+    return f"{base}/{_PATHS[op]}"
+
+
+class OpenAIHttp:
+    def __init__(self, http: httpx.AsyncClient, credentials: UpstreamCredentials) -> None:
+        self._http = http
+        self._credentials = credentials
+
+    async def send(self, backend: Backend, op: Operation, body: dict[str, Any], client_headers: dict[str, str],
+                   *, stream: bool) -> httpx.Response:
+        payload = dict(body)
+        if backend.kind != "azure_openai":
+            payload["model"] = backend.deployment  # Azure routes by deployment in the URL instead
+        headers = {k: v for k, v in client_headers.items() if k.lower() not in _DROP and not k.lower().startswith("x-gateway")}
+        headers.update(await self._credentials.headers(backend))
+        headers["content-type"] = "application/json"
+        timeout = httpx.Timeout(backend.timeout_seconds, connect=min(10.0, backend.timeout_seconds))
+        request = self._http.build_request("POST", upstream_url(backend, op), content=orjson.dumps(payload),
+                                           headers=headers, timeout=timeout)
+        return await self._http.send(request, stream=True) if stream else await self._send_read(request)
+
+    async def _send_read(self, request: httpx.Request) -> httpx.Response:
+        response = await self._http.send(request, stream=True)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
