@@ -15,9 +15,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from .demo import MODEL, seed
 from .emulators import ROOT, Emulators, Ports
 
 PORT = 7071
+UPSTREAM_PORT = 9100
 
 
 def ensure_local_settings(path: Path, sample: Path) -> dict[str, str]:
@@ -60,19 +62,31 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)  # explicit: a shell may start us with SIGINT ignored
     host: subprocess.Popen[bytes] | None = None
+    upstream: subprocess.Popen[bytes] | None = None
     try:
         emulators.start()
         print(f"emulators up: Azurite {emulators.ports.blob}-{emulators.ports.table}, "
               f"Cosmos {emulators.ports.cosmos} (data in .local/)", flush=True)
+        upstream = subprocess.Popen([sys.executable, "-m", "dev.sample_upstream", "--port", str(UPSTREAM_PORT)],
+                                    cwd=ROOT, stdout=subprocess.DEVNULL)
+        wait_http(f"http://127.0.0.1:{UPSTREAM_PORT}/health", 30, upstream)
         host = subprocess.Popen([sys.executable, "-m", "dev.host", "--port", str(PORT)], cwd=ROOT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         wait_http(f"http://127.0.0.1:{PORT}/healthz", 60, host)
+        gw = f"http://127.0.0.1:{PORT}"
+        demo = seed(gw, values["GATEWAY_ADMIN_KEY"], f"http://127.0.0.1:{UPSTREAM_PORT}", ROOT / ".local" / "demo.json")
         print(f"""
 Gateway running at http://127.0.0.1:{PORT}
   OpenAPI:    http://127.0.0.1:{PORT}/openapi.json
   Readiness:  http://127.0.0.1:{PORT}/readyz
   Admin key:  {values['GATEWAY_ADMIN_KEY']}   (local.settings.json → Values.GATEWAY_ADMIN_KEY)
   Try:        curl -H "Authorization: Bearer {values['GATEWAY_ADMIN_KEY']}" http://127.0.0.1:{PORT}/manage/projects
+
+Demo project 'demo' (models pillar on, quota 20 requests/min), model '{MODEL}' on a local sample upstream.
+  Virtual key: {demo['key']}   (kept in .local/demo.json)
+  First governed call:
+    curl {gw}/v1/chat/completions -H "Authorization: Bearer {demo['key']}" \\
+         -H 'content-type: application/json' -d '{{"model":"{MODEL}","messages":[{{"role":"user","content":"hi"}}]}}'
 Ctrl-C stops the gateway and the emulators.
 """, flush=True)
         host.wait()
@@ -80,12 +94,13 @@ Ctrl-C stops the gateway and the emulators.
     except KeyboardInterrupt:
         return 0
     finally:
-        if host is not None and host.poll() is None:
-            host.send_signal(signal.SIGINT)
-            try:
-                host.wait(15)
-            except subprocess.TimeoutExpired:
-                host.kill()
+        for proc in (host, upstream):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
         emulators.stop()
         print("stopped.", flush=True)
 

@@ -33,6 +33,9 @@ class ModelSpec(Contract):
     input_price_per_1k: float = Field(default=0, ge=0)
     output_price_per_1k: float = Field(default=0, ge=0)
     lifecycle: Literal["preview", "active", "deprecated", "retired"] = "active"
+    tokenizer: str | None = Field(default=None, max_length=128, description=(
+        "The underlying OpenAI model or encoding (e.g. gpt-4o, cl100k_base) for quota estimates; "
+        "default: the public name, then the backend deployment, then a byte-based estimate."))
     backends: list[Backend] = Field(min_length=1, max_length=32)
     routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
 

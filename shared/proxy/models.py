@@ -68,8 +68,9 @@ class ModelProxy:
                              details=[{"field": "model", "message": "required"}])
         model = await self._model(principal, name, op, bool(body.get("stream")))
         stream = op == "chat" and bool(body.get("stream"))
-        prompt = (self._tokens.estimate_chat_prompt(body, model.spec.backends[0].deployment) if op == "chat"
-                  else self._tokens.estimate_embeddings_input(body, model.spec.backends[0].deployment))
+        family = model.spec.tokenizer or model.spec.backends[0].deployment
+        prompt = (self._tokens.estimate_chat_prompt(body, name, family) if op == "chat"
+                  else self._tokens.estimate_embeddings_input(body, name, family))
         completion = self._tokens.requested_completion(body, 0) if op == "chat" else 0
         quotas = await self._quotas.for_call(model.project_id, principal.key_id, name)
         admission = await self._enforcer.admit(quotas, tokens=prompt + completion,
@@ -171,9 +172,11 @@ class ModelProxy:
             prompt = int(usage.get("prompt_tokens") or 0)
             completion = int(usage.get("completion_tokens") or 0)
         elif usage is None:
-            name = state.model.spec.backends[0].deployment
+            spec = state.model.spec
             prompt = state.prompt_estimate
-            completion = self._tokens.count_text("".join(streamed_text), name) if streamed_text else 0
+            completion = (self._tokens.count_text("".join(streamed_text), spec.name,
+                                                  spec.tokenizer or spec.backends[0].deployment)
+                          if streamed_text else 0)
         else:
             prompt = completion = 0  # the call failed upstream: nothing to charge
         cost = self._cost_micros(state.model, prompt, completion)
