@@ -46,6 +46,7 @@ def build(services: Services) -> ApiBlueprint:
     async def create_project(call: Call):
         spec: ProjectCreate = call.body
         project = Project(id=spec.id, name=spec.name, description=spec.description, key_issuance=spec.key_issuance,
+                          log_payloads=spec.log_payloads,
                           **({"pillars": spec.pillars} if spec.pillars else {}))
         try:
             created = await services.projects.create(project)

@@ -157,7 +157,7 @@ class Services:
         self._warmup = asyncio.get_running_loop().run_in_executor(None, tokens.preload)
         return ModelProxy(catalog=self.catalog, quota_book=self.quota_book, enforcer=self.enforcer,
                           http=OpenAIHttp(upstream_http, credentials), breakers=Breakers(),
-                          tokens=tokens, usage=self.usage_log)
+                          tokens=tokens, usage=self.usage_log, flags=self.flags)
 
     @cached_property
     def models(self) -> Repository[Model]:

@@ -25,6 +25,8 @@ class Project(Entity):
     pillars: dict[Pillar, PillarState] = Field(default_factory=lambda: _pillars(False))
     # How developers get credentials for this project (used by the self-service key flow).
     key_issuance: Literal["auto", "approval"] = "approval"
+    # Prompts and completions are not logged unless the project opts in (privacy by default).
+    log_payloads: bool = False
 
     def model_post_init(self, _ctx: object) -> None:
         # The partition of a project is the project itself, so all its resources are one partition.
@@ -56,12 +58,14 @@ class ProjectCreate(Contract):
     description: str = Field(default="", max_length=2000)
     pillars: dict[Pillar, PillarState] | None = None
     key_issuance: Literal["auto", "approval"] = "approval"
+    log_payloads: bool = False
 
 
 class ProjectUpdate(Contract):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     key_issuance: Literal["auto", "approval"] | None = None
+    log_payloads: bool | None = None
 
 
 class FlagUpdate(Contract):
@@ -79,6 +83,7 @@ class ProjectOut(BaseModel):
     name: str
     description: str
     key_issuance: str
+    log_payloads: bool
     pillars: dict[Pillar, PillarState]
     created_at: str
     updated_at: str
@@ -88,6 +93,7 @@ class ProjectOut(BaseModel):
     def of(cls, p: Project) -> "ProjectOut":
         return cls(
             id=p.id, name=p.name, description=p.description, key_issuance=p.key_issuance,
+            log_payloads=p.log_payloads,
             pillars=p.pillars, created_at=p.created_at.isoformat(), updated_at=p.updated_at.isoformat(),
             etag=p.etag,
         )

@@ -16,6 +16,7 @@ from ..auth.principal import Principal
 from ..catalog import ModelCatalog
 from ..domain.models import Model
 from ..errors import BadRequest, Forbidden, GatewayError, NotFound
+from ..flags.service import FlagService
 from ..quotas.enforcer import Admission, QuotaEnforcer
 from ..routing.breaker import Breakers
 from ..routing.failover import Outcome, call_with_failover
@@ -42,12 +43,14 @@ class CallState:
     started: float
     prompt_estimate: int
     admission: Admission
+    prompt_text: str | None = None  # only when the project logs payloads
 
 
 class ModelProxy:
     def __init__(self, *, catalog: ModelCatalog, quota_book: QuotaBook, enforcer: QuotaEnforcer, http: OpenAIHttp,
-                 breakers: Breakers, tokens: TokenEstimator, usage: UsageLog,
+                 breakers: Breakers, tokens: TokenEstimator, usage: UsageLog, flags: FlagService,
                  rng: random.Random | None = None) -> None:
+        self._flags = flags
         self._catalog, self._quotas, self._enforcer = catalog, quota_book, enforcer
         self._http, self._breakers = http, breakers
         self._tokens, self._usage = tokens, usage
@@ -76,6 +79,9 @@ class ModelProxy:
         admission = await self._enforcer.admit(quotas, tokens=prompt + completion,
                                                cost_micros=self._cost_micros(model, prompt, completion))
         state = CallState(principal, request_id, op, model, stream, started, prompt, admission)
+        project = await self._flags.project(model.project_id)  # cached: the guard just read it
+        if project is not None and project.log_payloads:
+            state.prompt_text = _clip(orjson.dumps(body.get("messages") or body.get("input")).decode())
         client_asked_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if stream:
             # Ask for usage on the client's behalf so streamed calls are counted; stripped again if unasked.
@@ -130,8 +136,12 @@ class ModelProxy:
                 usage = None
         overhead = (time.perf_counter() - state.started) * 1000 - sum(a.ms for a in outcome.attempts)
         tokens = self._settle(state, usage if response.status_code < 300 else {}, [])
+        completion = None
+        if state.prompt_text is not None and response.status_code < 300:
+            completion = _clip(orjson.dumps([c.get("message", c.get("embedding")) for c in
+                                             (orjson.loads(response.content).get("choices") or [])]).decode())
         self._log(state, outcome, response.status_code, None if response.status_code < 300 else "upstream_error",
-                  tokens, overhead)
+                  tokens, overhead, completion=completion)
         return Response(response.content, status_code=response.status_code,
                         headers=self._headers(state, outcome, overhead))
 
@@ -161,7 +171,8 @@ class ModelProxy:
                 await upstream.aclose()
                 tokens = self._settle(state, relay.tally.usage, relay.tally.content)
                 self._log(state, outcome, 200, error_code, tokens, overhead, streamed=True,
-                          estimated=relay.tally.usage is None)
+                          estimated=relay.tally.usage is None,
+                          completion=_clip("".join(relay.tally.content)) if state.prompt_text is not None else None)
 
         return StreamingResponse(events(), status_code=upstream.status_code, media_type="text/event-stream",
                                  headers={**self._headers(state, outcome, overhead), "cache-control": "no-cache"})
@@ -185,7 +196,7 @@ class ModelProxy:
 
     def _log(self, state: CallState, outcome: Outcome | None, status: int, error: str | None,
              tokens: dict[str, int] | None, overhead: float, *, streamed: bool = False, estimated: bool = False,
-             attempts: Any = None) -> None:
+             attempts: Any = None, completion: str | None = None) -> None:
         p = state.principal
         tried = [a.__dict__ for a in outcome.attempts] if outcome else list((attempts or {}).get("attempts", []))
         self._usage.record(UsageRecord(
@@ -198,4 +209,10 @@ class ModelProxy:
             cost_usd=tokens["cost_micros"] / 1e6 if tokens else None,
             latency_ms=(time.perf_counter() - state.started) * 1000, overhead_ms=max(0.0, overhead),
             retries=max(0, len(tried) - 1), failovers=len({a["backend"] for a in tried}) - 1 if tried else 0,
-            attempts=tried, streamed=streamed, usage_estimated=estimated))
+            attempts=tried, streamed=streamed, usage_estimated=estimated, prompt=state.prompt_text,
+            completion=completion))
+
+
+def _clip(text: str, limit: int = 30_000) -> str:
+    # An Azure Tables string property holds 64 KiB; keep prompts/completions well inside it.
+    return text if len(text) <= limit else text[:limit] + "…[truncated]"

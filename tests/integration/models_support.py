@@ -47,3 +47,21 @@ def chat(gw_url: str, secret: str, model: str, **extra: Any) -> httpx.Response:
 
 
 __all__ = ["backend", "setup_model", "chat", "UPSTREAM_KEYS", "new_key", "new_project"]
+
+
+def log_row(storage_connection_string: str, request_id: str, timeout: float = 10) -> dict[str, Any]:
+    """The request-log row of one call, once the batch writer has flushed it."""
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.data.tables import TableClient
+
+    from tests.support.processes import wait_until
+
+    table = TableClient.from_connection_string(storage_connection_string, "gatewayrequests")
+
+    def find():
+        try:
+            return next(iter(table.query_entities(f"request_id eq '{request_id}'")), None)
+        except ResourceNotFoundError:  # the table is created by the first flush
+            return None
+
+    return wait_until(find, timeout=timeout, message=f"request log row {request_id}")

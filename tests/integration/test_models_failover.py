@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from dev.emulators import free_port
-from tests.integration.models_support import backend, chat, setup_model
+from tests.integration.models_support import backend, chat, log_row, setup_model
 from tests.support.fake_openai import FakeOpenAI, close_connection, cut_stream, error, hang, ok
 from tests.support.processes import wait_until
 
@@ -172,18 +172,9 @@ def test_stream_failover_before_first_byte(gateway, admin, ab):
 
 
 def test_failover_is_recorded_in_the_request_log(gateway, admin, ab, emulators):
-    from azure.data.tables import TableClient
-
     a, b = ab
     pid, name, secret = pair(admin, a, b)
     a.script(error(500))
-    rid = chat(gateway.url, secret, name).headers["x-request-id"]
-    table = TableClient.from_connection_string(emulators.storage_connection_string, "gatewayrequests")
-
-    def logged():
-        rows = list(table.query_entities(f"request_id eq '{rid}'"))
-        return rows[0] if rows else None
-
-    row = wait_until(logged, timeout=10, message="request log row")
+    row = log_row(emulators.storage_connection_string, chat(gateway.url, secret, name).headers["x-request-id"])
     assert row["backend"] == "b" and row["retries"] == 1 and row["failovers"] == 1 and row["status"] == 200
     assert '"a"' in row["attempts"] and row["project_id"] == pid and row["total_tokens"] > 0

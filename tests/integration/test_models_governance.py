@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_KEY, new_project
-from tests.integration.models_support import backend, chat, setup_model
+from tests.integration.models_support import backend, chat, log_row, setup_model
 from tests.support.fake_openai import FakeOpenAI, ok
 
 
@@ -101,14 +101,7 @@ def test_stream_without_upstream_usage_is_still_counted(gateway, admin, model, f
     with httpx.stream("POST", f"{gateway.url}/v1/chat/completions", headers={"Authorization": f"Bearer {secret}"},
                       json={"model": name, "stream": True, "messages": [{"role": "user", "content": "hi"}]}) as r:
         assert "[DONE]" in "".join(r.iter_text())
-    from azure.data.tables import TableClient
-
-    from tests.support.processes import wait_until
-
-    rid = r.headers["x-request-id"]
-    table = TableClient.from_connection_string(gateway.env["AzureWebJobsStorage"], "gatewayrequests")
-    row = wait_until(lambda: next(iter(table.query_entities(f"request_id eq '{rid}'")), None), timeout=10,
-                     message="log row")
+    row = log_row(gateway.env["AzureWebJobsStorage"], r.headers["x-request-id"])
     # "a b c d e f g h" (15 bytes) with an unknown deployment name: the byte heuristic, ceil(15/4)
     assert row["usage_estimated"] is True and row["completion_tokens"] >= 4 and row["streamed"] is True
 
@@ -212,3 +205,17 @@ def test_self_service_keys(gateway, admin, jwks, fake):
     assert auto.json()["metadata"]["owner"] == "dev-1"
     assert httpx.post(f"{gateway.url}/portal/projects/{pid}/keys", headers={"Authorization": f"Bearer {ADMIN_KEY}"},
                       json={"name": "x"}).status_code in (201, 202)
+
+
+def test_payloads_logged_only_when_the_project_opts_in(gateway, admin, fake):
+    fake.reset()
+
+    def row(rid):
+        return log_row(gateway.env["AzureWebJobsStorage"], rid)
+
+    pid, name, secret = setup_model(admin, [backend(fake, "q")])
+    quiet = row(chat(gateway.url, secret, name).headers["x-request-id"])
+    assert "prompt" not in quiet and "completion" not in quiet and quiet["total_tokens"] > 0
+    assert admin.patch(f"/manage/projects/{pid}", json={"log_payloads": True}).json()["log_payloads"] is True
+    loud = row(chat(gateway.url, secret, name).headers["x-request-id"])
+    assert "hello there" in loud["prompt"] and "Hello from fake" in loud["completion"]
