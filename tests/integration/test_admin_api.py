@@ -102,6 +102,14 @@ def test_flag_flip_reaches_another_instance_within_the_ttl(start_gateway, gatewa
     # FLAG_CACHE_TTL_SECONDS=1 in tests: refused within TTL + one read; allow generous slack for a loaded CI box.
     wait_until(lambda: httpx.get(f"{other.url}/v1/models", headers=data).status_code == 403, timeout=5,
                message="flag flip visible on the second instance")
+    # key revocation uses the same cache: refused on the other instance within the same bound
+    admin.put(f"/manage/projects/{pid}/flags/models", json={"enabled": True})
+    wait_until(lambda: httpx.get(f"{other.url}/v1/models", headers=data).status_code == 200, timeout=5,
+               message="re-enabled on the second instance")
+    kid = admin.get(f"/manage/projects/{pid}/keys").json()["items"][0]["id"]
+    admin.post(f"/manage/projects/{pid}/keys/{kid}/revoke")
+    wait_until(lambda: httpx.get(f"{other.url}/v1/models", headers=data).status_code == 401, timeout=5,
+               message="revocation visible on the second instance")
 
 
 def test_keys_issue_list_revoke(admin: httpx.Client, anon: httpx.Client):
