@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Benchmark this gateway as users run it locally (dev.emulators + `python -m dev.host`) with the reference
+# harness in $SHARED_BENCH (default /work/shared/bench: fake upstream, open-loop generator, wrk, TTFB, LiteLLM
+# side by side). The harness's run_all.sh is called unmodified; this script only adds what is ours around it.
+#
+#   1. emulators (Azurite + Cosmos wire-protocol server) via dev.emulators on free ports, pinned to core 0
+#   2. pre-step: a temporary fake upstream (core 0) and the gateway (core 1) on :4100; provisioning through the
+#      admin API (project "bench", model "fake-model" -> 127.0.0.1:9001, a key, a quota that never triggers);
+#      body.json must come back 200; then both are stopped (the emulators keep the registry and the counters)
+#   3. cold start: `import function_app` in 5 fresh processes (core 1), median
+#   4. run_all.sh with CUSTOM_GW_CMD = bench/gateway.sh (run_all starts it on core 1, after LiteLLM);
+#      a watcher samples the gateway's and LiteLLM's RSS and the emulators' CPU meanwhile
+#   5. PROFILE=1 (default): py-spy on the gateway under PROFILE_RATE req/s open-loop load (raw + flame graph)
+#   6. report: $RUN/report.md (overhead = gateway - direct of the same run)
+#
+# Placement (2 cores): core 0 = fake upstream + load generators + emulators; core 1 = gateway (and LiteLLM,
+# which the harness also puts on core 1; the two gateways are loaded one after another, never together).
+#
+# Usage: bash bench/run_gateway_bench.sh                  # DUR=10 REPS=2 RATES=25,50,100,200 CONC=10,50 (~12 min)
+#        DUR=5 REPS=1 PROFILE=0 bash bench/run_gateway_bench.sh   # smoke (~5 min)
+#        SKIP_LITELLM=1 ...                              # without the LiteLLM baseline
+# Results: $BENCH_WORK/gateway/run-*/ (default BENCH_WORK=/tmp/gw-bench). Loopback only; every process started
+# here is stopped on exit.
+set -euo pipefail
+HERE=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
+ROOT=$(dirname "$HERE")
+SHARED=${SHARED_BENCH:-/work/shared/bench}
+export BENCH_WORK=${BENCH_WORK:-/tmp/gw-bench}
+WORK=$BENCH_WORK
+PY=${GW_PYTHON:-$ROOT/.venv/bin/python}
+export DUR=${DUR:-10} REPS=${REPS:-2} RATES=${RATES:-25,50,100,200} CONC=${CONC:-10,50}
+export PHASES=${PHASES:-closed,rate,ttfb}
+EMU_CPU=${EMU_CPU:-0}; UP_CPU=0; GW_CPU=1    # run_all.sh's defaults (UP_CPU=LG_CPU=0, GW_CPU=1)
+GW_PORT=4100; UP_PORT=9001; LL_PORT=4000
+PROFILE=${PROFILE:-1}; PROFILE_RATE=${PROFILE_RATE:-200}; PROFILE_DUR=${PROFILE_DUR:-10}
+RUN=${RUN:-$WORK/gateway/run-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$RUN"
+echo "run dir: $RUN"
+
+PIDS=()
+cleanup() {
+  local i
+  for ((i=${#PIDS[@]}-1; i>=0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && timeout 20 tail --pid="$p" -f /dev/null 2>/dev/null || true; done
+  PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+stop_pid() {  # stop one process we started and forget it
+  kill "$1" 2>/dev/null || true; timeout 20 tail --pid="$1" -f /dev/null 2>/dev/null || true
+  local keep=() p; for p in "${PIDS[@]}"; do [ "$p" != "$1" ] && keep+=("$p"); done; PIDS=("${keep[@]:-}")
+}
+wait_http() {  # url seconds [pid that must stay alive]
+  for _ in $(seq 1 "$2"); do
+    curl -s -o /dev/null -m 2 "$1" && return 0
+    [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null && { echo "process $3 exited while waiting for $1" >&2; return 1; }
+    sleep 1
+  done
+  echo "timeout waiting for $1" >&2; return 1
+}
+busy_port() { curl -s -o /dev/null -m 1 "http://127.0.0.1:$1/" && { echo "port $1 already in use" >&2; exit 1; } || true; }
+
+# ---- 0. harness venvs, wrk, py-spy
+if [ ! -x "$WORK/venv-up/bin/python" ] || [ ! -x "$WORK/venv/bin/litellm" ] || ! command -v wrk >/dev/null; then
+  bash "$SHARED/setup.sh"
+fi
+if [ "$PROFILE" = 1 ] && [ ! -x "$WORK/venv-prof/bin/py-spy" ]; then
+  python3 -m venv "$WORK/venv-prof" && "$WORK/venv-prof/bin/pip" install -q py-spy
+fi
+for p in $GW_PORT $UP_PORT $LL_PORT; do busy_port "$p"; done
+{ echo "date: $(date -Is)"; echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) $(git -C "$ROOT" status --porcelain 2>/dev/null | wc -l) changed files"
+  echo "gateway python: $($PY -V)"; "$PY" -m pip freeze 2>/dev/null | grep -iE '^(uvicorn|starlette|uvloop|httptools|httpx|orjson|pydantic|azure-data-tables|azure-cosmos|tiktoken)=' || true
+  echo "node: $(node -v)"; echo "loadavg: $(cat /proc/loadavg)"
+  echo "DUR=$DUR REPS=$REPS RATES=$RATES CONC=$CONC PHASES=$PHASES EMU_CPU=$EMU_CPU GW_CPU=$GW_CPU"; } > "$RUN/env.txt"
+
+# ---- 1. emulators on core EMU_CPU (prepare.py pins itself first; the node children inherit it)
+taskset -c "$EMU_CPU" "$PY" "$HERE/prepare.py" up --dir "$RUN" --cpu "$EMU_CPU" > "$RUN/emulators.log" 2>&1 &
+EMU_PID=$!; PIDS+=("$EMU_PID")
+for _ in $(seq 1 120); do
+  [ -f "$RUN/gw.env" ] && break
+  kill -0 "$EMU_PID" 2>/dev/null || { cat "$RUN/emulators.log"; exit 1; }
+  sleep 0.5
+done
+[ -f "$RUN/gw.env" ] || { echo "emulators did not come up"; cat "$RUN/emulators.log"; exit 1; }
+cat "$RUN/emulators.log"
+
+start_upstream() {
+  taskset -c "$UP_CPU" "$WORK/venv-up/bin/uvicorn" --app-dir "$SHARED" fake_upstream:app --host 127.0.0.1 \
+    --port $UP_PORT --no-access-log --log-level warning --loop uvloop --http httptools > "$RUN/$1-upstream.log" 2>&1 &
+  UPS_PID=$!; PIDS+=("$UPS_PID")
+  wait_http "http://127.0.0.1:$UP_PORT/health" 30 "$UPS_PID"
+}
+start_gateway() {  # name
+  taskset -c "$GW_CPU" bash "$HERE/gateway.sh" "$RUN/gw.env" $GW_PORT "$RUN/$1.pid" > "$RUN/$1-gateway.log" 2>&1 &
+  GWP_PID=$!; PIDS+=("$GWP_PID")
+  wait_http "http://127.0.0.1:$GW_PORT/healthz" 120 "$GWP_PID"
+}
+
+# ---- 2. provisioning pre-step
+start_upstream pre
+start_gateway pre
+"$PY" "$HERE/prepare.py" provision --gw "http://127.0.0.1:$GW_PORT" --env "$RUN/gw.env" --out "$RUN/key.txt"
+stop_pid "$GWP_PID"; stop_pid "$UPS_PID"
+SECRET=$(cat "$RUN/key.txt")
+
+# ---- 3. cold start (quiet machine, core GW_CPU)
+"$PY" "$HERE/prepare.py" coldstart -n 5 --cpu "$GW_CPU" --python "$PY" --env "$RUN/gw.env" --importtime \
+  --out "$RUN/coldstart.json" | cut -c1-200
+
+# ---- 4. the reference harness, with our gateway as the custom gateway
+"$PY" "$HERE/prepare.py" watch --pid-file "$RUN/gw.pid" --emu "$RUN/emulators.json" --out "$RUN/watch.json" &
+PIDS+=("$!"); W1=$!
+W2=
+if [ -z "${SKIP_LITELLM:-}" ]; then
+  "$PY" "$HERE/prepare.py" watch --port $LL_PORT --out "$RUN/litellm_watch.json" & PIDS+=("$!"); W2=$!
+fi
+set +e
+OUT="$RUN/harness" CUSTOM_GW_NAME=ours \
+  CUSTOM_GW_CMD="bash $HERE/gateway.sh $RUN/gw.env $GW_PORT $RUN/gw.pid" \
+  CUSTOM_GW_URL="http://127.0.0.1:$GW_PORT/v1/chat/completions" CUSTOM_GW_AUTH="Bearer $SECRET" \
+  CUSTOM_GW_HEALTH="http://127.0.0.1:$GW_PORT/healthz" \
+  timeout 1800 bash "$SHARED/run_all.sh" 2>&1 | tee "$RUN/harness.log"
+rc=${PIPESTATUS[0]}
+set -e
+stop_pid "$W1"; [ -n "$W2" ] && stop_pid "$W2"
+[ "$rc" = 0 ] || { echo "run_all.sh failed ($rc)"; exit "$rc"; }
+
+# ---- 5. profile under load (the harness has stopped its processes; same placement)
+if [ "$PROFILE" = 1 ]; then
+  for p in $GW_PORT $UP_PORT; do busy_port "$p"; done
+  start_upstream prof
+  start_gateway prof
+  GPID=$(cat "$RUN/prof.pid")
+  curl -s -o /dev/null -m 10 "http://127.0.0.1:$GW_PORT/v1/chat/completions" -H 'content-type: application/json' \
+    -H "Authorization: Bearer $SECRET" -d @"$SHARED/body.json"
+  taskset -c "$UP_CPU" "$WORK/venv-up/bin/python" "$SHARED/openloop.py" --url "http://127.0.0.1:$GW_PORT/v1/chat/completions" \
+    --auth "Bearer $SECRET" --rate "$PROFILE_RATE" --duration $((2 * PROFILE_DUR + 4)) > "$RUN/prof-load.json" &
+  LOAD=$!; PIDS+=("$LOAD")
+  sleep 2
+  # --nonblocking: sample without pausing the gateway (less perturbation)
+  taskset -c "$UP_CPU" timeout $((PROFILE_DUR + 30)) "$WORK/venv-prof/bin/py-spy" record --nonblocking -r 200 \
+    -d "$PROFILE_DUR" -f raw -o "$RUN/prof.raw" --pid "$GPID" > "$RUN/py-spy.log" 2>&1 || true
+  taskset -c "$UP_CPU" timeout $((PROFILE_DUR + 30)) "$WORK/venv-prof/bin/py-spy" record --nonblocking -r 200 \
+    -d "$PROFILE_DUR" -o "$RUN/prof.svg" --pid "$GPID" >> "$RUN/py-spy.log" 2>&1 || true
+  timeout 60 tail --pid="$LOAD" -f /dev/null || true
+  cut -c1-300 "$RUN/prof-load.json"
+  [ -s "$RUN/prof.raw" ] && "$PY" "$HERE/prepare.py" profile-summary "$RUN/prof.raw" --top 20 | tee "$RUN/prof-summary.txt"
+  stop_pid "$GWP_PID"; stop_pid "$UPS_PID"
+fi
+
+# ---- 6. report
+"$PY" "$HERE/prepare.py" report --run "$RUN"
+echo "results: $RUN (report.md, harness/summary.txt, harness/results.jsonl, coldstart.json, prof.svg)"
