@@ -125,29 +125,42 @@ set -e
 stop_pid "$W1"; [ -n "$W2" ] && stop_pid "$W2"
 [ "$rc" = 0 ] || { echo "run_all.sh failed ($rc)"; exit "$rc"; }
 
-# ---- 5. profile under load (the harness has stopped its processes; same placement)
+# ---- 5. profile under load (the harness has stopped its processes; same placement): open loop at
+#      PROFILE_RATE req/s, then closed loop (wrk, c=PROFILE_CONC). py-spy samples without pausing the gateway.
+spy() {  # name seconds: a raw profile (for prepare.py profile-summary) and a flame graph, one after the other
+  local f
+  for f in raw flamegraph; do
+    taskset -c "$UP_CPU" timeout $(($2 + 30)) "$WORK/venv-prof/bin/py-spy" record --nonblocking -r 200 -d "$2" \
+      -f $f -o "$RUN/$1.$([ $f = raw ] && echo raw || echo svg)" --pid "$GPID" >> "$RUN/py-spy.log" 2>&1 || true
+  done
+  [ -s "$RUN/$1.raw" ] && "$PY" "$HERE/prepare.py" profile-summary "$RUN/$1.raw" --top 20 > "$RUN/$1-summary.txt"
+  return 0
+}
 if [ "$PROFILE" = 1 ]; then
   for p in $GW_PORT $UP_PORT; do busy_port "$p"; done
   start_upstream prof
   start_gateway prof
   GPID=$(cat "$RUN/prof.pid")
-  curl -s -o /dev/null -m 10 "http://127.0.0.1:$GW_PORT/v1/chat/completions" -H 'content-type: application/json' \
-    -H "Authorization: Bearer $SECRET" -d @"$SHARED/body.json"
-  taskset -c "$UP_CPU" "$WORK/venv-up/bin/python" "$SHARED/openloop.py" --url "http://127.0.0.1:$GW_PORT/v1/chat/completions" \
-    --auth "Bearer $SECRET" --rate "$PROFILE_RATE" --duration $((2 * PROFILE_DUR + 4)) > "$RUN/prof-load.json" &
+  URL="http://127.0.0.1:$GW_PORT/v1/chat/completions"
+  curl -s -o /dev/null -m 10 "$URL" -H 'content-type: application/json' -H "Authorization: Bearer $SECRET" \
+    -d @"$SHARED/body.json"
+  AUTH="Bearer $SECRET" timeout 30 taskset -c "$UP_CPU" wrk -t1 -c10 -d5s -s "$SHARED/post.lua" "$URL" > /dev/null
+  taskset -c "$UP_CPU" "$WORK/venv-up/bin/python" "$SHARED/openloop.py" --url "$URL" --auth "Bearer $SECRET" \
+    --rate "$PROFILE_RATE" --duration $((2 * PROFILE_DUR + 4)) > "$RUN/prof-rate-load.json" &
   LOAD=$!; PIDS+=("$LOAD")
-  sleep 2
-  # --nonblocking: sample without pausing the gateway (less perturbation)
-  taskset -c "$UP_CPU" timeout $((PROFILE_DUR + 30)) "$WORK/venv-prof/bin/py-spy" record --nonblocking -r 200 \
-    -d "$PROFILE_DUR" -f raw -o "$RUN/prof.raw" --pid "$GPID" > "$RUN/py-spy.log" 2>&1 || true
-  taskset -c "$UP_CPU" timeout $((PROFILE_DUR + 30)) "$WORK/venv-prof/bin/py-spy" record --nonblocking -r 200 \
-    -d "$PROFILE_DUR" -o "$RUN/prof.svg" --pid "$GPID" >> "$RUN/py-spy.log" 2>&1 || true
+  sleep 2; spy prof-rate "$PROFILE_DUR"
   timeout 60 tail --pid="$LOAD" -f /dev/null || true
-  cut -c1-300 "$RUN/prof-load.json"
-  [ -s "$RUN/prof.raw" ] && "$PY" "$HERE/prepare.py" profile-summary "$RUN/prof.raw" --top 20 | tee "$RUN/prof-summary.txt"
+  echo "profile load (open loop): $(cut -c1-240 "$RUN/prof-rate-load.json")"
+  AUTH="Bearer $SECRET" timeout $((2 * PROFILE_DUR + 40)) taskset -c "$UP_CPU" wrk -t1 -c"${PROFILE_CONC:-50}" \
+    -d$((2 * PROFILE_DUR + 4))s -s "$SHARED/post.lua" "$URL" > "$RUN/prof-closed-load.txt" &
+  LOAD=$!; PIDS+=("$LOAD")
+  sleep 2; spy prof-closed "$PROFILE_DUR"
+  timeout 60 tail --pid="$LOAD" -f /dev/null || true
+  echo "profile load (closed loop): $(grep -o '"requests":[0-9]*,"duration_us":[0-9]*' "$RUN/prof-closed-load.txt")"
+  for f in prof-rate prof-closed; do echo "== $f"; head -25 "$RUN/$f-summary.txt" 2>/dev/null; done
   stop_pid "$GWP_PID"; stop_pid "$UPS_PID"
 fi
 
 # ---- 6. report
 "$PY" "$HERE/prepare.py" report --run "$RUN"
-echo "results: $RUN (report.md, harness/summary.txt, harness/results.jsonl, coldstart.json, prof.svg)"
+echo "results: $RUN (report.md, harness/summary.txt, harness/results.jsonl, coldstart.json, prof-*.svg)"

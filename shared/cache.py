@@ -1,7 +1,10 @@
 """A small read-through cache for rarely-changing registry data on the hot path (flags, keys, projects).
 
 - fresh for `ttl` seconds: no storage round trip;
-- after that, one caller reloads (single flight) while concurrent callers wait for that same load;
+- refresh-ahead: once an entry is past half its TTL, a background reload starts (single flight) while callers
+  keep getting the current value, so under steady traffic no request waits on storage and a change is still
+  seen within `ttl`;
+- past `ttl`, one caller reloads (single flight) while concurrent callers wait for that same load;
 - fail-static: when the load fails with DependencyUnavailable, the last good value keeps being served for up to
   `max_stale` seconds past its freshness, then the error surfaces (fail closed).
 """
@@ -36,12 +39,26 @@ class FailStaticCache(Generic[K, V]):
         self._entries: dict[K, _Entry[V]] = {}
         self._inflight: dict[K, asyncio.Future[V]] = {}
         self.stale_served = 0  # how often fail-static answered; exposed for health/metrics
+        self._background: set[asyncio.Task[None]] = set()
 
     async def get(self, key: K) -> V:
         entry = self._entries.get(key)
         now = self._clock()
         if entry is not None and now - entry.loaded_at < self._ttl:
+            if now - entry.loaded_at >= self._ttl / 2 and key not in self._inflight:
+                task = asyncio.create_task(self._refresh(key))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
             return entry.value
+        return await self._load_now(key, entry, now)
+
+    async def _refresh(self, key: K) -> None:
+        try:
+            await self._load_now(key, self._entries.get(key), self._clock())
+        except Exception:  # noqa: BLE001 - a failed refresh-ahead is retried by the next caller
+            pass
+
+    async def _load_now(self, key: K, entry: "_Entry[V] | None", now: float) -> V:
         pending = self._inflight.get(key)
         if pending is not None:
             return await asyncio.shield(pending)

@@ -152,9 +152,7 @@ class Services:
         upstream_http = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200))
         self._closeables.append(upstream_http)
         credentials = UpstreamCredentials(self.settings, TokenCache(lambda: self.credential))
-        tokens = TokenEstimator()
-        # Load the BPE tables off the event loop now, instead of stalling the first request for ~0.3 s.
-        self._warmup = asyncio.get_running_loop().run_in_executor(None, tokens.preload)
+        tokens = TokenEstimator()  # encodings load on first use per model, off the event loop
         return ModelProxy(catalog=self.catalog, quota_book=self.quota_book, enforcer=self.enforcer,
                           http=OpenAIHttp(upstream_http, credentials), breakers=Breakers(),
                           tokens=tokens, usage=self.usage_log, flags=self.flags)

@@ -2,6 +2,7 @@
 faithful pass-through (streamed chunk by chunk) → usage settlement and the request log (off the hot path)."""
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
@@ -72,6 +73,9 @@ class ModelProxy:
         model = await self._model(principal, name, op, bool(body.get("stream")))
         stream = op == "chat" and bool(body.get("stream"))
         family = model.spec.tokenizer or model.spec.backends[0].deployment
+        if not self._tokens.is_ready(name, family):
+            # First use of an encoding in this worker: build it (~0.1–0.3 s) off the event loop.
+            await asyncio.to_thread(self._tokens.encoding_for, name, family)
         prompt = (self._tokens.estimate_chat_prompt(body, name, family) if op == "chat"
                   else self._tokens.estimate_embeddings_input(body, name, family))
         completion = self._tokens.requested_completion(body, 0) if op == "chat" else 0

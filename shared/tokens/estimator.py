@@ -91,6 +91,11 @@ class TokenEstimator:
             return default
         return limit * (_positive_int(body.get("n")) or 1)
 
+    def is_ready(self, model: str, family: str | None = None) -> bool:
+        """True when counting for this model needs no encoding load (loaded already, or none applies)."""
+        name = encoding_name_for(model) or encoding_name_for(family)
+        return name is None or offline.is_loaded(name)
+
     def preload(self) -> dict[str, bool]:
         """Build every encoding now (e.g. from a startup hook, off the event loop) instead of on the first
         request that needs it. Returns which encodings are available; never raises."""

@@ -149,6 +149,10 @@ def cached_encoding(name: str) -> tiktoken.Encoding | None:
         return _encodings[name]
 
 
+def is_loaded(name: str) -> bool:
+    return name in _encodings
+
+
 def _reset_cache_for_tests() -> None:
     with _lock:
         _encodings.clear()

@@ -15,9 +15,11 @@ from typing import Any, Protocol
 
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables.aio import TableClient
+import orjson
 from pydantic import BaseModel, Field
 
 from ..domain.base import utcnow
+from .table_batch import submit
 
 log = logging.getLogger("gateway.usage")
 
@@ -48,11 +50,13 @@ class UsageRecord(BaseModel):
     completion: str | None = None
 
     def to_entity(self) -> dict[str, Any]:
+        # Plain attribute copy (no model_dump): this runs for every call, and the fields are already validated.
+        entity = {k: v for k, v in self.__dict__.items() if v is not None}
+        entity["attempts"] = orjson.dumps(self.attempts).decode()
         ms = int(self.at.timestamp() * 1000)
-        entity = self.model_dump(mode="json", exclude_none=True)
-        entity["attempts"] = __import__("json").dumps(self.attempts)
         # newest first inside a day's partition
-        entity.update(PartitionKey=f"{self.project_id}|{self.at:%Y%m%d}", RowKey=f"{10**13 - ms:013d}-{self.request_id}")
+        entity["PartitionKey"] = f"{self.project_id}|{self.at:%Y%m%d}"
+        entity["RowKey"] = f"{10**13 - ms:013d}-{self.request_id}"
         return entity
 
 
@@ -84,7 +88,7 @@ class TableUsageSink:
             by_partition[e["PartitionKey"]].append(e)
         for entities in by_partition.values():
             for i in range(0, len(entities), 100):
-                await self._table.submit_transaction([("upsert", e) for e in entities[i:i + 100]])
+                await submit(self._table, entities[i:i + 100])
 
 
 class UsageLog:

@@ -108,3 +108,20 @@ async def test_flags_fail_static_during_outage(world):
     clock.now += 200
     with pytest.raises(DependencyUnavailable):
         await flags.check("acme", Pillar.models)
+
+
+async def test_refresh_ahead_serves_current_value_and_reloads_in_background():
+    clock, state, calls = Clock(), {"value": 1}, []
+
+    async def load(key: str) -> int:
+        calls.append(key)
+        return state["value"]
+
+    cache = FailStaticCache(load, ttl=4, max_stale=0, clock=clock)
+    assert await cache.get("k") == 1
+    state["value"] = 2
+    clock.now += 2.5  # past half the TTL: still answered from memory, a reload starts behind it
+    assert await cache.get("k") == 1
+    await asyncio.sleep(0)  # let the background reload run
+    await asyncio.sleep(0)
+    assert len(calls) == 2 and await cache.get("k") == 2  # refreshed without any caller waiting

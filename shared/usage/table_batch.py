@@ -1,0 +1,88 @@
+"""A lean writer of Azure Tables entity-group transactions.
+
+The SDK's `submit_transaction` costs ~0.2 ms of CPU per entity (building and, above all, parsing the multipart
+answer) on the event loop — a 100-record flush stalled every request in flight for ~20 ms. Here the batch body is
+built directly from JSON and the answer is only checked for a failed sub-request; the request itself still goes
+through the SDK's pipeline, so authentication (shared key locally, managed identity in Azure) and transport are
+the SDK's.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from azure.core.rest import HttpRequest
+from azure.data.tables.aio import TableClient
+
+_INT32 = 2**31
+
+
+class TableBatchError(Exception):
+    pass
+
+
+def odata_entity(entity: dict[str, Any]) -> bytes:
+    """JSON with the EDM type annotations Tables needs (floats stay Double, big ints Int64, datetimes DateTime)."""
+    out: dict[str, Any] = {}
+    for name, value in entity.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or isinstance(value, str):
+            out[name] = value
+        elif isinstance(value, int):
+            if -_INT32 <= value < _INT32:
+                out[name] = value
+            else:
+                out[name], out[f"{name}@odata.type"] = str(value), "Edm.Int64"
+        elif isinstance(value, float):
+            out[name], out[f"{name}@odata.type"] = value, "Edm.Double"
+        elif isinstance(value, datetime):
+            out[name], out[f"{name}@odata.type"] = value.isoformat().replace("+00:00", "Z"), "Edm.DateTime"
+        else:
+            out[name] = orjson.dumps(value).decode()
+    return orjson.dumps(out)
+
+
+def _key(value: str) -> str:
+    return quote(value.replace("'", "''"), safe="")
+
+
+def build_batch(table_url: str, table: str, entities: list[dict[str, Any]]) -> tuple[str, bytes]:
+    """(content type, body) of one changeset upserting (insert-or-replace) every entity. Same partition, ≤ 100."""
+    batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
+    parts = [f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n".encode()]
+    for i, e in enumerate(entities):
+        url = f"{table_url}/{table}(PartitionKey='{_key(e['PartitionKey'])}',RowKey='{_key(e['RowKey'])}')"
+        parts.append(
+            f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+            f"Content-ID: {i + 1}\r\n\r\nPUT {url} HTTP/1.1\r\nContent-Type: application/json\r\n"
+            f"Accept: application/json;odata=nometadata\r\nPrefer: return-no-content\r\nDataServiceVersion: 3.0\r\n"
+            f"\r\n".encode() + odata_entity(e) + b"\r\n")
+    parts.append(f"--{changeset}--\r\n--{batch}--\r\n".encode())
+    return f"multipart/mixed; boundary={batch}", b"".join(parts)
+
+
+async def submit(client: TableClient, entities: list[dict[str, Any]]) -> None:
+    base = client.url.rstrip("/")
+    content_type, body = build_batch(base, client.table_name, entities)
+    request = HttpRequest("POST", f"{base}/$batch", content=body, headers={
+        "Content-Type": content_type, "x-ms-version": "2019-02-02", "DataServiceVersion": "3.0",
+        "MaxDataServiceVersion": "3.0;NetFx", "Accept": "application/json"})
+    # The SDK pipeline: auth, retries, transport. Its inner PipelineClient, because the generated client's
+    # send_request deep-copies the request (~6 ms for a 100-entity body); stream=True: no multipart parsing.
+    response = await client._client._client.send_request(request, stream=True)
+    try:
+        text = await response.read()
+    finally:
+        await response.close()
+    if response.status_code != 202:
+        raise TableBatchError(f"batch failed: HTTP {response.status_code}")
+    # A failed sub-request makes the whole changeset answer with its status line; success is 204 per entity.
+    head = text[:4096]
+    for marker in (b"HTTP/1.1 4", b"HTTP/1.1 5"):
+        if marker in head:
+            line = head[head.index(marker):].split(b"\r\n", 1)[0].decode(errors="replace")
+            raise TableBatchError(f"batch rejected: {line}")
