@@ -14,12 +14,13 @@ round-robin across the 3 gateways, until --stop-at seconds into the minute (befo
 `usage.total_tokens` of the 200 responses; overshoot = (admitted - limit) / limit; under-admission = limit - admitted
 when positive (budget leased by an instance and not used by the end of the window).
 
-Request shapes (--mode):
+Request shapes (--mode, a comma list; the windows cycle through it):
   max_tokens     the harness body (max_tokens 16): estimate = prompt + 16 > the upstream's usage (19 tokens), so each
                  call is refunded locally after the call;
   no_max_tokens  no max_tokens: the estimate is the prompt only, below the usage, so every call charges the excess
-                 (to the local pool, else to the shared row) — the path that can overshoot.
-  both           alternate the two, starting with max_tokens.
+                 (to the local pool, else to the shared row) — the path that can overshoot;
+  stream_long    stress case, not in the default: streamed, no max_tokens, against a second fake upstream (:9002,
+                 FAKE_STREAM_CHUNKS=--long-chunks) whose usage is 12 + chunks tokens, far above the estimate.
 """
 from __future__ import annotations
 
@@ -95,10 +96,16 @@ class Procs:
             self.emulators = None
 
 
+UP_LONG_PORT = 9002
+MODES = ("max_tokens", "no_max_tokens", "stream_long")
+
+
 def body_for(mode: str) -> dict:
     body = json.loads((SHARED / "body.json").read_text())
-    if mode == "no_max_tokens":
+    if mode in ("no_max_tokens", "stream_long"):
         body.pop("max_tokens", None)
+    if mode == "stream_long":
+        body.update(model="fake-model-long", stream=True, stream_options={"include_usage": True})
     return body
 
 
@@ -124,6 +131,7 @@ async def run_window(gateways: list[str], secret: str, body: dict, *, clients: i
     window_id = datetime.fromtimestamp(start, timezone.utc).strftime("%H:%M")
     stop = start + stop_at
     raw = json.dumps(body).encode()
+    stream = bool(body.get("stream"))
     headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
     stats = {"ok": 0, "tokens": 0, "429": 0, "other": {}, "errors": {}, "late": 0, "first_429_s": None,
              "by_gateway": {g: {"ok": 0, "tokens": 0, "429": 0} for g in gateways}}
@@ -138,8 +146,20 @@ async def run_window(gateways: list[str], secret: str, body: dict, *, clients: i
                 g = gateways[rr % len(gateways)]
                 rr += 1
                 t0 = time.time()
+                n = None
                 try:
-                    r = await client.post(f"{g}/v1/chat/completions", content=raw, headers=headers)
+                    if stream:
+                        async with client.stream("POST", f"{g}/v1/chat/completions", content=raw,
+                                                 headers=headers) as r:
+                            if r.status_code == 200:
+                                async for line in r.aiter_lines():
+                                    if line.startswith("data: {") and '"usage"' in line:
+                                        u = json.loads(line[6:]).get("usage")
+                                        n = int(u["total_tokens"]) if u else n
+                            else:
+                                await r.aread()
+                    else:
+                        r = await client.post(f"{g}/v1/chat/completions", content=raw, headers=headers)
                 except httpx.HTTPError as exc:
                     stats["errors"][type(exc).__name__] = stats["errors"].get(type(exc).__name__, 0) + 1
                     await asyncio.sleep(0.05)
@@ -148,8 +168,10 @@ async def run_window(gateways: list[str], secret: str, body: dict, *, clients: i
                 if t1 >= start + 60:
                     stats["late"] += 1  # answered after the window ended: not counted
                     continue
-                if r.status_code == 200:
-                    n = int(r.json()["usage"]["total_tokens"])
+                if r.status_code == 200 and stream and n is None:
+                    stats["other"]["200 without usage"] = stats["other"].get("200 without usage", 0) + 1
+                elif r.status_code == 200:
+                    n = n if stream else int(r.json()["usage"]["total_tokens"])
                     stats["ok"] += 1
                     stats["tokens"] += n
                     stats["by_gateway"][g]["ok"] += 1
@@ -189,7 +211,8 @@ def shared_row_total(conn: str, project: str, window_start_utc: str) -> int | No
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--windows", type=int, default=4)
-    ap.add_argument("--mode", choices=["max_tokens", "no_max_tokens", "both"], default="both")
+    ap.add_argument("--mode", default="max_tokens,no_max_tokens", help=f"comma list of {', '.join(MODES)}")
+    ap.add_argument("--long-chunks", type=int, default=100, help="stream_long: content chunks (= completion tokens)")
     ap.add_argument("--tpm", type=int, default=60_000)
     ap.add_argument("--clients-per-gateway", type=int, default=30)
     ap.add_argument("--ports", default="4101,4102,4103")
@@ -198,6 +221,9 @@ def main() -> int:
     ap.add_argument("--backoff-429", type=float, default=0.02)
     ap.add_argument("--lease-fraction", help="QUOTA_LEASE_FRACTION for the gateways (default: theirs, 0.02)")
     a = ap.parse_args()
+    modes = [m for m in a.mode.split(",") if m]
+    if not modes or set(modes) - set(MODES):
+        raise SystemExit(f"--mode: a comma list of {MODES}")
     run = WORK / "quota" / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     run.mkdir(parents=True, exist_ok=True)
     ports = [int(p) for p in a.ports.split(",")]
@@ -239,6 +265,18 @@ def main() -> int:
             wait_http(f"{UP}/health", 30, up)
         usage = httpx.post(f"{UP}/v1/chat/completions", json=body_for("max_tokens"), timeout=5).json()["usage"]
         print(f"fake upstream usage per call: {usage}")
+        usage_of = {"max_tokens": usage["total_tokens"], "no_max_tokens": usage["total_tokens"],
+                    "stream_long": 12 + a.long_chunks}
+        if "stream_long" in modes:
+            if port_open(UP_LONG_PORT):
+                raise SystemExit(f"port {UP_LONG_PORT} is in use")
+            uvicorn = WORK / "venv-up" / "bin" / "uvicorn"
+            cmd = ([str(uvicorn)] if uvicorn.exists() else [sys.executable, "-m", "uvicorn"]) + [
+                "--app-dir", str(SHARED), "fake_upstream:app", "--host", "127.0.0.1", "--port", str(UP_LONG_PORT),
+                "--no-access-log", "--log-level", "warning"]
+            up2 = procs.start(cmd, run / "upstream-long.log",
+                              env={**os.environ, "FAKE_STREAM_CHUNKS": str(a.long_chunks)})
+            wait_http(f"http://127.0.0.1:{UP_LONG_PORT}/health", 30, up2)
 
         gws = []
         for port in ports:
@@ -250,20 +288,25 @@ def main() -> int:
             wait_http(f"{url}/healthz", 120, p)
         gateways = [u for u, _ in gws]
         secret = prepare.provision(gateways[0], admin_key, rpm=None, tpm=a.tpm)
+        if "stream_long" in modes:
+            httpx.post(f"{gateways[0]}/manage/projects/bench/models", headers={"Authorization": f"Bearer {admin_key}"},
+                       timeout=30, json={"name": "fake-model-long", "capabilities": ["chat", "streaming"],
+                                         "backends": [{"id": "up", "kind": "openai_compatible", "deployment": "fake-model",
+                                                       "endpoint": f"http://127.0.0.1:{UP_LONG_PORT}/v1"}]}
+                       ).raise_for_status()
         for g in gateways:  # each instance must answer (its caches are its own)
             prepare.check_chat(g, secret)
         print(f"3 gateways up on {ports} (cpus {a.gw_cpus or 'any'}); project quota tokens_per_minute={a.tpm}")
 
-        modes = ["max_tokens", "no_max_tokens"] if a.mode == "both" else [a.mode]
         estimates = {m: gateway_estimate(body_for(m)) for m in modes}
         for i in range(a.windows):
             mode = modes[i % len(modes)]
             body = body_for(mode)
             print(f"window {i + 1}/{a.windows} ({mode}, gateway estimate {estimates[mode]} tokens/call, "
-                  f"upstream usage {usage['total_tokens']}): waiting for the minute boundary …", flush=True)
+                  f"upstream usage {usage_of[mode]}): waiting for the minute boundary …", flush=True)
             s = asyncio.run(run_window(gateways, secret, body, clients=a.clients_per_gateway * len(gateways),
                                        stop_at=a.stop_at, backoff_429=a.backoff_429))
-            s.update(mode=mode, limit=a.tpm, estimate_per_call=estimates[mode], usage_per_call=usage["total_tokens"])
+            s.update(mode=mode, limit=a.tpm, estimate_per_call=estimates[mode], usage_per_call=usage_of[mode])
             s["overshoot_pct"] = round(100 * (s["tokens"] - a.tpm) / a.tpm, 2)
             s["under_admission_tokens"] = max(0, a.tpm - s["tokens"])
             s["under_admission_pct"] = round(100 * s["under_admission_tokens"] / a.tpm, 2)

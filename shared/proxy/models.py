@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -45,6 +45,9 @@ class CallState:
     prompt_estimate: int
     admission: Admission
     prompt_text: str | None = None  # only when the project logs payloads
+    # backend id → (its capacity counter, tokens reserved) for backends with a TPM capacity
+    reserved: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    served_by: str | None = None
 
 
 class ModelProxy:
@@ -90,15 +93,29 @@ class ModelProxy:
         if stream:
             # Ask for usage on the client's behalf so streamed calls are counted; stripped again if unasked.
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        estimate = prompt + completion
+
+        async def admit(b: Any) -> bool:
+            if b.tpm_capacity is None:
+                return True
+            counter = await self._enforcer.reserve_backend(f"{model.project_id}/{name}/{b.id}", b.tpm_capacity,
+                                                           estimate)
+            if counter is not None:
+                state.reserved[b.id] = (counter, estimate)
+            return counter is not None
+
         try:
             outcome = await call_with_failover(
                 model.spec.backends, lambda b: self._http.send(b, op, body, headers, stream=stream),
                 breakers=self._breakers, key=lambda b: f"{model.project_id}/{name}/{b.id}", routing=model.spec.routing,
-                rng=self._rng)
+                rng=self._rng, admit=admit)
         except GatewayError as exc:
             self._enforcer.release(admission)
+            for counter, taken in state.reserved.values():
+                counter.give_back(taken)
             self._log(state, None, exc.status, exc.code, None, 0.0, attempts=exc.details)
             raise
+        state.served_by = outcome.backend.id if outcome.response.status_code < 300 else None
         if stream and outcome.response.status_code < 300 and not outcome.response.is_closed:
             return self._stream(state, outcome, strip_usage=not client_asked_usage)
         return self._complete(state, outcome)
@@ -196,6 +213,10 @@ class ModelProxy:
             prompt = completion = 0  # the call failed upstream: nothing to charge
         cost = self._cost_micros(state.model, prompt, completion)
         self._enforcer.settle(state.admission, tokens=prompt + completion, cost_micros=cost)
+        for backend_id, (counter, taken) in state.reserved.items():
+            # the backend that answered used real tokens; the ones that failed used none
+            used = prompt + completion if backend_id == state.served_by else 0
+            self._enforcer.reconcile(counter, taken, used)
         return {"prompt": prompt, "completion": completion, "cost_micros": cost}
 
     def _log(self, state: CallState, outcome: Outcome | None, status: int, error: str | None,

@@ -115,6 +115,20 @@ class QuotaEnforcer:
         return BudgetExhausted(f"The {metric.replace('_', ' ')} budget is used up for {where}.", code=code,
                                details={"quota": quota.id, "limit": metric})
 
+    async def reserve_backend(self, key: str, capacity: int, tokens: int) -> LeasedCounter | None:
+        """Take `tokens` from a backend's own per-minute capacity (shared across instances like any quota)."""
+        wid, left = window("minute", self._clock())
+        counter = self._counter(f"backend|{key}", "tokens_per_minute", wid, capacity, left)
+        return counter if await counter.take(tokens) else None
+
+    def reconcile(self, counter: LeasedCounter, taken: int, actual: int) -> None:
+        if actual < taken:
+            counter.give_back(taken - actual)
+        elif actual > taken:
+            task = asyncio.create_task(self._charge(counter, actual - taken))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
     def release(self, adm: Admission) -> None:
         """Undo an admission that never reached an upstream (refused elsewhere, or nothing was sent)."""
         for counter, amount, _ in adm.taken:
@@ -124,15 +138,8 @@ class QuotaEnforcer:
     def settle(self, adm: Admission, *, tokens: int, cost_micros: int) -> None:
         """Reconcile with real usage, off the hot path: refunds locally, extra usage charged in the background."""
         for counter, amount, unit in adm.taken:
-            if unit == "requests":
-                continue
-            actual = tokens if unit == "tokens" else cost_micros
-            if actual < amount:
-                counter.give_back(amount - actual)
-            elif actual > amount:
-                task = asyncio.create_task(self._charge(counter, actual - amount))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+            if unit != "requests":
+                self.reconcile(counter, amount, tokens if unit == "tokens" else cost_micros)
 
     @staticmethod
     async def _charge(counter: LeasedCounter, extra: int) -> None:

@@ -52,8 +52,14 @@ class TableCounterStore:
                 pass
             self._created = True
 
+    @staticmethod
+    def _safe(key: str) -> str:
+        # Table keys may not contain / \ # ? or control characters.
+        return "".join(c if c not in "/\\#?" and c.isprintable() else f"%{ord(c):02X}" for c in key)
+
     async def _update(self, partition: str, row: str, change) -> tuple[int, int]:
         await self._ensure()
+        partition, row = self._safe(partition), self._safe(row)
         for _ in range(50):  # contention between instances: re-read and retry
             try:
                 entity = await self._table.get_entity(partition, row)

@@ -31,6 +31,13 @@ class UpstreamTimeout(GatewayError):
     retryable = True
 
 
+class CapacityExhausted(GatewayError):
+    """Every backend's own TPM capacity is used up for this minute."""
+
+    status, code, type = 429, "backend_capacity_exhausted", "rate_limit_error"
+    retryable = True
+
+
 class NoBackendAvailable(GatewayError):
     status, code, type = 503, "no_backend_available", "server_error"
     retryable = True
@@ -85,8 +92,11 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 async def call_with_failover(backends: Sequence[Backend], send: Callable[[Backend], Awaitable[httpx.Response]],
                              *, breakers: Breakers, key: Callable[[Backend], str], routing: RoutingPolicy,
-                             rng: random.Random, clock: Callable[[], float] = time.monotonic) -> Outcome:
+                             rng: random.Random, clock: Callable[[], float] = time.monotonic,
+                             admit: Callable[[Backend], Awaitable[bool]] | None = None) -> Outcome:
+    """`admit` reserves a backend's own capacity (TPM); a backend it refuses is skipped without an attempt."""
     policy, bp = routing.retry, routing.breaker
+    full: set[str] = set()
     order = plan(backends, rng)
     attempts: list[Attempt] = []
     last_response: httpx.Response | None = None
@@ -95,11 +105,14 @@ async def call_with_failover(backends: Sequence[Backend], send: Callable[[Backen
     retry_status = set(policy.retry_on_status)
     i = 0
     while len(attempts) < policy.max_attempts and clock() < deadline:
-        candidates = [b for b in order if breakers.available(key(b), bp)]
+        candidates = [b for b in order if b.id not in full and breakers.available(key(b), bp)]
         if not candidates:
             break
         backend = candidates[i % len(candidates)]
         i += 1
+        if admit is not None and not await admit(backend):
+            full.add(backend.id)
+            continue
         k = key(backend)
         breakers.begin(k)
         started = clock()
@@ -137,5 +150,8 @@ async def call_with_failover(backends: Sequence[Backend], send: Callable[[Backen
     if last_error is not None:
         last_error.details = {"attempts": [a.__dict__ for a in attempts]}
         raise last_error
+    if full:
+        raise CapacityExhausted("Every backend of this model is at its tokens-per-minute capacity.",
+                                headers={"retry-after": str(max(1, 60 - int(time.time()) % 60))})
     raise NoBackendAvailable("Every backend of this model is cooling down or its circuit breaker is open.",
                              headers={"retry-after": "1"})

@@ -178,3 +178,22 @@ def test_failover_is_recorded_in_the_request_log(gateway, admin, ab, emulators):
     row = log_row(emulators.storage_connection_string, chat(gateway.url, secret, name).headers["x-request-id"])
     assert row["backend"] == "b" and row["retries"] == 1 and row["failovers"] == 1 and row["status"] == 200
     assert '"a"' in row["attempts"] and row["project_id"] == pid and row["total_tokens"] > 0
+
+
+def test_backend_tpm_capacity_spills_over_then_429(gateway, admin, ab):
+    a, b = ab
+    spec_a = {**backend(a, "a", priority=0), "tpm_capacity": 50}
+    spec_b = {**backend(b, "b", priority=1), "tpm_capacity": 50}
+    _, name, secret = setup_model(admin, [spec_a, spec_b])
+    a.set_default(ok("x", completion_tokens=60))  # one call uses up a's minute
+    b.set_default(ok("x", completion_tokens=60))
+    if time.gmtime().tm_sec > 50:
+        time.sleep(61 - time.gmtime().tm_sec)
+    assert chat(gateway.url, secret, name).headers["x-gateway-backend"] == "a"
+    time.sleep(0.3)  # the excess over the estimate is charged in the background
+    assert chat(gateway.url, secret, name).headers["x-gateway-backend"] == "b"  # a is full: spill, no attempt
+    assert len(a.requests) == 1
+    time.sleep(0.3)
+    r = chat(gateway.url, secret, name)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "backend_capacity_exhausted"
+    assert 1 <= int(r.headers["retry-after"]) <= 60
