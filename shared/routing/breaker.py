@@ -22,7 +22,8 @@ class _Backend:
     state: State = "closed"
     opened_at: float = 0.0
     probing: bool = False
-    calls: deque[tuple[float, bool]] = field(default_factory=deque)  # (time, failed)
+    calls: deque[tuple[float, bool]] = field(default_factory=deque)  # (time, failed) inside the window
+    failures: int = 0  # failed entries in `calls`, kept in step so a record is O(1), not O(window)
     cool_until: float = 0.0  # upstream asked us to wait (Retry-After)
 
 
@@ -77,12 +78,14 @@ class Breakers:
             else:
                 b.state = "closed"
                 b.calls.clear()
+                b.failures = 0
                 self.events.append(BreakerEvent(key, "closed"))
             return
         b.calls.append((now, failed))
+        b.failures += failed
         while b.calls and now - b.calls[0][0] > p.window_seconds:
-            b.calls.popleft()
-        failures = sum(1 for _, f in b.calls if f)
+            b.failures -= b.calls.popleft()[1]
+        failures = b.failures
         too_many = failures >= p.failure_count or (
             len(b.calls) >= p.min_calls and failures / len(b.calls) >= p.failure_ratio)
         if failed and b.state == "closed" and too_many:
