@@ -4,6 +4,8 @@ It only wires: Settings → Services → one Blueprint per surface. No business 
 """
 from __future__ import annotations
 
+import gc
+
 import azure.functions as func
 
 from functions import admin_api, credentials_api, health_api, keys_api, models_admin_api, models_api, portal_api
@@ -31,6 +33,8 @@ def build_app(settings: Settings, services: Services | None = None) -> func.Func
     for surface in surfaces:
         app.register_functions(surface.blueprint)
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
+    # Everything imported and built so far lives as long as the worker: keep it out of full GC passes.
+    gc.freeze()
     return app
 
 

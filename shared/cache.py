@@ -1,7 +1,7 @@
 """A small read-through cache for rarely-changing registry data on the hot path (flags, keys, projects).
 
 - fresh for `ttl` seconds: no storage round trip;
-- refresh-ahead: once an entry is past half its TTL, a background reload starts (single flight) while callers
+- refresh-ahead: once an entry is past 50–85 % of its TTL (jittered per entry), a background reload starts (single flight) while callers
   keep getting the current value, so under steady traffic no request waits on storage and a change is still
   seen within `ttl`;
 - past `ttl`, one caller reloads (single flight) while concurrent callers wait for that same load;
@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ V = TypeVar("V")
 class _Entry(Generic[V]):
     value: V
     loaded_at: float
+    refresh_after: float  # age at which a background refresh starts: jittered, so entries loaded together
+    # (key, project, flags, catalog, quotas) do not all reload — and burn CPU on the loop — in the same tick
 
 
 class FailStaticCache(Generic[K, V]):
@@ -45,7 +48,7 @@ class FailStaticCache(Generic[K, V]):
         entry = self._entries.get(key)
         now = self._clock()
         if entry is not None and now - entry.loaded_at < self._ttl:
-            if now - entry.loaded_at >= self._ttl / 2 and key not in self._inflight:
+            if now - entry.loaded_at >= entry.refresh_after and key not in self._inflight:
                 task = asyncio.create_task(self._refresh(key))
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
@@ -82,7 +85,7 @@ class FailStaticCache(Generic[K, V]):
             self._inflight.pop(key, None)
         if len(self._entries) >= self._max_entries:
             self._entries.clear()  # crude but bounded; the working set reloads within one TTL
-        self._entries[key] = _Entry(value, self._clock())
+        self._entries[key] = _Entry(value, self._clock(), self._ttl * random.uniform(0.5, 0.85))
         fut.set_result(value)
         return value
 

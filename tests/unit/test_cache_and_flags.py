@@ -120,7 +120,7 @@ async def test_refresh_ahead_serves_current_value_and_reloads_in_background():
     cache = FailStaticCache(load, ttl=4, max_stale=0, clock=clock)
     assert await cache.get("k") == 1
     state["value"] = 2
-    clock.now += 2.5  # past half the TTL: still answered from memory, a reload starts behind it
+    clock.now += 3.5  # past the (jittered, ≤ 85 %) refresh point: still answered from memory, reload behind it
     assert await cache.get("k") == 1
     await asyncio.sleep(0)  # let the background reload run
     await asyncio.sleep(0)
