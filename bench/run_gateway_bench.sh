@@ -9,15 +9,22 @@
 #      body.json must come back 200; then both are stopped (the emulators keep the registry and the counters)
 #   3. cold start: `import function_app` in 5 fresh processes (core 1), median
 #   4. run_all.sh with CUSTOM_GW_CMD = bench/gateway.sh (run_all starts it on core 1, after LiteLLM);
-#      a watcher samples the gateway's and LiteLLM's RSS and the emulators' CPU meanwhile
-#   5. PROFILE=1 (default): py-spy on the gateway under PROFILE_RATE req/s open-loop load (raw + flame graph)
+#      a watcher samples the gateway's and LiteLLM's RSS, the emulators' CPU, and the CPU used outside this
+#      script's process tree (+ steal): the noise the harness cannot see, reported per run
+#   5. PROFILE=1 (default): py-spy on the gateway under PROFILE_RATE req/s open-loop and c=50 closed-loop load
+#      (raw + flame graph), GC pauses (bench/gcprobe), and a tail diagnosis run (event-loop stalls > 3 ms)
 #   6. report: $RUN/report.md (overhead = gateway - direct of the same run)
 #
 # Placement (2 cores): core 0 = fake upstream + load generators + emulators; core 1 = gateway (and LiteLLM,
 # which the harness also puts on core 1; the two gateways are loaded one after another, never together).
+# The emulators run with SCHED_IDLE (EMU_SCHED=idle, default; EMU_SCHED=normal to compare): Azurite rewrites its
+# whole table file every 5 s (126 MB after ~57k logged requests), and at normal priority those bursts delay the
+# fake upstream and the load generator on core 0 -- an emulator artefact that inflated our p99 to ~10 ms late in
+# a run. In Azure, Tables and Cosmos DB are remote services that use none of the gateway's cores.
 #
-# Usage: bash bench/run_gateway_bench.sh                  # DUR=10 REPS=2 RATES=25,50,100,200 CONC=10,50 (~12 min)
-#        DUR=5 REPS=1 PROFILE=0 bash bench/run_gateway_bench.sh   # smoke (~5 min)
+# Usage: bash bench/run_gateway_bench.sh                  # DUR=10 REPS=3 RATES=25,50,100,200 CONC=10,50 (~14 min)
+#        REPS=2 bash bench/run_gateway_bench.sh          # ~11 min
+#        DUR=5 REPS=1 PROFILE=0 bash bench/run_gateway_bench.sh   # smoke (~4 min)
 #        SKIP_LITELLM=1 ...                              # without the LiteLLM baseline
 # Results: $BENCH_WORK/gateway/run-*/ (default BENCH_WORK=/tmp/gw-bench). Loopback only; every process started
 # here is stopped on exit.
@@ -28,26 +35,39 @@ SHARED=${SHARED_BENCH:-/work/shared/bench}
 export BENCH_WORK=${BENCH_WORK:-/tmp/gw-bench}
 WORK=$BENCH_WORK
 PY=${GW_PYTHON:-$ROOT/.venv/bin/python}
-export DUR=${DUR:-10} REPS=${REPS:-2} RATES=${RATES:-25,50,100,200} CONC=${CONC:-10,50}
+export DUR=${DUR:-10} REPS=${REPS:-3} RATES=${RATES:-25,50,100,200} CONC=${CONC:-10,50}
 export PHASES=${PHASES:-closed,rate,ttfb}
-EMU_CPU=${EMU_CPU:-0}; UP_CPU=0; GW_CPU=1    # run_all.sh's defaults (UP_CPU=LG_CPU=0, GW_CPU=1)
+EMU_CPU=${EMU_CPU:-0}; EMU_SCHED=${EMU_SCHED:-idle}; UP_CPU=0; GW_CPU=1    # run_all.sh's defaults (UP_CPU=LG_CPU=0, GW_CPU=1)
 GW_PORT=4100; UP_PORT=9001; LL_PORT=4000
 PROFILE=${PROFILE:-1}; PROFILE_RATE=${PROFILE_RATE:-200}; PROFILE_DUR=${PROFILE_DUR:-10}
+STALL_WARM=${STALL_WARM:-20}; STALL_DUR=${STALL_DUR:-40}
 RUN=${RUN:-$WORK/gateway/run-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$RUN"
 echo "run dir: $RUN"
 
 PIDS=()
 cleanup() {
-  local i
+  local i p
   for ((i=${#PIDS[@]}-1; i>=0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && timeout 20 tail --pid="$p" -f /dev/null 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && { timeout 20 tail --pid="$p" -f /dev/null 2>/dev/null || kill -9 "$p" 2>/dev/null || true; }
+  done
   PIDS=()
+  # gateways started by run_all.sh (or left by a hung shutdown): by their recorded PIDs only
+  for f in "$RUN"/*.pid; do
+    [ -f "$f" ] || continue; p=$(cat "$f")
+    if [ -n "$p" ] && grep -q "dev.host" "/proc/$p/cmdline" 2>/dev/null; then
+      echo "gateway $p ($(basename "$f")) still running: SIGKILL" >&2; kill -9 "$p" 2>/dev/null || true
+    fi
+  done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-stop_pid() {  # stop one process we started and forget it
-  kill "$1" 2>/dev/null || true; timeout 20 tail --pid="$1" -f /dev/null 2>/dev/null || true
+stop_pid() {  # stop one process we started and forget it (SIGKILL if it has not exited after 20 s)
+  kill "$1" 2>/dev/null || true
+  timeout 20 tail --pid="$1" -f /dev/null 2>/dev/null || {
+    echo "pid $1 did not exit within 20 s of SIGTERM: SIGKILL" | tee -a "$RUN/hung-shutdowns.txt" >&2
+    kill -9 "$1" 2>/dev/null || true; }
   local keep=() p; for p in "${PIDS[@]}"; do [ "$p" != "$1" ] && keep+=("$p"); done; PIDS=("${keep[@]:-}")
 }
 wait_http() {  # url seconds [pid that must stay alive]
@@ -68,13 +88,14 @@ if [ "$PROFILE" = 1 ] && [ ! -x "$WORK/venv-prof/bin/py-spy" ]; then
   python3 -m venv "$WORK/venv-prof" && "$WORK/venv-prof/bin/pip" install -q py-spy
 fi
 for p in $GW_PORT $UP_PORT $LL_PORT; do busy_port "$p"; done
-{ echo "date: $(date -Is)"; echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) $(git -C "$ROOT" status --porcelain 2>/dev/null | wc -l) changed files"
+{ echo "date: $(date -Is)"; echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) (+ uncommitted:"
+  git -C "$ROOT" status --porcelain 2>/dev/null | grep -v ' bench/' | sed 's/^/   /' || true; echo ")"
   echo "gateway python: $($PY -V)"; "$PY" -m pip freeze 2>/dev/null | grep -iE '^(uvicorn|starlette|uvloop|httptools|httpx|orjson|pydantic|azure-data-tables|azure-cosmos|tiktoken)=' || true
-  echo "node: $(node -v)"; echo "loadavg: $(cat /proc/loadavg)"
-  echo "DUR=$DUR REPS=$REPS RATES=$RATES CONC=$CONC PHASES=$PHASES EMU_CPU=$EMU_CPU GW_CPU=$GW_CPU"; } > "$RUN/env.txt"
+  echo "node: $(node -v)"; echo "loadavg: $(cat /proc/loadavg)"; echo "PYTHONDONTWRITEBYTECODE=${PYTHONDONTWRITEBYTECODE:-}"
+  echo "DUR=$DUR REPS=$REPS RATES=$RATES CONC=$CONC PHASES=$PHASES EMU_CPU=$EMU_CPU EMU_SCHED=$EMU_SCHED GW_CPU=$GW_CPU"; } > "$RUN/env.txt"
 
 # ---- 1. emulators on core EMU_CPU (prepare.py pins itself first; the node children inherit it)
-taskset -c "$EMU_CPU" "$PY" "$HERE/prepare.py" up --dir "$RUN" --cpu "$EMU_CPU" > "$RUN/emulators.log" 2>&1 &
+taskset -c "$EMU_CPU" "$PY" "$HERE/prepare.py" up --dir "$RUN" --cpu "$EMU_CPU" --sched "$EMU_SCHED" > "$RUN/emulators.log" 2>&1 &
 EMU_PID=$!; PIDS+=("$EMU_PID")
 for _ in $(seq 1 120); do
   [ -f "$RUN/gw.env" ] && break
@@ -90,8 +111,9 @@ start_upstream() {
   UPS_PID=$!; PIDS+=("$UPS_PID")
   wait_http "http://127.0.0.1:$UP_PORT/health" 30 "$UPS_PID"
 }
-start_gateway() {  # name
-  taskset -c "$GW_CPU" bash "$HERE/gateway.sh" "$RUN/gw.env" $GW_PORT "$RUN/$1.pid" > "$RUN/$1-gateway.log" 2>&1 &
+start_gateway() {  # name [VAR=value ...] (extra environment)
+  local name=$1; shift
+  taskset -c "$GW_CPU" env "$@" bash "$HERE/gateway.sh" "$RUN/gw.env" $GW_PORT "$RUN/$name.pid" > "$RUN/$name-gateway.log" 2>&1 &
   GWP_PID=$!; PIDS+=("$GWP_PID")
   wait_http "http://127.0.0.1:$GW_PORT/healthz" 120 "$GWP_PID"
 }
@@ -105,10 +127,11 @@ SECRET=$(cat "$RUN/key.txt")
 
 # ---- 3. cold start (quiet machine, core GW_CPU)
 "$PY" "$HERE/prepare.py" coldstart -n 5 --cpu "$GW_CPU" --python "$PY" --env "$RUN/gw.env" --importtime \
-  --out "$RUN/coldstart.json" | cut -c1-200
+  --pycache "$RUN/pycache" --out "$RUN/coldstart.json" | cut -c1-400
 
 # ---- 4. the reference harness, with our gateway as the custom gateway
-"$PY" "$HERE/prepare.py" watch --pid-file "$RUN/gw.pid" --emu "$RUN/emulators.json" --out "$RUN/watch.json" &
+"$PY" "$HERE/prepare.py" watch --pid-file "$RUN/gw.pid" --emu "$RUN/emulators.json" --root-pid $$ \
+  --out "$RUN/watch.json" &
 PIDS+=("$!"); W1=$!
 W2=
 if [ -z "${SKIP_LITELLM:-}" ]; then
@@ -126,7 +149,9 @@ stop_pid "$W1"; [ -n "$W2" ] && stop_pid "$W2"
 [ "$rc" = 0 ] || { echo "run_all.sh failed ($rc)"; exit "$rc"; }
 
 # ---- 5. profile under load (the harness has stopped its processes; same placement): open loop at
-#      PROFILE_RATE req/s, then closed loop (wrk, c=PROFILE_CONC). py-spy samples without pausing the gateway.
+#      PROFILE_RATE req/s, then closed loop (wrk, c=PROFILE_CONC). py-spy samples without pausing the gateway;
+#      bench/gcprobe times every garbage collection of this (unmeasured) gateway process. Then a tail diagnosis:
+#      a fresh gateway on the asyncio loop records every loop callback > 3 ms (what ran, how long, GC or not).
 spy() {  # name seconds: a raw profile (for prepare.py profile-summary) and a flame graph, one after the other
   local f
   for f in raw flamegraph; do
@@ -139,7 +164,7 @@ spy() {  # name seconds: a raw profile (for prepare.py profile-summary) and a fl
 if [ "$PROFILE" = 1 ]; then
   for p in $GW_PORT $UP_PORT; do busy_port "$p"; done
   start_upstream prof
-  start_gateway prof
+  start_gateway prof PYTHONPATH="$HERE/gcprobe" GC_PROBE_OUT="$RUN/gc-prof.json"
   GPID=$(cat "$RUN/prof.pid")
   URL="http://127.0.0.1:$GW_PORT/v1/chat/completions"
   curl -s -o /dev/null -m 10 "$URL" -H 'content-type: application/json' -H "Authorization: Bearer $SECRET" \
@@ -147,9 +172,10 @@ if [ "$PROFILE" = 1 ]; then
   AUTH="Bearer $SECRET" timeout 30 taskset -c "$UP_CPU" wrk -t1 -c10 -d5s -s "$SHARED/post.lua" "$URL" > /dev/null
   taskset -c "$UP_CPU" "$WORK/venv-up/bin/python" "$SHARED/openloop.py" --url "$URL" --auth "Bearer $SECRET" \
     --rate "$PROFILE_RATE" --duration $((2 * PROFILE_DUR + 4)) > "$RUN/prof-rate-load.json" &
-  LOAD=$!; PIDS+=("$LOAD")
+  LOAD=$!; PIDS+=("$LOAD"); T0=$(date +%s.%N)
   sleep 2; spy prof-rate "$PROFILE_DUR"
   timeout 60 tail --pid="$LOAD" -f /dev/null || true
+  echo "{\"t0\": $T0, \"t1\": $(date +%s.%N), \"rate\": $PROFILE_RATE}" > "$RUN/prof-rate-window.json"
   echo "profile load (open loop): $(cut -c1-240 "$RUN/prof-rate-load.json")"
   AUTH="Bearer $SECRET" timeout $((2 * PROFILE_DUR + 40)) taskset -c "$UP_CPU" wrk -t1 -c"${PROFILE_CONC:-50}" \
     -d$((2 * PROFILE_DUR + 4))s -s "$SHARED/post.lua" "$URL" > "$RUN/prof-closed-load.txt" &
@@ -157,7 +183,21 @@ if [ "$PROFILE" = 1 ]; then
   sleep 2; spy prof-closed "$PROFILE_DUR"
   timeout 60 tail --pid="$LOAD" -f /dev/null || true
   echo "profile load (closed loop): $(grep -o '"requests":[0-9]*,"duration_us":[0-9]*' "$RUN/prof-closed-load.txt")"
-  for f in prof-rate prof-closed; do echo "== $f"; head -25 "$RUN/$f-summary.txt" 2>/dev/null; done
+  for f in prof-rate prof-closed; do echo "== $f"; head -22 "$RUN/$f-summary.txt" 2>/dev/null; done
+  sleep 2; stop_pid "$GWP_PID"  # the probe rewrites its file every 2 s
+  # tail diagnosis: a fresh gateway on the pure-Python asyncio loop with every loop callback > 3 ms recorded
+  start_gateway stall PYTHONPATH="$HERE/gcprobe" GC_PROBE_OUT="$RUN/gc-stall.json" LOOP_PROBE_MS=3
+  curl -s -o /dev/null -m 10 "$URL" -H 'content-type: application/json' -H "Authorization: Bearer $SECRET" \
+    -d @"$SHARED/body.json"
+  # age the process first (~STALL_WARM s of closed-loop load), as in the harness, where the rate phase comes late
+  AUTH="Bearer $SECRET" timeout $((STALL_WARM + 30)) taskset -c "$UP_CPU" wrk -t1 -c10 -d${STALL_WARM}s \
+    -s "$SHARED/post.lua" "$URL" > /dev/null
+  T0=$(date +%s.%N)
+  taskset -c "$UP_CPU" "$WORK/venv-up/bin/python" "$SHARED/openloop.py" --url "$URL" --auth "Bearer $SECRET" \
+    --rate "$PROFILE_RATE" --duration "$STALL_DUR" > "$RUN/stall-load.json"
+  echo "{\"t0\": $T0, \"t1\": $(date +%s.%N), \"rate\": $PROFILE_RATE}" > "$RUN/stall-window.json"
+  sleep 2.5
+  "$PY" "$HERE/prepare.py" stall-summary "$RUN/gc-stall.json" "$RUN/stall-window.json" || true
   stop_pid "$GWP_PID"; stop_pid "$UPS_PID"
 fi
 

@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     port = args.port or int(os.environ.get("FUNCTIONS_HTTPWORKER_PORT", 0)) or _settings_port(root / args.settings)
     print(f"Functions ({args.app}):", *host.describe(), sep="\n", flush=True)
     print(f"Local host listening on http://{args.host}:{port}", flush=True)
-    uvicorn.run(host, host=args.host, port=port, log_level="warning", lifespan="on", access_log=False)
+    # Bounded shutdown: in-flight requests get 10 s, then the process exits (a stuck upstream must not keep a
+    # stopped host alive).
+    uvicorn.run(host, host=args.host, port=port, log_level="warning", lifespan="on", access_log=False,
+                timeout_graceful_shutdown=10)
 
 
 def _settings_port(path: Path) -> int:

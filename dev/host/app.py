@@ -83,7 +83,10 @@ class LocalHost:
                         return
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
-                    await self.stop()
+                    try:
+                        await asyncio.wait_for(self.stop(), 15)
+                    except asyncio.TimeoutError:
+                        log.warning("shutdown hooks did not finish within 15 s; exiting anyway")
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         elif scope["type"] == "http":

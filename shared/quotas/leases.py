@@ -20,6 +20,9 @@ class LeasedCounter:
         self.local = 0  # units leased to this instance and not yet used
         self.total_seen = 0  # the shared total after our last lease
         self.exhausted = False  # the shared total reached the limit in this window: stop asking
+        # Usage above estimates not yet added to the shared row. Kept until it lands (a failed or contended
+        # write is retried with the next lease or charge), so no excess is ever silently dropped.
+        self.debt = 0
         self._lock = asyncio.Lock()
         self._prefetch: asyncio.Task[None] | None = None
         self.ends_at = float("inf")  # monotonic time the window ends; set by the enforcer
@@ -27,7 +30,21 @@ class LeasedCounter:
     def remaining(self) -> int:
         return max(0, self.limit - self.total_seen + self.local)
 
+    async def _pay_debt(self) -> None:
+        """Add the accumulated excess in one write (caller holds the lock); on failure it stays owed."""
+        if self.debt <= 0:
+            return
+        amount = self.debt
+        total = await self._store.add(self.partition, self.row, amount)
+        self.debt -= amount
+        self.total_seen = max(self.total_seen, total)
+        if total >= self.limit:
+            self.exhausted = True
+
     async def _lease(self, want: int) -> None:
+        await self._pay_debt()  # the lease must see the real total
+        if self.exhausted:
+            return
         granted, total = await self._store.lease(self.partition, self.row, want, self.limit)
         self.local += granted
         self.total_seen = max(self.total_seen, total)
@@ -59,13 +76,15 @@ class LeasedCounter:
         self.local += n
 
     async def charge(self, n: int) -> None:
-        """Usage above what was admitted. From the local pool when it can, else added to the shared total —
-        the one source of overshoot, bounded by how far estimates undershoot real usage."""
+        """Usage above what was admitted. From the local pool when it can, else owed to the shared total —
+        the one source of overshoot, bounded by how far estimates undershoot real usage. Concurrent charges
+        coalesce into one write (single flight with leases), which keeps contention on the shared row low."""
         if self.local >= n:
             self.local -= n
             return
-        extra = n - self.local
+        self.debt += n - self.local
         self.local = 0
-        self.total_seen = await self._store.add(self.partition, self.row, extra)
-        if self.total_seen >= self.limit:
-            self.exhausted = True
+        if self._lock.locked():
+            return  # a lease or payment is in flight; it (or the next one) carries this debt
+        async with self._lock:
+            await self._pay_debt()

@@ -3,6 +3,7 @@ total handed out never exceeds the limit; the only overshoot comes from reconcil
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Protocol
 
 from azure.core import MatchConditions
@@ -60,7 +61,9 @@ class TableCounterStore:
     async def _update(self, partition: str, row: str, change) -> tuple[int, int]:
         await self._ensure()
         partition, row = self._safe(partition), self._safe(row)
-        for _ in range(50):  # contention between instances: re-read and retry
+        for attempt in range(50):  # contention between instances: re-read and retry, with jittered backoff
+            if attempt:
+                await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))
             try:
                 entity = await self._table.get_entity(partition, row)
             except ResourceNotFoundError:

@@ -141,3 +141,29 @@ def test_sse_relay_strips_usage_and_keeps_events_whole():
                      b"data: [DONE]\n\n")
     assert b'"lo"' in out and b"usage" not in out and out.endswith(b"data: [DONE]\n\n")
     assert relay.tally.usage == {"total_tokens": 5} and relay.tally.done and "".join(relay.tally.content) == "Hello"
+
+
+async def test_excess_usage_is_never_dropped_when_the_shared_row_is_briefly_unreachable():
+    class Flaky(MemoryCounterStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fail_adds = 1
+
+        async def add(self, partition, row, amount):
+            if self.fail_adds:
+                self.fail_adds -= 1
+                raise OSError("contention / outage")
+            return await super().add(partition, row, amount)
+
+    store = Flaky()
+    gw = QuotaEnforcer(store, lease_fraction=0.01)
+    quota = [q("project", "p", tokens_per_minute=1000)]
+    adm = await gw.admit(quota, tokens=10, cost_micros=0)
+    gw.settle(adm, tokens=500, cost_micros=0)  # 490 over the estimate; the first write of it fails
+    await gw.drain()
+    counter = adm.taken[0][0]
+    assert counter.debt > 0  # owed, not lost
+    adm2 = await gw.admit(quota, tokens=10, cost_micros=0)  # the next lease pays the debt first
+    assert counter.debt == 0
+    assert sum(store.totals.values()) >= 500
+    gw.release(adm2)
