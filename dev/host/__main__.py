@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The Azure SDKs log every HTTP exchange at INFO; keep the console for the gateway's own messages.
     logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per upstream call otherwise
     root = Path(args.root).resolve()
     load_local_settings(root / args.settings)
     sys.path.insert(0, str(root))
