@@ -83,9 +83,15 @@ class ModelProxy:
                   else self._tokens.estimate_embeddings_input(body, name, family))
         completion = self._tokens.requested_completion(body, 0) if op == "chat" else 0
         quotas = await self._quotas.for_call(model.project_id, principal.key_id, name)
-        admission = await self._enforcer.admit(quotas, tokens=prompt + completion,
-                                               cost_micros=self._cost_micros(model, prompt, completion))
-        state = CallState(principal, request_id, op, model, stream, started, prompt, admission)
+        state = CallState(principal, request_id, op, model, stream, started, prompt, Admission())
+        try:
+            state.admission = await self._enforcer.admit(
+                quotas, tokens=prompt + completion, cost_micros=self._cost_micros(model, prompt, completion))
+        except GatewayError as exc:
+            # Refused calls are calls too: admins look for 429/403 spikes in the same log.
+            self._log(state, None, exc.status, exc.code, None, 0.0)
+            raise
+        admission = state.admission
         project = await self._flags.project(model.project_id)  # cached: the guard just read it
         if project is not None and project.log_payloads:
             state.prompt_text = _clip(orjson.dumps(body.get("messages") or body.get("input")).decode())

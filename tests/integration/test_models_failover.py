@@ -9,7 +9,6 @@ import pytest
 from dev.emulators import free_port
 from tests.integration.models_support import backend, chat, log_row, setup_model
 from tests.support.fake_openai import FakeOpenAI, close_connection, cut_stream, error, hang, ok
-from tests.support.processes import wait_until
 
 FAST_BREAKER = {"breaker": {"failure_count": 2, "window_seconds": 30, "trip_seconds": 1.5, "min_calls": 100}}
 

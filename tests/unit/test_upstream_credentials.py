@@ -8,7 +8,7 @@ import pytest
 from shared.config import Settings
 from shared.domain.models import Backend
 from shared.errors import DependencyUnavailable
-from shared.upstreams.credentials import COGNITIVE_SCOPE, TokenCache, UpstreamCredentials
+from shared.upstreams.credentials import TokenCache, UpstreamCredentials
 from shared.upstreams.openai_http import upstream_url
 
 
