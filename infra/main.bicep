@@ -30,9 +30,63 @@ param gatewayAdminKey string
 @description('HMAC secret used to hash API keys; stored only in Key Vault. Changing it invalidates issued keys.')
 param gatewayKeyHashSecret string
 
-@description('Flex Consumption scale-out limit.')
+// --- Flex Consumption scale (bounds: the plan's documented limits) ---------------------
+
+@description('Flex Consumption scale-out limit (plan range 1-1000); caps cost and the load on Cosmos DB, Storage and the upstream models.')
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 100
+
+@description('Memory per instance: 512 (0.25 vCPU), 2048 (1 vCPU) or 4096 (2 vCPU) MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+// Why 64 and not the platform default. Flex gives Python apps a very low HTTP concurrency
+// per instance unless told otherwise, because a synchronous Python function blocks its
+// worker. This app is asyncio end to end (one event loop; the upstream pool allows 1000
+// connections), and a streamed chat completion (SSE) holds its slot for the whole
+// generation, tens of seconds spent waiting on the model, not on the CPU. With a slot per
+// instance, every concurrent stream would cost a cold instance. The CPU bound: the gateway
+// uses ~1 ms of CPU per request (docs/benchmarks.md: ~900 req/s on one core, local host) plus the
+// Functions host's per-invocation cost, so 64 in-flight requests on a 2048 MB (1 vCPU)
+// instance keep the core far from saturation even when they all arrive at once, and their
+// buffers are small next to 2 GB. Scale 512 MB instances (0.25 vCPU) down to ~16 and 4096 MB
+// up to ~128; lower it if a load test shows CPU-bound latency.
+@description('Concurrent HTTP invocations (SSE streams included) one instance takes before Flex adds another (1-1000).')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 64
+
+@description('Always-ready (pre-warmed, billed while idle) instances of the HTTP scale group; 0 scales to zero. Must not exceed maximumInstanceCount; 2 or more with zoneRedundant.')
+@minValue(0)
+@maxValue(1000)
+param httpAlwaysReadyInstances int = 0
+
+@description('Zone-redundant Flex Consumption plan; only in regions that offer it for Flex.')
+param zoneRedundant bool = false
+
+// --- Network and data durability ---------------------------------------------------
+
+@description('Private networking: a VNet, the app\'s outbound VNet integration, private endpoints + privatelink DNS for Storage (blob/queue/table), Cosmos DB and Key Vault, and public network access disabled on those. The app itself stays public.')
+param enablePrivateNetworking bool = false
+
+@description('Storage replication. ZRS by default; an existing LRS account cannot be switched by redeploying, so pass Standard_LRS for it.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param storageSkuName string = 'Standard_ZRS'
+
+@description('Key Vault soft-delete retention (7-90 days); fixed when the vault is created (purge protection is always on).')
+@minValue(7)
+@maxValue(90)
+param keyVaultSoftDeleteRetentionInDays int = 7
 
 // Deterministic per subscription/RG/environment, so re-provisioning updates in place.
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
@@ -61,6 +115,8 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     deploymentContainerName: deploymentContainerName
+    skuName: storageSkuName
+    privateNetworking: enablePrivateNetworking
   }
 }
 
@@ -72,6 +128,7 @@ module cosmos 'modules/cosmos.bicep' = {
     tags: tags
     databaseName: cosmosDatabaseName
     containerName: cosmosContainerName
+    privateNetworking: enablePrivateNetworking
   }
 }
 
@@ -83,11 +140,29 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     gatewayAdminKey: gatewayAdminKey
     gatewayKeyHashSecret: gatewayKeyHashSecret
+    softDeleteRetentionInDays: keyVaultSoftDeleteRetentionInDays
+    privateNetworking: enablePrivateNetworking
+  }
+}
+
+module network 'modules/network.bicep' = if (enablePrivateNetworking) {
+  name: 'network'
+  params: {
+    name: 'vnet-${token}'
+    location: location
+    tags: tags
+    storageAccountId: storage.outputs.id
+    cosmosAccountId: cosmos.outputs.id
+    keyVaultId: keyVault.outputs.id
   }
 }
 
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
+  // With private networking the endpoints and DNS must exist before the host starts.
+  dependsOn: [
+    network
+  ]
   params: {
     name: 'func-${token}'
     planName: 'plan-${token}'
@@ -96,7 +171,11 @@ module functionApp 'modules/functionapp.bicep' = {
     storageBlobEndpoint: storage.outputs.blobEndpoint
     deploymentContainerName: deploymentContainerName
     maximumInstanceCount: maximumInstanceCount
-    instanceMemoryMB: 2048
+    instanceMemoryMB: instanceMemoryMB
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
+    httpAlwaysReadyInstances: httpAlwaysReadyInstances
+    zoneRedundant: zoneRedundant
+    virtualNetworkSubnetId: enablePrivateNetworking ? network.outputs.appSubnetId : ''
   }
 }
 

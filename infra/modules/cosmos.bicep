@@ -10,7 +10,12 @@ param tags object = {}
 param databaseName string = 'gateway'
 param containerName string = 'registry'
 
+@description('True when the account is reached only through a private endpoint (main.bicep enablePrivateNetworking).')
+param privateNetworking bool = false
+
 resource account 'Microsoft.DocumentDB/databaseAccounts@2025-04-15' = {
+  //checkov:skip=CKV_AZURE_101: public network access is Disabled when privateNetworking is true; without a VNet a Flex Consumption app has no fixed outbound IPs, so the public setup stays reachable and accepts only Entra ID tokens (disableLocalAuth).
+  //checkov:skip=CKV_AZURE_99: access is restricted to the private endpoint when privateNetworking is true; an IP firewall cannot describe a Flex Consumption app's outbound addresses in the public setup (see CKV_AZURE_101).
   name: name
   location: location
   tags: tags
@@ -39,7 +44,7 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2025-04-15' = {
     // matches COSMOS_CREATE_IF_MISSING=false.
     disableKeyBasedMetadataWriteAccess: true
     minimalTlsVersion: 'Tls12'
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
   }
 }
 
@@ -72,6 +77,7 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
 }
 
 output name string = account.name
+output id string = account.id
 output endpoint string = account.properties.documentEndpoint
 output databaseName string = database.name
 output containerName string = container.name

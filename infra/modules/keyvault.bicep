@@ -7,6 +7,14 @@ param name string
 param location string
 param tags object = {}
 
+@description('Days a deleted vault/secret stays recoverable (7-90). Fixed when the vault is created, so the default keeps the value existing vaults were created with; use 90 for a new production vault.')
+@minValue(7)
+@maxValue(90)
+param softDeleteRetentionInDays int = 7
+
+@description('True when the vault is reached only through a private endpoint (main.bicep enablePrivateNetworking).')
+param privateNetworking bool = false
+
 @secure()
 @description('Break-glass admin key for the gateway management API.')
 param gatewayAdminKey string
@@ -16,6 +24,8 @@ param gatewayAdminKey string
 param gatewayKeyHashSecret string
 
 resource vault 'Microsoft.KeyVault/vaults@2024-11-01' = {
+  //checkov:skip=CKV_AZURE_109: the firewall denies by default when privateNetworking is true; in the public setup Key Vault references are resolved from a Flex Consumption app with no fixed outbound IPs, so no IP rule could allow it (RBAC still limits access to the app identity).
+  //checkov:skip=CKV_AZURE_189: public network access is Disabled when privateNetworking is true; the public setup needs it for the Key Vault references (see CKV_AZURE_109).
   name: name
   location: location
   tags: tags
@@ -29,14 +39,22 @@ resource vault 'Microsoft.KeyVault/vaults@2024-11-01' = {
     // (Key Vault Secrets User), like every other resource here.
     enableRbacAuthorization: true
     enableSoftDelete: true
-    softDeleteRetentionInDays: 7
-    // Purge protection is left off so `azd down --purge` can reuse the name in dev;
-    // turn it on for production.
-    publicNetworkAccess: 'Enabled'
+    softDeleteRetentionInDays: softDeleteRetentionInDays
+    // Nobody (not even an owner) can purge the vault or a secret before the retention
+    // ends: a deleted HMAC secret would otherwise invalidate every issued API key for
+    // good. Cannot be turned off again; `azd down --purge` then cannot purge the vault,
+    // so a re-provisioned environment must use another name (docs/deploy.md).
+    enablePurgeProtection: true
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
+    networkAcls: {
+      defaultAction: privateNetworking ? 'Deny' : 'Allow'
+      bypass: 'AzureServices'
+    }
   }
 }
 
 resource adminKey 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = {
+  //checkov:skip=CKV_AZURE_41: deliberately no expiry. The gateway reads this break-glass admin key through a Key Vault reference at every start; reads of an expired secret may be refused (SecretExpired), which would lock admins out on a date nobody chose. Rotation is explicit (docs/deploy.md, Secrets in Key Vault).
   parent: vault
   name: 'gateway-admin-key'
   properties: {
@@ -46,6 +64,7 @@ resource adminKey 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = {
 }
 
 resource keyHash 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = {
+  //checkov:skip=CKV_AZURE_41: deliberately no expiry. This secret is the gateway's root of trust, read through a Key Vault reference at every start; reads of an expired secret may be refused (SecretExpired), which would take the gateway down on a date nobody chose. Rotating it invalidates every issued API key, so it has no rotation period; rotation is explicit (docs/deploy.md, Secrets in Key Vault).
   parent: vault
   name: 'gateway-key-hash-secret'
   properties: {

@@ -11,13 +11,28 @@ param tags object = {}
 @description('Blob container that holds the Flex Consumption deployment package.')
 param deploymentContainerName string
 
+@description('Replication. ZRS by default: host leases/timers, app queues and tables survive a zone outage. An account created as LRS cannot be switched to ZRS by redeploying (Azure needs a SKU conversion): pass Standard_LRS for such environments.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param skuName string = 'Standard_ZRS'
+
+@description('True when the account is reached only through private endpoints (main.bicep enablePrivateNetworking).')
+param privateNetworking bool = false
+
 resource account 'Microsoft.Storage/storageAccounts@2025-01-01' = {
+  //checkov:skip=CKV_AZURE_35: default action is Deny when privateNetworking is true; without a VNet a Flex Consumption app has no fixed outbound IPs to allow, so the public setup must Allow and relies on Entra-only (keyless) access.
+  //checkov:skip=CKV_AZURE_206: replication is the skuName parameter, default Standard_ZRS (asserted by tests/unit/test_infra_bicep.py); checkov does not resolve parameter defaults.
+  //checkov:skip=CKV_AZURE_59: public network access is Disabled when privateNetworking is true; the public setup is the keyless, Entra-only one (see CKV_AZURE_35).
   name: name
   location: location
   tags: tags
   kind: 'StorageV2'
   sku: {
-    name: 'Standard_LRS'
+    name: skuName
   }
   properties: {
     // Keyless: every caller (host, app code, deployment) uses Entra ID + RBAC,
@@ -28,9 +43,9 @@ resource account 'Microsoft.Storage/storageAccounts@2025-01-01' = {
     allowCrossTenantReplication: false
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     networkAcls: {
-      defaultAction: 'Allow'
+      defaultAction: privateNetworking ? 'Deny' : 'Allow'
       bypass: 'AzureServices'
     }
   }
