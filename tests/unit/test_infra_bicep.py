@@ -213,8 +213,8 @@ def test_azure_yaml():
 
 # --- Flex Consumption scale and concurrency -------------------------------------------
 # The plan's documented limits (Microsoft Learn, "Azure Functions Flex Consumption plan
-# hosting": Instance sizes; Considerations/Scale: lowest maximum 1 (40 in 2024-25), highest
-# 1000). perInstanceConcurrency is an int the API bounds at 1..1000.
+# hosting": Instance sizes; Considerations/Scale: lowest maximum 1 (older versions: 40),
+# highest 1000). perInstanceConcurrency: 1..1000 as exposed here (the API type is an int).
 FLEX_MEMORY_MB = {512, 2048, 4096}
 FLEX_MAX_INSTANCES = (1, 1000)
 HTTP_CONCURRENCY = (1, 1000)
