@@ -180,7 +180,7 @@ class Services:
     def key_service(self) -> KeyService:
         s = self.settings
         pepper = s.key_hash_secret.get_secret_value().encode() if s.key_hash_secret else None
-        return KeyService(self.keys, pepper=pepper,
+        return KeyService(self.keys, pepper=pepper, accept_legacy=s.accept_legacy_virtual_keys,
                           ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
 
     @cached_property
