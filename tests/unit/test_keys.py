@@ -202,3 +202,21 @@ def test_an_expired_instant_compares_with_now():
                      expires_at=datetime(2001, 1, 1))  # naive on assignment too
     assert key.expires_at == datetime(2001, 1, 1, tzinfo=timezone.utc) and key.state() == "expired"
     assert key.state(datetime.now(timezone.utc) - timedelta(days=365 * 40)) == "active"
+
+
+async def test_settings_reach_the_key_service_and_the_request_log(monkeypatch):
+    from shared.config import Settings
+    from shared.services import Services
+
+    monkeypatch.setenv("GATEWAY_KEY_HASH_SECRET", PEPPER.decode())
+    monkeypatch.setenv("ACCEPT_LEGACY_VIRTUAL_KEYS", "false")
+    monkeypatch.setenv("USAGE_LOG_BUFFER_RECORDS", "500")
+    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    store = CountingStore()
+    services = Services(Settings(), store=store)
+    secret = await legacy_key(store)
+    with pytest.raises(Unauthenticated):
+        await services.key_service.authenticate(secret)
+    assert services.usage_log.stats()["capacity"] == 500
+    assert (await services.readiness())["usage_log"]["capacity"] == 500
+    await services.close()

@@ -221,3 +221,12 @@ async def test_rows_still_unwritten_at_shutdown_are_counted_as_lost(caplog):
     with caplog.at_level(logging.ERROR, "gateway.usage"):
         await log.close()
     assert log.dropped == 5 and "5 rows could not be written before shutdown" in caplog.text
+
+
+def test_an_entity_past_the_size_budget_sheds_payload_until_it_fits(monkeypatch):
+    from shared.usage import entity as entity_module
+
+    monkeypatch.setattr(entity_module, "MAX_ENTITY_BYTES", 50_000)
+    e = rec(0, prompt="p" * 30_000, completion="c" * 30_000).to_entity()
+    assert entity_bytes(e) <= 50_000 and e["prompt"].endswith(MARKER) and e["completion"].endswith(MARKER)
+    assert e["request_id"] == "r0" and e["status"] == 200  # the accounting is never shed
