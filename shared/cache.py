@@ -42,8 +42,8 @@ class FailStaticCache(Generic[K, V]):
         self._ttl = ttl
         self._max_stale = max_stale
         self._clock = clock
-        self._max_entries = max_entries
-        self._max_negative = max_negative_entries
+        self._max_entries = max(1, max_entries)
+        self._max_negative = max(1, max_negative_entries)
         self._entries: dict[K, _Entry[V]] = {}
         self._negative: dict[K, _Entry[V]] = {}  # loads that returned None; bounded on their own
         self._inflight: dict[K, asyncio.Future[V]] = {}

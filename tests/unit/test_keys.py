@@ -211,12 +211,17 @@ async def test_settings_reach_the_key_service_and_the_request_log(monkeypatch):
     monkeypatch.setenv("GATEWAY_KEY_HASH_SECRET", PEPPER.decode())
     monkeypatch.setenv("ACCEPT_LEGACY_VIRTUAL_KEYS", "false")
     monkeypatch.setenv("USAGE_LOG_BUFFER_RECORDS", "500")
-    monkeypatch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    # a closed port: readiness fails fast and touches nobody's emulator
+    monkeypatch.setenv("AzureWebJobsStorage", "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+                       "AccountKey=" + "A" * 88 + ";TableEndpoint=http://127.0.0.1:9/devstoreaccount1")
+    monkeypatch.setenv("DEPENDENCY_TIMEOUT_SECONDS", "1")
     store = CountingStore()
     services = Services(Settings(), store=store)
     secret = await legacy_key(store)
     with pytest.raises(Unauthenticated):
         await services.key_service.authenticate(secret)
     assert services.usage_log.stats()["capacity"] == 500
-    assert (await services.readiness())["usage_log"]["capacity"] == 500
+    checks = await services.readiness()
+    assert checks["usage_log"]["capacity"] == 500 and checks["usage_log"]["status"] == "ok"
+    assert checks["storage"]["status"] == "unavailable"
     await services.close()
