@@ -6,7 +6,10 @@
   seen within `ttl`;
 - past `ttl`, one caller reloads (single flight) while concurrent callers wait for that same load;
 - fail-static: when the load fails with DependencyUnavailable, the last good value keeps being served for up to
-  `max_stale` seconds past its freshness, then the error surfaces (fail closed).
+  `max_stale` seconds past its freshness, then the error surfaces (fail closed);
+- bounded: negative answers (the loader returned None: "no such key/project") live in their own, smaller table,
+  so a flood of unknown keys can only evict other negative entries — never a known one that fail-static must
+  keep serving through an outage. Each table evicts its oldest load first.
 """
 from __future__ import annotations
 
@@ -33,19 +36,22 @@ class _Entry(Generic[V]):
 
 class FailStaticCache(Generic[K, V]):
     def __init__(self, loader: Callable[[K], Awaitable[V]], *, ttl: float, max_stale: float,
-                 clock: Callable[[], float] = time.monotonic, max_entries: int = 100_000) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_entries: int = 100_000,
+                 max_negative_entries: int = 10_000) -> None:
         self._loader = loader
         self._ttl = ttl
         self._max_stale = max_stale
         self._clock = clock
-        self._max_entries = max_entries
+        self._max_entries = max(1, max_entries)
+        self._max_negative = max(1, max_negative_entries)
         self._entries: dict[K, _Entry[V]] = {}
+        self._negative: dict[K, _Entry[V]] = {}  # loads that returned None; bounded on their own
         self._inflight: dict[K, asyncio.Future[V]] = {}
         self.stale_served = 0  # how often fail-static answered; exposed for health/metrics
         self._background: set[asyncio.Task[None]] = set()
 
     async def get(self, key: K) -> V:
-        entry = self._entries.get(key)
+        entry = self._entries.get(key) or self._negative.get(key)
         now = self._clock()
         if entry is not None and now - entry.loaded_at < self._ttl:
             if now - entry.loaded_at >= entry.refresh_after and key not in self._inflight:
@@ -57,7 +63,7 @@ class FailStaticCache(Generic[K, V]):
 
     async def _refresh(self, key: K) -> None:
         try:
-            await self._load_now(key, self._entries.get(key), self._clock())
+            await self._load_now(key, self._entries.get(key) or self._negative.get(key), self._clock())
         except Exception:  # noqa: BLE001 - a failed refresh-ahead is retried by the next caller
             pass
 
@@ -83,11 +89,21 @@ class FailStaticCache(Generic[K, V]):
             raise
         finally:
             self._inflight.pop(key, None)
-        if len(self._entries) >= self._max_entries:
-            self._entries.clear()  # crude but bounded; the working set reloads within one TTL
-        self._entries[key] = _Entry(value, self._clock(), self._ttl * random.uniform(0.5, 0.85))
+        self._store(key, _Entry(value, self._clock(), self._ttl * random.uniform(0.5, 0.85)))
         fut.set_result(value)
         return value
 
+    def _store(self, key: K, entry: "_Entry[V]") -> None:
+        self.invalidate(key)  # re-inserted last: insertion order is load order, and a key lives in one table
+        table, limit = ((self._negative, self._max_negative) if entry.value is None
+                        else (self._entries, self._max_entries))
+        while len(table) >= limit:
+            del table[next(iter(table))]  # the oldest load of the same kind
+        table[key] = entry
+
+    def __len__(self) -> int:
+        return len(self._entries) + len(self._negative)
+
     def invalidate(self, key: K) -> None:
         self._entries.pop(key, None)
+        self._negative.pop(key, None)

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     # Pepper for the keyed hash of virtual keys. A leaked registry alone must not let anyone test guesses.
     # No default: a well-known pepper would be worse than none. Missing → the data plane refuses (503).
     key_hash_secret: SecretStr | None = Field(default=None, validation_alias="GATEWAY_KEY_HASH_SECRET")
+    # Virtual keys issued before self-verifying (MAC'd) secrets: still accepted through a registry lookup while true.
+    # Set false once every legacy key is rotated (GET …/keys shows `secret_format`), so no guess costs a lookup.
+    accept_legacy_virtual_keys: bool = Field(default=True, validation_alias="ACCEPT_LEGACY_VIRTUAL_KEYS")
     entra_tenant_id: str | None = Field(default=None, validation_alias="ENTRA_TENANT_ID")
     entra_audience: str | None = Field(default=None, validation_alias="ENTRA_AUDIENCE")
     # Overrides, mostly for tests and sovereign clouds; derived from the tenant when absent.
@@ -64,6 +67,10 @@ class Settings(BaseSettings):
     # --- models pillar
     quota_lease_fraction: float = Field(default=0.02, gt=0, le=1, validation_alias="QUOTA_LEASE_FRACTION")
     usage_flush_seconds: float = Field(default=1.0, gt=0, validation_alias="USAGE_FLUSH_SECONDS")
+    # Request-log rows held in memory while Azure Tables is slow or down (per worker). 60,000 rows cover a
+    # 10-minute outage at 100 calls/s; rows beyond it are dropped, counted and logged (docs/runbook.md).
+    usage_buffer_records: int = Field(default=60_000, ge=100, le=1_000_000,
+                                      validation_alias="USAGE_LOG_BUFFER_RECORDS")
     key_rotation_max_overlap_seconds: int = Field(default=7 * 86400, gt=0,
                                                   validation_alias="KEY_ROTATION_MAX_OVERLAP_SECONDS")
 

@@ -140,7 +140,8 @@ class Services:
         from .usage.log import TableUsageSink, UsageLog
 
         return UsageLog(TableUsageSink(self.storage.tables.get_table_client("gatewayrequests")),
-                        flush_seconds=self.settings.usage_flush_seconds)
+                        flush_seconds=self.settings.usage_flush_seconds,
+                        max_buffer=self.settings.usage_buffer_records)
 
     @cached_property
     def model_proxy(self) -> "ModelProxy":
@@ -180,7 +181,7 @@ class Services:
     def key_service(self) -> KeyService:
         s = self.settings
         pepper = s.key_hash_secret.get_secret_value().encode() if s.key_hash_secret else None
-        return KeyService(self.keys, pepper=pepper,
+        return KeyService(self.keys, pepper=pepper, accept_legacy=s.accept_legacy_virtual_keys,
                           ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
 
     @cached_property
@@ -193,8 +194,9 @@ class Services:
                                    developer_role=s.entra_developer_role, cache_seconds=s.jwks_cache_seconds)
         return ControlPlaneAuth(admin_key=s.admin_key.get_secret_value() if s.admin_key else None, entra=entra)
 
-    async def readiness(self) -> dict[str, dict[str, str]]:
-        """Each dependency checked concurrently; never raises."""
+    async def readiness(self) -> dict[str, dict[str, Any]]:
+        """Each dependency checked concurrently, plus the request log's counters (never a reason to be unready:
+        rows buffer while Storage is down; `dropped`/`rejected` above 0 mean rows were lost); never raises."""
 
         async def check(ping: Any) -> dict[str, str]:
             try:
@@ -204,7 +206,9 @@ class Services:
                 return {"status": "unavailable", "error": getattr(exc, "code", type(exc).__name__)}
 
         cosmos, storage = await asyncio.gather(check(self.store.ping), check(self.storage.ping))
-        return {"cosmos": cosmos, "storage": storage}
+        usage = self.__dict__.get("usage_log")
+        log_stats = usage.stats() if usage is not None else {"buffered": 0, "dropped": 0, "rejected": 0}
+        return {"cosmos": cosmos, "storage": storage, "usage_log": {"status": "ok", **log_stats}}
 
     async def close(self) -> None:
         usage = self.__dict__.get("usage_log")

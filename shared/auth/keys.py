@@ -1,10 +1,11 @@
 """Issuing and resolving virtual keys. Lookups go through the fail-static cache, so the hot path does not touch
-Cosmos per request; a revocation takes effect on every instance within the cache TTL (see docs/runbook.md)."""
+Cosmos per request; a revocation takes effect on every instance within the cache TTL (see docs/runbook.md).
+A presented secret is first checked locally (shape, then MAC — see key_format.py): only a string this deployment
+issued can cost a registry lookup or a cache entry."""
 from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 import uuid
 from datetime import timedelta
 
@@ -13,37 +14,49 @@ from ..domain.base import utcnow
 from ..domain.keys import KEY_PREFIX, KeyCreate, PreviousSecret, VirtualKey
 from ..errors import Conflict, DependencyUnavailable, Unauthenticated
 from ..storage.repository import Repository
+from .key_format import KeyMac, shape
 from .principal import Principal, looks_like_jwt
 
 
 class KeyService:
-    def __init__(self, keys: Repository[VirtualKey], *, pepper: bytes | None, ttl: float, max_stale: float) -> None:
+    def __init__(self, keys: Repository[VirtualKey], *, pepper: bytes | None, ttl: float, max_stale: float,
+                 accept_legacy: bool = True) -> None:
         self._keys = keys
         self._pepper = pepper
+        self._mac = KeyMac(pepper) if pepper else None
+        self._accept_legacy = accept_legacy
         self._cache: FailStaticCache[str, VirtualKey | None] = FailStaticCache(
             self._lookup, ttl=ttl, max_stale=max_stale)
 
-    def hash(self, secret: str) -> str:
+    def _require_pepper(self) -> bytes:
         if not self._pepper:
             raise DependencyUnavailable("GATEWAY_KEY_HASH_SECRET is not set (or its Key Vault reference is not "
                                         "resolved); virtual keys cannot be issued or checked.",
                                         details={"dependency": "key_hash_secret", "reason": "not_configured"})
-        return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
+        return self._pepper
+
+    def hash(self, secret: str) -> str:
+        return hmac.new(self._require_pepper(), secret.encode(), hashlib.sha256).hexdigest()
+
+    def _key_mac(self) -> KeyMac:
+        self._require_pepper()
+        assert self._mac is not None
+        return self._mac
 
     async def _lookup(self, digest: str) -> VirtualKey | None:
         page = await self._keys.list(None, limit=1, contains={"lookup": digest})
         return page.items[0] if page.items else None
 
-    @staticmethod
-    def _new_secret() -> str:
-        return KEY_PREFIX + secrets.token_urlsafe(32)
+    def _new_secret(self) -> str:
+        return self._key_mac().mint()
 
     async def issue(self, project_id: str, spec: KeyCreate) -> tuple[VirtualKey, str]:
         secret = self._new_secret()
         digest = self.hash(secret)
         key = VirtualKey(id=uuid.uuid4().hex[:16], project_id=project_id, name=spec.name,
                          prefix=secret[: len(KEY_PREFIX) + 6], hash=digest, lookup=[digest],
-                         expires_at=spec.expires_at, models=spec.models, metadata=spec.metadata)
+                         expires_at=spec.expires_at, models=spec.models, metadata=spec.metadata,
+                         secret_format="v1")
         return await self._keys.create(key), secret
 
     async def rotate(self, project_id: str, key_id: str, overlap_seconds: int) -> tuple[VirtualKey, str]:
@@ -59,7 +72,7 @@ class KeyService:
             if overlap_seconds > 0:
                 keep.append(PreviousSecret(hash=k.hash, valid_until=now + timedelta(seconds=overlap_seconds)))
             k.previous = keep
-            k.hash, k.prefix = digest, secret[: len(KEY_PREFIX) + 6]
+            k.hash, k.prefix, k.secret_format = digest, secret[: len(KEY_PREFIX) + 6], "v1"
             k.lookup = [digest, *(p.hash for p in keep)]
 
         old = await self._keys.get(project_id, key_id)
@@ -80,6 +93,7 @@ class KeyService:
             kind = "An Entra token" if looks_like_jwt(secret) else "This credential"
             raise Unauthenticated(f"{kind} is not a virtual key; the data plane accepts only virtual keys.",
                                   code="invalid_api_key")
+        self._check_locally(secret)
         digest = self.hash(secret)
         key = await self._cache.get(digest)
         if key is None or not key.accepts(digest):
@@ -90,3 +104,12 @@ class KeyService:
         return Principal(kind="virtual_key", subject=key.id, project_id=key.project_id, key_id=key.id,
                          key_prefix=key.prefix, name=key.name,
                          allowed_models=frozenset(key.models) if key.models is not None else None)
+
+    def _check_locally(self, secret: str) -> None:
+        """Refuse, at zero storage cost and without a cache entry, every string this deployment did not issue."""
+        kind = shape(secret)
+        if kind == "malformed" or (kind == "v1" and not self._key_mac().verifies(secret)):
+            raise Unauthenticated("The virtual key is not valid.", code="invalid_api_key")
+        if kind == "legacy" and not self._accept_legacy:
+            raise Unauthenticated("This virtual key uses the retired format; ask an admin to rotate it.",
+                                  code="invalid_api_key", details={"reason": "legacy_key_format"})

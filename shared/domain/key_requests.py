@@ -2,12 +2,12 @@
 admin. The secret is generated only when the requester claims an approved request, so it is never stored."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
 from .base import Contract, Entity
+from .times import UtcDatetime
 
 RequestState = Literal["pending", "approved", "rejected", "claimed"]
 
@@ -21,7 +21,7 @@ class KeyRequest(Entity):
     reason: str = ""
     state: RequestState = "pending"
     decided_by: str | None = None
-    decided_at: datetime | None = None
+    decided_at: UtcDatetime | None = None
     key_id: str | None = None
 
 

@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from .base import Contract, Entity, utcnow
+from .times import UtcDatetime
 
 KEY_PREFIX = "sk-gw-"
 
 
 class PreviousSecret(BaseModel):
     hash: str
-    valid_until: datetime
+    valid_until: UtcDatetime
 
 
 class VirtualKey(Entity):
@@ -25,10 +26,13 @@ class VirtualKey(Entity):
     previous: list[PreviousSecret] = Field(default_factory=list)
     # Every hash that may open this key (current + overlapping), the field lookups query.
     lookup: list[str] = Field(default_factory=list)
-    expires_at: datetime | None = None
-    revoked_at: datetime | None = None
+    # UtcDatetime on read too: documents stored before naive instants were normalised still load (as UTC).
+    expires_at: UtcDatetime | None = None
+    revoked_at: UtcDatetime | None = None
     models: list[str] | None = None  # None: every model of the project
     metadata: dict[str, str] = Field(default_factory=dict)
+    # "legacy": issued before self-verifying secrets (no MAC); documents without the field are legacy by definition.
+    secret_format: Literal["legacy", "v1"] = "legacy"
 
     def accepts(self, digest: str, now: datetime | None = None) -> bool:
         now = now or utcnow()
@@ -45,9 +49,19 @@ class VirtualKey(Entity):
 
 class KeyCreate(Contract):
     name: str = Field(min_length=1, max_length=200)
-    expires_at: datetime | None = None
+    expires_at: UtcDatetime | None = Field(
+        default=None, description="ISO 8601 instant; without an offset (or a bare date: 00:00 that day) it is "
+                                  "read as UTC. Must lie in the future.")
     models: list[str] | None = None
     metadata: dict[str, str] = Field(default_factory=dict, max_length=32)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_the_future(cls, value: datetime | None) -> datetime | None:
+        # Validated here, before anything is stored: a key born expired is a mistake, never useful.
+        if value is not None and value <= utcnow():
+            raise ValueError("must be in the future")
+        return value
 
 
 class KeyRotate(Contract):
@@ -66,6 +80,7 @@ class KeyOut(BaseModel):
     metadata: dict[str, str]
     created_at: str
     previous_valid_until: list[str] = Field(default_factory=list)
+    secret_format: str = Field(default="v1", description="`legacy` secrets carry no MAC; rotate them to get `v1`.")
 
     @classmethod
     def of(cls, k: VirtualKey) -> "KeyOut":
@@ -73,7 +88,8 @@ class KeyOut(BaseModel):
         return cls(id=k.id, project_id=k.project_id, name=k.name, prefix=k.prefix, state=k.state(),
                    expires_at=iso(k.expires_at), revoked_at=iso(k.revoked_at), models=k.models,
                    metadata=k.metadata, created_at=k.created_at.isoformat(),
-                   previous_valid_until=[p.valid_until.isoformat() for p in k.previous])
+                   previous_valid_until=[p.valid_until.isoformat() for p in k.previous],
+                   secret_format=k.secret_format)
 
 
 class KeyCreated(KeyOut):

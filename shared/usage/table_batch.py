@@ -20,8 +20,20 @@ from azure.data.tables.aio import TableClient
 _INT32 = 2**31
 
 
+# Statuses that say "this content can never be written" (bad property, too large): retrying the same entities is
+# pointless, splitting the batch finds the culprit. Everything else — 5xx, throttling, auth, a missing table,
+# the network — is the store's state, not the data's: retried later with the same entities.
+_PERMANENT = frozenset({400, 413})
+
+
 class TableBatchError(Exception):
-    pass
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def permanent(self) -> bool:
+        return self.status in _PERMANENT
 
 
 def odata_entity(entity: dict[str, Any]) -> bytes:
@@ -50,22 +62,30 @@ def _key(value: str) -> str:
     return quote(value.replace("'", "''"), safe="")
 
 
-def build_batch(table_url: str, table: str, entities: list[dict[str, Any]]) -> tuple[str, bytes]:
+Encoded = tuple[str, str, bytes]  # (PartitionKey, RowKey, odata_entity body): encoded once, sized, then sent
+
+
+def encode(entity: dict[str, Any]) -> Encoded:
+    return entity["PartitionKey"], entity["RowKey"], odata_entity(entity)
+
+
+def build_batch(table_url: str, table: str, entities: list[dict[str, Any]] | list[Encoded]) -> tuple[str, bytes]:
     """(content type, body) of one changeset upserting (insert-or-replace) every entity. Same partition, ≤ 100."""
     batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
     parts = [f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n".encode()]
-    for i, e in enumerate(entities):
-        url = f"{table_url}/{table}(PartitionKey='{_key(e['PartitionKey'])}',RowKey='{_key(e['RowKey'])}')"
+    for i, item in enumerate(entities):
+        pk, rk, body = item if isinstance(item, tuple) else encode(item)
+        url = f"{table_url}/{table}(PartitionKey='{_key(pk)}',RowKey='{_key(rk)}')"
         parts.append(
             f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
             f"Content-ID: {i + 1}\r\n\r\nPUT {url} HTTP/1.1\r\nContent-Type: application/json\r\n"
             f"Accept: application/json;odata=nometadata\r\nPrefer: return-no-content\r\nDataServiceVersion: 3.0\r\n"
-            f"\r\n".encode() + odata_entity(e) + b"\r\n")
+            f"\r\n".encode() + body + b"\r\n")
     parts.append(f"--{changeset}--\r\n--{batch}--\r\n".encode())
     return f"multipart/mixed; boundary={batch}", b"".join(parts)
 
 
-async def submit(client: TableClient, entities: list[dict[str, Any]]) -> None:
+async def submit(client: TableClient, entities: list[dict[str, Any]] | list[Encoded]) -> None:
     base = client.url.rstrip("/")
     content_type, body = build_batch(base, client.table_name, entities)
     request = HttpRequest("POST", f"{base}/$batch", content=body, headers={
@@ -79,10 +99,11 @@ async def submit(client: TableClient, entities: list[dict[str, Any]]) -> None:
     finally:
         await response.close()
     if response.status_code != 202:
-        raise TableBatchError(f"batch failed: HTTP {response.status_code}")
+        raise TableBatchError(f"batch failed: HTTP {response.status_code}", response.status_code)
     # A failed sub-request makes the whole changeset answer with its status line; success is 204 per entity.
     head = text[:4096]
     for marker in (b"HTTP/1.1 4", b"HTTP/1.1 5"):
         if marker in head:
             line = head[head.index(marker):].split(b"\r\n", 1)[0].decode(errors="replace")
-            raise TableBatchError(f"batch rejected: {line}")
+            status = line.split(" ")[1]
+            raise TableBatchError(f"batch rejected: {line}", int(status) if status.isdigit() else None)

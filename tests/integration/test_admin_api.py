@@ -1,6 +1,9 @@
 """The control plane over real HTTP (local host → Cosmos server): projects, flags, keys, bad input."""
 from __future__ import annotations
 
+import time
+from datetime import datetime, timedelta, timezone
+
 import httpx
 
 from tests.conftest import new_key, new_project
@@ -125,7 +128,10 @@ def test_keys_issue_list_revoke(admin: httpx.Client, anon: httpx.Client):
     assert admin.post(f"/manage/projects/{pid}/keys/{created['id']}/revoke").json()["state"] == "revoked"
     r = anon.get("/v1/models", headers=data)
     assert r.status_code == 401 and r.json()["error"]["code"] == "key_revoked"
-    expired = new_key(admin, pid, expires_at="2020-01-01T00:00:00Z")
+    # a past expires_at is refused at creation (422), so let a short-lived key run out
+    soon = (datetime.now(timezone.utc) + timedelta(seconds=1.5)).isoformat()
+    expired = new_key(admin, pid, expires_at=soon)
+    time.sleep(1.6)
     assert anon.get("/v1/models", headers={"api-key": expired}).json()["error"]["code"] == "key_expired"
     # a project that still owns keys cannot be deleted
     assert admin.delete(f"/manage/projects/{pid}").json()["error"]["code"] == "project_not_empty"

@@ -3,11 +3,13 @@ bounded time (fail-static), the control plane answers 503 and writes nothing, an
 from __future__ import annotations
 
 import time
+import uuid
 
 import httpx
 import pytest
 
 from dev.emulators import Emulators, Ports
+from shared.auth.key_format import KeyMac
 from tests.conftest import ADMIN_KEY, gateway_env
 from tests.support.processes import REPO, start_host, wait_until
 
@@ -24,8 +26,10 @@ def own_emulators(tmp_path):
 
 
 def test_outage_fail_static_then_fail_closed_then_recovery(own_emulators: Emulators, jwks, tmp_path):
+    pepper = "test-pepper-" + uuid.uuid4().hex
     host = start_host(root=REPO, app="function_app:app", log_dir=tmp_path, name="degraded",
-                      env=gateway_env(own_emulators, jwks, FAIL_STATIC_MAX_SECONDS=str(FAIL_STATIC)))
+                      env=gateway_env(own_emulators, jwks, FAIL_STATIC_MAX_SECONDS=str(FAIL_STATIC),
+                                      GATEWAY_KEY_HASH_SECRET=pepper))
     admin = httpx.Client(base_url=host.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10)
     try:
         assert admin.post("/manage/projects", json={"id": "resilient", "name": "R",
@@ -42,8 +46,11 @@ def test_outage_fail_static_then_fail_closed_then_recovery(own_emulators: Emulat
         write = admin.post("/manage/projects", json={"id": "during-outage", "name": "x"})
         assert write.status_code == 503 and write.json()["error"]["code"] == "dependency_unavailable"
         assert write.headers["retry-after"]
-        unknown = httpx.get(host.url + "/v1/models", headers={"Authorization": "Bearer sk-gw-never-seen"})
+        never_seen = KeyMac(pepper.encode()).mint()  # well-formed, carries this deployment's MAC
+        unknown = httpx.get(host.url + "/v1/models", headers={"Authorization": f"Bearer {never_seen}"})
         assert unknown.status_code == 503  # cannot tell: never a false 401 during an outage
+        forged = httpx.get(host.url + "/v1/models", headers={"Authorization": "Bearer sk-gw-never-seen"})
+        assert forged.status_code == 401  # malformed: refused locally, outage or not
         ready = httpx.get(host.url + "/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["cosmos"]["status"] == "unavailable"
         assert ready.json()["checks"]["storage"]["status"] == "ok"
