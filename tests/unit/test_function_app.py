@@ -187,13 +187,15 @@ def test_with_the_real_functions_runtime_get_openapi_json_reaches_the_invocation
 
     async def scenario() -> tuple[str, httpx.Response]:
         url = runtime.initialize_http_server("127.0.0.1")
+        port = int(url.rsplit(":", 1)[1])
+        for _ in range(250):  # the server task starts on the next loop iterations
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.02)
         async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-            for _ in range(100):  # the server task starts on the next loop iterations
-                try:
-                    await client.get("/", headers={"x-ms-invocation-id": "warm-up"}, timeout=0.05)
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.02)
-                    continue
             request = asyncio.create_task(client.get("/openapi.json", headers={"x-ms-invocation-id": "inv-1"}))
             seen = await asyncio.wait_for(runtime.http_coordinator.get_http_request_async("inv-1"), 5)
             runtime.http_coordinator.set_http_response("inv-1", JSONResponse({"from": "our function"}))
