@@ -1,5 +1,5 @@
 """NCRONTAB schedules as the Functions timer trigger reads them: six fields
-`{second} {minute} {hour} {day} {month} {day-of-week}`, with `*`, lists, ranges, steps and month/day names.
+`{second} {minute} {hour} {day} {month} {day-of-week}` (or five, without the seconds), with `*`, lists, ranges, steps and month/day names.
 Ranges as NCrontab (the Functions timer's parser) has them: day-of-week is 0-6 (0 = Sunday; 7 is refused).
 A TimeSpan (`hh:mm:ss`) is a fixed interval, as on App Service plans (dev/host/validation.py refuses it on
 Flex Consumption)."""
@@ -75,8 +75,11 @@ class Schedule:
                 raise ScheduleError("a TimeSpan schedule must be positive")
             return cls(interval=interval, text=text)
         parts = text.split()
+        if len(parts) == 5:  # the timer extension also takes five fields (CronSchedule.HasSeconds): second 0
+            parts = ["0", *parts]
         if len(parts) != 6:
-            raise ScheduleError(f"'{text}': NCRONTAB needs six fields (second minute hour day month day-of-week)")
+            raise ScheduleError(f"'{text}': NCRONTAB needs six fields (second minute hour day month day-of-week), "
+                                "or five without the seconds")
         return cls(fields=tuple(_parse_field(p, *spec) for p, spec in zip(parts, _FIELDS)), text=text)
 
     def next_after(self, after: datetime) -> datetime:

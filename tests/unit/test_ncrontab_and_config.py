@@ -26,12 +26,14 @@ T0 = datetime(2026, 11, 26, 6, 59, 58, tzinfo=timezone.utc)  # a Thursday
     ("0 0 0 * * 0", datetime(2026, 11, 29, tzinfo=timezone.utc)),  # Sunday is 0 (only)
     ("0 0 0 * * SUN", datetime(2026, 11, 29, tzinfo=timezone.utc)),
     ("00:00:10", T0 + timedelta(seconds=10)),
+    ("*/5 * * * *", datetime(2026, 11, 26, 7, 0, 0, tzinfo=timezone.utc)),  # five fields: at second 0, as Azure
+    ("30 9 * * MON-FRI", datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)),
 ])
 def test_next_occurrence(expr: str, expected: datetime):
     assert Schedule.parse(expr).next_after(T0) == expected
 
 
-@pytest.mark.parametrize("bad", ["* * * * *", "61 * * * * *", "* * * * 13 *", "*/0 * * * * *", "5-1 * * * * *",
+@pytest.mark.parametrize("bad", ["* * * *", "* * * * * * *", "61 * * * * *", "* * * * 13 *", "*/0 * * * * *", "5-1 * * * * *",
                                  "0 0 0 31 2 *", "00:00:00"])
 def test_bad_schedules(bad: str):
     with pytest.raises(ScheduleError):
