@@ -5,16 +5,27 @@ It only wires: Settings → Services → one Blueprint per surface. No business 
 from __future__ import annotations
 
 import gc
+import logging
+from collections.abc import Sequence
 
 import azure.functions as func
 
 from functions import admin_api, credentials_api, health_api, keys_api, models_admin_api, models_api, portal_api
-from shared.config import Settings
+from shared.config import SettingProblem, Settings, load_settings
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Operation
+from shared.web.misconfigured import configuration_error, refusing
+from shared.web.worker_http import free_worker_routes
+
+log = logging.getLogger("gateway")
 
 
-def build_app(settings: Settings, services: Services | None = None) -> func.FunctionApp:
+def build_app(settings: Settings, services: Services | None = None, *,
+              problems: Sequence[SettingProblem] = ()) -> func.FunctionApp:
+    """`problems`: malformed settings (see `load_settings`). The app then declares the very same functions, but
+    every one except /healthz answers `503 configuration_error` (and /readyz says why)."""
+    # Before the worker builds its HTTP-streaming app (it does so right after indexing this module).
+    free_worker_routes()
     services = services or Services(settings)
     app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
     surfaces: list[ApiBlueprint] = [
@@ -27,10 +38,12 @@ def build_app(settings: Settings, services: Services | None = None) -> func.Func
     ]
 
     def operations() -> list[Operation]:
-        return [op for s in surfaces for op in s.operations]
+        return [op for s in (*surfaces, health) for op in s.operations]
 
-    surfaces.append(health_api.build(services, operations))
-    for surface in surfaces:
+    health = health_api.build(services, operations, problems)
+    served = [refusing(s, problems) for s in surfaces] if problems else list(surfaces)
+    served.append(health)
+    for surface in served:
         app.register_functions(surface.blueprint)
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
     # Everything imported and built so far lives as long as the worker: keep it out of full GC passes.
@@ -38,4 +51,12 @@ def build_app(settings: Settings, services: Services | None = None) -> func.Func
     return app
 
 
-app = build_app(Settings())
+def _load() -> func.FunctionApp:
+    settings, problems = load_settings()
+    if problems:  # the first thing an operator sees in the log stream / Application Insights
+        log.error("%s %s", configuration_error(problems).message,
+                  "; ".join(f"{p.setting}: {p.reason}" for p in problems))
+    return build_app(settings, problems=problems)
+
+
+app = _load()

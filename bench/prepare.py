@@ -666,7 +666,7 @@ def cmd_report(a: argparse.Namespace) -> None:
     stall, swin = run / "gc-stall.json", run / "stall-window.json"
     if stall.exists() and swin.exists():
         wnd = json.loads(swin.read_text())
-        text += (f"\n### Event-loop stalls at {wnd['rate']} req/s (diagnosis run: asyncio loop instead of uvloop, "
+        text += (f"\n### Event-loop stalls at {wnd['rate']} req/s (diagnosis run on the asyncio loop, as in Azure; "
                  f"bench/gcprobe LOOP_PROBE_MS)\n\n```\n"
                  + "\n".join(stall_summary(json.loads(stall.read_text()), wnd["t0"], wnd["t1"])) + "\n```\n")
         with contextlib.suppress(OSError, ValueError, IndexError):

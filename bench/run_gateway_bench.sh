@@ -14,6 +14,12 @@
 #   5. PROFILE=1 (default): py-spy on the gateway under PROFILE_RATE req/s open-loop and c=50 closed-loop load
 #      (raw + flame graph), GC pauses (bench/gcprobe), and a tail diagnosis run (event-loop stalls > 3 ms)
 #   6. report: $RUN/report.md (overhead = gateway - direct of the same run)
+#   7. UVLOOP=1 (optional): the harness once more with our gateway on uvloop (no LiteLLM/Portkey), reported
+#      separately in $RUN/uvloop/report.md -- a second line for comparison, not what Azure runs
+#
+# Event loop: the gateway runs on asyncio (GW_LOOP=asyncio, the default), the loop Azure's Python worker runs
+# (asyncio.run; the FastAPI HTTP extension serves uvicorn inside it). GW_LOOP=uvloop measures the main run on
+# uvloop instead; UVLOOP=1 adds a uvloop run after the asyncio one.
 #
 # Placement (2 cores): core 0 = fake upstream + load generators + emulators; core 1 = gateway (and LiteLLM,
 # which the harness also puts on core 1; the two gateways are loaded one after another, never together).
@@ -26,6 +32,7 @@
 #        REPS=2 bash bench/run_gateway_bench.sh          # ~11 min
 #        DUR=5 REPS=1 PROFILE=0 bash bench/run_gateway_bench.sh   # smoke (~4 min)
 #        SKIP_LITELLM=1 ...                              # without the LiteLLM baseline
+#        UVLOOP=1 bash bench/run_gateway_bench.sh        # + a second harness run of the gateway on uvloop
 # Results: $BENCH_WORK/gateway/run-*/ (default BENCH_WORK=/tmp/gw-bench). Loopback only; every process started
 # here is stopped on exit.
 set -euo pipefail
@@ -39,6 +46,8 @@ export DUR=${DUR:-10} REPS=${REPS:-3} RATES=${RATES:-25,50,100,200} CONC=${CONC:
 export PHASES=${PHASES:-closed,rate,ttfb}
 EMU_CPU=${EMU_CPU:-0}; EMU_SCHED=${EMU_SCHED:-idle}; UP_CPU=0; GW_CPU=1    # run_all.sh's defaults (UP_CPU=LG_CPU=0, GW_CPU=1)
 GW_PORT=4100; UP_PORT=9001; LL_PORT=4000
+export GW_LOOP=${GW_LOOP:-asyncio}; UVLOOP=${UVLOOP:-0}
+case "$GW_LOOP" in asyncio|uvloop) ;; *) echo "GW_LOOP must be asyncio or uvloop" >&2; exit 2;; esac
 PROFILE=${PROFILE:-1}; PROFILE_RATE=${PROFILE_RATE:-200}; PROFILE_DUR=${PROFILE_DUR:-10}
 STALL_WARM=${STALL_WARM:-20}; STALL_DUR=${STALL_DUR:-40}
 RUN=${RUN:-$WORK/gateway/run-$(date +%Y%m%d-%H%M%S)}
@@ -54,7 +63,7 @@ cleanup() {
   done
   PIDS=()
   # gateways started by run_all.sh (or left by a hung shutdown): by their recorded PIDs only
-  for f in "$RUN"/*.pid; do
+  for f in "$RUN"/*.pid "$RUN"/uvloop/*.pid; do
     [ -f "$f" ] || continue; p=$(cat "$f")
     if [ -n "$p" ] && grep -q "dev.host" "/proc/$p/cmdline" 2>/dev/null; then
       echo "gateway $p ($(basename "$f")) still running: SIGKILL" >&2; kill -9 "$p" 2>/dev/null || true
@@ -92,7 +101,8 @@ for p in $GW_PORT $UP_PORT $LL_PORT; do busy_port "$p"; done
   git -C "$ROOT" status --porcelain 2>/dev/null | grep -v ' bench/' | sed 's/^/   /' || true; echo ")"
   echo "gateway python: $($PY -V)"; "$PY" -m pip freeze 2>/dev/null | grep -iE '^(uvicorn|starlette|uvloop|httptools|httpx|orjson|pydantic|azure-data-tables|azure-cosmos|tiktoken)=' || true
   echo "node: $(node -v)"; echo "loadavg: $(cat /proc/loadavg)"; echo "PYTHONDONTWRITEBYTECODE=${PYTHONDONTWRITEBYTECODE:-}"
-  echo "DUR=$DUR REPS=$REPS RATES=$RATES CONC=$CONC PHASES=$PHASES EMU_CPU=$EMU_CPU EMU_SCHED=$EMU_SCHED GW_CPU=$GW_CPU"; } > "$RUN/env.txt"
+  echo "DUR=$DUR REPS=$REPS RATES=$RATES CONC=$CONC PHASES=$PHASES EMU_CPU=$EMU_CPU EMU_SCHED=$EMU_SCHED GW_CPU=$GW_CPU"
+  echo "gateway event loop: GW_LOOP=$GW_LOOP (UVLOOP=$UVLOOP: second run on uvloop)"; } > "$RUN/env.txt"
 
 # ---- 1. emulators on core EMU_CPU (prepare.py pins itself first; the node children inherit it)
 taskset -c "$EMU_CPU" "$PY" "$HERE/prepare.py" up --dir "$RUN" --cpu "$EMU_CPU" --sched "$EMU_SCHED" > "$RUN/emulators.log" 2>&1 &
@@ -186,7 +196,7 @@ if [ "$PROFILE" = 1 ]; then
   for f in prof-rate prof-closed; do echo "== $f"; head -22 "$RUN/$f-summary.txt" 2>/dev/null; done
   sleep 2; stop_pid "$GWP_PID"  # the probe rewrites its file every 2 s
   # tail diagnosis: a fresh gateway on the pure-Python asyncio loop with every loop callback > 3 ms recorded
-  start_gateway stall PYTHONPATH="$HERE/gcprobe" GC_PROBE_OUT="$RUN/gc-stall.json" LOOP_PROBE_MS=3
+  start_gateway stall GW_LOOP=asyncio PYTHONPATH="$HERE/gcprobe" GC_PROBE_OUT="$RUN/gc-stall.json" LOOP_PROBE_MS=3
   curl -s -o /dev/null -m 10 "$URL" -H 'content-type: application/json' -H "Authorization: Bearer $SECRET" \
     -d @"$SHARED/body.json"
   # age the process first (~STALL_WARM s of closed-loop load), as in the harness, where the rate phase comes late
@@ -204,3 +214,24 @@ fi
 # ---- 6. report
 "$PY" "$HERE/prepare.py" report --run "$RUN"
 echo "results: $RUN (report.md, harness/summary.txt, harness/results.jsonl, coldstart.json, prof-*.svg)"
+
+# ---- 7. optional second line: the same harness, our gateway on uvloop (local comparison; Azure runs asyncio)
+if [ "$UVLOOP" = 1 ]; then
+  for p in $GW_PORT $UP_PORT; do busy_port "$p"; done
+  mkdir -p "$RUN/uvloop"; cp "$RUN/coldstart.json" "$RUN/uvloop/" 2>/dev/null || true
+  "$PY" "$HERE/prepare.py" watch --pid-file "$RUN/uvloop/gw.pid" --emu "$RUN/emulators.json" --root-pid $$ \
+    --out "$RUN/uvloop/watch.json" &
+  PIDS+=("$!"); W1=$!
+  set +e
+  OUT="$RUN/uvloop/harness" CUSTOM_GW_NAME=ours SKIP_LITELLM=1 SKIP_PORTKEY=1 \
+    CUSTOM_GW_CMD="env GW_LOOP=uvloop bash $HERE/gateway.sh $RUN/gw.env $GW_PORT $RUN/uvloop/gw.pid" \
+    CUSTOM_GW_URL="http://127.0.0.1:$GW_PORT/v1/chat/completions" CUSTOM_GW_AUTH="Bearer $SECRET" \
+    CUSTOM_GW_HEALTH="http://127.0.0.1:$GW_PORT/healthz" \
+    timeout 1800 bash "$SHARED/run_all.sh" 2>&1 | tee "$RUN/uvloop/harness.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  stop_pid "$W1"
+  [ "$rc" = 0 ] || { echo "run_all.sh (uvloop) failed ($rc)"; exit "$rc"; }
+  "$PY" "$HERE/prepare.py" report --run "$RUN/uvloop"
+  echo "uvloop line: $RUN/uvloop/report.md"
+fi

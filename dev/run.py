@@ -77,7 +77,7 @@ def main() -> int:
         demo = seed(gw, values["GATEWAY_ADMIN_KEY"], f"http://127.0.0.1:{UPSTREAM_PORT}", ROOT / ".local" / "demo.json")
         print(f"""
 Gateway running at http://127.0.0.1:{PORT}
-  OpenAPI:    http://127.0.0.1:{PORT}/openapi.json
+  OpenAPI:    http://127.0.0.1:{PORT}/spec/openapi.json
   Readiness:  http://127.0.0.1:{PORT}/readyz
   Admin key:  {values['GATEWAY_ADMIN_KEY']}   (local.settings.json → Values.GATEWAY_ADMIN_KEY)
   Try:        curl -H "Authorization: Bearer {values['GATEWAY_ADMIN_KEY']}" http://127.0.0.1:{PORT}/manage/projects

@@ -8,8 +8,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from dataclasses import dataclass
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 
 class Settings(BaseSettings):
@@ -96,3 +99,48 @@ class Settings(BaseSettings):
     @property
     def queue_endpoint(self) -> str | None:
         return f"https://{self.storage_account_name}.queue.core.windows.net" if self.storage_account_name else None
+
+
+# ---- a malformed setting must not take the whole app down (issue 7)
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    setting: str  # the app-setting name, as the operator typed it
+    reason: str  # pydantic's message; it never contains the value (which may be a secret)
+
+
+def load_settings() -> tuple[Settings, list[SettingProblem]]:
+    """Settings from the environment, never raising: each malformed setting is reported and falls back to its
+    default, so the app still imports and indexes every function (which then answer `configuration_error`)."""
+    try:
+        return Settings(), []
+    except ValidationError as exc:
+        problems = [_problem(err) for err in exc.errors(include_input=False, include_url=False)]
+    except SettingsError as exc:  # a value pydantic-settings could not even decode
+        problems = [SettingProblem("(unknown)", str(exc))]
+    fields = _fields_by_setting()
+    defaults = {fields[p.setting]: Settings.model_fields[fields[p.setting]].default
+                for p in problems if p.setting in fields}
+    try:
+        return Settings(**defaults), problems
+    except (ValidationError, SettingsError):  # could not isolate the bad setting: defaults only, all refused
+        return Settings.model_construct(), problems
+
+
+def _fields_by_setting() -> dict[str, str]:
+    """Every app-setting name (each alias choice) and field name → the field."""
+    out: dict[str, str] = {}
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        names = alias.choices if isinstance(alias, AliasChoices) else [alias or field]
+        out.update({str(n): field for n in names})
+        out[field] = field
+    return out
+
+
+def _problem(err: Any) -> SettingProblem:
+    # pydantic-settings reports the alias the value came from (the setting the operator set), e.g.
+    # ('FLAG_CACHE_TTL_SECONDS',); `include_input=False` keeps the value itself out of the report.
+    loc = err.get("loc") or ("(unknown)",)
+    return SettingProblem(str(loc[0]), str(err.get("msg", "invalid value")))

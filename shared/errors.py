@@ -106,5 +106,12 @@ class DependencyUnavailable(GatewayError):
     retryable = True
 
 
+class ConfigurationError(GatewayError):
+    """An app setting is malformed: the app stays indexed but refuses work until it is fixed (docs/runbook.md).
+    `details` names each setting and why; never its value (it may be a secret)."""
+
+    status, code, type = 503, "configuration_error", "server_error"
+
+
 class InternalError(GatewayError):
     pass

@@ -16,6 +16,9 @@ import uvicorn
 
 from .app import LocalHost
 from .config import HostConfig, load_local_settings
+from .validation import FunctionsInError
+
+LOOPS = ("asyncio", "uvloop")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,6 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--settings", default="local.settings.json")
     p.add_argument("--queue-lease-seconds", type=int, default=60,
                    help="message lease while a queue function runs (re-delivery delay after a crash)")
+    p.add_argument("--loop", choices=LOOPS, default=None,
+                   help="event loop (default: the LOCAL_HOST_LOOP setting, else asyncio). Azure's Python worker "
+                        "runs asyncio (asyncio.run; the HTTP extension serves uvicorn inside that loop), so uvloop "
+                        "is opt-in, for comparison only")
     args = p.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -35,18 +42,25 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per upstream call otherwise
     root = Path(args.root).resolve()
     load_local_settings(root / args.settings)
+    loop = args.loop or os.environ.get("LOCAL_HOST_LOOP") or "asyncio"
+    if loop not in LOOPS:
+        p.error(f"LOCAL_HOST_LOOP must be one of {', '.join(LOOPS)}, not {loop!r}")
     sys.path.insert(0, str(root))
     module, _, attr = args.app.partition(":")
     app = getattr(importlib.import_module(module), attr or "app")
-    host = LocalHost(app, HostConfig.load(root / "host.json"), dict(os.environ),
-                     queue_lease_seconds=args.queue_lease_seconds)
+    try:
+        host = LocalHost(app, HostConfig.load(root / "host.json"), dict(os.environ),
+                         queue_lease_seconds=args.queue_lease_seconds)
+    except FunctionsInError as exc:  # what the Functions host would log; it would not serve these functions
+        print(exc, file=sys.stderr, flush=True)
+        sys.exit(1)
     port = args.port or int(os.environ.get("FUNCTIONS_HTTPWORKER_PORT", 0)) or _settings_port(root / args.settings)
     print(f"Functions ({args.app}):", *host.describe(), sep="\n", flush=True)
-    print(f"Local host listening on http://{args.host}:{port}", flush=True)
+    print(f"Local host listening on http://{args.host}:{port} (event loop: {loop})", flush=True)
     # Bounded shutdown: in-flight requests get 10 s, then the process exits (a stuck upstream must not keep a
     # stopped host alive).
     uvicorn.run(host, host=args.host, port=port, log_level="warning", lifespan="on", access_log=False,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, loop=loop)
 
 
 def _settings_port(path: Path) -> int:

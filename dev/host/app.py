@@ -15,6 +15,7 @@ from .config import HostConfig
 from .http import HttpDispatcher, build_routes
 from .queues import QueueFunction, QueueListener
 from .timers import StatusStore, TimerFunction, run_timer
+from .validation import validate_functions
 
 log = logging.getLogger("localhost")
 
@@ -22,11 +23,8 @@ log = logging.getLogger("localhost")
 class LocalHost:
     def __init__(self, app: Any, config: HostConfig, env: dict[str, str], *, host_id: str = "localhost",
                  queue_lease_seconds: int = 60) -> None:
-        functions = app.get_functions()
-        names = [f.get_function_name() for f in functions]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise ValueError(f"duplicate function names: {sorted(dupes)}")
+        functions = app.get_functions()  # the library itself refuses duplicate names, as when the worker indexes
+        validate_functions(functions, env)  # everything else the Functions host refuses, in its words
         by_type: dict[str, list[Any]] = {}
         for fn in functions:
             by_type.setdefault(fn.get_trigger().get_binding_name(), []).append(fn)

@@ -54,11 +54,7 @@ def build_routes(functions: list[Any], prefix: str) -> list[HttpRoute]:
     routes = []
     for fn in functions:
         trigger = fn.get_trigger().get_dict_repr()
-        route = trigger.get("route") or fn.get_function_name()
-        if route.strip("/").lower().split("/")[0] == "admin":
-            # The Functions host reserves /admin for its own API and refuses such a function.
-            raise ValueError(f"function '{fn.get_function_name()}': route '{route}' conflicts with the host's "
-                             "built-in /admin routes")
+        route = trigger.get("route") or fn.get_function_name()  # reserved routes: refused in validation.py
         methods = frozenset(str(getattr(m, "value", m)).upper() for m in (trigger.get("methods") or [])) \
             or _ALL_METHODS
         regex, literals = compile_template(prefix, route)

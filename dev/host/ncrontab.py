@@ -1,6 +1,8 @@
 """NCRONTAB schedules as the Functions timer trigger reads them: six fields
-`{second} {minute} {hour} {day} {month} {day-of-week}`, with `*`, lists, ranges, steps and month/day names.
-A TimeSpan (`hh:mm:ss`) is a fixed interval, as on App Service plans."""
+`{second} {minute} {hour} {day} {month} {day-of-week}` (or five, without the seconds), with `*`, lists, ranges, steps and month/day names.
+Ranges as NCrontab (the Functions timer's parser) has them: day-of-week is 0-6 (0 = Sunday; 7 is refused).
+A TimeSpan (`hh:mm:ss`) is a fixed interval, as on App Service plans (dev/host/validation.py refuses it on
+Flex Consumption)."""
 from __future__ import annotations
 
 import re
@@ -12,6 +14,8 @@ _DAYS = {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())}
 # (name, lowest, highest, names)
 _FIELDS = [("second", 0, 59, {}), ("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day", 1, 31, {}),
            ("month", 1, 12, _MONTHS), ("day-of-week", 0, 6, _DAYS)]
+_KINDS = {"second": "Second", "minute": "Minute", "hour": "Hour", "day": "Day", "month": "Month",
+          "day-of-week": "DayOfWeek"}  # NCrontab's CrontabFieldKind names, used in its messages
 _TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})$")
 
 
@@ -21,11 +25,17 @@ class ScheduleError(ValueError):
 
 def _value(token: str, lo: int, hi: int, names: dict[str, int], field: str) -> int:
     v = names.get(token.upper()) if not token.isdigit() else int(token)
-    if v is None and field == "day-of-week" and token == "7":
-        v = 0
-    if v is None or not lo <= v <= (7 if field == "day-of-week" else hi):
-        raise ScheduleError(f"{field}: '{token}' is not in {lo}-{hi}")
-    return v % 7 if field == "day-of-week" else v
+    kind = _KINDS[field]
+    if v is None:
+        raise ScheduleError(f"'{token}' is not a valid [{kind}] crontab field value.")
+    # NCrontab's own wording. Day-of-week is 0-6 there: unlike some Unix crons, 7 is NOT Sunday.
+    if v > hi:
+        raise ScheduleError(f"{v} is higher than the maximum allowable value for the [{kind}] field. "
+                            f"Value must be between {lo} and {hi} (all inclusive).")
+    if v < lo:
+        raise ScheduleError(f"{v} is lower than the minimum allowable value for the [{kind}] field. "
+                            f"Value must be between {lo} and {hi} (all inclusive).")
+    return v
 
 
 def _parse_field(text: str, field: str, lo: int, hi: int, names: dict[str, int]) -> frozenset[int]:
@@ -65,8 +75,11 @@ class Schedule:
                 raise ScheduleError("a TimeSpan schedule must be positive")
             return cls(interval=interval, text=text)
         parts = text.split()
+        if len(parts) == 5:  # the timer extension also takes five fields (CronSchedule.HasSeconds): second 0
+            parts = ["0", *parts]
         if len(parts) != 6:
-            raise ScheduleError(f"'{text}': NCRONTAB needs six fields (second minute hour day month day-of-week)")
+            raise ScheduleError(f"'{text}': NCRONTAB needs six fields (second minute hour day month day-of-week), "
+                                "or five without the seconds")
         return cls(fields=tuple(_parse_field(p, *spec) for p, spec in zip(parts, _FIELDS)), text=text)
 
     def next_after(self, after: datetime) -> datetime:

@@ -168,3 +168,77 @@ def test_not_a_base64_message_is_retried_then_poisoned(sample, emulators: Emulat
 
     wait_until(poisoned, timeout=20, message="undecodable message poisoned")
     assert events(ev, "work") == []  # the function never saw it
+
+
+# ---- the local host refuses every definition the Functions host refuses, with the host's own words
+
+REFUSED = REPO / "tests" / "fixtures" / "refused_root"
+BUILT_IN = "The specified route conflicts with one or more built in routes."
+
+
+REFUSALS = {
+    "admin_prefix": f"report: {BUILT_IN}",
+    "runtime_prefix": f"status: {BUILT_IN}",
+    "admin_by_name": f"adminstats: {BUILT_IN}",
+    "binding_name": "things: The binding name http_req is invalid. Please assign a valid name to the binding.",
+    "route_conflict": "items_again: The route specified conflicts with the route defined by function 'items'.",
+    "dow7": "sundays: The schedule expression '0 0 0 * * 7' was not recognized as a valid cron expression or "
+            "timespan string.",
+    "timespan": "every: The schedule expression '00:05:00' is a TimeSpan, which Azure Functions supports only on "
+                "App Service plans, not on WEBSITE_SKU 'FlexConsumption'",
+}
+
+
+def test_refuses_what_the_functions_host_refuses(tmp_path: Path):
+    # One process for all cases (each is also unit-tested alone in tests/unit/test_ncrontab_and_config.py).
+    with pytest.raises(RuntimeError) as refused:
+        start_host(root=REFUSED, app="function_app:app", env={"REFUSE": ",".join(REFUSALS), "EVERY": "00:05:00"},
+                   log_dir=tmp_path, name="refused", health_path="/api/items")
+    output = str(refused.value)
+    assert "host exited with 1" in output
+    assert f"The following {len(REFUSALS)} functions are in error:" in output
+    for case, expected in REFUSALS.items():
+        assert f"  {expected}" in output, case
+
+
+def test_a_timespan_schedule_runs_when_the_plan_is_an_app_service_plan(tmp_path: Path):
+    host = start_host(root=REFUSED, app="function_app:app", env={"REFUSE": "timespan", "EVERY": "00:05:00",
+                                                                 "WEBSITE_SKU": "Dedicated"},
+                      log_dir=tmp_path, name="dedicated", health_path="/api/items")
+    try:
+        assert httpx.get(f"{host.url}/api/items").json() == {"ok": True}
+    finally:
+        host.stop()
+    assert "does not support it" in host.output()  # warned: this app deploys to Flex Consumption
+
+
+def test_serves_on_the_asyncio_loop_like_azure_unless_uvloop_is_asked_for(sample):
+    host, _, _ = sample()
+    assert httpx.get(f"{host.url}/api/loop").json() == {"loop": "asyncio.unix_events"}
+    pytest.importorskip("uvloop")
+    fast, _, _ = sample(LOCAL_HOST_LOOP="uvloop")
+    assert httpx.get(f"{fast.url}/api/loop").json()["loop"].startswith("uvloop")
+
+
+# ---- a malformed app setting: every function still indexed, each answering 503 configuration_error
+
+def test_a_malformed_setting_leaves_the_gateway_indexed_and_answering_configuration_error(start_gateway):
+    host = start_gateway(FLAG_CACHE_TTL_SECONDS="5s")  # started: /healthz answers 200
+    for line in ("healthz", "v1_chat_completions", "manage_list_projects", "openapi", "openapi_root"):
+        assert f"  {line}: " in host.output()  # indexed and served
+    spec = httpx.get(f"{host.url}/spec/openapi.json").json()
+    assert "/v1/chat/completions" in spec["paths"] and "/manage/projects" in spec["paths"]
+    assert httpx.get(f"{host.url}/openapi.json").json() == spec
+    for method, path in (("POST", "/v1/chat/completions"), ("GET", "/manage/projects"), ("GET", "/v1/models")):
+        r = httpx.request(method, f"{host.url}{path}", headers={"Authorization": "Bearer sk-gw-anything"},
+                          json={"model": "m", "messages": []})
+        assert r.status_code == 503, (path, r.text)
+        error = r.json()["error"]
+        assert error["code"] == "configuration_error" and "FLAG_CACHE_TTL_SECONDS" in error["message"]
+        assert error["details"]["settings"] == [{"setting": "FLAG_CACHE_TTL_SECONDS", "reason":
+                                                 "Input should be a valid number, unable to parse string as a number"}]
+        assert "5s" not in r.text
+    ready = httpx.get(f"{host.url}/readyz")
+    assert ready.status_code == 503 and ready.json()["status"] == "misconfigured"
+    assert ready.json()["checks"]["configuration"]["settings"][0]["setting"] == "FLAG_CACHE_TTL_SECONDS"
+    assert "FLAG_CACHE_TTL_SECONDS" in host.output()  # and the operator's log says so at start
