@@ -87,10 +87,14 @@ class Repository(Generic[E]):
             raise
 
     async def replace(self, entity: E) -> E:
-        """Conditional on `entity.etag`, the version that was read (through a kind-checked read): it can only
-        overwrite that very version, so never a document of another kind, and never blindly."""
+        """Conditional on `entity.etag`, the version that was read: it can only overwrite that very version,
+        never blindly. The kind of the stored version is checked too, so an ETag obtained elsewhere cannot make
+        it land on another kind's document."""
         if entity.etag is None:
             raise ValueError("replace needs the ETag of the version that was read")
+        current = await self.find_raw(entity.project_id, entity.id)
+        if current is None:
+            raise NotFound(f"{self._label(entity.id)} does not exist.")
         entity.updated_at = utcnow()
         return self._load(await self._store.replace(entity.to_document(), entity.etag))
 

@@ -109,6 +109,12 @@ async def test_delete_and_read_check_the_kind(store):  # noqa: F811
     assert await r.models.find("proj-1", "proj-1") is None  # reads are kind-checked too
     with pytest.raises(NotFound):  # and so are writes (read-modify-write)
         await r.models.update("proj-1", "0123456789abcdef", lambda m: None)
+    key_doc = await r.keys.get("proj-1", "0123456789abcdef")
+    impostor = model("proj-1", "0123456789abcdef")
+    impostor.etag = key_doc.etag  # the right version, the wrong kind
+    with pytest.raises(NotFound):
+        await r.models.replace(impostor)
+    assert (await r.keys.get("proj-1", "0123456789abcdef")).etag == key_doc.etag
     with pytest.raises(AlreadyExists) as err:  # a create never lands on another kind's id
         await r.models.create(model("proj-1", "proj-1"))
     assert err.value.code == "id_taken"
