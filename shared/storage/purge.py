@@ -35,12 +35,16 @@ async def stop_serving(projects: Repository[Project], pid: str, if_match: str | 
 async def delete_owned(repo: Repository[Any], pid: str, on_delete: Callable[[Any], None]) -> int:
     """Delete every document of `repo`'s kind in the project, valid or not. Always re-reads the first page:
     deleting shifts any cursor, and a re-run starts from whatever is left."""
-    deleted = 0
+    deleted, previous = 0, None
     while True:
         page = await repo.list(pid, limit=_BATCH)
         ids = [e.id for e in page.items] + [bad.id for bad in page.invalid]
         if not ids:
             return deleted
+        if ids == previous:  # listed again though "already deleted": never loop forever on an inconsistent read
+            raise Conflict(f"Could not delete every {repo.kind.replace('_', ' ')} of project '{pid}'; run the "
+                           "purge again.", code="project_not_empty")
+        previous = ids
         for entity in page.items:
             on_delete(entity)
         for id in ids:

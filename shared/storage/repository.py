@@ -14,8 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from ..domain.base import InvalidDocument, utcnow
-from ..domain.base import Entity
+from ..domain.base import Entity, InvalidDocument, utcnow
 from ..errors import AlreadyExists, ConcurrentUpdate, InvalidStoredDocument, NotFound, PreconditionFailed
 from .documents import DocumentStore, Query
 

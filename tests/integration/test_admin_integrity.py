@@ -10,7 +10,7 @@ import httpx
 import pytest
 from azure.cosmos import CosmosClient
 
-from tests.conftest import new_key
+from tests.conftest import new_key, new_project
 from tests.integration.models_support import backend, chat, setup_model
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.processes import HostProcess, wait_until
@@ -121,8 +121,6 @@ def test_deletes_check_the_resource_type(admin: httpx.Client, anon: httpx.Client
 
 
 def test_revoked_and_expired_keys_can_be_purged_then_the_project_deleted(admin: httpx.Client, anon: httpx.Client):
-    from tests.conftest import new_project
-
     pid = new_project(admin)
     created = admin.post(f"/manage/projects/{pid}/keys", json={"name": "ci"}).json()
     kid, secret = created["id"], created["secret"]

@@ -13,7 +13,7 @@ from shared.domain.keys import VirtualKey
 from shared.domain.models import Model, ModelSpec
 from shared.domain.projects import Project
 from shared.domain.quotas import Quota, QuotaLimits
-from shared.errors import (AlreadyExists, DependencyUnavailable, InvalidStoredDocument, NotFound,
+from shared.errors import (AlreadyExists, Conflict, DependencyUnavailable, InvalidStoredDocument, NotFound,
                            ValidationFailed)
 from shared.storage.purge import purge_project
 from shared.storage.repository import Repository
@@ -171,3 +171,26 @@ async def test_purge_is_safe_to_interrupt_and_run_again(store):  # noqa: F811
     assert await r.models.find("other", "m0") is not None  # its neighbour is untouched
     with pytest.raises(NotFound):
         await purge_project(r.projects, r.owned, "doomed")
+
+
+class DeletesLie:
+    """A store whose deletes report "already gone" but keep the document: the purge must stop, not spin."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+    async def delete(self, partition: str, id: str, etag: str | None = None) -> None:
+        raise NotFound("gone")
+
+
+async def test_purge_never_loops_forever(store):  # noqa: F811
+    r = Repos(store)
+    await seed(r, store, "stuck")
+    lying = Repos(DeletesLie(store))
+    with pytest.raises(Conflict) as err:
+        await purge_project(lying.projects, lying.owned, "stuck")
+    assert err.value.code == "project_not_empty"
+    assert await r.projects.find("stuck", "stuck") is not None  # the project document is deleted last
