@@ -9,7 +9,7 @@ from shared.auth.principal import Role
 from shared.domain.base import InvalidDocument
 from shared.domain.models import Model, ModelOut, ModelSpec
 from shared.domain.quotas import Quota, QuotaLimits, QuotaList, QuotaOut
-from shared.errors import AlreadyExists, BadRequest, NotFound, ValidationFailed
+from shared.errors import AlreadyExists, BadRequest, InvalidStoredDocument, NotFound, ValidationFailed
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Call
 from shared.web.responses import json_response
@@ -87,8 +87,11 @@ def build(services: Services) -> ApiBlueprint:
             raise BadRequest("The model name in the body must match the URL.", code="name_mismatch",
                              details=[{"field": "name", "message": f"expected '{name}'"}])
         await check_spec(spec)
-        model = await services.models.update(pid, name, lambda m: setattr(m, "spec", spec),
-                                             if_match=call.req.headers.get("if-match"))
+        if_match = call.req.headers.get("if-match")
+        try:
+            model = await services.models.update(pid, name, lambda m: setattr(m, "spec", spec), if_match=if_match)
+        except InvalidStoredDocument:  # the stored version no longer validates: a full PUT repairs it
+            model = await services.models.rewrite(Model(id=name, project_id=pid, spec=spec), if_match)
         changed(pid)
         return json_response(ModelOut.of(model), 200, {"etag": model.etag or ""})
 

@@ -115,6 +115,23 @@ class Repository(Generic[E]):
                 raise
             raise ConcurrentUpdate("The resource was changed concurrently; read it again and retry.") from None
 
+    async def rewrite(self, entity: E, if_match: str | None = None) -> E:
+        """Replace the stored document of this kind with `entity` even if the stored one no longer validates (how a
+        PUT repairs it); conditional on the ETag of the version read here, so still never a blind overwrite."""
+        doc = await self.find_raw(entity.project_id, entity.id)
+        if doc is None:
+            raise NotFound(f"{self._label(entity.id)} does not exist.")
+        if if_match is not None and if_match != doc.get("_etag"):
+            raise PreconditionFailed("If-Match does not match the current ETag of the resource.",
+                                     details={"etag": doc.get("_etag")})
+        entity.etag = doc["_etag"]
+        try:
+            return await self.replace(entity)
+        except PreconditionFailed:
+            if if_match is not None:
+                raise
+            raise ConcurrentUpdate("The resource was changed concurrently; read it again and retry.") from None
+
     async def delete(self, partition: str, id: str, if_match: str | None = None) -> None:
         """Only a document of this kind; works on a document that no longer validates (that is how it is
         repaired). The delete is conditional on the ETag of the version whose kind was checked."""

@@ -87,9 +87,14 @@ def test_a_stored_model_that_no_longer_validates_does_not_break_its_project(admi
     listed = httpx.get(f"{gateway.url}/v1/models", headers={"Authorization": f"Bearer {secret}"})
     assert listed.status_code == 200 and [m["id"] for m in listed.json()["data"]] == [good]
     assert chat(gateway.url, secret, "bad-window").status_code == 404
-    # the admin repairs it by deleting it; a project delete never leaves it orphaned
+    # the admin repairs it by deleting it
     assert admin.delete(f"/manage/projects/{pid}/models/bad-window").status_code == 204
     assert [d["id"] for d in admin.get(f"/manage/projects/{pid}/models").json()["invalid"]] == ["bad-weight"]
+    r = admin.put(f"/manage/projects/{pid}/models/bad-weight", json={"name": "bad-weight",
+                                                                     "backends": [backend(fake, "a")]})
+    assert r.status_code == 200, r.text  # or a full PUT repairs it
+    listed = admin.get(f"/manage/projects/{pid}/models").json()
+    assert [m["name"] for m in listed["items"]] == ["bad-weight", good] and listed["invalid"] == []
     assert "kind=model id=bad-window" in gateway.output()  # logged with its id and kind
 
 

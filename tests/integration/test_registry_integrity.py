@@ -14,7 +14,7 @@ from shared.domain.models import Model, ModelSpec
 from shared.domain.projects import Project
 from shared.domain.quotas import Quota, QuotaLimits
 from shared.errors import (AlreadyExists, Conflict, DependencyUnavailable, InvalidStoredDocument, NotFound,
-                           ValidationFailed)
+                           PreconditionFailed, ValidationFailed)
 from shared.storage.purge import purge_project
 from shared.storage.repository import Repository
 from tests.integration.test_registry_cosmos import store  # noqa: F401 - the cosmos/memory store fixture
@@ -72,6 +72,10 @@ async def test_invalid_document_is_skipped_logged_and_listed_as_invalid(store, c
     assert err.value.status == 409 and err.value.details["errors"][0]["field"] == "spec.context_window"
     await r.models.delete("p1", "bad")  # how an admin repairs it
     assert [b.id for b in (await r.models.list("p1")).invalid] == ["bad-2"]
+    with pytest.raises(PreconditionFailed):  # …or rewrites it, never blindly
+        await r.models.rewrite(model("p1", "bad-2"), if_match='"stale"')
+    repaired = await r.models.rewrite(model("p1", "bad-2"))
+    assert repaired.spec.backends[0].priority == 0 and (await r.models.list("p1")).invalid == []
 
 
 @pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
