@@ -1,4 +1,4 @@
-"""Operate: virtual keys of a project — issue (secret shown once), list, get, revoke."""
+"""Operate: virtual keys of a project — issue (secret shown once), list, get, revoke, rotate, purge."""
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
@@ -7,8 +7,8 @@ from starlette.responses import Response
 from shared.auth.guards import RoleGuard
 from shared.auth.principal import Role
 from shared.domain.base import InvalidDocument, utcnow
-from shared.domain.quotas import Quota
 from shared.domain.keys import KeyCreate, KeyCreated, KeyOut, KeyRotate, VirtualKey
+from shared.domain.quotas import Quota
 from shared.errors import Conflict, InvalidStoredDocument, NotFound, PreconditionFailed, ValidationFailed
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Call
