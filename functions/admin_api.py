@@ -1,27 +1,43 @@
 """Operate: projects and their pillar flags, and the global kill switches. Admin role only."""
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from shared.auth.guards import RoleGuard
 from shared.auth.principal import Role
-from shared.domain.base import GLOBAL_PARTITION, Pillar
+from shared.domain.base import GLOBAL_PARTITION, InvalidDocument, Pillar
+from shared.domain.keys import VirtualKey
 from shared.domain.projects import (FlagUpdate, GlobalFlags, GlobalFlagsOut, Project, ProjectCreate, ProjectFlagsOut,
                                     ProjectOut, ProjectUpdate)
-from shared.errors import AlreadyExists, Conflict, NotFound, ValidationFailed
+from shared.errors import AlreadyExists, BadRequest, Conflict, NotFound, ValidationFailed
 from shared.services import Services
+from shared.storage.purge import purge_project
 from shared.web.api import ApiBlueprint, Call
 from shared.web.inputs import query_int
 from shared.web.responses import json_response
 
+INVALID_DOC = "Stored documents on this page that no longer validate: skipped (not served); delete or replace them."
 PAGING = (("limit", "Page size, 1-200 (default 50)."), ("cursor", "Opaque cursor from the previous page."))
+CASCADE = (("cascade", "true: also delete everything the project owns (keys, models, quotas, key requests)."),)
 IF_MATCH = (("If-Match", "ETag of the version you read; a stale one is refused with 412."),)
 
 
 class ProjectList(BaseModel):
     items: list[ProjectOut]
     next_cursor: str | None
+    invalid: list[InvalidDocument] = Field(default_factory=list, description=INVALID_DOC)
+
+
+def query_bool(call: Call, name: str) -> bool:
+    """Strict: only `true` or `false` (a typo must not silently mean the non-destructive default, or vice versa)."""
+    raw = call.req.query_params.get(name)
+    if raw is None or raw == "false":
+        return False
+    if raw == "true":
+        return True
+    raise BadRequest(f"Query parameter '{name}' must be true or false.", code="invalid_query",
+                     details=[{"field": name, "message": "true or false expected"}])
 
 
 def pillar_of(call: Call) -> Pillar:
@@ -60,7 +76,8 @@ def build(services: Services) -> ApiBlueprint:
     async def list_projects(call: Call):
         page = await services.projects.list(None, limit=query_int(call.req, "limit", 50, 1, 200),
                                             cursor=call.req.query_params.get("cursor") or None)
-        return ProjectList(items=[ProjectOut.of(p) for p in page.items], next_cursor=page.cursor)
+        return ProjectList(items=[ProjectOut.of(p) for p in page.items], next_cursor=page.cursor,
+                           invalid=page.invalid)
 
     @api.route("manage/projects/{project}", "GET", name="manage_get_project", summary="Get a project.", guard=admin,
                response=ProjectOut)
@@ -87,17 +104,34 @@ def build(services: Services) -> ApiBlueprint:
         return with_etag(ProjectOut.of(updated), updated.etag)
 
     @api.route("manage/projects/{project}", "DELETE", name="manage_delete_project",
-               summary="Delete an empty project (one that owns no other resource).", guard=admin, status=204,
-               headers=IF_MATCH)
+               summary="Delete a project. Without `cascade` only an empty one; with `cascade=true` the project and "
+                       "everything it owns (traffic stops first; safe to run again if interrupted).",
+               guard=admin, status=204, headers=IF_MATCH, query=CASCADE)
     async def delete_project(call: Call):
         pid = call.path("project")
-        await services.projects.get(pid, pid)
-        if any([(await repo.list(pid, limit=1)).items for repo in services.owned_by_project]):
-            raise Conflict(f"Project '{pid}' still owns resources; delete or revoke them first.",
-                           code="project_not_empty")
-        await services.projects.delete(pid, pid, call.req.headers.get("if-match"))
-        flags.invalidate(pid)
+        if_match = call.req.headers.get("if-match")
+        try:
+            if query_bool(call, "cascade"):
+                await purge_project(services.projects, services.owned_by_project, pid, if_match=if_match,
+                                    on_delete=forget_key)
+                return Response(status_code=204)
+            if await services.projects.find_raw(pid, pid) is None:
+                raise NotFound(f"project '{pid}' does not exist.")
+            for repo in services.owned_by_project:
+                page = await repo.list(pid, limit=1)
+                if page.items or page.invalid:  # a document that no longer validates is still owned
+                    raise Conflict(f"Project '{pid}' still owns resources; delete or revoke and purge them first, "
+                                   "or delete with ?cascade=true.", code="project_not_empty")
+            await services.projects.delete(pid, pid, if_match)
+        finally:  # also after a partial cascade: this instance must not serve from a stale cache
+            flags.invalidate(pid)
+            services.catalog.invalidate(pid)
+            services.quota_book.invalidate(pid)
         return Response(status_code=204)
+
+    def forget_key(entity: object) -> None:
+        if isinstance(entity, VirtualKey):
+            services.key_service.forget(entity)
 
     @api.route("manage/projects/{project}/flags", "GET", name="manage_get_project_flags",
                summary="A project's pillar switches, with the global kill switches applied.", guard=admin,

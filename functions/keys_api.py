@@ -1,24 +1,27 @@
-"""Operate: virtual keys of a project — issue (secret shown once), list, get, revoke."""
+"""Operate: virtual keys of a project — issue (secret shown once), list, get, revoke, rotate, purge."""
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from starlette.responses import Response
 
 from shared.auth.guards import RoleGuard
 from shared.auth.principal import Role
-from shared.domain.base import utcnow
+from shared.domain.base import InvalidDocument, utcnow
 from shared.domain.keys import KeyCreate, KeyCreated, KeyOut, KeyRotate, VirtualKey
-from shared.errors import ValidationFailed
+from shared.domain.quotas import Quota
+from shared.errors import Conflict, InvalidStoredDocument, NotFound, PreconditionFailed, ValidationFailed
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Call
 from shared.web.inputs import query_int
 from shared.web.responses import json_response
 
-from .admin_api import PAGING
+from .admin_api import IF_MATCH, INVALID_DOC, PAGING
 
 
 class KeyList(BaseModel):
     items: list[KeyOut]
     next_cursor: str | None
+    invalid: list[InvalidDocument] = Field(default_factory=list, description=INVALID_DOC)
 
 
 def build(services: Services) -> ApiBlueprint:
@@ -41,7 +44,7 @@ def build(services: Services) -> ApiBlueprint:
         await services.projects.get(pid, pid)
         page = await services.keys.list(pid, limit=query_int(call.req, "limit", 50, 1, 200),
                                         cursor=call.req.query_params.get("cursor") or None)
-        return KeyList(items=[KeyOut.of(k) for k in page.items], next_cursor=page.cursor)
+        return KeyList(items=[KeyOut.of(k) for k in page.items], next_cursor=page.cursor, invalid=page.invalid)
 
     @api.route("manage/projects/{project}/keys/{key}", "GET", name="manage_get_key", summary="Get a key.",
                guard=admin, response=KeyOut)
@@ -70,5 +73,30 @@ def build(services: Services) -> ApiBlueprint:
                                    details=[{"field": "overlap_seconds", "message": f"max {limit}"}])
         key, secret = await services.key_service.rotate(call.path("project"), call.path("key"), overlap)
         return KeyCreated(**KeyOut.of(key).model_dump(), secret=secret)
+
+    @api.route("manage/projects/{project}/keys/{key}", "DELETE", name="manage_delete_key",
+               summary="Purge a revoked or expired key (and its quota). An active key must be revoked first.",
+               guard=admin, status=204, headers=IF_MATCH)
+    async def delete_key(call: Call):
+        pid, kid = call.path("project"), call.path("key")
+        try:
+            key: VirtualKey | None = await services.keys.get(pid, kid)
+        except InvalidStoredDocument:
+            key = None  # a key document that no longer validates opens nothing (lookups skip it): purgeable
+        if key is not None and key.state() == "active":
+            raise Conflict(f"Key '{kid}' is active; revoke it first, then purge it.", code="key_active")
+        if_match = call.req.headers.get("if-match")
+        if key is not None and if_match is not None and if_match != key.etag:
+            raise PreconditionFailed("If-Match does not match the current ETag of the key.",
+                                     details={"etag": key.etag})
+        try:  # the quota first: if the key delete then fails, what is left is a revoked key, never an orphan
+            await services.quotas.delete(pid, Quota.doc_id("key", kid))
+        except NotFound:
+            pass
+        await services.keys.delete(pid, kid, if_match)
+        services.quota_book.invalidate(pid)
+        if key is not None:
+            services.key_service.forget(key)
+        return Response(status_code=204)
 
     return api

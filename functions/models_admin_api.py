@@ -1,23 +1,32 @@
 """Operate: register models (public name → backend pool) and attach quotas to a project, a key or a model."""
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from shared.auth.guards import RoleGuard
 from shared.auth.principal import Role
+from shared.domain.base import InvalidDocument
 from shared.domain.models import Model, ModelOut, ModelSpec
 from shared.domain.quotas import Quota, QuotaLimits, QuotaList, QuotaOut
-from shared.errors import AlreadyExists, BadRequest, NotFound, ValidationFailed
+from shared.errors import AlreadyExists, BadRequest, InvalidStoredDocument, NotFound, ValidationFailed
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Call
 from shared.web.responses import json_response
 
-from .admin_api import IF_MATCH
+from .admin_api import IF_MATCH, INVALID_DOC
 
 
 class ModelList(BaseModel):
     items: list[ModelOut]
+    invalid: list[InvalidDocument] = Field(default_factory=list, description=INVALID_DOC)
+
+
+def scope_of(call: Call) -> str:
+    scope = call.path("scope")
+    if scope not in ("project", "key", "model"):
+        raise NotFound(f"Unknown quota scope '{scope}'; use project, key or model.", code="unknown_scope")
+    return scope
 
 
 def build(services: Services) -> ApiBlueprint:
@@ -48,7 +57,9 @@ def build(services: Services) -> ApiBlueprint:
         await check_spec(spec)
         try:
             model = await services.models.create(Model(id=spec.name, project_id=pid, spec=spec))
-        except AlreadyExists:
+        except AlreadyExists as exc:
+            if exc.code == "id_taken":
+                raise  # the name is the id of another kind of resource in this project
             raise AlreadyExists(f"Model '{spec.name}' already exists in project '{pid}'.",
                                 details=[{"field": "name", "message": "taken"}]) from None
         changed(pid)
@@ -58,7 +69,8 @@ def build(services: Services) -> ApiBlueprint:
                guard=admin, response=ModelList)
     async def list_models(call: Call):
         pid = await project_of(call)
-        return ModelList(items=[ModelOut.of(m) for m in await services.catalog.fresh(pid)])
+        models, invalid = await services.catalog.fresh(pid)
+        return ModelList(items=[ModelOut.of(m) for m in models], invalid=invalid)
 
     @api.route("manage/projects/{project}/models/{model}", "GET", name="manage_get_model", summary="Get a model.",
                guard=admin, response=ModelOut)
@@ -75,8 +87,11 @@ def build(services: Services) -> ApiBlueprint:
             raise BadRequest("The model name in the body must match the URL.", code="name_mismatch",
                              details=[{"field": "name", "message": f"expected '{name}'"}])
         await check_spec(spec)
-        model = await services.models.update(pid, name, lambda m: setattr(m, "spec", spec),
-                                             if_match=call.req.headers.get("if-match"))
+        if_match = call.req.headers.get("if-match")
+        try:
+            model = await services.models.update(pid, name, lambda m: setattr(m, "spec", spec), if_match=if_match)
+        except InvalidStoredDocument:  # the stored version no longer validates: a full PUT repairs it
+            model = await services.models.rewrite(Model(id=name, project_id=pid, spec=spec), if_match)
         changed(pid)
         return json_response(ModelOut.of(model), 200, {"etag": model.etag or ""})
 
@@ -93,15 +108,13 @@ def build(services: Services) -> ApiBlueprint:
     async def list_quotas(call: Call):
         pid = await project_of(call)
         page = await services.quotas.list(pid, limit=200)
-        return QuotaList(items=[QuotaOut.of(q) for q in page.items])
+        return QuotaList(items=[QuotaOut.of(q) for q in page.items], invalid=page.invalid)
 
     @api.route("manage/projects/{project}/quotas/{scope}/{target}", "PUT", name="manage_set_quota",
                summary="Set the limits for a project, key or model (scope: project|key|model).", guard=admin,
                body=QuotaLimits, response=QuotaOut)
     async def set_quota(call: Call):
-        pid, scope, target = await project_of(call), call.path("scope"), call.path("target")
-        if scope not in ("project", "key", "model"):
-            raise NotFound(f"Unknown quota scope '{scope}'; use project, key or model.", code="unknown_scope")
+        pid, scope, target = await project_of(call), scope_of(call), call.path("target")
         if scope == "project" and target != pid:
             raise BadRequest("A project quota's target is the project id.", code="invalid_target")
         if scope == "key":
@@ -114,7 +127,9 @@ def build(services: Services) -> ApiBlueprint:
             try:
                 saved = await services.quotas.create(Quota(id=qid, project_id=pid, scope=scope, target=target,
                                                            limits=call.body))
-            except AlreadyExists:
+            except AlreadyExists as exc:
+                if exc.code == "id_taken":
+                    raise
                 saved = await services.quotas.update(pid, qid, lambda q: setattr(q, "limits", call.body))
         else:
             saved = await services.quotas.update(pid, qid, lambda q: setattr(q, "limits", call.body))
@@ -125,7 +140,7 @@ def build(services: Services) -> ApiBlueprint:
                summary="Remove a quota.", guard=admin, status=204)
     async def delete_quota(call: Call):
         pid = call.path("project")
-        await services.quotas.delete(pid, Quota.doc_id(call.path("scope"), call.path("target")))
+        await services.quotas.delete(pid, Quota.doc_id(scope_of(call), call.path("target")))
         services.quota_book.invalidate(pid)
         return Response(status_code=204)
 

@@ -93,6 +93,13 @@ class ConcurrentUpdate(Conflict):
     retryable = True
 
 
+class InvalidStoredDocument(Conflict):
+    """A stored document no longer matches its contract (written by an older version or edited by hand).
+    It is reported, never served; an admin deletes it (or replaces it) to repair it."""
+
+    code = "invalid_stored_document"
+
+
 class PreconditionFailed(GatewayError):
     """The client's If-Match ETag is stale."""
 

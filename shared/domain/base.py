@@ -53,3 +53,12 @@ class Entity(BaseModel):
         entity = cls.model_validate(doc)
         entity.etag = doc.get("_etag")
         return entity
+
+
+class InvalidDocument(BaseModel):
+    """A stored document that no longer validates: listed to admins so they can repair it, never served."""
+
+    id: str
+    project_id: str
+    kind: str
+    errors: list[dict[str, str]] = Field(description="Each failing field and why.")

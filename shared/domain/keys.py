@@ -65,7 +65,7 @@ class KeyCreate(Contract):
 
 
 class KeyRotate(Contract):
-    overlap_seconds: int = Field(default=3600, ge=0, description="How long the previous secret keeps working.")
+    overlap_seconds: int = Field(default=3600, ge=0, le=31_536_000, description="How long the previous secret keeps working.")
 
 
 class KeyOut(BaseModel):

@@ -19,19 +19,19 @@ class Backend(Contract):
     api_version: str | None = Field(default=None, description="Azure OpenAI api-version.")
     # Name of an app setting / Key Vault reference holding the upstream key; None: keyless (managed identity).
     api_key_setting: str | None = None
-    priority: int = Field(default=0, ge=0, description="Lower is tried first.")
+    priority: int = Field(default=0, ge=0, le=1000, description="Lower is tried first.")
     weight: int = Field(default=1, ge=1, le=1000)
-    timeout_seconds: float = Field(default=60, gt=0, le=600)
-    tpm_capacity: int | None = Field(default=None, gt=0)
+    timeout_seconds: float = Field(default=60, gt=0, le=600, allow_inf_nan=False)
+    tpm_capacity: int | None = Field(default=None, gt=0, le=10**10)
 
 
 class ModelSpec(Contract):
     name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description="Public model name clients send.")
     description: str = Field(default="", max_length=2000)
     capabilities: list[Capability] = Field(default_factory=lambda: ["chat", "streaming"])
-    context_window: int | None = Field(default=None, gt=0)
-    input_price_per_1k: float = Field(default=0, ge=0)
-    output_price_per_1k: float = Field(default=0, ge=0)
+    context_window: int | None = Field(default=None, gt=0, le=100_000_000)
+    input_price_per_1k: float = Field(default=0, ge=0, le=10_000, allow_inf_nan=False)
+    output_price_per_1k: float = Field(default=0, ge=0, le=10_000, allow_inf_nan=False)
     lifecycle: Literal["preview", "active", "deprecated", "retired"] = "active"
     tokenizer: str | None = Field(default=None, max_length=128, description=(
         "The underlying OpenAI model or encoding (e.g. gpt-4o, cl100k_base) for quota estimates; "

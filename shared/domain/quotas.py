@@ -5,17 +5,17 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from .base import Contract, Entity
+from .base import Contract, Entity, InvalidDocument
 
 QuotaScope = Literal["project", "key", "model"]
 
 
 class QuotaLimits(Contract):
-    requests_per_minute: int | None = Field(default=None, gt=0)
-    tokens_per_minute: int | None = Field(default=None, gt=0)
-    tokens_per_day: int | None = Field(default=None, gt=0)
-    tokens_per_month: int | None = Field(default=None, gt=0)
-    cost_per_month_usd: float | None = Field(default=None, gt=0, description="From the model's prices.")
+    requests_per_minute: int | None = Field(default=None, gt=0, le=10**9)
+    tokens_per_minute: int | None = Field(default=None, gt=0, le=10**12)
+    tokens_per_day: int | None = Field(default=None, gt=0, le=10**12)
+    tokens_per_month: int | None = Field(default=None, gt=0, le=10**12)
+    cost_per_month_usd: float | None = Field(default=None, gt=0, le=10**9, allow_inf_nan=False, description="From the model's prices.")
 
     @model_validator(mode="after")
     def _at_least_one(self) -> "QuotaLimits":
@@ -50,3 +50,5 @@ class QuotaOut(BaseModel):
 
 class QuotaList(BaseModel):
     items: list[QuotaOut]
+    invalid: list[InvalidDocument] = Field(default_factory=list, description=(
+        "Stored quotas that no longer validate: skipped, so NOT enforced; delete or replace them."))

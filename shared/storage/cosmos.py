@@ -15,7 +15,7 @@ from azure.cosmos import PartitionKey, exceptions
 from azure.cosmos.aio import ContainerProxy, CosmosClient
 
 from ..errors import AlreadyExists, DependencyUnavailable, GatewayError, NotFound, PreconditionFailed
-from .documents import DocPage, Query, decode_cursor, encode_cursor
+from .documents import DocPage, Query, decode_cursor, encode_cursor, ensure_storable
 
 T = TypeVar("T")
 
@@ -94,10 +94,12 @@ class CosmosDocumentStore:
             return None
 
     async def create(self, doc: dict[str, Any]) -> dict[str, Any]:
+        ensure_storable(doc)
         c = await self.container()
         return await self._call(c.create_item(doc))
 
     async def replace(self, doc: dict[str, Any], etag: str) -> dict[str, Any]:
+        ensure_storable(doc)
         c = await self.container()
         return await self._call(c.replace_item(doc["id"], doc, etag=etag,
                                                match_condition=MatchConditions.IfNotModified))

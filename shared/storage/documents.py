@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..errors import BadRequest
+from ..errors import BadRequest, ValidationFailed
 
 
 @dataclass(frozen=True)
@@ -57,3 +58,22 @@ def decode_cursor(cursor: str) -> str:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadRequest("The 'cursor' query parameter is not a cursor this API returned.", code="invalid_cursor",
                          details=[{"field": "cursor", "message": "invalid cursor"}]) from None
+
+
+def non_finite_paths(value: Any, path: str = "") -> list[str]:
+    """Where `value` holds NaN or ±Infinity. JSON has no such numbers: Cosmos refuses them with an error that
+    looks like an outage, so the stores refuse them first, naming the field."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [path or "document"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite_paths(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in non_finite_paths(v, f"{path}.{i}" if path else str(i))]
+    return []
+
+
+def ensure_storable(doc: dict[str, Any]) -> None:
+    bad = non_finite_paths(doc)
+    if bad:
+        raise ValidationFailed(f"Numbers must be finite: {', '.join(bad)}.",
+                               details=[{"field": p, "message": "NaN and Infinity are not allowed"} for p in bad])

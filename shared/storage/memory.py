@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from ..errors import AlreadyExists, DependencyUnavailable, NotFound, PreconditionFailed
-from .documents import DocPage, Query, decode_cursor, encode_cursor
+from .documents import DocPage, Query, decode_cursor, encode_cursor, ensure_storable
 
 
 class MemoryDocumentStore:
@@ -31,12 +31,14 @@ class MemoryDocumentStore:
 
     async def create(self, doc: dict[str, Any]) -> dict[str, Any]:
         self._check()
+        ensure_storable(doc)
         if (doc["pk"], doc["id"]) in self._docs:
             raise AlreadyExists(f"'{doc['id']}' already exists.")
         return self._stamp(doc)
 
     async def replace(self, doc: dict[str, Any], etag: str) -> dict[str, Any]:
         self._check()
+        ensure_storable(doc)
         current = self._docs.get((doc["pk"], doc["id"]))
         if current is None:
             raise NotFound(f"'{doc['id']}' does not exist.")
