@@ -66,7 +66,13 @@ class LeasedCounter:
         if self.local < want and (not self.exhausted or self.debt < 0):
             async with self._lock:
                 if self.local < want and (not self.exhausted or self.debt < 0):
-                    await self._lease(max(self.chunk, want - self.local), need - self.local)
+                    try:
+                        await self._lease(max(self.chunk, want - self.local), need - self.local)
+                    except Exception:
+                        if self.local < need:
+                            raise  # the shared row is needed for this call: fail closed
+                        # only the optional part is missing; the local pool serves the call through an outage
+                        log.debug("quota lease failed for %s/%s", self.partition, self.row, exc_info=True)
         if self.local < need:
             return None
         got = min(want, self.local)

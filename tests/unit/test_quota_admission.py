@@ -122,6 +122,24 @@ async def test_a_cancelled_admission_hands_back_what_was_taken():
     assert key.local == key.total_seen == row_total(store, "key|k") > 0  # every unit leased is free again
 
 
+async def test_the_local_pool_still_serves_a_call_when_only_its_estimate_would_need_the_shared_row():
+    class DownAfterFirstLease(MemoryCounterStore):
+        async def lease(self, partition, row, want, limit, *need):
+            if self.calls:
+                raise DependencyUnavailable("Quota counters (Azure Tables) are unreachable.")
+            return await super().lease(partition, row, want, limit, *need)
+
+    enforcer = gw(DownAfterFirstLease(), lease_fraction=0.1)  # chunks of 1,000
+    tpm = [q("project", "p", tokens_per_minute=10_000)]
+    await enforcer.admit(tpm, tokens=100, cost_micros=0)
+    # Storage is down now: a call whose need fits the local pool is admitted (its estimate shrinks to what is
+    # there); one that needs the shared row fails closed, as before
+    adm = await enforcer.admit(tpm, tokens=100, cost_micros=0, extra_tokens=5_000)
+    assert adm.taken[0][1] == 900
+    with pytest.raises(DependencyUnavailable):
+        await enforcer.admit(tpm, tokens=100, cost_micros=0)
+
+
 async def test_big_refunds_go_back_to_the_shared_row():
     store = MemoryCounterStore()
     day = [q("project", "p", tokens_per_day=100_000)]
