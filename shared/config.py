@@ -69,6 +69,10 @@ class Settings(BaseSettings):
 
     # --- models pillar
     quota_lease_fraction: float = Field(default=0.02, gt=0, le=1, validation_alias="QUOTA_LEASE_FRACTION")
+    # Completion tokens reserved on token quotas for a chat call that sets no max_tokens (a model's
+    # `completion_estimate_tokens` overrides it); reconciled with real usage once the call ends.
+    quota_default_completion_tokens: int = Field(default=256, ge=0, le=200_000,
+                                                  validation_alias="QUOTA_DEFAULT_COMPLETION_TOKENS")
     usage_flush_seconds: float = Field(default=1.0, gt=0, validation_alias="USAGE_FLUSH_SECONDS")
     # Request-log rows held in memory while Azure Tables is slow or down (per worker). 60,000 rows cover a
     # 10-minute outage at 100 calls/s; rows beyond it are dropped, counted and logged (docs/runbook.md).

@@ -38,6 +38,13 @@ class BadRequest(GatewayError):
     status, code, type = 400, "bad_request", "invalid_request_error"
 
 
+class RequestExceedsQuota(BadRequest):
+    """The call's own estimate (input + the completion it asks for) is larger than a quota's whole limit: no
+    retry can succeed, the request itself must shrink. Refused before any quota counter is touched."""
+
+    code = "request_exceeds_quota"
+
+
 class MalformedJson(BadRequest):
     code = "malformed_json"
 

@@ -133,7 +133,8 @@ class Services:
 
         table = self.storage.tables.get_table_client("gatewayquotas")
         return QuotaEnforcer(TableCounterStore(table, self.settings.dependency_timeout_seconds),
-                             lease_fraction=self.settings.quota_lease_fraction)
+                             lease_fraction=self.settings.quota_lease_fraction,
+                             default_completion_tokens=self.settings.quota_default_completion_tokens)
 
     @cached_property
     def usage_log(self) -> "UsageLog":

@@ -36,6 +36,9 @@ class ModelSpec(Contract):
     tokenizer: str | None = Field(default=None, max_length=128, description=(
         "The underlying OpenAI model or encoding (e.g. gpt-4o, cl100k_base) for quota estimates; "
         "default: the public name, then the backend deployment, then a byte-based estimate."))
+    completion_estimate_tokens: int | None = Field(default=None, ge=0, le=200_000, description=(
+        "Completion tokens reserved on token quotas for a chat call that sets no max_tokens, reconciled with "
+        "real usage after; default: the gateway's QUOTA_DEFAULT_COMPLETION_TOKENS (256). 0 reserves none."))
     backends: list[Backend] = Field(min_length=1, max_length=32)
     routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
 

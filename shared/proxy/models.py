@@ -82,11 +82,15 @@ class ModelProxy:
         prompt = (self._tokens.estimate_chat_prompt(body, name, family) if op == "chat"
                   else self._tokens.estimate_embeddings_input(body, name, family))
         completion = self._tokens.requested_completion(body, 0) if op == "chat" else 0
+        # no max_tokens: also reserve the model's completion estimate where there is room (reconciled after)
+        guess = self._enforcer.completion_estimate(completion, model.spec.completion_estimate_tokens) \
+            if op == "chat" else 0
         quotas = await self._quotas.for_call(model.project_id, principal.key_id, name)
         state = CallState(principal, request_id, op, model, stream, started, prompt, Admission())
         try:
             state.admission = await self._enforcer.admit(
-                quotas, tokens=prompt + completion, cost_micros=self._cost_micros(model, prompt, completion))
+                quotas, tokens=prompt + completion, cost_micros=self._cost_micros(model, prompt, completion),
+                extra_tokens=guess, extra_cost_micros=self._cost_micros(model, 0, guess))
         except GatewayError as exc:
             # Refused calls are calls too: admins look for 429/403 spikes in the same log.
             self._log(state, None, exc.status, exc.code, None, 0.0)
@@ -102,13 +106,13 @@ class ModelProxy:
         estimate = prompt + completion
 
         async def admit(b: Any) -> bool:
-            if b.tpm_capacity is None:
+            if b.tpm_capacity is None or b.id in state.reserved:  # a retry on the same backend reuses its hold
                 return True
-            counter = await self._enforcer.reserve_backend(f"{model.project_id}/{name}/{b.id}", b.tpm_capacity,
-                                                           estimate)
-            if counter is not None:
-                state.reserved[b.id] = (counter, estimate)
-            return counter is not None
+            reserved = await self._enforcer.reserve_backend(f"{model.project_id}/{name}/{b.id}", b.tpm_capacity,
+                                                            estimate, guess)
+            if reserved is not None:
+                state.reserved[b.id] = reserved
+            return reserved is not None
 
         try:
             outcome = await call_with_failover(

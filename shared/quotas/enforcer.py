@@ -2,16 +2,23 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from ..domain.quotas import Quota
-from ..errors import Forbidden, GatewayError
+from ..errors import Forbidden, GatewayError, RequestExceedsQuota
 from .leases import LeasedCounter
 from .store import CounterStore
+
+log = logging.getLogger("gateway.quotas")
+
+# Completion tokens reserved for a call that sets no max_tokens, unless its model or the gateway says otherwise.
+DEFAULT_COMPLETION_ESTIMATE = 256
 
 
 class RateLimited(GatewayError):
@@ -53,8 +60,10 @@ class Admission:
 
 class QuotaEnforcer:
     def __init__(self, store: CounterStore, *, lease_fraction: float = 0.02,
+                 default_completion_tokens: int = DEFAULT_COMPLETION_ESTIMATE,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self._store = store
+        self._default_completion = default_completion_tokens
         self._fraction = lease_fraction
         self._clock = clock
         self._counters: dict[tuple[str, str], LeasedCounter] = {}
@@ -79,29 +88,59 @@ class QuotaEnforcer:
         for key in [k for k, c in self._counters.items() if c.ends_at < now]:
             del self._counters[key]
 
-    async def admit(self, quotas: list[Quota], *, tokens: int, cost_micros: int) -> Admission:
-        now = self._clock()
-        adm = Admission(estimated_tokens=tokens, estimated_cost_micros=cost_micros)
+    def completion_estimate(self, requested: int, model_default: int | None) -> int:
+        """Completion tokens to reserve, beyond what the call itself declares, for a call without max_tokens:
+        the model's `completion_estimate_tokens`, else the gateway default. Reconciled with real usage after."""
+        if requested:
+            return 0
+        return self._default_completion if model_default is None else model_default
+
+    def _plan(self, quotas: list[Quota]) -> list[tuple[Quota, str, str, str, int]]:
+        """(quota, metric, window kind, unit, limit) for every limit that applies."""
+        out = []
         for quota in quotas:
-            partition = f"{quota.project_id}|{quota.scope}|{quota.target}"
-            for metric, (wkind, kind, unit) in _METRICS.items():
+            for metric, (wkind, _, unit) in _METRICS.items():
                 limit = getattr(quota.limits, metric)
-                if limit is None:
-                    continue
-                limit = int(limit * 1_000_000) if unit == "cost" else int(limit)
-                amount = {"requests": 1, "tokens": tokens, "cost": cost_micros}[unit]
+                if limit is not None:
+                    out.append((quota, metric, wkind, unit, int(limit * 1_000_000) if unit == "cost" else int(limit)))
+        return out
+
+    async def admit(self, quotas: list[Quota], *, tokens: int, cost_micros: int, extra_tokens: int = 0,
+                    extra_cost_micros: int = 0) -> Admission:
+        """Admit a call needing `tokens` / `cost_micros` (prompt + the completion it declares) on every quota, also
+        reserving up to `extra_*` more where available (a completion estimate for calls that declare none).
+        All or nothing: a refusal, or any error on the way, hands back everything taken on every quota."""
+        now = self._clock()
+        need = {"requests": 1, "tokens": tokens, "cost": cost_micros}
+        extra = {"requests": 0, "tokens": max(0, extra_tokens), "cost": max(0, extra_cost_micros)}
+        plan = self._plan(quotas)
+        for quota, metric, _, unit, limit in plan:
+            if need[unit] > limit:  # can never fit: refused before any counter is touched
+                raise RequestExceedsQuota(
+                    f"This call needs {need[unit]} {unit} but the {metric.replace('_', ' ')} limit of "
+                    f"{quota.scope} '{quota.target}' is {limit}; lower max_tokens / max_completion_tokens "
+                    f"or the input.", details={"quota": quota.id, "limit": metric, "allowed": limit,
+                                                "requested": need[unit]})
+        adm = Admission(estimated_tokens=tokens, estimated_cost_micros=cost_micros)
+        admitted = False
+        try:
+            for quota, metric, wkind, unit, limit in plan:
                 wid, left = window(wkind, now)
-                counter = self._counter(partition, metric, wid, limit, left)
-                if not await counter.take(amount):
-                    self.release(adm)
-                    raise self._refusal(quota, metric, kind, unit, limit, left)
-                adm.taken.append((counter, amount, unit))
-                if kind == "rate":
+                counter = self._counter(f"{quota.project_id}|{quota.scope}|{quota.target}", metric, wid, limit, left)
+                got = await counter.take(need[unit], need[unit] + extra[unit])
+                if got is None:
+                    raise self._refusal(quota, metric, _METRICS[metric][1], unit, limit, left)
+                adm.taken.append((counter, got, unit))
+                if _METRICS[metric][1] == "rate":
                     name = f"x-ratelimit-remaining-{unit}"
                     remaining = counter.remaining()
                     adm.headers[name] = str(min(remaining, int(adm.headers.get(name, remaining))))
                     adm.headers[f"x-ratelimit-limit-{unit}"] = str(limit)
-        return adm
+            admitted = True
+            return adm
+        finally:
+            if not admitted:
+                self.release(adm)
 
     @staticmethod
     def _refusal(quota: Quota, metric: str, kind: str, unit: str, limit: int, left: float) -> GatewayError:
@@ -115,25 +154,36 @@ class QuotaEnforcer:
         return BudgetExhausted(f"The {metric.replace('_', ' ')} budget is used up for {where}.", code=code,
                                details={"quota": quota.id, "limit": metric})
 
-    async def reserve_backend(self, key: str, capacity: int, tokens: int) -> LeasedCounter | None:
-        """Take `tokens` from a backend's own per-minute capacity (shared across instances like any quota)."""
+    async def reserve_backend(self, key: str, capacity: int, tokens: int,
+                              extra_tokens: int = 0) -> tuple[LeasedCounter, int] | None:
+        """Take `tokens` (and up to `extra_tokens` more) from a backend's own per-minute capacity, shared across
+        instances like any quota → (counter, taken), or None when the backend cannot take this call now."""
         wid, left = window("minute", self._clock())
         counter = self._counter(f"backend|{key}", "tokens_per_minute", wid, capacity, left)
-        return counter if await counter.take(tokens) else None
+        got = await counter.take(tokens, tokens + max(0, extra_tokens))
+        return None if got is None else (counter, got)
 
     def reconcile(self, counter: LeasedCounter, taken: int, actual: int) -> None:
         if actual < taken:
-            counter.give_back(taken - actual)
+            self._give_back(counter, taken - actual)
         elif actual > taken:
-            task = asyncio.create_task(self._charge(counter, actual - taken))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(self._charge(counter, actual - taken))
 
     def release(self, adm: Admission) -> None:
         """Undo an admission that never reached an upstream (refused elsewhere, or nothing was sent)."""
         for counter, amount, _ in adm.taken:
-            counter.give_back(amount)
+            self._give_back(counter, amount)
         adm.taken.clear()
+
+    def _give_back(self, counter: LeasedCounter, amount: int) -> None:
+        counter.give_back(amount)
+        if counter.surplus() > 0:  # a big refund: hand it back to the shared row, off the hot path
+            self._spawn(self._return(counter))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def settle(self, adm: Admission, *, tokens: int, cost_micros: int) -> None:
         """Reconcile with real usage, off the hot path: refunds locally, extra usage charged in the background."""
@@ -145,8 +195,15 @@ class QuotaEnforcer:
     async def _charge(counter: LeasedCounter, extra: int) -> None:
         try:
             await counter.charge(extra)
-        except Exception:  # noqa: BLE001 - counters unreachable: the usage log still has the truth
-            pass
+        except Exception:  # noqa: BLE001 - counters unreachable: owed (counter.debt), paid with the next lease
+            log.warning("quota charge deferred for %s/%s", counter.partition, counter.row, exc_info=True)
+
+    @staticmethod
+    async def _return(counter: LeasedCounter) -> None:
+        try:
+            await counter.return_surplus()
+        except Exception:  # noqa: BLE001 - counters unreachable: the credit rides on the next lease
+            log.warning("quota hand-back deferred for %s/%s", counter.partition, counter.row, exc_info=True)
 
     async def drain(self) -> None:
         if self._background:

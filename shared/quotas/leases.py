@@ -7,9 +7,12 @@ within the limit, so instances together never hand out more than the limit.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 
 from .store import CounterStore
+
+log = logging.getLogger("gateway.quotas")
 
 
 class LeasedCounter:
@@ -31,49 +34,79 @@ class LeasedCounter:
         return max(0, self.limit - self.total_seen + self.local)
 
     async def _pay_debt(self) -> None:
-        """Add the accumulated excess in one write (caller holds the lock); on failure it stays owed."""
-        if self.debt <= 0:
+        """Settle with the shared row in one write (caller holds the lock): excess usage owed (debt > 0) or
+        leased units handed back (debt < 0). On failure it stays owed and rides on the next lease."""
+        if self.debt == 0:
             return
         amount = self.debt
         total = await self._store.add(self.partition, self.row, amount)
         self.debt -= amount
+        # Under the lock our writes are serialised, so this read is the freshest view of the shared total.
+        self.total_seen = total
+        self.exhausted = total >= self.limit
+
+    async def _lease(self, want: int, need: int) -> None:
+        await self._pay_debt()  # the lease must see the real total
+        if self.exhausted:
+            return
+        granted, total = await self._store.lease(self.partition, self.row, want, self.limit, need)
+        self.local += granted
         self.total_seen = max(self.total_seen, total)
         if total >= self.limit:
             self.exhausted = True
 
-    async def _lease(self, want: int) -> None:
-        await self._pay_debt()  # the lease must see the real total
-        if self.exhausted:
-            return
-        granted, total = await self._store.lease(self.partition, self.row, want, self.limit)
-        self.local += granted
-        self.total_seen = max(self.total_seen, total)
-        if granted < want:
-            self.exhausted = True
-
-    async def take(self, n: int) -> bool:
-        if self.local < n and not self.exhausted:
+    async def take(self, need: int, want: int | None = None) -> int | None:
+        """Take `need` units — and up to `want` if they are there (an estimate the call may or may not use).
+        Returns how many were taken, or None when `need` does not fit (then nothing was taken). A lease asks the
+        shared row only for what this call (plus one chunk for the next calls) can use, and only when `need`
+        fits: a call that cannot be admitted never parks budget other instances need."""
+        want = max(need, want if want is not None else need)
+        if need > self.limit:
+            return None  # can never fit in this window: refused without touching the shared row
+        if self.local < want and (not self.exhausted or self.debt < 0):
             async with self._lock:
-                if self.local < n and not self.exhausted:
-                    await self._lease(max(self.chunk, n - self.local))
-        if self.local < n:
-            return False
-        self.local -= n
+                if self.local < want and (not self.exhausted or self.debt < 0):
+                    try:
+                        await self._lease(max(self.chunk, want - self.local), need - self.local)
+                    except Exception:
+                        if self.local < need:
+                            raise  # the shared row is needed for this call: fail closed
+                        # only the optional part is missing; the local pool serves the call through an outage
+                        log.debug("quota lease failed for %s/%s", self.partition, self.row, exc_info=True)
+        if self.local < need:
+            return None
+        got = min(want, self.local)
+        self.local -= got
         if self.local < self.chunk // 2 and not self.exhausted and (self._prefetch is None or self._prefetch.done()):
             self._prefetch = asyncio.create_task(self._top_up())
-        return True
+        return got
 
     async def _top_up(self) -> None:
         async with self._lock:
             if self.local < self.chunk // 2 and not self.exhausted:
                 try:
-                    await self._lease(self.chunk)
+                    await self._lease(self.chunk, 0)
                 except Exception:  # noqa: BLE001 - a failed prefetch is retried on demand by take()
-                    pass
+                    log.debug("quota prefetch failed for %s/%s", self.partition, self.row, exc_info=True)
 
     def give_back(self, n: int) -> None:
-        # Refunds stay in this instance's pool for the rest of the window (no round trip to return them).
+        # Refunds stay in this instance's pool (no round trip); a pool grown far past one chunk (a big refund)
+        # is trimmed back to the shared row by `return_surplus`, which the enforcer schedules.
         self.local += n
+
+    def surplus(self) -> int:
+        """Units held beyond what this instance should keep between leases (more than two chunks)."""
+        return self.local - self.chunk if self.local > 2 * self.chunk else 0
+
+    async def return_surplus(self) -> None:
+        """Hand units this instance will not need back to the shared row, so other instances can use them."""
+        async with self._lock:
+            n = self.surplus()
+            if n <= 0:
+                return
+            self.local -= n
+            self.debt -= n  # a credit: paid now, or with the next lease if this write fails
+            await self._pay_debt()
 
     async def charge(self, n: int) -> None:
         """Usage above what was admitted. From the local pool when it can, else owed to the shared total —

@@ -14,11 +14,23 @@ from ..errors import DependencyUnavailable
 
 
 class CounterStore(Protocol):
-    async def lease(self, partition: str, row: str, want: int, limit: int) -> tuple[int, int]:
-        """Take up to `want` units if the row's total stays ≤ `limit`; return (granted, total after)."""
+    async def lease(self, partition: str, row: str, want: int, limit: int, need: int = 0) -> tuple[int, int]:
+        """Take up to `want` units if the row's total stays ≤ `limit` — nothing at all when fewer than `need`
+        are left (a lease never parks budget it cannot use); return (granted, total after)."""
 
     async def add(self, partition: str, row: str, amount: int) -> int:
-        """Unconditionally add (usage above the estimate); return the new total."""
+        """Unconditionally add (usage above the estimate; negative: leased units handed back, never taking the
+        total below zero); return the new total."""
+
+
+def grant(total: int, want: int, limit: int, need: int) -> int:
+    """What a lease may take from a row at `total`: up to `want` within `limit`, all or nothing below `need`."""
+    room = limit - total
+    return max(0, min(want, room)) if room >= need else 0
+
+
+def addition(total: int, amount: int) -> int:
+    return max(amount, -total)  # a hand-back never takes the shared total below zero
 
 
 class MemoryCounterStore:
@@ -26,16 +38,17 @@ class MemoryCounterStore:
         self.totals: dict[tuple[str, str], int] = {}
         self.calls = 0
 
-    async def lease(self, partition: str, row: str, want: int, limit: int) -> tuple[int, int]:
+    async def lease(self, partition: str, row: str, want: int, limit: int, need: int = 0) -> tuple[int, int]:
         self.calls += 1
         total = self.totals.get((partition, row), 0)
-        granted = max(0, min(want, limit - total))
+        granted = grant(total, want, limit, need)
         self.totals[(partition, row)] = total + granted
         return granted, total + granted
 
     async def add(self, partition: str, row: str, amount: int) -> int:
         self.calls += 1
-        self.totals[(partition, row)] = self.totals.get((partition, row), 0) + amount
+        total = self.totals.get((partition, row), 0)
+        self.totals[(partition, row)] = total + addition(total, amount)
         return self.totals[(partition, row)]
 
 
@@ -98,8 +111,8 @@ class TableCounterStore:
                                             details={"dependency": "storage", "reason": type(exc).__name__}) from exc
             raise
 
-    async def lease(self, partition: str, row: str, want: int, limit: int) -> tuple[int, int]:
-        return await self._bounded(self._update(partition, row, lambda total: max(0, min(want, limit - total))))
+    async def lease(self, partition: str, row: str, want: int, limit: int, need: int = 0) -> tuple[int, int]:
+        return await self._bounded(self._update(partition, row, lambda total: grant(total, want, limit, need)))
 
     async def add(self, partition: str, row: str, amount: int) -> int:
-        return (await self._bounded(self._update(partition, row, lambda total: amount)))[1]
+        return (await self._bounded(self._update(partition, row, lambda total: addition(total, amount))))[1]

@@ -59,10 +59,32 @@ class Breakers:
             return False
         return not (state == "half_open" and b.probing)
 
-    def begin(self, key: str) -> None:
+    def begin(self, key: str) -> bool:
+        """An attempt starts; True when it is the half-open probe. Every attempt that began must end in
+        `record` (a verdict on the backend) or `release` (none) — call_with_failover does so in one finally."""
         b = self._get(key)
-        if b.state == "half_open":
+        if b.state == "half_open" and not b.probing:
             b.probing = True
+            return True
+        return False
+
+    def release(self, key: str, probe: bool) -> None:
+        """An attempt ended without a verdict on the backend (our own error, a cancellation): free the probe
+        slot so the next call probes, instead of leaving the breaker half-open with a probe that never ends."""
+        b = self._get(key)
+        if probe and b.state == "half_open":
+            b.probing = False
+
+    def wait(self, key: str, policy: BreakerPolicy) -> float:
+        """Seconds until this backend may take a call again (0: now; a probe in flight counts as 1 s)."""
+        b, now = self._get(key), self._clock()
+        state = self.state(key, policy)
+        until = b.cool_until - now
+        if state == "open":
+            until = max(until, b.opened_at + policy.trip_seconds - now)
+        elif state == "half_open" and b.probing:
+            until = max(until, 1.0)
+        return max(0.0, until)
 
     def cool_down(self, key: str, seconds: float) -> None:
         b = self._get(key)

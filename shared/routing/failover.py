@@ -9,6 +9,7 @@ event instead).
 """
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,6 +20,11 @@ from ..domain.models import Backend
 from ..domain.routing import RoutingPolicy
 from ..errors import GatewayError
 from .breaker import Breakers
+
+
+# Retry-After on a 503 no_backend_available never asks a client to wait longer than this (a longer trip or
+# cool-down just answers again with what is left).
+MAX_RETRY_AFTER = 300
 
 
 class UpstreamUnavailable(GatewayError):
@@ -114,35 +120,45 @@ async def call_with_failover(backends: Sequence[Backend], send: Callable[[Backen
             full.add(backend.id)
             continue
         k = key(backend)
-        breakers.begin(k)
+        probe = breakers.begin(k)
+        settled = False  # every way out of this attempt settles the breaker (a verdict, or a release): see finally
         started = clock()
         try:
-            response = await send(backend)
-        except httpx.TimeoutException as exc:
+            try:
+                response = await send(backend)
+            except httpx.TimeoutException as exc:
+                breakers.record(k, bp, failed=True)
+                settled = True
+                attempts.append(Attempt(backend.id, None, "timeout", (clock() - started) * 1000))
+                last_error = UpstreamTimeout(f"The model backend did not answer in time ({type(exc).__name__}).")
+                continue
+            except (httpx.TransportError, OSError) as exc:
+                breakers.record(k, bp, failed=True)
+                settled = True
+                attempts.append(Attempt(backend.id, None, "connect_error", (clock() - started) * 1000))
+                last_error = UpstreamUnavailable(f"The model backend could not be reached ({type(exc).__name__}).")
+                continue
+            ms = (clock() - started) * 1000
+            attempts.append(Attempt(backend.id, response.status_code, None, ms))
+            if response.status_code < 400 or response.status_code not in retry_status:
+                # success, or a client error the next backend would repeat (400, 401, 404 …): no retry
+                breakers.record(k, bp, failed=response.status_code >= 500)
+                settled = True
+                return Outcome(response, backend, attempts, ms)
             breakers.record(k, bp, failed=True)
-            attempts.append(Attempt(backend.id, None, "timeout", (clock() - started) * 1000))
-            last_error = UpstreamTimeout(f"The model backend did not answer in time ({type(exc).__name__}).")
-            continue
-        except (httpx.TransportError, OSError) as exc:
-            breakers.record(k, bp, failed=True)
-            attempts.append(Attempt(backend.id, None, "connect_error", (clock() - started) * 1000))
-            last_error = UpstreamUnavailable(f"The model backend could not be reached ({type(exc).__name__}).")
-            continue
-        ms = (clock() - started) * 1000
-        attempts.append(Attempt(backend.id, response.status_code, None, ms))
-        if response.status_code < 400 or response.status_code not in retry_status:
-            # success, or a client error the next backend would repeat (400, 401, 404 …): no retry
-            breakers.record(k, bp, failed=response.status_code >= 500)
-            return Outcome(response, backend, attempts, ms)
-        breakers.record(k, bp, failed=True)
-        if response.status_code in (429, 503):
-            wait = retry_after_seconds(response)
-            breakers.cool_down(k, min(policy.max_cool_down_seconds,
-                                      wait if wait is not None else policy.default_cool_down_seconds))
-        if not response.is_closed:
-            await response.aread()
-            await response.aclose()
-        last_response = response
+            settled = True
+            if response.status_code in (429, 503):
+                wait = retry_after_seconds(response)
+                breakers.cool_down(k, min(policy.max_cool_down_seconds,
+                                          wait if wait is not None else policy.default_cool_down_seconds))
+            if not response.is_closed:
+                await _discard(response)
+            last_response = response
+        finally:
+            if not settled:
+                # Anything else — the body cannot be serialised, credentials are unavailable, the call was
+                # cancelled — says nothing about the backend's health, but must not leave its probe in flight.
+                breakers.release(k, probe)
     if last_response is not None:
         # every attempt failed with an upstream answer: give the client the last one (status, body, Retry-After)
         return Outcome(last_response, next(b for b in order if b.id == attempts[-1].backend), attempts,
@@ -153,5 +169,24 @@ async def call_with_failover(backends: Sequence[Backend], send: Callable[[Backen
     if full:
         raise CapacityExhausted("Every backend of this model is at its tokens-per-minute capacity.",
                                 headers={"retry-after": str(max(1, 60 - int(time.time()) % 60))})
+    wait = min((breakers.wait(key(b), bp) for b in order), default=1.0)
     raise NoBackendAvailable("Every backend of this model is cooling down or its circuit breaker is open.",
-                             headers={"retry-after": "1"})
+                             headers={"retry-after": str(retry_after_header(wait))},
+                             details={"retry_after_seconds": retry_after_header(wait)})
+
+
+def retry_after_header(seconds: float) -> int:
+    """A Retry-After a client can act on: the real wait rounded up, at least 1 s, at most MAX_RETRY_AFTER."""
+    if not math.isfinite(seconds):
+        return MAX_RETRY_AFTER
+    return max(1, min(MAX_RETRY_AFTER, math.ceil(seconds)))
+
+
+async def _discard(response: httpx.Response) -> None:
+    """Drain and close a response we will not use; a failure here is only a lost connection to the pool."""
+    try:
+        await response.aread()
+    except httpx.HTTPError:
+        pass  # the attempt is already recorded; the connection is closed below either way
+    finally:
+        await response.aclose()

@@ -196,3 +196,27 @@ def test_backend_tpm_capacity_spills_over_then_429(gateway, admin, ab):
     r = chat(gateway.url, secret, name)
     assert r.status_code == 429 and r.json()["error"]["code"] == "backend_capacity_exhausted"
     assert 1 <= int(r.headers["retry-after"]) <= 60
+
+
+def test_no_backend_available_reports_the_real_wait(gateway, admin, ab):
+    a, _ = ab
+    _, name, secret = setup_model(admin, [backend(a, "a")])
+    a.script(error(429, retry_after=30))  # the upstream parks its only backend for 30 s
+    first = chat(gateway.url, secret, name)
+    assert first.status_code == 429 and first.headers["retry-after"] == "30"  # the upstream's own answer
+    r = chat(gateway.url, secret, name)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "no_backend_available"
+    assert 27 <= int(r.headers["retry-after"]) <= 30  # the real wait, not "1"
+    assert len(a.requests) == 1  # the parked backend was not tried
+
+
+def test_a_retry_on_the_same_backend_reuses_its_capacity_hold(gateway, admin, ab):
+    a, _ = ab
+    _, name, secret = setup_model(admin, [{**backend(a, "a"), "tpm_capacity": 300}])
+    a.script(error(500))  # first attempt fails, the retry goes to the same (only) backend
+    a.set_default(ok("x", completion_tokens=5))
+    if time.gmtime().tm_sec > 50:
+        time.sleep(61 - time.gmtime().tm_sec)
+    r = chat(gateway.url, secret, name, max_tokens=250)  # needs ~260 of the backend's 300 tokens per minute
+    # a second hold for the retry would not fit (and the first would never be given back)
+    assert r.status_code == 200 and r.headers["x-gateway-retries"] == "1", r.text

@@ -7,9 +7,10 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY, new_project
+from tests.conftest import ADMIN_KEY, new_key, new_project
 from tests.integration.models_support import backend, chat, log_row, setup_model
 from tests.support.fake_openai import FakeOpenAI, ok
+from tests.support.processes import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,52 @@ def test_daily_token_budget_is_403(gateway, admin, model, fake):
     assert chat(gateway.url, secret, name).status_code == 200
     r = chat(gateway.url, secret, name)
     assert r.status_code == 403 and r.json()["error"]["code"] == "budget_exhausted"
+
+
+def quota_rows(storage_connection_string: str, pid: str) -> dict[str, int]:
+    """The shared quota counters of a project's own quota, as stored: row → total."""
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.data.tables import TableClient
+
+    table = TableClient.from_connection_string(storage_connection_string, "gatewayquotas")
+    try:
+        return {e["RowKey"]: int(e["total"]) for e in table.query_entities(f"PartitionKey eq '{pid}|project|{pid}'")}
+    except ResourceNotFoundError:  # no counter written yet by any test
+        return {}
+
+
+def test_an_oversized_call_never_parks_the_daily_budget(gateway, admin, model, fake):
+    pid, name, secret = model
+    quota(admin, pid, "project", pid, tokens_per_day=100_000)
+    r = chat(gateway.url, secret, name, max_tokens=1_000_000_000)
+    assert quota_rows(gateway.env["AzureWebJobsStorage"], pid) == {}  # the shared counter was never touched
+    assert r.status_code == 400 and r.json()["error"]["code"] == "request_exceeds_quota"
+    assert "max_tokens" in r.json()["error"]["message"] and r.json()["error"]["details"]["allowed"] == 100_000
+    fake.set_default(ok("x", completion_tokens=10))
+    assert chat(gateway.url, secret, name).status_code == 200  # the project still works for the rest of the day
+    assert chat(gateway.url, secret, name, max_tokens=50_000).status_code == 200
+    # the 50,000 tokens the second call reserved and did not use go back to the shared row, off the hot path:
+    # it ends up holding usage plus at most this instance's pool, not the whole day's budget
+    wait_until(lambda: sum(quota_rows(gateway.env["AzureWebJobsStorage"], pid).values()) <= 3 * 2_000,
+               timeout=10, message="the unused reservation to return to the shared quota counter")
+
+
+def test_a_burst_without_max_tokens_respects_tokens_per_minute(gateway, admin, fake):
+    fake.reset()
+    pid = new_project(admin)
+    spec = {"name": "burst", "backends": [backend(fake, "q")], "completion_estimate_tokens": 100}
+    r = admin.post(f"/manage/projects/{pid}/models", json=spec)
+    assert r.status_code == 201 and r.json()["completion_estimate_tokens"] == 100
+    secret = new_key(admin, pid)
+    quota(admin, pid, "model", "burst", tokens_per_minute=1_000)
+    fake.set_default(ok("word " * 80, completion_tokens=100, delay=1.0))  # slow: the calls overlap
+    wait_new_minute_if_close()
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        responses = list(pool.map(lambda _: chat(gateway.url, secret, "burst"), range(12)))
+    used = sum(x.json()["usage"]["total_tokens"] for x in responses if x.status_code == 200)
+    # each call needs ~10 prompt + 100 completion tokens; reserving only the prompt admitted all 12 (≈1,300)
+    assert used <= 1_000 * 1.05, [x.status_code for x in responses]
+    assert [x.status_code for x in responses].count(429) >= 2
 
 
 def test_monthly_cost_budget(gateway, admin, model, fake):
