@@ -73,7 +73,7 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
       // On Flex Consumption the worker runtime lives here, not in FUNCTIONS_WORKER_RUNTIME.
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: '3.13'
       }
     }
   }

@@ -163,7 +163,7 @@ def test_app_settings():
 
 def test_flex_consumption_function_app():
     runtime = props(find_all("runtime")[0])
-    assert (literal(runtime["name"]), literal(runtime["version"])) == ("python", "3.11")
+    assert (literal(runtime["name"]), literal(runtime["version"])) == ("python", "3.13")
     assert any(literal(props(v).get("name")) == "FC1" for v in find_all("sku") if v.type == "object")
     assert "instanceMemoryMB" in props(find_all("scaleAndConcurrency")[0])
     assert [literal(v) for v in find_all("azd-service-name")] == ["api"]
