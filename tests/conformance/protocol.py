@@ -28,7 +28,11 @@ def compiled_dir() -> Path:
                           f"--grpc_python_out={tmp}", str(PROTO)])
         if rc != 0:
             raise RuntimeError(f"protoc failed on {PROTO} (exit {rc})")
-        tmp.replace(out) if not out.exists() else None
+        try:
+            tmp.rename(out)  # atomic: a concurrent run either wins or finds the finished directory
+        except OSError:
+            if not (out / "function_rpc_pb2_grpc.py").exists():
+                raise
     return out
 
 
