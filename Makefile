@@ -4,7 +4,8 @@
 # overrides the search.
 # (A pyenv shim named python3.13 can sit on PATH without working, so each candidate must actually run 3.13.)
 PY313_CHECK := -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))'
-ifndef PYTHON
+# Only `make PYTHON=...` overrides the search; an exported PYTHON (often another version) does not.
+ifneq ($(origin PYTHON),command line)
 PYTHON := $(shell for p in "$$(command -v python3.13)" $$(ls -d $(HOME)/.pyenv/versions/3.13.*/bin/python3.13 \
 	2>/dev/null | sort -rV); do [ -n "$$p" ] && "$$p" $(PY313_CHECK) 2>/dev/null && { echo "$$p"; break; }; done)
 endif

@@ -24,6 +24,7 @@ from tests.conftest import ADMIN_KEY
 from tests.integration.models_support import backend
 from tests.support import fake_openai
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.processes import REPO
 
 SPEC_PATHS = ("/spec/openapi.json", "/openapi.json")
 
@@ -36,6 +37,9 @@ def test_worker_initialises_with_its_http_streaming_server(functions_host: Funct
     init = functions_host.init_response
     assert _status_ok(functions_host, init.result), init.result.exception.message
     assert init.worker_metadata.runtime_version == "3.13"
+    # The runtime answering is the one requirements.txt pins (what the host's proxy loads from the app's packages).
+    pinned = re.search(r"^azure-functions-runtime==(\S+)", (REPO / "requirements.txt").read_text(), re.M)
+    assert pinned and init.worker_metadata.worker_version == pinned.group(1)
     # The FastAPI extension is active: the worker serves HTTP itself and tells the host where.
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", init.capabilities["HttpUri"])
     assert init.capabilities["RequiresRouteParameters"] == "true"
@@ -82,9 +86,10 @@ def _spec(host: FunctionsHost) -> dict[str, Any]:
                 return resp.json()
     except LookupError:
         pass  # no function routes the spec path on this branch
-    fns = build_app(Settings()).get_functions()
-    fn = next(f for f in fns if f.get_function_name() == "openapi")
     from starlette.requests import Request
+
+    fns = build_app(Settings()).get_functions()
+    fn = next(f for f in fns if f.get_trigger().get_dict_repr().get("route", "").endswith("openapi.json"))
 
     scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
     return json.loads(asyncio.run(fn.get_user_function()(Request(scope))).body)
