@@ -28,8 +28,11 @@ $(DEPS_STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# `npm ci` first empties node_modules: through a symlinked dev/node_modules (a worktree sharing another checkout's
+# install) it would wipe that install and leave a private copy here, so a symlink is left alone.
 dev/node_modules/.package-lock.json: dev/package.json dev/package-lock.json
-	cd dev && npm ci --no-audit --no-fund --loglevel=error
+	@if [ -L dev/node_modules ]; then echo "dev/node_modules is a symlink: not reinstalling through it"; \
+	else cd dev && npm ci --no-audit --no-fund --loglevel=error; fi
 
 deps: $(DEPS_STAMP) dev/node_modules/.package-lock.json
 

@@ -64,7 +64,7 @@ class _EventStream:
 
     def __init__(self, protos: Any) -> None:
         self.protos = protos
-        self.outbox: "queue.Queue[Any]" = queue.Queue()
+        self.outbox: queue.Queue[Any] = queue.Queue()
         self.lock = threading.Lock()
         self.waiters: dict[str, futures.Future] = {}
         self.logs: list[Any] = []
@@ -175,7 +175,8 @@ class FunctionsHost:
         try:
             return self.stream.expect(key).result(timeout)
         except futures.TimeoutError:
-            raise AssertionError(f"no {what} from the worker within {timeout}s; worker log:\n{self.worker_log()}")
+            raise AssertionError(f"no {what} from the worker within {timeout}s; worker log:\n{self.worker_log()}") \
+                from None
 
     # ---- HTTP through the worker
 
