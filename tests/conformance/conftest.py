@@ -41,3 +41,16 @@ def functions_host(emulators: Emulators, jwks: JwksServer, tmp_path_factory: pyt
         yield host.start()
     finally:
         host.stop()
+
+
+@pytest.fixture(scope="module")
+def specialised_host(emulators: Emulators, jwks: JwksServer, tmp_path_factory: pytest.TempPathFactory
+                     ) -> Iterator[FunctionsHost]:
+    """The same app on a worker started as a placeholder and specialised by an environment reload."""
+    base = tmp_path_factory.mktemp("conformance-placeholder")
+    (base / "wwwroot").mkdir()
+    host = FunctionsHost(REPO, conformance_env(emulators, jwks), base / "worker.log", placeholder=base / "wwwroot")
+    try:
+        yield host.start()
+    finally:
+        host.stop()

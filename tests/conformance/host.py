@@ -100,8 +100,12 @@ class _EventStream:
 
 
 class FunctionsHost:
-    def __init__(self, app_dir: Path, env: dict[str, str], log_path: Path) -> None:
-        self.app_dir, self.env, self.log_path = app_dir, env, log_path
+    def __init__(self, app_dir: Path, env: dict[str, str], log_path: Path, *, placeholder: Path | None = None
+                 ) -> None:
+        """`placeholder`: start the worker as a pre-warmed placeholder in that (empty) directory, without the
+        app's settings, and specialise it with FunctionEnvironmentReloadRequest, as the platform does for a
+        pre-started instance."""
+        self.app_dir, self.env, self.log_path, self.placeholder = app_dir, env, log_path, placeholder
         self.protos, stubs = protocol.load()
         self.stream = _EventStream(self.protos)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
@@ -125,14 +129,22 @@ class FunctionsHost:
                "--workerId", self.worker_id, "--requestId", request_id, "--grpcMaxMessageLength", max_len,
                "--functions-uri", f"http://127.0.0.1:{self.port}/", "--functions-worker-id", self.worker_id,
                "--functions-request-id", request_id, "--functions-grpc-max-message-length", max_len]
-        env = {**os.environ, **self.env, "PYTHONPATH": str(protocol.PROTO.parents[2])}
+        path = {"PYTHONPATH": str(protocol.PROTO.parents[2])}
+        app_env = {**os.environ, **self.env, **path}
+        start_dir = self.placeholder or self.app_dir
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(cmd, cwd=self.app_dir, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, cwd=start_dir, env={**os.environ, **path} if self.placeholder else app_env,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
         self._wait("start_stream", timeout, "StartStream")
         self._send(worker_init_request=self.protos.WorkerInitRequest(
-            host_version="4.1040.0", capabilities=HOST_CAPABILITIES, worker_directory=str(self.app_dir),
-            function_app_directory=str(self.app_dir)))
+            host_version="4.1040.0", capabilities=HOST_CAPABILITIES, worker_directory=str(start_dir),
+            function_app_directory=str(start_dir)))
         self.init_response = self._wait("worker_init_response", timeout, "WorkerInitResponse")
+        if self.placeholder:
+            self._send(function_environment_reload_request=self.protos.FunctionEnvironmentReloadRequest(
+                environment_variables=app_env, function_app_directory=str(self.app_dir)))
+            self.init_response = self._wait("function_environment_reload_response", timeout,
+                                            "FunctionEnvironmentReloadResponse")
         self.http_uri = self.init_response.capabilities.get("HttpUri", "")
         self._send(functions_metadata_request=self.protos.FunctionsMetadataRequest(
             function_app_directory=str(self.app_dir)))

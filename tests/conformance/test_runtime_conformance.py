@@ -136,6 +136,20 @@ def test_openapi_json_through_the_worker_answers(functions_host: FunctionsHost) 
         assert resp.status_code == 200 and resp.json()["info"]["title"] != "FastAPI"
 
 
+def test_a_placeholder_worker_specialised_by_environment_reload_serves_the_app(
+        specialised_host: FunctionsHost, functions_host: FunctionsHost) -> None:
+    reload = specialised_host.init_response
+    assert _status_ok(specialised_host, reload.result), reload.result.exception.message
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", reload.capabilities["HttpUri"])
+    assert {f.name for f in specialised_host.functions} == {f.name for f in functions_host.functions}
+    assert all(_status_ok(specialised_host, r.result) for r in specialised_host.load_responses.values())
+    assert specialised_host.call("GET", "/healthz").json() == {"status": "ok"}
+    # The settings arrived with the reload, not at process start: the admin key from them is in force.
+    assert specialised_host.call("GET", "/manage/projects").json()["error"]["code"] == "missing_credentials"
+    r = specialised_host.call("GET", "/manage/projects", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert r.status_code == 200, r.text
+
+
 @pytest.fixture(scope="module")
 def upstream() -> Any:
     with FakeOpenAI("conformance") as fake:

@@ -10,7 +10,8 @@ part, so the code under test is the pinned runtime itself:
   `--functions-*` spellings of the same);
 - one bidirectional `EventStream`, opened with `StartStream`, read on a thread, each request handled as a task on
   the process's single `asyncio.run` loop (the loop the runtime starts its uvicorn HTTP server on);
-- WorkerInit -> runtime.worker_init_request, FunctionsMetadata -> functions_metadata_request,
+- WorkerInit -> runtime.worker_init_request, FunctionEnvironmentReload (placeholder specialisation) ->
+  function_environment_reload_request, FunctionsMetadata -> functions_metadata_request,
   FunctionLoad -> function_load_request, Invocation -> invocation_request; WorkerStatus answered here.
 
 Run as `python -m tests.conformance.worker_main ...` from the repository root.
@@ -91,6 +92,8 @@ class ProxyWorker:
         try:
             if kind == "worker_init_request":
                 await self._init(msg)
+            elif kind == "function_environment_reload_request":
+                await self._reload(msg)
             elif kind == "functions_metadata_request":
                 resp = await self.runtime.functions_metadata_request(WorkerRequest("metadata", msg))
                 self.reply(function_metadata_response=resp)
@@ -118,6 +121,22 @@ class ProxyWorker:
         resp = await runtime.worker_init_request(
             WorkerRequest("init", msg, {"protos": self.protos, "host": self.args.host}))
         self.reply(worker_init_response=resp)
+
+    async def _reload(self, msg: Any) -> None:
+        """Placeholder specialisation. The proxy first drops every module it imported from its own dependency
+        directory and puts the app's packages first, so the runtime (and the SDK and extensions) are imported
+        afresh, from the app's packages; state cached during the placeholder's init does not survive."""
+        self.runtime.stop_threadpool_executor()
+        for name in [m for m in sys.modules if m.split(".")[0] in ("azure_functions_runtime", "azurefunctions")
+                     or m == "azure.functions" or m.startswith("azure.functions.")]:
+            del sys.modules[name]
+        import azure_functions_runtime as runtime
+
+        self.runtime = runtime
+        runtime.start_threadpool_executor()
+        resp = await runtime.function_environment_reload_request(
+            WorkerRequest("reload", msg, {"protos": self.protos, "host": self.args.host}))
+        self.reply(function_environment_reload_response=resp)
 
     async def run(self) -> None:
         self.reply(start_stream=self.protos.StartStream(worker_id=self.args.worker_id))
