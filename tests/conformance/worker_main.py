@@ -64,6 +64,12 @@ class ProxyWorker:
         self.loop = asyncio.get_running_loop()
         self.done = self.loop.create_future()
         self.runtime: Any = None
+        self.tasks: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
+
+    def _spawn(self, msg: Any) -> None:
+        task = self.loop.create_task(self._dispatch(msg))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def reply(self, **content: Any) -> None:
         self.outbox.put(self.protos.StreamingMessage(request_id=self.args.request_id, **content))
@@ -81,7 +87,7 @@ class ProxyWorker:
 
         try:
             for msg in stub.EventStream(outgoing()):
-                self.loop.call_soon_threadsafe(self.loop.create_task, self._dispatch(msg))
+                self.loop.call_soon_threadsafe(self._spawn, msg)
         except grpc.RpcError as exc:
             log.info("event stream closed: %s", exc.code())
         finally:
