@@ -118,7 +118,6 @@ def test_every_spec_route_reaches_its_own_function(functions_host: FunctionsHost
     assert not wrong, wrong
 
 
-@pytest.mark.xfail(strict=True, reason="fixed by the openapi-path change")
 def test_openapi_json_through_the_worker_answers(functions_host: FunctionsHost) -> None:
     # The extension's internal FastAPI app keeps FastAPI's default /openapi.json route, which matches before the
     # catch-all that hands requests to invocations: the caller gets FastAPI's own schema and the invocation waits
