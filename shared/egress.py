@@ -45,6 +45,7 @@ _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215 local-use: lay
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d (also holds :: and ::1)
 _DNS_TTL_SECONDS = 30.0  # how long a checked resolution is reused; connections always go to a checked address
 _DNS_CACHE_MAX = 1024  # names are admin-registered, so few; bounded anyway
+_VERDICT_CACHE_MAX = 4096
 
 
 class EgressDenied(Exception):
@@ -99,6 +100,7 @@ class EgressPolicy:
         self._private = allow_private
         self._hosts = frozenset(h.lower().rstrip(".") for h in allowed_hosts)
         self._resolve = resolver or CachingResolver()
+        self._verdicts: dict[tuple[str, bool], str | None] = {}
 
     def refusal(self, ip: IPAddress, *, trusted: bool = False) -> str | None:
         """Why the gateway may not connect to `ip`, or None when it may. `trusted`: the name is on
@@ -133,23 +135,37 @@ class EgressPolicy:
         """The addresses a connection to `host` may use — every one checked — or EgressDenied. Raises OSError
         when the name does not resolve. A name resolving to any refused address is refused as a whole (a mixed
         answer is a classic rebinding trick)."""
-        name = host.lower().rstrip(".")
-        try:
-            literal: IPAddress | None = ipaddress.ip_address(name.strip("[]"))
-        except ValueError:
-            literal = None
+        name = host.lower().rstrip(".").strip("[]")
+        literal: IPAddress | None = None
+        if ":" in name or name[-1:].isdigit():  # only these can be IP literals; skips a costly parse per name
+            try:
+                literal = ipaddress.ip_address(name)
+            except ValueError:
+                pass
         addresses = [str(literal)] if literal is not None else await self._resolve(name, port)
         if not addresses:
             raise OSError(f"{host} resolved to no address")
         trusted = name in self._hosts
         for address in addresses:
-            try:
-                why = self.refusal(ipaddress.ip_address(address), trusted=trusted)
-            except ValueError:
-                why = "not an IP address"
+            why = self._verdict(address, trusted)
             if why:
                 raise EgressDenied(host, address, why)
         return addresses
+
+    def _verdict(self, address: str, trusted: bool) -> str | None:
+        # `refusal` is pure for a given policy but costs 10–60 µs (ipaddress); a connection to a known address
+        # costs a dict lookup instead. Bounded: cleared when full (it only ever holds recomputable answers).
+        key = (address, trusted)
+        if key in self._verdicts:
+            return self._verdicts[key]
+        try:
+            why = self.refusal(ipaddress.ip_address(address), trusted=trusted)
+        except ValueError:
+            why = "not an IP address"
+        if len(self._verdicts) >= _VERDICT_CACHE_MAX:
+            self._verdicts.clear()
+        self._verdicts[key] = why
+        return why
 
     def _refused(self, field: str, url: str, why: str) -> ValidationFailed:
         return ValidationFailed(f"{field}: '{url}' is not an allowed destination ({why}).", code="egress_denied",

@@ -188,3 +188,63 @@ async def test_loopback_allowance_works_through_the_transport():
 async def test_network_backend_refuses_unix_sockets():
     with pytest.raises(EgressRefused):
         await PolicyNetworkBackend(EgressPolicy(allow_loopback=True)).connect_unix_socket("/tmp/x.sock")
+
+
+def _self_signed(tmp_path, name: str) -> tuple[str, str]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
+
+
+async def test_tls_keeps_sni_and_certificate_checks_on_the_url_host(tmp_path):
+    import asyncio
+    import ssl
+
+    cert, key = _self_signed(tmp_path, "upstream.test")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    seen_sni: list[str | None] = []
+    server_ctx.sni_callback = lambda sock, name, ctx: seen_sni.append(name)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    dns = FakeDns({"upstream.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+    try:
+        client_ctx = ssl.create_default_context(cafile=cert)
+        async with guarded_client(EgressPolicy(allow_loopback=True, resolver=dns), verify=client_ctx) as client:
+            r = await client.get(f"https://upstream.test:{port}/")
+            assert r.status_code == 200 and r.text == "ok"
+            assert seen_sni == ["upstream.test"]  # SNI is the URL's name, not the address connected to
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+                await client.get(f"https://other.test:{port}/")  # verified against the URL's name
+    finally:
+        server.close()
+        await server.wait_closed()
