@@ -248,3 +248,12 @@ async def test_tls_keeps_sni_and_certificate_checks_on_the_url_host(tmp_path):
     finally:
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize("url", ["http://2130706433/v1", "http://0x7f.1/v1", "http://0177.0.0.1/v1",
+                                 "http://localhost./v1", "http://[::ffff:7f00:1]/v1"])
+async def test_odd_spellings_of_loopback_are_checked_after_resolution(url: str):
+    # Numeric forms the system resolver parses locally (no DNS query): whatever the spelling, the address is checked.
+    with pytest.raises(ValidationFailed):
+        await STRICT.check(url, "endpoint")
+    await EgressPolicy(allow_loopback=True).check(url, "endpoint")
