@@ -26,7 +26,6 @@ class Backend(Contract):
     timeout_seconds: float = Field(default=60, gt=0, le=600)
     tpm_capacity: int | None = Field(default=None, gt=0)
 
-
     @field_validator("api_key_setting")
     @classmethod
     def _upstream_secret_only(cls, name: str | None) -> str | None:
