@@ -6,6 +6,7 @@ as environment variables); in Azure they are app settings, secrets as Key Vault 
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from dataclasses import dataclass
@@ -13,6 +14,17 @@ from dataclasses import dataclass
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
+
+# Upstream credentials may come only from app settings under this prefix (each a Key Vault reference in Azure):
+# a backend naming any other setting — the gateway's own secrets and connection strings included — is refused
+# at the contract (422) and again when the key would be read.
+UPSTREAM_SECRET_PREFIX = "UPSTREAM_SECRET_"
+UPSTREAM_SECRET_PATTERN = r"^UPSTREAM_SECRET_[A-Z0-9_]{1,100}$"
+_UPSTREAM_SECRET_NAME = re.compile(UPSTREAM_SECRET_PATTERN)
+
+
+def is_upstream_secret_name(name: object) -> bool:
+    return isinstance(name, str) and _UPSTREAM_SECRET_NAME.fullmatch(name) is not None
 
 
 class Settings(BaseSettings):
@@ -90,9 +102,11 @@ class Settings(BaseSettings):
             return None
         return value
 
-    def secret(self, name: str) -> str | None:
-        """An app setting named at run time (a model backend's key). Key Vault references resolve in Azure;
-        an unresolved one counts as missing."""
+    def upstream_secret(self, name: str) -> str | None:
+        """An upstream credential named at run time (a model backend's key): only `UPSTREAM_SECRET_*` settings
+        are ever read here. Key Vault references resolve in Azure; an unresolved one counts as missing."""
+        if not is_upstream_secret_name(name):
+            raise ValueError(f"'{name}' is not an upstream secret setting ({UPSTREAM_SECRET_PREFIX}*)")
         value = os.environ.get(name)
         return None if not value or value.startswith("@Microsoft.KeyVault(") else value
 

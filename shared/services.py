@@ -150,9 +150,12 @@ class Services:
         from .routing.breaker import Breakers
         from .tokens import TokenEstimator
         from .upstreams.credentials import TokenCache, UpstreamCredentials
+        from .upstreams.egress_transport import guarded_client
         from .upstreams.openai_http import OpenAIHttp
 
-        upstream_http = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200))
+        # Every upstream connection goes through the egress policy (on the address connected to, not the name).
+        upstream_http = guarded_client(self.egress, limits=httpx.Limits(max_connections=1000,
+                                                                         max_keepalive_connections=200))
         self._closeables.append(upstream_http)
         credentials = UpstreamCredentials(self.settings, TokenCache(lambda: self.credential))
         tokens = TokenEstimator()  # encodings load on first use per model, off the event loop

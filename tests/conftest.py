@@ -50,8 +50,8 @@ def gateway_env(emu: Emulators, jwks: JwksServer, **overrides: str) -> dict[str,
         "MAX_ADMIN_BODY_BYTES": "65536",
         "MAX_DATA_BODY_BYTES": "262144",
         "EGRESS_ALLOW_LOOPBACK": "true",  # the fake upstreams live on 127.0.0.1
-        "UPSTREAM_KEY_A": UPSTREAM_KEYS["a"],
-        "UPSTREAM_KEY_B": UPSTREAM_KEYS["b"],
+        "UPSTREAM_SECRET_TEST_A": UPSTREAM_KEYS["a"],
+        "UPSTREAM_SECRET_TEST_B": UPSTREAM_KEYS["b"],
         "USAGE_FLUSH_SECONDS": "0.2",
     }
     env.update(overrides)

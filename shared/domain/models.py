@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field, HttpUrl
+from pydantic import BaseModel, Field, HttpUrl, field_validator
 
+from ..config import UPSTREAM_SECRET_PATTERN, UPSTREAM_SECRET_PREFIX, is_upstream_secret_name
 from .base import Contract, Entity
 from .routing import RoutingPolicy
 
@@ -18,11 +19,21 @@ class Backend(Contract):
     deployment: str = Field(min_length=1, description="Upstream model id, or the Azure OpenAI deployment name.")
     api_version: str | None = Field(default=None, description="Azure OpenAI api-version.")
     # Name of an app setting / Key Vault reference holding the upstream key; None: keyless (managed identity).
-    api_key_setting: str | None = None
+    api_key_setting: str | None = Field(default=None, max_length=116, json_schema_extra={
+        "pattern": UPSTREAM_SECRET_PATTERN}, description="An app setting named UPSTREAM_SECRET_*; nothing else.")
     priority: int = Field(default=0, ge=0, le=1000, description="Lower is tried first.")
     weight: int = Field(default=1, ge=1, le=1000)
     timeout_seconds: float = Field(default=60, gt=0, le=600, allow_inf_nan=False)
     tpm_capacity: int | None = Field(default=None, gt=0, le=10**10)
+
+    @field_validator("api_key_setting")
+    @classmethod
+    def _upstream_secret_only(cls, name: str | None) -> str | None:
+        # Any other setting (the admin key, the key pepper, connection strings) would ship to the backend's host.
+        if name is not None and not is_upstream_secret_name(name):
+            raise ValueError(f"must name an app setting {UPSTREAM_SECRET_PREFIX}<NAME> (upper-case letters, "
+                             "digits, _); the gateway's own settings can never be an upstream credential")
+        return name
 
 
 class ModelSpec(Contract):

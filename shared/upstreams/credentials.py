@@ -3,13 +3,16 @@ Entra ID tokens for Azure OpenAI, cached and refreshed before they expire."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ..config import Settings
+from ..config import UPSTREAM_SECRET_PREFIX, Settings, is_upstream_secret_name
 from ..domain.models import Backend
 from ..errors import DependencyUnavailable
+
+log = logging.getLogger(__name__)
 
 COGNITIVE_SCOPE = "https://cognitiveservices.azure.com/.default"
 _REFRESH_MARGIN_SECONDS = 300  # refresh five minutes before expiry, so no call carries a token about to lapse
@@ -52,7 +55,15 @@ class UpstreamCredentials:
 
     async def headers(self, backend: Backend) -> dict[str, str]:
         if backend.api_key_setting:
-            key = self._settings.secret(backend.api_key_setting)
+            if not is_upstream_secret_name(backend.api_key_setting):
+                # The contract refuses such names; this guards documents stored before it did (or built without
+                # validation): the gateway's own secrets must never leave as an upstream credential.
+                log.error("backend %s names key setting %r outside %s*: refused", backend.id,
+                          backend.api_key_setting, UPSTREAM_SECRET_PREFIX)
+                raise DependencyUnavailable(
+                    f"The backend's key setting is not an upstream secret ({UPSTREAM_SECRET_PREFIX}*); "
+                    "an admin must rename it.", code="upstream_credential_refused", details={"backend": backend.id})
+            key = self._settings.upstream_secret(backend.api_key_setting)
             if not key:
                 raise DependencyUnavailable(
                     f"The backend's key setting '{backend.api_key_setting}' is not set (or not resolved).",

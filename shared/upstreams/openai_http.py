@@ -13,9 +13,15 @@ from .credentials import UpstreamCredentials
 Operation = Literal["chat", "embeddings"]
 _PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
 _DEFAULT_AZURE_API_VERSION = "2024-10-21"
-# Hop-by-hop and client-auth headers never travel upstream; the gateway sets its own auth.
-_DROP = {"host", "content-length", "authorization", "api-key", "connection", "keep-alive", "transfer-encoding",
-         "te", "upgrade", "proxy-authorization", "accept-encoding", "cookie"}
+# The only client request headers that travel upstream (an allow-list: anything else, present or future, stays
+# here). The body carries everything a chat/embeddings call needs; the gateway sets content-type and its own
+# credentials. Deliberately NOT forwarded: authorization/api-key/cookie (the client's credentials),
+# OpenAI-Organization/OpenAI-Project (would let a key holder pick which org the gateway's key bills), Metadata,
+# Forwarded/X-Forwarded-*/X-Real-IP (spoofed origin), the platform's x-ms-*/x-arr-*/disguised-host/
+# x-site-deployment-id (internal details), traceparent, user-agent and the SDKs' x-stainless-* telemetry (the
+# upstream's caller is the gateway; per-client attribution is in the request log), and idempotency keys (the
+# gateway retries and fails over across backends itself).
+FORWARDED_REQUEST_HEADERS = frozenset({"accept"})
 
 
 def upstream_url(backend: Backend, op: Operation) -> str:
@@ -36,7 +42,7 @@ class OpenAIHttp:
         payload = dict(body)
         if backend.kind != "azure_openai":
             payload["model"] = backend.deployment  # Azure routes by deployment in the URL instead
-        headers = {k: v for k, v in client_headers.items() if k.lower() not in _DROP and not k.lower().startswith("x-gateway")}
+        headers = {k.lower(): v for k, v in client_headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
         headers.update(await self._credentials.headers(backend))
         headers["content-type"] = "application/json"
         timeout = httpx.Timeout(backend.timeout_seconds, connect=min(10.0, backend.timeout_seconds))

@@ -30,7 +30,7 @@ def model(gateway, fake, azure_fake):
     from tests.conftest import ADMIN_KEY
 
     with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
-        return setup_model(admin, [backend(fake, "a", key="UPSTREAM_KEY_A")])
+        return setup_model(admin, [backend(fake, "a", key="UPSTREAM_SECRET_TEST_A")])
 
 
 @pytest.fixture
@@ -99,7 +99,8 @@ def test_azure_openai_sync_and_async(gateway, fake, azure_fake):
     from tests.conftest import ADMIN_KEY
 
     with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
-        _, name, secret = setup_model(admin, [backend(azure_fake, "az", kind="azure_openai", key="UPSTREAM_KEY_B")])
+        _, name, secret = setup_model(admin, [backend(azure_fake, "az", kind="azure_openai",
+                                                      key="UPSTREAM_SECRET_TEST_B")])
     azure_fake.reset()
     client = openai.AzureOpenAI(azure_endpoint=gateway.url, api_key=secret, api_version="2024-10-21",
                                 max_retries=0)

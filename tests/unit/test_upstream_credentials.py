@@ -4,6 +4,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from pydantic import ValidationError
 
 from shared.config import Settings
 from shared.domain.models import Backend
@@ -55,14 +56,43 @@ async def test_keyless_token_is_cached_and_refreshed_before_expiry():
 
 async def test_api_key_from_setting(monkeypatch):
     creds = UpstreamCredentials(Settings(), TokenCache(lambda: None))
-    monkeypatch.setenv("MY_AOAI_KEY", "k1")
-    assert await creds.headers(aoai(api_key_setting="MY_AOAI_KEY")) == {"api-key": "k1"}
+    monkeypatch.setenv("UPSTREAM_SECRET_AOAI", "k1")
+    assert await creds.headers(aoai(api_key_setting="UPSTREAM_SECRET_AOAI")) == {"api-key": "k1"}
     openai_backend = Backend(id="o", kind="openai", endpoint="https://api.openai.com/v1", deployment="gpt-4o",
-                             api_key_setting="MY_AOAI_KEY")
+                             api_key_setting="UPSTREAM_SECRET_AOAI")
     assert await creds.headers(openai_backend) == {"authorization": "Bearer k1"}
-    monkeypatch.setenv("MY_AOAI_KEY", "@Microsoft.KeyVault(SecretUri=https://kv/secrets/x)")
+    monkeypatch.setenv("UPSTREAM_SECRET_AOAI", "@Microsoft.KeyVault(SecretUri=https://kv/secrets/x)")
     with pytest.raises(DependencyUnavailable):
-        await creds.headers(aoai(api_key_setting="MY_AOAI_KEY"))
+        await creds.headers(aoai(api_key_setting="UPSTREAM_SECRET_AOAI"))
+
+
+GATEWAY_OWN = ["GATEWAY_ADMIN_KEY", "GATEWAY_KEY_HASH_SECRET", "COSMOS_CONNECTION_STRING", "AzureWebJobsStorage",
+               "AzureWebJobsStorage__accountName", "APPLICATIONINSIGHTS_CONNECTION_STRING", "OPENAI_API_KEY",
+               "upstream_secret_lower", "UPSTREAM_SECRET_", "UPSTREAM_SECRET_A-B", "UPSTREAM_SECRETX",
+               "UPSTREAM_SECRET_A\n", " UPSTREAM_SECRET_A", "UPSTREAM_SECRET_" + "A" * 101]
+
+
+@pytest.mark.parametrize("name", GATEWAY_OWN)
+def test_contract_refuses_settings_outside_the_upstream_secret_prefix(name):
+    with pytest.raises(ValidationError) as err:
+        aoai(api_key_setting=name)
+    assert [e["loc"] for e in err.value.errors()] == [("api_key_setting",)]
+
+
+@pytest.mark.parametrize("name", ["GATEWAY_ADMIN_KEY", "GATEWAY_KEY_HASH_SECRET", "COSMOS_CONNECTION_STRING",
+                                  "AzureWebJobsStorage", "APPLICATIONINSIGHTS_CONNECTION_STRING"])
+async def test_a_stored_backend_naming_a_gateway_secret_is_refused_at_use_time(monkeypatch, name):
+    monkeypatch.setenv(name, "the-gateways-own-secret")
+    # as a document written before the contract refused such names would be, if it were ever loaded
+    legacy = Backend.model_construct(id="b", kind="openai", endpoint="https://api.openai.com/v1",
+                                     deployment="gpt-4o", api_key_setting=name)
+    creds = UpstreamCredentials(Settings(), TokenCache(lambda: None))
+    with pytest.raises(DependencyUnavailable) as err:
+        await creds.headers(legacy)
+    assert err.value.code == "upstream_credential_refused"
+    assert "the-gateways-own-secret" not in str(err.value.to_body())
+    with pytest.raises(ValueError):
+        Settings().upstream_secret(name)  # the one reader of the environment refuses it too
 
 
 def test_upstream_urls():
