@@ -4,6 +4,8 @@ projects can be purged."""
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -130,8 +132,10 @@ def test_revoked_and_expired_keys_can_be_purged_then_the_project_deleted(admin: 
     created = admin.post(f"/manage/projects/{pid}/keys", json={"name": "ci"}).json()
     kid, secret = created["id"], created["secret"]
     assert admin.put(f"/manage/projects/{pid}/quotas/key/{kid}", json={"requests_per_minute": 5}).status_code == 200
-    new_key(admin, pid, expires_at="2020-01-01T00:00:00Z")
+    # a past expires_at is refused at creation (422), so let a short-lived key run out
+    new_key(admin, pid, expires_at=(datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat())
     expired = [k["id"] for k in admin.get(f"/manage/projects/{pid}/keys").json()["items"] if k["id"] != kid][0]
+    time.sleep(1.2)
     r = admin.delete(f"/manage/projects/{pid}/keys/{kid}")
     assert r.status_code == 409 and r.json()["error"]["code"] == "key_active"  # revoke first
     assert admin.delete(f"/manage/projects/{pid}").json()["error"]["code"] == "project_not_empty"
