@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 
 from shared.config import SettingProblem
 from shared.services import Services
-from shared.web.api import ApiBlueprint, Call, Operation
+from shared.web.api import ApiBlueprint, Call, Endpoint
 from shared.web.misconfigured import configuration_error
 from shared.web.openapi import build_openapi
 from shared.web.responses import json_response
@@ -16,7 +16,7 @@ VERSION = "0.1.0"
 SPEC_ROUTE = "spec/openapi.json"
 
 
-def build(services: Services, operations: Callable[[], list[Operation]],
+def build(services: Services, endpoints: Callable[[], list[Endpoint]],
           problems: Sequence[SettingProblem] = ()) -> ApiBlueprint:
     api = ApiBlueprint("meta", max_body_bytes=services.settings.max_admin_body_bytes)
 
@@ -36,7 +36,7 @@ def build(services: Services, operations: Callable[[], list[Operation]],
         return json_response({"status": "ready" if ready else "degraded", "checks": checks}, 200 if ready else 503)
 
     async def document(call: Call):
-        return json_response(build_openapi(operations(), title="AI Gateway Governance", version=VERSION))
+        return json_response(build_openapi(endpoints(), title="AI Gateway Governance", version=VERSION))
 
     api.route(SPEC_ROUTE, "GET", name="openapi", summary="OpenAPI 3.1 document of every HTTP operation.",
               guard=None)(document)

@@ -13,15 +13,14 @@ from shared.errors import Conflict, InvalidStoredDocument, NotFound, Preconditio
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Call
 from shared.web.inputs import query_int
+from shared.web.pages import PageOut
 from shared.web.responses import json_response
 
-from .admin_api import IF_MATCH, INVALID_DOC, PAGING
+from .admin_api import IF_MATCH, PAGING
 
 
-class KeyList(BaseModel):
-    items: list[KeyOut]
-    next_cursor: str | None
-    invalid: list[InvalidDocument] = Field(default_factory=list, description=INVALID_DOC)
+class KeyList(PageOut[KeyOut]):
+    pass
 
 
 def build(services: Services) -> ApiBlueprint:
@@ -89,12 +88,9 @@ def build(services: Services) -> ApiBlueprint:
         if key is not None and if_match is not None and if_match != key.etag:
             raise PreconditionFailed("If-Match does not match the current ETag of the key.",
                                      details={"etag": key.etag})
-        try:  # the quota first: if the key delete then fails, what is left is a revoked key, never an orphan
-            await services.quotas.delete(pid, Quota.doc_id("key", kid))
-        except NotFound:
-            pass
+        # the quota first: if the key delete then fails, what is left is a revoked key, never an orphan
+        await services.quota_registry.forget_key(pid, kid)
         await services.keys.delete(pid, kid, if_match)
-        services.quota_book.invalidate(pid)
         if key is not None:
             services.key_service.forget(key)
         return Response(status_code=204)
