@@ -34,14 +34,18 @@ def build_app(settings: Settings, services: Services | None = None, *,
     services = services or Services(settings)
     app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
     admin = RoleGuard(services.control_auth, Role.admin)
+    developer = RoleGuard(services.control_auth, Role.developer)
     manage = settings.max_admin_body_bytes
+    projects = services.project_registry
     surfaces: list[ApiBlueprint] = [
-        admin_api.build(services.project_registry, admin, max_body_bytes=manage),
-        keys_api.build(services),
-        models_admin_api.build(services.model_registry, services.quota_registry, services.project_registry, admin,
+        admin_api.build(projects, admin, max_body_bytes=manage),
+        keys_api.build(services.key_service, services.keys, projects, services.quota_registry, admin,
+                       max_body_bytes=manage, max_rotation_overlap=settings.key_rotation_max_overlap_seconds),
+        models_admin_api.build(services.model_registry, services.quota_registry, projects, admin,
                                max_body_bytes=manage),
-        portal_api.build(services),
-        credentials_api.build(services),
+        portal_api.build(projects, services.flags, developer, max_body_bytes=manage),
+        credentials_api.build(services.key_service, services.key_requests, projects, developer, admin,
+                              max_body_bytes=manage),
         # the pipeline is assembled on the first call, inside the worker's event loop
         models_api.build(lambda: services.models_pipeline, services.catalog,
                          DataPlaneGuard(services.key_service, services.flags, Pillar.models),
@@ -51,7 +55,7 @@ def build_app(settings: Settings, services: Services | None = None, *,
     def endpoints() -> list[Endpoint]:
         return [op for s in (*surfaces, health) for op in s.endpoints]
 
-    health = health_api.build(services, endpoints, problems)
+    health = health_api.build(services.readiness, endpoints, problems, max_body_bytes=manage)
     served = [refusing(s, problems) for s in surfaces] if problems else list(surfaces)
     served.append(health)
     for surface in served:

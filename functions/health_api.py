@@ -1,10 +1,10 @@
 """Liveness, readiness and the OpenAPI document of the whole HTTP surface."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from shared.config import SettingProblem
-from shared.services import Services
 from shared.web.api import ApiBlueprint, Call, Endpoint
 from shared.web.misconfigured import configuration_error
 from shared.web.openapi import build_openapi
@@ -16,9 +16,9 @@ VERSION = "0.1.0"
 SPEC_ROUTE = "spec/openapi.json"
 
 
-def build(services: Services, endpoints: Callable[[], list[Endpoint]],
-          problems: Sequence[SettingProblem] = ()) -> ApiBlueprint:
-    api = ApiBlueprint("meta", max_body_bytes=services.settings.max_admin_body_bytes)
+def build(readiness: Callable[[], Awaitable[dict[str, dict[str, Any]]]], endpoints: Callable[[], list[Endpoint]],
+          problems: Sequence[SettingProblem] = (), *, max_body_bytes: int) -> ApiBlueprint:
+    api = ApiBlueprint("meta", max_body_bytes=max_body_bytes)
 
     @api.route("healthz", "GET", name="healthz", summary="Liveness: the worker answers.", guard=None)
     async def healthz(call: Call):
@@ -31,7 +31,7 @@ def build(services: Services, endpoints: Callable[[], list[Endpoint]],
             error = configuration_error(problems).to_body()["error"]
             return json_response({"status": "misconfigured", "checks": {"configuration": {
                 "status": "invalid", "error": error["code"], "settings": error["details"]["settings"]}}}, 503)
-        checks = await services.readiness()
+        checks = await readiness()
         ready = all(c["status"] == "ok" for c in checks.values())
         return json_response({"status": "ready" if ready else "degraded", "checks": checks}, 200 if ready else 503)
 

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from shared.auth.guards import RoleGuard
-from shared.auth.principal import Role
 from shared.domain.base import Pillar
-from shared.services import Services
-from shared.web.api import ApiBlueprint, Call
+from shared.flags.service import FlagService
+from shared.registry.projects import ProjectRegistry
+from shared.web.api import ApiBlueprint, Call, Guard
 
 
 class Me(BaseModel):
@@ -29,9 +28,8 @@ class CatalogProjects(BaseModel):
     next_cursor: str | None
 
 
-def build(services: Services) -> ApiBlueprint:
-    api = ApiBlueprint("portal", max_body_bytes=services.settings.max_admin_body_bytes)
-    developer = RoleGuard(services.control_auth, Role.developer)
+def build(projects: ProjectRegistry, flags: FlagService, developer: Guard, *, max_body_bytes: int) -> ApiBlueprint:
+    api = ApiBlueprint("portal", max_body_bytes=max_body_bytes)
 
     @api.route("portal/me", "GET", name="portal_me", summary="The signed-in principal and its roles.",
                guard=developer, response=Me)
@@ -43,11 +41,11 @@ def build(services: Services) -> ApiBlueprint:
     @api.route("portal/projects", "GET", name="portal_projects",
                summary="Projects and the pillars that are currently open for traffic.", guard=developer,
                response=CatalogProjects, query=(("cursor", "Opaque cursor from the previous page."),))
-    async def projects(call: Call):
-        page = await services.projects.list(None, limit=100, cursor=call.req.query_params.get("cursor") or None)
-        glob = await services.flags.global_flags()
+    async def list_projects(call: Call):
+        page = await projects.list(limit=100, cursor=call.req.query_params.get("cursor") or None)
+        glob = await flags.global_flags()
         items = [CatalogProject(id=p.id, name=p.name, description=p.description,
-                                pillars=[k for k, v in services.flags.views(p, glob).items() if v.effective])
+                                pillars=[k for k, v in flags.views(p, glob).items() if v.effective])
                  for p in page.items]
         return CatalogProjects(items=items, next_cursor=page.cursor)
 

@@ -254,7 +254,12 @@ class Services:
         cosmos, storage = await asyncio.gather(check(self.store.ping), check(self.storage.ping))
         usage = self.__dict__.get("usage_log")
         log_stats = usage.stats() if usage is not None else {"buffered": 0, "dropped": 0, "rejected": 0}
-        return {"cosmos": cosmos, "storage": storage, "usage_log": {"status": "ok", **log_stats}}
+        enforcer = self.__dict__.get("enforcer")
+        quota_stats = enforcer.stats() if enforcer is not None else {"deferred_charges": 0, "deferred_returns": 0,
+                                                                       "lease_failures": 0}
+        # counter writes deferred during a Storage outage: quota accounting lags (settled with the next lease)
+        return {"cosmos": cosmos, "storage": storage, "usage_log": {"status": "ok", **log_stats},
+                "quotas": {"status": "ok", **quota_stats}}
 
     async def close(self) -> None:
         """Unwind the exit stack: everything in reverse creation order; a failing step is logged and counted."""
