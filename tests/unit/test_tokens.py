@@ -414,22 +414,5 @@ def test_requested_completion(body: dict, expected: int) -> None:
     assert TokenEstimator.requested_completion(body, 500) == expected
 
 
-# --- speed: a budget on the hot path (the printed figures live in bench/tokens_timing.py) ------------------
-
-def test_a_1kb_chat_estimate_stays_within_the_hot_path_budget(est: TokenEstimator) -> None:
-    body = {"model": "gpt-4o", "messages": [
-        *COOKBOOK_MESSAGES,
-        {"role": "assistant", "content": "Understood. Send me the next sentence and I will translate it."},
-        {"role": "user", "content": "We need to leverage our core competencies to move the needle going forward, "
-                                    "so let's take this offline and circle back next quarter."},
-    ], "temperature": 0.2}
-    for model in ("gpt-4o", "gpt-4", "unknown-model"):
-        est.estimate_chat_prompt(body, model)  # warm-up (encodings load once per process)
-        rounds = 200
-        started = time.perf_counter()
-        for _ in range(rounds):
-            est.estimate_chat_prompt(body, model)
-        per_call_us = (time.perf_counter() - started) / rounds * 1e6
-        # measured 17–90 µs on a shared 2-core CI box; 1 ms means something went quadratic or lost its cache
-        assert per_call_us < 1000, (model, per_call_us)
+# --- speed: figures, not assertions (a timing bound flakes on a shared CI box) → bench/tokens_timing.py
 
