@@ -55,13 +55,15 @@ class Upstream:
         self.stream_usage = True
         self.bodies: list[dict] = []
         self.usage = USAGE
+        self.script: list[int] = []  # statuses answered once each, before `status`
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         self.bodies.append(body)
         host = request.url.host
-        if self.status.get(host, 200) != 200:
-            return httpx.Response(self.status[host], json={"error": {"message": "busy"}})
+        status = self.script.pop(0) if self.script else self.status.get(host, 200)
+        if status != 200:
+            return httpx.Response(status, json={"error": {"message": "busy"}})
         if body.get("stream"):
             asked = (body.get("stream_options") or {}).get("include_usage")
             return httpx.Response(200, content=_chunked(sse(usage=bool(asked) and self.stream_usage)),
@@ -182,3 +184,15 @@ async def test_unknown_retired_and_out_of_scope_models_are_refused_before_anythi
     with pytest.raises(ModelNotAllowed):
         await call(CHAT, scopes={Pillar.models: frozenset({"other"})})
     assert upstream.bodies == [] and await rows() == []
+
+
+async def test_a_retry_on_the_same_backend_reuses_its_capacity_hold(gw):
+    call, upstream, rows, _ = gw
+    upstream.status["b.example"] = 500  # a first, then b: both fail once …
+    upstream.script = [500]  # … a's first answer is a 500; the retry goes back to a (b is 500 too)
+    upstream.usage = {"prompt_tokens": 8, "completion_tokens": 1, "total_tokens": 9}
+    r = await call({**CHAT, "max_tokens": 45})  # ~53 of a's 60 tokens per minute: a second hold would not fit
+    log = await rows()
+    assert r.status_code == 200 and r.headers["x-gateway-backend"] == "a", [x.attempts for x in log]
+    assert [a["target"] for a in log[0].attempts] == ["a", "b", "a"]
+    assert (await call({**CHAT, "max_tokens": 40})).headers["x-gateway-backend"] == "a"  # settled to 9 used
