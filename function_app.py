@@ -11,7 +11,7 @@ import azure.functions as func
 from functions import admin_api, credentials_api, health_api, keys_api, models_admin_api, models_api, portal_api
 from shared.config import Settings
 from shared.services import Services
-from shared.web.api import ApiBlueprint, Operation
+from shared.web.api import ApiBlueprint, Operation, fallback_blueprint
 
 
 def build_app(settings: Settings, services: Services | None = None) -> func.FunctionApp:
@@ -32,6 +32,7 @@ def build_app(settings: Settings, services: Services | None = None) -> func.Func
     surfaces.append(health_api.build(services, operations))
     for surface in surfaces:
         app.register_functions(surface.blueprint)
+    app.register_functions(fallback_blueprint(operations))  # unknown paths/methods: the gateway's error body
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
     # Everything imported and built so far lives as long as the worker: keep it out of full GC passes.
     gc.freeze()
