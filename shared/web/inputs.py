@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import re
+from array import array
+from itertools import accumulate
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -19,7 +21,8 @@ M = TypeVar("M", bound=BaseModel)
 MAX_JSON_DEPTH = 64
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string literal (brackets inside do not nest)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_OPEN_AS_SQUARE = bytes.maketrans(b"{}", b"[]")
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # as signed bytes: +1 opens a level, -1 closes one
+_DEPTH_CHUNK = 8192
 _ASCII_UINT = re.compile(r"[0-9]{1,18}")  # str.isdigit() also accepts '¹', '٣', … which int() refuses
 
 
@@ -27,17 +30,18 @@ def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     """True when `raw` nests arrays/objects deeper than `limit`, checked on the bytes before any parser recurses.
 
     Cheap by construction: a body with at most `limit` opening brackets cannot exceed it (the common case, no
-    scan); otherwise string literals are removed, the rest reduced to its brackets, and one level of innermost
-    pairs is peeled per pass (C-speed `bytes.replace`), at most `limit` passes."""
+    scan); otherwise string literals are removed, the rest reduced to its brackets as +1/-1 steps, and the running
+    depth summed in C (`accumulate` over a signed-byte array), chunk by chunk so a deep body stops early."""
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return False
-    skeleton = _STRING.sub(b"", raw).translate(_OPEN_AS_SQUARE, _NOT_BRACKETS)
-    for _ in range(limit):
-        peeled = skeleton.replace(b"[]", b"")
-        if len(peeled) == len(skeleton):
-            return False  # nothing nests further (unbalanced leftovers are the parser's to refuse)
-        skeleton = peeled
-    return b"[]" in skeleton
+    steps = array("b", _STRING.sub(b"", raw).translate(_STEPS, _NOT_BRACKETS))
+    depth = 0
+    for start in range(0, len(steps), _DEPTH_CHUNK):
+        running = list(accumulate(steps[start:start + _DEPTH_CHUNK], initial=depth))
+        if max(running) > limit:
+            return True
+        depth = running[-1]
+    return False
 
 
 def check_json_depth(raw: bytes, limit: int = MAX_JSON_DEPTH) -> None:

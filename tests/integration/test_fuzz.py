@@ -112,8 +112,9 @@ def fuzz_operation(op: Any, mode: GenerationMode, *, examples: int, base_url: st
         if problem is None and response.status_code >= 400:
             problem = error_body_problem(response)
         if problem:
+            request_id = (response.headers.get("x-request-id") or ["?"])[0]
             found.failures.append(f"{op.label} [{mode.value}]: {problem}: {response.text[:300]}\n"
-                                  f"  {case.as_curl_command()}\n  request id {response.headers.get('x-request-id')}")
+                                  f"  {case.as_curl_command()}\n  request id {request_id}")
 
     try:
         run()
@@ -159,7 +160,9 @@ def test_whole_surface_survives_fuzzing(start_gateway, upstream):
     elapsed = time.monotonic() - started
     report = (f"{found.requests} requests in {elapsed:.1f} s, statuses {dict(sorted(found.statuses.items()))}")
     print(report)
-    assert not found.failures, report + "\n" + "\n".join(found.failures[:30]) + "\n--- gateway log (tail)\n" + \
+    # Server errors first, one line per kind of failure (operation + problem), then the gateway's log.
+    kinds = {f.split(": {", 1)[0].split("\n")[0]: f for f in sorted(found.failures, key=lambda f: "status 5" not in f)}
+    assert not found.failures, report + "\n" + "\n".join(list(kinds.values())[:40]) + "\n--- gateway log (tail)\n" + \
         gw.output()[-6000:]
     assert elapsed <= TIME_CAP_SECONDS, f"the fuzz run took too long: {report}"
     assert found.statuses.get(200, 0) > 0 and upstream.requests, "the fuzzer never got a call through"
