@@ -16,7 +16,8 @@ from starlette.responses import Response, StreamingResponse
 from ..auth.principal import Principal
 from ..catalog import ModelCatalog
 from ..domain.models import Model
-from ..errors import BadRequest, Forbidden, GatewayError, InternalError, NotFound, UpstreamBadResponse
+from ..errors import (BadRequest, Forbidden, GatewayError, InternalError, InvalidRequest, NotFound,
+                      UpstreamBadResponse)
 from ..flags.service import FlagService
 from ..quotas.enforcer import Admission, QuotaEnforcer
 from ..routing.breaker import Breakers
@@ -66,8 +67,7 @@ class ModelProxy:
         body, parsed = read_call(op, raw)  # depth-bounded, strictly typed: every decision below uses `parsed`
         name = path_model or getattr(parsed, "model", None)
         if not name:
-            raise BadRequest("'model' is required.", code="invalid_request",
-                             details=[{"field": "model", "message": "required"}])
+            raise InvalidRequest("'model' is required.", details=[{"field": "model", "message": "required"}])
         stream = wants_stream(op, parsed)
         model = await self._model(principal, name, op, stream)
         family = model.spec.tokenizer or model.spec.backends[0].deployment

@@ -5,9 +5,9 @@ every error must be the gateway's error body (`{"error": {"code", "message", "ty
 Bounded and reproducible: a fixed seed, a fixed number of examples per operation and generation mode, no
 shrinking (a failure is reported with the request that caused it and the server's log instead), and a time cap
 (90 s, half per credential): past it no new request is sent, and the test fails only if some operation never got
-an answer — a loaded machine runs fewer examples, never longer. Half of the examples use the real project, model and key ids
-in path parameters and the real model name in bodies, so the fuzzer gets past "not found" into the handlers and
-through the proxy to a (fake) upstream with payload logging on.
+an answer — a loaded machine runs fewer examples, never longer. Half of the examples use the real project, model
+and key ids in path parameters and the real model name in bodies, so the fuzzer gets past "not found" into the
+handlers and through the proxy to a (fake) upstream with payload logging on.
 """
 from __future__ import annotations
 

@@ -272,7 +272,8 @@ async def test_odd_upstream_usage_is_estimated_not_a_crash(usage):
 async def test_odd_usage_in_a_stream_is_estimated():
     sse = (b'data: {"choices":[{"delta":{"content":"one two"}}]}\n\n'
            b'data: {"choices":[],"usage":{"prompt_tokens":"many","completion_tokens":-1}}\n\ndata: [DONE]\n\n')
-    h = Harness(lambda r: httpx.Response(200, stream=httpx.ByteStream(sse), headers={"content-type": "text/event-stream"}))
+    h = Harness(lambda r: httpx.Response(200, stream=httpx.ByteStream(sse),
+                                         headers={"content-type": "text/event-stream"}))
     await h.setup()
     response = await h.call(chat_body(stream=True))
     chunks = [c async for c in response.body_iterator]
