@@ -85,6 +85,11 @@ async def read_body(req: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+def _not_json(token: str) -> Any:
+    # Python's json accepts NaN and ±Infinity; JSON (RFC 8259) does not, and no contract number can hold them.
+    raise ValueError(f"{token} is not a JSON value")
+
+
 async def read_json(req: Request, max_bytes: int) -> Any:
     ctype = req.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
@@ -94,8 +99,8 @@ async def read_json(req: Request, max_bytes: int) -> Any:
         return {}  # no body = no fields; the contract says whether that is enough
     check_json_depth(raw)
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return json.loads(raw, parse_constant=_not_json)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and ints over Python's 4,300-digit limit
         pos = getattr(exc, "pos", None)
         raise MalformedJson(f"The request body is not valid JSON: {exc}.", details={"position": pos}) from None
 

@@ -133,3 +133,13 @@ def test_429_carries_limit_headers(gateway, admin, model):
     r = chat(gateway.url, secret, name, max_tokens=100)
     assert_error(r, 429, "rate_limit_exceeded")
     assert r.headers["x-ratelimit-limit-tokens"] == "20" and r.headers["x-ratelimit-remaining-tokens"] == "0"
+
+
+@pytest.mark.parametrize("raw", ['{"id": "p-x1", "name": "\\ud800"}', '{"id": "p-x2", "name": "a", "description": '
+                                 '"\\udfff\\ud800"}', '{"id": "p-x3", "name": ' + "9" * 5000 + "}",
+                                 '{"id": "p-x4", "name": "n", "log_payloads": NaN}'])
+def test_admin_json_oddities_are_4xx_and_write_nothing(admin, raw):
+    r = admin.post("/manage/projects", content=raw, headers={"content-type": "application/json"})
+    assert 400 <= r.status_code < 500 and set(r.json()["error"]) == {"code", "message", "type", "details"}, r.text
+    pid = raw.split('"')[3]
+    assert admin.get(f"/manage/projects/{pid}").status_code == 404

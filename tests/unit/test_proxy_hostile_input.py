@@ -37,7 +37,7 @@ from shared.tokens import TokenEstimator
 from shared.upstreams.credentials import TokenCache, UpstreamCredentials
 from shared.upstreams.openai_http import OpenAIHttp
 from shared.usage.log import MemoryUsageSink, UsageLog
-from shared.web.inputs import MAX_JSON_DEPTH, json_depth_exceeds, query_int, read_body
+from shared.web.inputs import MAX_JSON_DEPTH, json_depth_exceeds, query_int, read_body, read_json
 
 
 def nested(depth: int, inner: str = "1") -> bytes:
@@ -298,3 +298,11 @@ async def test_any_failure_after_admission_releases_and_logs():
 def test_error_bodies_always_have_the_four_keys():
     for error in (RouteNotFound("x"), GatewayError("y"), InvalidQuery("z", details=[{"field": "limit"}])):
         assert set(error.to_body()["error"]) == {"code", "message", "type", "details"}
+
+
+@pytest.mark.parametrize("raw", [b'{"a": ' + b"1" * 5000 + b"}", b'{"a": NaN}', b'{"a": -Infinity}', b"\xff{}",
+                                 b"[" * 1000 + b"]" * 1000])
+async def test_control_plane_json_oddities_are_400s(raw):
+    with pytest.raises(GatewayError) as err:
+        await read_json(_request(headers={"content-type": "application/json"}, body=raw), 1_000_000)
+    assert err.value.status == 400 and err.value.code in ("malformed_json", "json_too_deep")
