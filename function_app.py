@@ -13,7 +13,7 @@ import azure.functions as func
 from functions import admin_api, credentials_api, health_api, keys_api, models_admin_api, models_api, portal_api
 from shared.config import SettingProblem, Settings, load_settings
 from shared.services import Services
-from shared.web.api import ApiBlueprint, Operation
+from shared.web.api import ApiBlueprint, Operation, fallback_blueprint
 from shared.web.misconfigured import configuration_error, refusing
 from shared.web.worker_http import free_worker_routes
 
@@ -45,6 +45,7 @@ def build_app(settings: Settings, services: Services | None = None, *,
     served.append(health)
     for surface in served:
         app.register_functions(surface.blueprint)
+    app.register_functions(fallback_blueprint(operations))  # unknown paths/methods: the gateway's error body
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
     # Everything imported and built so far lives as long as the worker: keep it out of full GC passes.
     gc.freeze()

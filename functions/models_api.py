@@ -24,9 +24,7 @@ def build(services: Services) -> ApiBlueprint:
                                                  raw=raw, headers=dict(call.req.headers), path_model=path_model,
                                                  started=call.started)
 
-    @api.route("v1/models", "GET", name="v1_list_models", summary="Models this key may call (OpenAI shape).",
-               guard=guard, response=OpenAIModelList)
-    async def list_models(call: Call):
+    async def callable_models(call: Call) -> OpenAIModelList:
         p = call.principal
         assert p is not None and p.project_id is not None
         models = await services.catalog.models(p.project_id)
@@ -34,6 +32,19 @@ def build(services: Services) -> ApiBlueprint:
             OpenAIModel(id=m.spec.name, created=int(m.created_at.timestamp()), owned_by=p.project_id)
             for m in models if (p.allowed_models is None or m.spec.name in p.allowed_models)
             and m.spec.lifecycle != "retired"])
+
+    @api.route("v1/models", "GET", name="v1_list_models", summary="Models this key may call (OpenAI shape).",
+               guard=guard, response=OpenAIModelList)
+    async def list_models(call: Call):
+        return await callable_models(call)
+
+    # `AzureOpenAI(...).models.list()` calls GET {endpoint}/openai/models. Same list: the openai SDK reads both
+    # through one `Model` type (id, created, object, owned_by), and a deployment name is the model name here.
+    @api.route("openai/models", "GET", name="azure_list_models",
+               summary="Models this key may call (Azure OpenAI path, same list as /v1/models).", guard=guard,
+               response=OpenAIModelList, query=AZURE)
+    async def azure_list_models(call: Call):
+        return await callable_models(call)
 
     @api.route("v1/chat/completions", "POST", name="v1_chat_completions",
                summary="Chat completion (OpenAI shape; `stream: true` for SSE).", guard=guard, body=ChatRequest,

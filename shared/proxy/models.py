@@ -16,7 +16,8 @@ from starlette.responses import Response, StreamingResponse
 from ..auth.principal import Principal
 from ..catalog import ModelCatalog
 from ..domain.models import Model
-from ..errors import BadRequest, Forbidden, GatewayError, NotFound
+from ..errors import (BadRequest, Forbidden, GatewayError, InternalError, InvalidRequest, NotFound,
+                      UpstreamBadResponse)
 from ..flags.service import FlagService
 from ..quotas.enforcer import Admission, QuotaEnforcer
 from ..routing.breaker import Breakers
@@ -24,10 +25,10 @@ from ..routing.failover import Outcome, call_with_failover
 from ..tokens import TokenEstimator
 from ..upstreams.openai_http import OpenAIHttp
 from ..usage.log import UsageLog, UsageRecord
-from ..web.inputs import validate
-from .contracts import CONTRACTS, Operation
+from .contracts import Operation, read_call, wants_stream, wants_usage
 from .quota_book import QuotaBook
 from .sse import SseRelay, error_event
+from .usage import Usage, read_usage
 
 # Upstream response headers worth handing to the client; everything else is the gateway's business.
 _PASS_HEADERS = ("content-type", "openai-processing-ms", "openai-version", "x-ms-region", "retry-after",
@@ -48,6 +49,7 @@ class CallState:
     # backend id → (its capacity counter, tokens reserved) for backends with a TPM capacity
     reserved: dict[str, tuple[Any, int]] = field(default_factory=dict)
     served_by: str | None = None
+    settled: bool = False  # the admission was settled or released: nothing left to hand back
 
 
 class ModelProxy:
@@ -62,19 +64,12 @@ class ModelProxy:
 
     async def handle(self, *, principal: Principal, request_id: str, op: Operation, raw: bytes,
                      headers: dict[str, str], path_model: str | None, started: float) -> Response:
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"The request body is not valid JSON: {exc}.", code="malformed_json") from None
-        if not isinstance(body, dict):
-            raise BadRequest("The request body must be a JSON object.", code="invalid_request")
-        parsed = validate(CONTRACTS[op], body)
+        body, parsed = read_call(op, raw)  # depth-bounded, strictly typed: every decision below uses `parsed`
         name = path_model or getattr(parsed, "model", None)
         if not name:
-            raise BadRequest("'model' is required.", code="invalid_request",
-                             details=[{"field": "model", "message": "required"}])
-        model = await self._model(principal, name, op, bool(body.get("stream")))
-        stream = op == "chat" and bool(body.get("stream"))
+            raise InvalidRequest("'model' is required.", details=[{"field": "model", "message": "required"}])
+        stream = wants_stream(op, parsed)
+        model = await self._model(principal, name, op, stream)
         family = model.spec.tokenizer or model.spec.backends[0].deployment
         if not self._tokens.is_ready(name, family):
             # First use of an encoding in this worker: build it (~0.1–0.3 s) off the event loop.
@@ -95,15 +90,24 @@ class ModelProxy:
             # Refused calls are calls too: admins look for 429/403 spikes in the same log.
             self._log(state, None, exc.status, exc.code, None, 0.0)
             raise
-        admission = state.admission
+        try:
+            return await self._forward(state, body, wants_usage(parsed), headers, prompt + completion)
+        except BaseException as exc:
+            # One exit for every failure after admission (upstream errors, a cancelled client, a bug): hand back
+            # what the call took and log it, exactly once.
+            if not state.settled:
+                self._abandon(state, exc)
+            raise
+
+    async def _forward(self, state: CallState, body: dict[str, Any], client_asked_usage: bool,
+                       headers: dict[str, str], estimate: int) -> Response:
+        model, name, op, stream = state.model, state.model.spec.name, state.op, state.stream
         project = await self._flags.project(model.project_id)  # cached: the guard just read it
         if project is not None and project.log_payloads:
             state.prompt_text = _clip(orjson.dumps(body.get("messages") or body.get("input")).decode())
-        client_asked_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if stream:
             # Ask for usage on the client's behalf so streamed calls are counted; stripped again if unasked.
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        estimate = prompt + completion
 
         async def admit(b: Any) -> bool:
             if b.tpm_capacity is None or b.id in state.reserved:  # a retry on the same backend reuses its hold
@@ -114,21 +118,30 @@ class ModelProxy:
                 state.reserved[b.id] = reserved
             return reserved is not None
 
-        try:
-            outcome = await call_with_failover(
-                model.spec.backends, lambda b: self._http.send(b, op, body, headers, stream=stream),
-                breakers=self._breakers, key=lambda b: f"{model.project_id}/{name}/{b.id}", routing=model.spec.routing,
-                rng=self._rng, admit=admit)
-        except GatewayError as exc:
-            self._enforcer.release(admission)
-            for counter, taken in state.reserved.values():
-                counter.give_back(taken)
-            self._log(state, None, exc.status, exc.code, None, 0.0, attempts=exc.details)
-            raise
+        outcome = await call_with_failover(
+            model.spec.backends, lambda b: self._http.send(b, op, body, headers, stream=stream),
+            breakers=self._breakers, key=lambda b: f"{model.project_id}/{name}/{b.id}", routing=model.spec.routing,
+            rng=self._rng, admit=admit)
         state.served_by = outcome.backend.id if outcome.response.status_code < 300 else None
         if stream and outcome.response.status_code < 300 and not outcome.response.is_closed:
             return self._stream(state, outcome, strip_usage=not client_asked_usage)
         return self._complete(state, outcome)
+
+    def _abandon(self, state: CallState, exc: BaseException) -> None:
+        """The call failed before it could be settled: release the admission, give back backend reservations,
+        and log it (a GatewayError with its own status and code; anything else as the 500 the client sees)."""
+        state.settled = True
+        self._enforcer.release(state.admission)
+        for counter, taken in state.reserved.values():
+            counter.give_back(taken)
+        if isinstance(exc, GatewayError):
+            status, code, details = exc.status, exc.code, exc.details
+        elif isinstance(exc, asyncio.CancelledError):
+            status, code, details = 499, "client_disconnected", None
+        else:
+            status, code, details = InternalError.status, InternalError.code, None
+        self._log(state, None, status, code, None, 0.0,
+                  attempts=details if isinstance(details, dict) else None)
 
     async def _model(self, principal: Principal, name: str, op: Operation, stream: bool) -> Model:
         assert principal.project_id is not None
@@ -159,20 +172,27 @@ class ModelProxy:
 
     def _complete(self, state: CallState, outcome: Outcome) -> Response:
         response = outcome.response
-        usage = None
-        if response.status_code < 300:
-            try:
-                usage = orjson.loads(response.content).get("usage")
-            except (orjson.JSONDecodeError, AttributeError):
-                usage = None
         overhead = (time.perf_counter() - state.started) * 1000 - sum(a.ms for a in outcome.attempts)
-        tokens = self._settle(state, usage if response.status_code < 300 else {}, [])
+        if response.status_code >= 300:
+            tokens = self._settle(state, None, [], failed=True)
+            self._log(state, outcome, response.status_code, "upstream_error", tokens, overhead)
+            return Response(response.content, status_code=response.status_code,
+                            headers=self._headers(state, outcome, overhead))
+        payload = _json_object(response.content)
+        if payload is None:
+            # A success the gateway cannot read (HTML from a proxy, a truncated body): nothing to pass on or bill.
+            tokens = self._settle(state, None, [], failed=True)
+            self._log(state, outcome, UpstreamBadResponse.status, UpstreamBadResponse.code, tokens, overhead)
+            raise UpstreamBadResponse(f"The model backend '{outcome.backend.id}' answered {response.status_code} "
+                                      "with a body that is not a JSON object.",
+                                      details={"backend": outcome.backend.id})
+        usage = read_usage(payload.get("usage"))
+        tokens = self._settle(state, usage, [])
         completion = None
-        if state.prompt_text is not None and response.status_code < 300:
-            completion = _clip(orjson.dumps([c.get("message", c.get("embedding")) for c in
-                                             (orjson.loads(response.content).get("choices") or [])]).decode())
-        self._log(state, outcome, response.status_code, None if response.status_code < 300 else "upstream_error",
-                  tokens, overhead, completion=completion)
+        if state.prompt_text is not None:
+            completion = _clip(orjson.dumps(_answers(payload)).decode())
+        self._log(state, outcome, response.status_code, None, tokens, overhead, completion=completion,
+                  estimated=usage is None)
         return Response(response.content, status_code=response.status_code,
                         headers=self._headers(state, outcome, overhead))
 
@@ -200,27 +220,30 @@ class ModelProxy:
                 yield error_event(error_code, f"The model backend's stream broke ({type(exc).__name__}).")
             finally:
                 await upstream.aclose()
-                tokens = self._settle(state, relay.tally.usage, relay.tally.content)
+                usage = read_usage(relay.tally.usage)
+                tokens = self._settle(state, usage, relay.tally.content)
                 self._log(state, outcome, 200, error_code, tokens, overhead, streamed=True,
-                          estimated=relay.tally.usage is None,
+                          estimated=usage is None,
                           completion=_clip("".join(relay.tally.content)) if state.prompt_text is not None else None)
 
         return StreamingResponse(events(), status_code=upstream.status_code, media_type="text/event-stream",
                                  headers={**self._headers(state, outcome, overhead), "cache-control": "no-cache"})
 
-    def _settle(self, state: CallState, usage: dict | None, streamed_text: list[str]) -> dict[str, int]:
-        """Real usage when the upstream reported it, else our estimate (prompt + counted streamed text)."""
-        if usage:
-            prompt = int(usage.get("prompt_tokens") or 0)
-            completion = int(usage.get("completion_tokens") or 0)
-        elif usage is None:
+    def _settle(self, state: CallState, usage: Usage | None, streamed_text: list[str], *,
+                failed: bool = False) -> dict[str, int]:
+        """Real usage when the upstream reported it (validated), else our estimate (prompt + counted streamed
+        text); nothing when the call failed upstream."""
+        state.settled = True
+        if failed:
+            prompt = completion = 0
+        elif usage is not None:
+            prompt, completion = usage.prompt, usage.completion
+        else:
             spec = state.model.spec
             prompt = state.prompt_estimate
             completion = (self._tokens.count_text("".join(streamed_text), spec.name,
                                                   spec.tokenizer or spec.backends[0].deployment)
                           if streamed_text else 0)
-        else:
-            prompt = completion = 0  # the call failed upstream: nothing to charge
         cost = self._cost_micros(state.model, prompt, completion)
         self._enforcer.settle(state.admission, tokens=prompt + completion, cost_micros=cost)
         for backend_id, (counter, taken) in state.reserved.items():
@@ -246,6 +269,22 @@ class ModelProxy:
             retries=max(0, len(tried) - 1), failovers=len({a["backend"] for a in tried}) - 1 if tried else 0,
             attempts=tried, streamed=streamed, usage_estimated=estimated, prompt=state.prompt_text,
             completion=completion))
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    try:
+        payload = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _answers(payload: dict[str, Any]) -> list[Any]:
+    """What the model answered, for the payload log: chat messages, or embeddings (tolerating junk shapes)."""
+    items = payload.get("choices")
+    if not isinstance(items, list):
+        items = payload.get("data") if isinstance(payload.get("data"), list) else []
+    return [i.get("message", i.get("embedding")) for i in items if isinstance(i, dict)]
 
 
 def _clip(text: str, limit: int = 30_000) -> str:

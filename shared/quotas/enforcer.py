@@ -149,7 +149,8 @@ class QuotaEnforcer:
             return RateLimited(f"Rate limit {metric.replace('_', ' ')} ({limit}) reached for {where}.",
                                details={"quota": quota.id, "limit": metric},
                                headers={"retry-after": str(max(1, math.ceil(left))),
-                                        f"x-ratelimit-remaining-{unit}": "0"})
+                                        f"x-ratelimit-remaining-{unit}": "0",
+                                        f"x-ratelimit-limit-{unit}": str(limit)})
         code = "cost_budget_exhausted" if unit == "cost" else "budget_exhausted"
         return BudgetExhausted(f"The {metric.replace('_', ' ')} budget is used up for {where}.", code=code,
                                details={"quota": quota.id, "limit": metric})
