@@ -117,7 +117,7 @@ def test_azure_openai_sdk_lists_models(gateway, model):
     assert azure == plain
 
 
-def test_429_carries_limit_headers(gateway, admin, model):
+def test_429_carries_limit_headers(gateway, admin, model, fake):
     pid, name, secret = model
     admin.put(f"/manage/projects/{pid}/quotas/project/{pid}", json={"requests_per_minute": 1,
                                                                     "tokens_per_minute": 5000})
@@ -128,11 +128,14 @@ def test_429_carries_limit_headers(gateway, admin, model):
     r = chat(gateway.url, secret, name)
     assert_error(r, 429, "rate_limit_exceeded")
     assert r.headers["x-ratelimit-limit-requests"] == "1" and r.headers["x-ratelimit-remaining-requests"] == "0"
-    admin.put(f"/manage/projects/{pid}/quotas/project/{pid}", json={"tokens_per_minute": 20})
-    time.sleep(1.2)  # the quota cache (1 s in tests)
-    r = chat(gateway.url, secret, name, max_tokens=100)
+    pid, name, secret = setup_model(admin, [backend(fake, "t")])  # a fresh minute's token counter
+    admin.put(f"/manage/projects/{pid}/quotas/project/{pid}", json={"tokens_per_minute": 150})
+    fake.set_default(ok("x", completion_tokens=100))  # the first call really uses ~110 of the 150
+    first = chat(gateway.url, secret, name, max_tokens=100)
+    assert first.status_code == 200, first.text
+    r = chat(gateway.url, secret, name, max_tokens=100)  # fits the limit, not what is left of it
     assert_error(r, 429, "rate_limit_exceeded")
-    assert r.headers["x-ratelimit-limit-tokens"] == "20" and r.headers["x-ratelimit-remaining-tokens"] == "0"
+    assert r.headers["x-ratelimit-limit-tokens"] == "150" and r.headers["x-ratelimit-remaining-tokens"] == "0"
 
 
 @pytest.mark.parametrize("raw", ['{"id": "p-x1", "name": "\\ud800"}', '{"id": "p-x2", "name": "a", "description": '
