@@ -91,7 +91,7 @@ class ModelProxy:
             self._log(state, None, exc.status, exc.code, None, 0.0)
             raise
         try:
-            return await self._forward(state, body, wants_usage(parsed), headers, prompt + completion)
+            return await self._forward(state, body, wants_usage(parsed), headers, prompt + completion, guess)
         except BaseException as exc:
             # One exit for every failure after admission (upstream errors, a cancelled client, a bug): hand back
             # what the call took and log it, exactly once.
@@ -100,7 +100,7 @@ class ModelProxy:
             raise
 
     async def _forward(self, state: CallState, body: dict[str, Any], client_asked_usage: bool,
-                       headers: dict[str, str], estimate: int) -> Response:
+                       headers: dict[str, str], estimate: int, guess: int) -> Response:
         model, name, op, stream = state.model, state.model.spec.name, state.op, state.stream
         project = await self._flags.project(model.project_id)  # cached: the guard just read it
         if project is not None and project.log_payloads:
