@@ -18,7 +18,7 @@ from shared.auth.principal import Role
 from shared.config import SettingProblem, Settings, load_settings
 from shared.domain.base import Pillar
 from shared.services import Services
-from shared.web.api import ApiBlueprint, Endpoint
+from shared.web.api import ApiBlueprint, Endpoint, fallback_blueprint
 from shared.web.misconfigured import configuration_error, refusing
 from shared.web.worker_http import free_worker_routes
 
@@ -60,6 +60,7 @@ def build_app(settings: Settings, services: Services | None = None, *,
     served.append(health)
     for surface in served:
         app.register_functions(surface.blueprint)
+    app.register_functions(fallback_blueprint(endpoints))  # unknown paths/methods: the gateway's error body
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
     # Everything imported and built so far lives as long as the worker: keep it out of full GC passes.
     gc.freeze()

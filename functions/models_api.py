@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 from shared.domain.base import Pillar
 from shared.domain.lifecycle import serves
 from shared.pillars.models.domain import OpenAIModel, OpenAIModelList
-from shared.pillars.models.contracts import ChatRequest, EmbeddingsRequest, ModelsOperation, parse
-from shared.pipeline.exchange import Exchange
+from shared.pillars.models.contracts import ChatRequest, EmbeddingsRequest, ModelsOperation, exchange
 from shared.pillars.models.catalog import ModelCatalog
 from shared.web.api import ApiBlueprint, Call, Guard
 from shared.web.inputs import read_body
@@ -27,20 +26,31 @@ def build(pipeline: Callable[[], "Pipeline"], catalog: ModelCatalog, guard: Guar
 
     async def proxy(call: Call, op: ModelsOperation, path_model: str | None = None):
         assert call.principal is not None
-        body, name = parse(op, await read_body(call.req, limit), path_model)
-        return await pipeline().run(Exchange(
-            Pillar.models, op, call.principal, call.request_id, body, dict(call.req.headers), call.started,
-            resource=name))
+        # depth-bounded and strictly typed before anything is taken: every decision uses the validated flags
+        x = exchange(op, await read_body(call.req, limit), path_model, principal=call.principal,
+                     request_id=call.request_id, headers=dict(call.req.headers), started=call.started)
+        return await pipeline().run(x)
 
-    @api.route("v1/models", "GET", name="v1_list_models", summary="Models this key may call (OpenAI shape).",
-               guard=guard, response=OpenAIModelList)
-    async def list_models(call: Call):
+    async def callable_models(call: Call) -> OpenAIModelList:
         p = call.principal
         assert p is not None and p.project_id is not None
         models = await catalog.models(p.project_id)
         return OpenAIModelList(data=[
             OpenAIModel(id=m.spec.name, created=int(m.created_at.timestamp()), owned_by=p.project_id)
             for m in models if p.may_use(Pillar.models, m.spec.name) and serves(m.spec.lifecycle)])
+
+    @api.route("v1/models", "GET", name="v1_list_models", summary="Models this key may call (OpenAI shape).",
+               guard=guard, response=OpenAIModelList)
+    async def list_models(call: Call):
+        return await callable_models(call)
+
+    # `AzureOpenAI(...).models.list()` calls GET {endpoint}/openai/models. Same list: the openai SDK reads both
+    # through one `Model` type (id, created, object, owned_by), and a deployment name is the model name here.
+    @api.route("openai/models", "GET", name="azure_list_models",
+               summary="Models this key may call (Azure OpenAI path, same list as /v1/models).", guard=guard,
+               response=OpenAIModelList, query=AZURE)
+    async def azure_list_models(call: Call):
+        return await callable_models(call)
 
     @api.route("v1/chat/completions", "POST", name="v1_chat_completions",
                summary="Chat completion (OpenAI shape; `stream: true` for SSE).", guard=guard, body=ChatRequest,

@@ -28,10 +28,8 @@ class GatewayError(Exception):
             self.code = code  # type: ignore[misc]  # a finer code within the same status class
 
     def to_body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "message": self.message, "type": self.type}
-        if self.details is not None:
-            body["details"] = self.details
-        return {"error": body}
+        # Always the same four keys (details may be null), so clients can rely on the shape.
+        return {"error": {"code": self.code, "message": self.message, "type": self.type, "details": self.details}}
 
 
 class BadRequest(GatewayError):
@@ -47,6 +45,23 @@ class RequestExceedsQuota(BadRequest):
 
 class MalformedJson(BadRequest):
     code = "malformed_json"
+
+
+class JsonTooDeep(BadRequest):
+    """The body nests arrays/objects deeper than the gateway parses (refused before any parser recurses)."""
+
+    code = "json_too_deep"
+
+
+class InvalidQuery(BadRequest):
+    code = "invalid_query"
+
+
+class InvalidRequest(BadRequest):
+    """An OpenAI-shaped data-plane body that does not match its contract: 400 like OpenAI (SDKs raise
+    BadRequestError), `details` names each field."""
+
+    code = "invalid_request"
 
 
 class ValidationFailed(GatewayError):
@@ -125,6 +140,18 @@ class ConfigurationError(GatewayError):
     `details` names each setting and why; never its value (it may be a secret)."""
 
     status, code, type = 503, "configuration_error", "server_error"
+
+
+class UpstreamBadResponse(GatewayError):
+    """A model backend answered success with a body the gateway cannot read (not JSON, not an object)."""
+
+    status, code, type = 502, "upstream_bad_response", "server_error"
+
+
+class RouteNotFound(NotFound):
+    """No operation serves this path (any method)."""
+
+    code = "route_not_found"
 
 
 class InternalError(GatewayError):

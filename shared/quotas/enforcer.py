@@ -144,7 +144,8 @@ class QuotaEnforcer:
             return RateLimited(f"Rate limit {metric.replace('_', ' ')} ({limit}) reached for {where}.",
                                details={"quota": quota.id, "limit": metric},
                                headers={"retry-after": str(max(1, math.ceil(left))),
-                                        f"x-ratelimit-remaining-{unit}": "0"})
+                                        f"x-ratelimit-remaining-{unit}": "0",
+                                        f"x-ratelimit-limit-{unit}": str(limit)})
         error = CostBudgetExhausted if unit == "cost" else BudgetExhausted
         return error(f"The {metric.replace('_', ' ')} budget is used up for {where}.",
                      details={"quota": quota.id, "limit": metric})

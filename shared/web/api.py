@@ -21,10 +21,19 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response as StarletteResponse
 
 from ..auth.principal import Principal
+from ..errors import GatewayError, MethodNotAllowed, RouteNotFound
 from .inputs import read_model
 from .responses import error_response, json_response
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_TEMPLATE_PARAM = re.compile(r"\{(\*?)[A-Za-z_][A-Za-z0-9_]*(?::[^}?]*)?\??\}")
+FALLBACK_FUNCTION = "route_not_found"
+
+
+def request_id_of(req: StarletteRequest) -> str:
+    """The client's x-request-id when it is a safe token, else a fresh one (echoed on every response)."""
+    incoming = req.headers.get("x-request-id", "")
+    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
 class Guard(Protocol):
@@ -99,8 +108,7 @@ class ApiBlueprint:
         # The worker binds by annotation: the parameter must be the extension's Request type.
         async def function(req: Request) -> Response:  # type: ignore[valid-type]
             started = time.perf_counter()
-            incoming = req.headers.get("x-request-id", "")
-            request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+            request_id = request_id_of(req)
             try:
                 principal = await guard(req) if guard else None
                 call = Call(req=req, request_id=request_id, principal=principal, started=started)
@@ -117,3 +125,42 @@ class ApiBlueprint:
         function.__name__ = function.__qualname__ = op.name
         routed = self.blueprint.route(route=op.route, methods=list(op.methods), auth_level=func.AuthLevel.ANONYMOUS)
         self.blueprint.function_name(op.name)(routed(function))
+
+
+def route_pattern(route: str) -> re.Pattern[str]:
+    """An Azure route template (`{x}`, `{x:int}`, `{x?}`, `{*rest}`) as a regex over the path without slashes
+    around it (routePrefix is "")."""
+    parts = []
+    for seg in route.strip("/").split("/"):
+        m = _TEMPLATE_PARAM.fullmatch(seg)
+        parts.append(re.escape(seg) if m is None else (".*" if m.group(1) else "[^/]+"))
+    return re.compile("/".join(parts))
+
+
+def fallback_blueprint(endpoints: Callable[[], list[Endpoint]]) -> func.Blueprint:
+    """One catch-all function for every path and method no operation serves, so those answer the gateway's error
+    body too (code, message, type, details) instead of the host's bare 404: `405 method_not_allowed` with `Allow`
+    when the path exists with other methods, else `404 route_not_found`. Azure and the local host both route the
+    most specific template first, so `{*path}` only gets what nothing else matches. Not an OpenAPI operation."""
+    blueprint = func.Blueprint()
+    table: list[tuple[re.Pattern[str], tuple[str, ...]]] = []
+
+    async def function(req: Request) -> Response:  # type: ignore[valid-type]
+        if not table:
+            table.extend((route_pattern(op.route), op.methods) for op in endpoints())
+        path = req.url.path.strip("/")
+        allowed = sorted({m for pattern, methods in table if pattern.fullmatch(path) for m in methods})
+        error: GatewayError
+        if allowed:
+            error = MethodNotAllowed(f"{req.method} is not allowed on /{path}; use {', '.join(allowed)}.",
+                                     headers={"allow": ", ".join(allowed)},
+                                     details={"method": req.method, "allowed": allowed})
+        else:
+            error = RouteNotFound(f"No operation serves {req.method} /{path}; see /openapi.json.",
+                                  details={"method": req.method, "path": "/" + path})
+        return error_response(error, request_id_of(req))
+
+    function.__name__ = function.__qualname__ = FALLBACK_FUNCTION
+    routed = blueprint.route(route="{*path}", auth_level=func.AuthLevel.ANONYMOUS)
+    blueprint.function_name(FALLBACK_FUNCTION)(routed(function))
+    return blueprint

@@ -2,14 +2,52 @@
 from __future__ import annotations
 
 import json
+import re
+from array import array
+from itertools import accumulate
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from ..errors import BadRequest, MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from ..errors import (GatewayError, InvalidQuery, JsonTooDeep, MalformedJson, PayloadTooLarge, UnsupportedMediaType,
+                      ValidationFailed)
 
 M = TypeVar("M", bound=BaseModel)
+
+# Deepest JSON nesting either plane accepts. Real bodies (chat messages, tool JSON schemas, admin contracts) stay far
+# below it; the parsers and serialisers do not: stdlib json recurses (~1,000 levels → RecursionError), orjson.dumps
+# refuses more than 254 levels, so a deeper body would fail mid-call instead of at the door.
+MAX_JSON_DEPTH = 64
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string literal (brackets inside do not nest)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # as signed bytes: +1 opens a level, -1 closes one
+_DEPTH_CHUNK = 8192
+_ASCII_UINT = re.compile(r"[0-9]{1,18}")  # str.isdigit() also accepts '¹', '٣', … which int() refuses
+
+
+def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when `raw` nests arrays/objects deeper than `limit`, checked on the bytes before any parser recurses.
+
+    Cheap by construction: a body with at most `limit` opening brackets cannot exceed it (the common case, no
+    scan); otherwise string literals are removed, the rest reduced to its brackets as +1/-1 steps, and the running
+    depth summed in C (`accumulate` over a signed-byte array), chunk by chunk so a deep body stops early."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    steps = array("b", _STRING.sub(b"", raw).translate(_STEPS, _NOT_BRACKETS))
+    depth = 0
+    for start in range(0, len(steps), _DEPTH_CHUNK):
+        running = list(accumulate(steps[start:start + _DEPTH_CHUNK], initial=depth))
+        if max(running) > limit:
+            return True
+        depth = running[-1]
+    return False
+
+
+def check_json_depth(raw: bytes, limit: int = MAX_JSON_DEPTH) -> None:
+    if json_depth_exceeds(raw, limit):
+        raise JsonTooDeep(f"The request body nests arrays/objects more than {limit} levels deep.",
+                          details={"max_depth": limit})
 
 
 def field_errors(exc: ValidationError, root: str = "") -> list[dict[str, str]]:
@@ -21,18 +59,21 @@ def field_errors(exc: ValidationError, root: str = "") -> list[dict[str, str]]:
     return out
 
 
-def validate(model: type[M], data: Any, what: str = "body") -> M:
+def validate(model: type[M], data: Any, what: str = "body",
+             error: type[GatewayError] = ValidationFailed) -> M:
+    """`error`: the class raised on a mismatch (control plane 422 `ValidationFailed`; the OpenAI-shaped data plane
+    uses 400 `InvalidRequest`, as OpenAI does)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         errors = field_errors(exc)
-        names = ", ".join(e["field"] for e in errors)
-        raise ValidationFailed(f"The request {what} is invalid: {names}.", details=errors) from None
+        names = ", ".join(dict.fromkeys(e["field"] for e in errors))
+        raise error(f"The request {what} is invalid: {names}.", details=errors) from None
 
 
 async def read_body(req: Request, max_bytes: int) -> bytes:
     declared = req.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    if declared and _ASCII_UINT.fullmatch(declared) and int(declared) > max_bytes:
         raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.", details={"limit": max_bytes})
     chunks, size = [], 0
     async for chunk in req.stream():
@@ -44,6 +85,11 @@ async def read_body(req: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+def _not_json(token: str) -> Any:
+    # Python's json accepts NaN and ±Infinity; JSON (RFC 8259) does not, and no contract number can hold them.
+    raise ValueError(f"{token} is not a JSON value")
+
+
 async def read_json(req: Request, max_bytes: int) -> Any:
     ctype = req.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
@@ -51,9 +97,10 @@ async def read_json(req: Request, max_bytes: int) -> Any:
     raw = await read_body(req, max_bytes)
     if not raw.strip():
         return {}  # no body = no fields; the contract says whether that is enough
+    check_json_depth(raw)
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return json.loads(raw, parse_constant=_not_json)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and ints over Python's 4,300-digit limit
         pos = getattr(exc, "pos", None)
         raise MalformedJson(f"The request body is not valid JSON: {exc}.", details={"position": pos}) from None
 
@@ -70,7 +117,8 @@ def query_int(req: Request, name: str, default: int, lo: int, hi: int) -> int:
     raw = req.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise BadRequest(f"Query parameter '{name}' must be an integer from {lo} to {hi}.", code="invalid_query",
-                         details=[{"field": name, "message": f"integer {lo}..{hi} expected"}])
+    # ASCII digits only, bounded length: int() would accept '٣' or '1_000', and str.isdigit() accepts '¹' (500).
+    if not _ASCII_UINT.fullmatch(raw) or not lo <= int(raw) <= hi:
+        raise InvalidQuery(f"Query parameter '{name}' must be an integer from {lo} to {hi}.",
+                           details=[{"field": name, "message": f"integer {lo}..{hi} expected"}])
     return int(raw)

@@ -53,10 +53,22 @@ class HttpRoute:
 
 
 def route_pattern(template: str) -> re.Pattern[str]:
-    """`a/{x}/b` -> a regex with one named group per `{param}` (one path segment each, as the host matches)."""
-    parts = [f"(?P<{seg[1:-1].split(':')[0]}>[^/]+)" if seg.startswith("{") and seg.endswith("}") else re.escape(seg)
-             for seg in template.strip("/").split("/")]
+    """`a/{x}/b` -> a regex with one named group per `{param}` (one path segment each, as the host matches);
+    a catch-all `{*rest}` (last segment only) takes the rest of the path, slashes included, possibly empty."""
+    parts = []
+    for seg in template.strip("/").split("/"):
+        if seg.startswith("{*") and seg.endswith("}"):
+            parts.append(f"(?P<{seg[2:-1].split(':')[0]}>.*)")
+        elif seg.startswith("{") and seg.endswith("}"):
+            parts.append(f"(?P<{seg[1:-1].split(':')[0]}>[^/]+)")
+        else:
+            parts.append(re.escape(seg))
     return re.compile("^/" + "/".join(parts) + "/?$")
+
+
+def route_rank(template: str) -> int:
+    """The host tries routes with fewer parameters first; a catch-all only when nothing else matches."""
+    return 2 if "{*" in template else 1 if "{" in template else 0
 
 
 class _EventStream:
@@ -193,7 +205,7 @@ class FunctionsHost:
     # ---- HTTP through the worker
 
     def match(self, method: str, path: str) -> tuple[Function, dict[str, str]]:
-        for r in self.routes:
+        for r in sorted(self.routes, key=lambda r: route_rank(r.function.trigger.get("route") or r.function.name)):
             m = r.pattern.match(path)
             if m and method.upper() in r.methods:
                 return r.function, m.groupdict()

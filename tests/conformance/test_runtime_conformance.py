@@ -61,7 +61,8 @@ def test_every_function_indexes_and_loads_with_names_the_host_accepts(functions_
         trig = fn.trigger
         if trig["type"] == "httpTrigger":
             problems += filter(None, [host_rules.route_error(trig["route"])])
-            for method in trig["methods"]:
+            # no methods = every method (the catch-all that answers unknown paths with the gateway's error body)
+            for method in trig.get("methods") or ["*"]:
                 key = (trig["route"].strip("/").lower(), method.upper())
                 if key in seen:
                     problems.append(f"{fn.name} and {seen[key]} both serve {key}")
@@ -133,6 +134,14 @@ def test_openapi_json_through_the_worker_answers(functions_host: FunctionsHost) 
         assert resp.headers["location"].endswith(SPEC_PATHS[0])
     else:
         assert resp.status_code == 200 and resp.json()["info"]["title"] != "FastAPI"
+
+
+def test_unknown_paths_reach_the_catch_all_and_get_the_gateways_error_body(functions_host: FunctionsHost) -> None:
+    r = functions_host.call("GET", "/no/such/path")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "route_not_found"
+    assert set(r.json()["error"]) == {"code", "message", "type", "details"}
+    r = functions_host.call("DELETE", "/healthz")  # a known path with another method
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_a_placeholder_worker_specialised_by_environment_reload_serves_the_app(

@@ -18,13 +18,13 @@ from shared.domain.quotas import Quota, QuotaLimits
 from shared.errors import CapacityExhausted, ModelNotAllowed, ModelNotFound
 from shared.flags.service import FlagService
 from shared.pillars.models.catalog import ModelCatalog
-from shared.pillars.models.contracts import parse
+from shared.pillars.models.contracts import exchange
 from shared.pillars.models.credentials import TokenCache, UpstreamCredentials
 from shared.pillars.models.domain import Model, ModelSpec
 from shared.pillars.models.openai_http import OpenAIHttp
 from shared.pillars.models.spec import ModelsSpec
 from shared.pillars.models.tokens import TokenEstimator
-from shared.pipeline import Exchange, Pipeline
+from shared.pipeline import Pipeline
 from shared.quotas.book import QuotaBook
 from shared.quotas.enforcer import QuotaEnforcer
 from shared.quotas.store import MemoryCounterStore
@@ -104,11 +104,10 @@ async def gw():
                                           max_stale=600))
 
     async def call(body: dict, *, scopes=None):
-        parsed, name = parse("chat", orjson.dumps(body), None)
         who = Principal(kind="virtual_key", subject="k", project_id="p", key_id="k", key_prefix="sk-gw-x",
                         scopes=scopes or {})
-        return await pipeline.run(Exchange(Pillar.models, "chat", who, "r", parsed, {}, time.perf_counter(),
-                                           resource=name))
+        return await pipeline.run(exchange("chat", orjson.dumps(body), None, principal=who, request_id="r",
+                                           headers={}, started=time.perf_counter()))
 
     async def rows():
         await usage.flush()

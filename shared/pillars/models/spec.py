@@ -14,15 +14,17 @@ import orjson
 
 from shared.domain.base import Pillar
 from shared.domain.lifecycle import serves
-from shared.errors import CapabilityNotSupported, ModelNotAllowed, ModelNotFound
+from shared.errors import CapabilityNotSupported, ModelNotAllowed, ModelNotFound, UpstreamBadResponse
 from shared.pipeline.exchange import Estimate, Exchange, Relayed, Usage
 from shared.quotas.enforcer import QuotaEnforcer
 
 from .catalog import ModelCatalog
+from .contracts import CLIENT_ASKED_USAGE
 from .domain import Backend, Model
 from .openai_http import OpenAIHttp
 from .sse import SseRelay, error_event
 from .tokens import TokenEstimator
+from .usage import read_usage
 
 # Upstream response headers worth handing to the client; everything else is the gateway's business.
 _PASS_HEADERS = ("content-type", "openai-processing-ms", "openai-version", "x-ms-region", "retry-after",
@@ -46,11 +48,12 @@ class ModelsSpec:
             raise ModelNotFound(f"The model '{name}' does not exist in this project.")
         if not principal.may_use(Pillar.models, name):
             raise ModelNotAllowed(f"This key may not call the model '{name}'.")
-        x.stream = stream = x.operation == "chat" and bool(x.request.get("stream"))
+        # `x.stream` is the validated flag (contracts.exchange), never the raw body's; only chat streams
+        x.stream = stream = x.operation == "chat" and x.stream
         caps = model.spec.capabilities
-        if x.operation not in caps or (bool(x.request.get("stream")) and "streaming" not in caps):
+        if x.operation not in caps or (stream and "streaming" not in caps):
             raise CapabilityNotSupported(f"The model '{name}' does not support "
-                                         f"{'streaming ' if x.request.get('stream') else ''}{x.operation}.")
+                                         f"{'streaming ' if stream else ''}{x.operation}.")
         x.entity, x.targets, x.routing = model, model.spec.backends, model.spec.routing
         x.scratch["stream"] = stream
 
@@ -69,11 +72,9 @@ class ModelsSpec:
         x.scratch["prompt_estimate"] = prompt
         if x.log_payloads:
             x.payload_in = _clip(orjson.dumps(body.get("messages") or body.get("input")).decode())
-        options = body.get("stream_options") or {}
-        x.scratch["client_asked_usage"] = bool(options.get("include_usage"))
         if x.stream:
             # Ask for usage on the client's behalf so streamed calls are counted; stripped again if unasked.
-            body["stream_options"] = {**options, "include_usage": True}
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         return Estimate(tokens=prompt + completion, cost_micros=_cost_micros(model, prompt, completion),
                         extra_tokens=guess, extra_cost_micros=_cost_micros(model, 0, guess))
 
@@ -88,8 +89,16 @@ class ModelsSpec:
         upstream = x.outcome.response
         headers = {k: upstream.headers[k] for k in _PASS_HEADERS if k in upstream.headers}
         if not (x.stream and upstream.status_code < 300 and not upstream.is_closed):
+            if upstream.status_code < 300:
+                x.scratch["payload"] = payload = _json_object(upstream.content)
+                if payload is None:
+                    # A success the gateway cannot read (HTML from a proxy, a truncated body): nothing to pass on
+                    # or bill — the pipeline's finally logs it and hands the quota back (usage() charges nothing).
+                    raise UpstreamBadResponse(
+                        f"The model backend '{x.outcome.target.id}' answered {upstream.status_code} with a body "
+                        "that is not a JSON object.", details={"backend": x.outcome.target.id})
             return Relayed(upstream.status_code, headers, body=upstream.content)
-        relay = x.scratch["relay"] = SseRelay(strip_usage_chunk=not x.scratch["client_asked_usage"],
+        relay = x.scratch["relay"] = SseRelay(strip_usage_chunk=not x.scratch.get(CLIENT_ASKED_USAGE, False),
                                               collect_content=True)
         headers["cache-control"] = "no-cache"
         return Relayed(upstream.status_code, headers, chunks=self._events(x, upstream, relay),
@@ -115,29 +124,29 @@ class ModelsSpec:
             await upstream.aclose()
 
     def usage(self, x: Exchange) -> Usage:
-        """Real usage when the upstream reported it, else our estimate (prompt + counted streamed text)."""
+        """Real usage when the upstream reported it (and it is believable), else our estimate (prompt + counted
+        streamed text); nothing when the call failed upstream or answered a body the gateway cannot read."""
         assert x.outcome is not None
         response, model = x.outcome.response, x.entity
         relay: SseRelay | None = x.scratch.get("relay")
-        if response.status_code >= 300:
-            return _usage(model, 0, 0, estimated=False)  # the call failed upstream: nothing to charge
         if relay is not None:
-            reported, streamed = relay.tally.usage, relay.tally.content
+            reported, streamed = read_usage(relay.tally.usage), relay.tally.content
             if x.payload_in is not None:
                 x.payload_out = _clip("".join(streamed))
         else:
-            reported, streamed = _json_usage(response), []
+            payload = x.scratch.get("payload")
+            if response.status_code >= 300 or payload is None:
+                return _usage(model, 0, 0, estimated=False)  # failed upstream / unreadable: nothing to charge
+            reported, streamed = read_usage(payload.get("usage")), []
             if x.payload_in is not None:
-                x.payload_out = _completion_text(response)
-        if reported:
-            prompt = int(reported.get("prompt_tokens") or 0)
-            completion = int(reported.get("completion_tokens") or 0)
+                x.payload_out = _clip(orjson.dumps(_answers(payload)).decode())
+        if reported is not None:
+            prompt, completion = reported.prompt, reported.completion
         else:
             prompt = x.scratch["prompt_estimate"]
             completion = (self._tokens.count_text("".join(streamed), model.spec.name, _family(model))
                           if streamed else 0)
-        # today's semantics: only a stream without reported usage is flagged as estimated
-        return _usage(model, prompt, completion, estimated=relay is not None and reported is None)
+        return _usage(model, prompt, completion, estimated=reported is None)
 
 
 def _usage(model: Model, prompt: int, completion: int, *, estimated: bool) -> Usage:
@@ -146,19 +155,20 @@ def _usage(model: Model, prompt: int, completion: int, *, estimated: bool) -> Us
                              "total_tokens": prompt + completion, "usage_estimated": estimated})
 
 
-def _json_usage(response: httpx.Response) -> dict[str, Any] | None:
+def _json_object(content: bytes) -> dict[str, Any] | None:
     try:
-        return orjson.loads(response.content).get("usage")
-    except (orjson.JSONDecodeError, AttributeError):
+        payload = orjson.loads(content)
+    except orjson.JSONDecodeError:
         return None
+    return payload if isinstance(payload, dict) else None
 
 
-def _completion_text(response: httpx.Response) -> str | None:
-    try:
-        choices = orjson.loads(response.content).get("choices") or []
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return _clip(orjson.dumps([c.get("message", c.get("embedding")) for c in choices]).decode())
+def _answers(payload: dict[str, Any]) -> list[Any]:
+    """What the model answered, for the payload log: chat messages, or embeddings (tolerating junk shapes)."""
+    items = payload.get("choices")
+    if not isinstance(items, list):
+        items = payload.get("data") if isinstance(payload.get("data"), list) else []
+    return [i.get("message", i.get("embedding")) for i in items if isinstance(i, dict)]
 
 
 def _family(model: Model) -> str:

@@ -10,7 +10,7 @@ import orjson
 
 @dataclass
 class StreamTally:
-    usage: dict | None = None
+    usage: object = None  # as the upstream sent it; read (and distrusted) by shared.pillars.models.usage
     done: bool = False
     content: list[str] = field(default_factory=list)  # delta text, to estimate usage when the upstream omits it
 
@@ -59,8 +59,11 @@ class SseRelay:
             if self._strip and not obj.get("choices"):
                 return False
         if self._collect:
-            for choice in obj.get("choices") or []:
-                text = (choice.get("delta") or {}).get("content")
+            choices = obj.get("choices")
+            # The upstream's shapes are not trusted: junk is relayed as it came, just not counted.
+            for choice in choices if isinstance(choices, list) else []:
+                delta = choice.get("delta") if isinstance(choice, dict) else None
+                text = delta.get("content") if isinstance(delta, dict) else None
                 if isinstance(text, str):
                     self.tally.content.append(text)
         return True
