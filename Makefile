@@ -17,6 +17,9 @@ DEPS_STAMP := $(VENV)/.deps-py313
 
 .PHONY: run test deps clean
 
+# `make checkov`: the offline Bicep hardening scan (its own venv); `make test` runs it too, as a test.
+include infra/checkov.mk
+
 $(DEPS_STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "error: Python 3.13 not found (looked for python3.13 on PATH and" \
 		"~/.pyenv/versions/3.13.*/bin/python3.13). Install it (e.g. 'pyenv install 3.13') or run" \
@@ -39,8 +42,8 @@ deps: $(DEPS_STAMP) dev/node_modules/.package-lock.json
 run: deps
 	$(PY) -m dev.run
 
-test: deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: deps $(CHECKOV_VENV)/.checkov-$(CHECKOV_VERSION)
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) dev/node_modules .local .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) dev/node_modules .local .pytest_cache
