@@ -27,7 +27,7 @@ def _erf(x: np.ndarray) -> np.ndarray:
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + _erf(x / np.sqrt(2.0)))
+    return 0.5 * x * (1.0 + _erf(x * np.float32(1 / np.sqrt(2.0))))
 
 
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -50,9 +50,14 @@ class MiniLM:
         self._tok.enable_padding(pad_id=0, pad_token="[PAD]")
         self._layers = sum(1 for k in self._w if k.endswith("attention.self.query.weight"))
 
-    def embed(self, texts: list[str], batch: int = 64) -> np.ndarray:
-        out = [self._embed_batch(texts[i:i + batch]) for i in range(0, len(texts), batch)]
-        return np.concatenate(out) if out else np.zeros((0, self.dimensions), np.float32)
+    def embed(self, texts: list[str], batch: int = 32) -> np.ndarray:
+        # Unique texts only, in batches of similar length (padding is wasted work), then back in input order.
+        unique = sorted(set(texts), key=len)
+        vectors: dict[str, np.ndarray] = {}
+        for i in range(0, len(unique), batch):
+            chunk = unique[i:i + batch]
+            vectors.update(zip(chunk, self._embed_batch(chunk)))
+        return np.stack([vectors[t] for t in texts]) if texts else np.zeros((0, self.dimensions), np.float32)
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         enc = self._tok.encode_batch(texts)
@@ -63,11 +68,13 @@ class MiniLM:
         x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n] \
             + w["embeddings.token_type_embeddings.weight"][0]
         x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-        bias = (1.0 - mask)[:, None, None, :] * -1e9
+        bias = (np.float32(1.0) - mask)[:, None, None, :] * np.float32(-1e9)
         for i in range(self._layers):
             x = self._layer(x, bias, f"encoder.layer.{i}.")
         pooled = (x * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
-        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        out = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        assert out.dtype == np.float32
+        return out
 
     def _layer(self, x: np.ndarray, bias: np.ndarray, p: str) -> np.ndarray:
         w = self._w
@@ -79,7 +86,7 @@ class MiniLM:
             return y.reshape(b, n, _HEADS, d).transpose(0, 2, 1, 3)
 
         q, k, v = proj("query"), proj("key"), proj("value")
-        scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d) + bias
+        scores = q @ k.transpose(0, 1, 3, 2) * np.float32(1 / np.sqrt(d)) + bias
         scores = np.exp(scores - scores.max(-1, keepdims=True))
         scores /= scores.sum(-1, keepdims=True)
         ctx = (scores @ v).transpose(0, 2, 1, 3).reshape(b, n, h)
