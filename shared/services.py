@@ -165,8 +165,14 @@ class Services:
         asyncio.get_running_loop().call_later(30, gc.freeze)
         spec = ModelsSpec(catalog=self.catalog, http=OpenAIHttp(upstream_http, credentials), tokens=tokens,
                           enforcer=self.enforcer)
-        return Pipeline(spec, quotas=self.quota_book, enforcer=self.enforcer, breakers=Breakers(),
-                        usage=self.usage_log, flags=self.flags)
+        breakers = Breakers()
+        return Pipeline(spec, quotas=self.quota_book, enforcer=self.enforcer, breakers=breakers,
+                        usage=self.usage_log, flags=self.flags, steps=[self._cache_step(spec, breakers)])
+
+    def _cache_step(self, spec: Any, breakers: Any) -> Any:
+        from .pillars.models.cache_wiring import cache_step
+
+        return cache_step(self, spec, breakers)
 
     @cached_property
     def models(self) -> Repository[Model]:

@@ -14,7 +14,6 @@ import orjson
 from ..errors import DependencyUnavailable, NotFound
 from ..routing.breaker import Breakers
 from ..routing.failover import call_with_failover
-from ..upstreams.openai_http import OpenAIHttp
 
 
 @dataclass(frozen=True)
@@ -27,8 +26,15 @@ class Embedder(Protocol):
     async def embed(self, project_id: str, model: str, text: str) -> Embedding: ...
 
 
+class UpstreamHttp(Protocol):
+    """The models pillar's upstream client (shared/pillars/models/openai_http.py)."""
+
+    async def send(self, backend: Any, op: Any, body: dict[str, Any], client_headers: dict[str, str], *,
+                   stream: bool) -> Any: ...
+
+
 class UpstreamEmbedder:
-    def __init__(self, *, find_model: Callable[[str, str], Awaitable[Any]], http: OpenAIHttp, breakers: Breakers,
+    def __init__(self, *, find_model: Callable[[str, str], Awaitable[Any]], http: UpstreamHttp, breakers: Breakers,
                  rng: random.Random | None = None) -> None:
         self._find = find_model  # (project, name) → Model | None: the cached catalog
         self._http, self._breakers = http, breakers

@@ -54,6 +54,7 @@ class ModelsSpec:
     def __init__(self, *, catalog: ModelCatalog, http: OpenAIHttp, tokens: TokenEstimator,
                  enforcer: QuotaEnforcer) -> None:
         self._catalog, self._http, self._tokens = catalog, http, tokens
+        self.http = http  # the upstream client, shared with steps that call models themselves (cache embeddings)
         self._completion_estimate = enforcer.completion_estimate
 
     async def resolve(self, x: Exchange) -> None:
