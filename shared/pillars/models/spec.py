@@ -19,6 +19,7 @@ from shared.pipeline.exchange import Estimate, Exchange, Relayed, Usage
 from shared.quotas.enforcer import QuotaEnforcer
 from shared.web.inputs import validate
 
+from . import billing
 from .catalog import ModelCatalog
 from .contracts import CONTRACTS, ModelsOperation
 from .domain import Backend, Model
@@ -149,8 +150,9 @@ class ModelsSpec:
             if x.payload_in is not None:
                 x.payload_out = _completion_text(response)
         if reported:
-            prompt = int(reported.get("prompt_tokens") or 0)
-            completion = int(reported.get("completion_tokens") or 0)
+            tokens = billing.read_usage(reported)
+            return Usage(tokens=tokens.prompt + tokens.completion, cost_micros=billing.cost_micros(model, tokens),
+                         attributes={**billing.attributes(tokens), "usage_estimated": False})
         else:
             prompt = x.scratch["prompt_estimate"]
             completion = (self._tokens.count_text("".join(streamed), model.spec.name, _family(model))
