@@ -1,11 +1,13 @@
 """Build: what a developer sees — who they are and which projects and pillars are open to them."""
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.auth.guards import RoleGuard
 from shared.auth.principal import Role
 from shared.domain.base import Pillar
+from shared.domain.lifecycle import serves
+from shared.domain.quotas import QuotaLimits
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Call
 
@@ -29,6 +31,34 @@ class CatalogProjects(BaseModel):
     next_cursor: str | None
 
 
+class ModelPrices(BaseModel):
+    input_per_1k: float
+    output_per_1k: float
+    cached_input_per_1k: float | None
+    reasoning_per_1k: float | None
+
+
+class ModelLimit(BaseModel):
+    scope: str  # project | model: the limits every key of the project shares, and this model's own
+    limits: QuotaLimits
+
+
+class CatalogModel(BaseModel):
+    name: str
+    description: str
+    capabilities: list[str]
+    context_window: int | None
+    lifecycle: str
+    prices: ModelPrices
+    cache: bool = Field(description="Answers may come from the response cache (x-gateway-cache).")
+    semantic_cache: bool
+    limits: list[ModelLimit]
+
+
+class CatalogModels(BaseModel):
+    items: list[CatalogModel]
+
+
 def build(services: Services) -> ApiBlueprint:
     api = ApiBlueprint("portal", max_body_bytes=services.settings.max_admin_body_bytes)
     developer = RoleGuard(services.control_auth, Role.developer)
@@ -50,5 +80,25 @@ def build(services: Services) -> ApiBlueprint:
                                 pillars=[k for k, v in services.flags.views(p, glob).items() if v.effective])
                  for p in page.items]
         return CatalogProjects(items=items, next_cursor=page.cursor)
+
+    @api.route("portal/projects/{project}/models", "GET", name="portal_project_models",
+               summary="The model catalog of a project: capabilities, limits, prices, lifecycle, cache.",
+               guard=developer, response=CatalogModels)
+    async def project_models(call: Call):
+        project = call.path("project")
+        models = [m for m in await services.catalog.models(project) if serves(m.spec.lifecycle)]
+        items = []
+        for m in sorted(models, key=lambda m: m.spec.name):
+            s, cache = m.spec, m.spec.cache
+            quotas = await services.quota_book.for_call(project, None, Pillar.models, s.name)
+            items.append(CatalogModel(
+                name=s.name, description=s.description, capabilities=list(s.capabilities),
+                context_window=s.context_window, lifecycle=s.lifecycle.value,
+                prices=ModelPrices(input_per_1k=s.input_price_per_1k, output_per_1k=s.output_price_per_1k,
+                                   cached_input_per_1k=s.cached_input_price_per_1k,
+                                   reasoning_per_1k=s.reasoning_price_per_1k),
+                cache=bool(cache and cache.enabled), semantic_cache=bool(cache and cache.enabled and cache.semantic),
+                limits=[ModelLimit(scope=q.scope, limits=q.limits) for q in quotas]))
+        return CatalogModels(items=items)
 
     return api
