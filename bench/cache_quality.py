@@ -4,6 +4,7 @@ Each line is (domain, prompt, paraphrase, near miss): the paraphrase should be s
 (a hit), the near miss must not (a false hit). Embeddings: all-MiniLM-L6-v2 (tests/support/minilm.py, numpy).
 
     .venv/bin/python -m bench.cache_quality [--threshold 0.80] [--sweep] [--show-misses]
+        [--pairs tests/data/cache_pairs_holdout.tsv]   # the held-out set, never used to tune the veto
 """
 from __future__ import annotations
 
@@ -71,8 +72,9 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     parser.add_argument("--sweep", action="store_true", help="also print a table of thresholds")
     parser.add_argument("--show-misses", action="store_true", help="list false hits and missed paraphrases")
+    parser.add_argument("--pairs", type=Path, default=PAIRS, help="a labelled file (e.g. the held-out set)")
     args = parser.parse_args()
-    pairs = load_pairs()
+    pairs = load_pairs(args.pairs)
     sim = similarities(pairs)
     print(f"{len(pairs)} labelled pairs ({sum(p.same for p in pairs)} paraphrases, "
           f"{sum(not p.same for p in pairs)} near misses, {len({p.domain for p in pairs})} domains)")
