@@ -34,9 +34,11 @@ def test_v1_backend_url_and_body_name_the_deployment(monkeypatch):
 
 
 def test_the_gateway_declares_the_v1_paths():
-    from function_app import app
+    from function_app import build_app
 
-    routes = {(f.get_trigger().route, tuple(f.get_trigger().methods or ())) for f in app.get_functions()
+    # a fresh app: get_functions() may be called once per app (the host does so exactly once)
+    functions = build_app(Settings()).get_functions()
+    routes = {(f.get_trigger().route, tuple(f.get_trigger().methods or ())) for f in functions
               if f.get_trigger() is not None and getattr(f.get_trigger(), "route", None)}
     assert ("openai/v1/chat/completions", ("POST",)) in {(r, tuple(str(m) for m in ms)) for r, ms in routes}
     assert any(r == "openai/v1/embeddings" for r, _ in routes)
