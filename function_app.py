@@ -1,6 +1,8 @@
 """Composition root of the Azure Functions app (Python v2 programming model).
 
-It only wires: Settings → Services → one Blueprint per surface. No business logic lives here.
+It only wires: Settings → Services (infrastructure clients, registries, one assembly function per pillar, all
+closed through one exit stack) → one Blueprint per surface, each handed only what it uses. No business logic
+lives here.
 """
 from __future__ import annotations
 
@@ -11,9 +13,12 @@ from collections.abc import Sequence
 import azure.functions as func
 
 from functions import admin_api, credentials_api, health_api, keys_api, models_admin_api, models_api, portal_api
+from shared.auth.guards import DataPlaneGuard, RoleGuard
+from shared.auth.principal import Role
 from shared.config import SettingProblem, Settings, load_settings
+from shared.domain.base import Pillar
 from shared.services import Services
-from shared.web.api import ApiBlueprint, Operation
+from shared.web.api import ApiBlueprint, Endpoint
 from shared.web.misconfigured import configuration_error, refusing
 from shared.web.worker_http import free_worker_routes
 
@@ -28,19 +33,30 @@ def build_app(settings: Settings, services: Services | None = None, *,
     free_worker_routes()
     services = services or Services(settings)
     app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+    admin = RoleGuard(services.control_auth, Role.admin)
+    developer = RoleGuard(services.control_auth, Role.developer)
+    manage = settings.max_admin_body_bytes
+    projects = services.project_registry
     surfaces: list[ApiBlueprint] = [
-        admin_api.build(services),
-        keys_api.build(services),
-        models_admin_api.build(services),
-        portal_api.build(services),
-        credentials_api.build(services),
-        models_api.build(services),
+        admin_api.build(projects, admin, max_body_bytes=manage),
+        keys_api.build(services.key_service, services.keys, projects, services.quota_registry, admin,
+                       max_body_bytes=manage, max_rotation_overlap=settings.key_rotation_max_overlap_seconds),
+        models_admin_api.build(services.model_registry, services.quota_registry, projects, admin,
+                               max_body_bytes=manage),
+        portal_api.build(projects, services.flags, developer, max_body_bytes=manage, catalog=services.catalog,
+                         quota_book=services.quota_book),
+        credentials_api.build(services.key_service, services.key_requests, projects, developer, admin,
+                              max_body_bytes=manage),
+        # the pipeline is assembled on the first call, inside the worker's event loop
+        models_api.build(lambda: services.models_pipeline, services.catalog,
+                         DataPlaneGuard(services.key_service, services.flags, Pillar.models),
+                         max_body_bytes=settings.max_data_body_bytes),
     ]
 
-    def operations() -> list[Operation]:
-        return [op for s in (*surfaces, health) for op in s.operations]
+    def endpoints() -> list[Endpoint]:
+        return [op for s in (*surfaces, health) for op in s.endpoints]
 
-    health = health_api.build(services, operations, problems)
+    health = health_api.build(services.readiness, endpoints, problems, max_body_bytes=manage)
     served = [refusing(s, problems) for s in surfaces] if problems else list(surfaces)
     served.append(health)
     for surface in served:

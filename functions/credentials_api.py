@@ -3,29 +3,28 @@ from __future__ import annotations
 
 import uuid
 
-from shared.auth.guards import RoleGuard
+from shared.auth.keys import KeyService
 from shared.auth.principal import Principal, Role
 from shared.domain.base import utcnow
 from shared.domain.key_requests import (KeyRequest, KeyRequestCreate, KeyRequestDecision, KeyRequestList,
                                         KeyRequestOut)
 from shared.domain.keys import KeyCreate, KeyCreated, KeyOut
 from shared.errors import Conflict, Forbidden
-from shared.services import Services
-from shared.web.api import ApiBlueprint, Call
+from shared.registry.projects import ProjectRegistry
+from shared.storage.repository import Repository
+from shared.web.api import ApiBlueprint, Call, Guard
 from shared.web.inputs import query_int
 from shared.web.responses import json_response
 
 from .admin_api import PAGING
 
 
-def build(services: Services) -> ApiBlueprint:
-    api = ApiBlueprint("credentials", max_body_bytes=services.settings.max_admin_body_bytes)
-    developer = RoleGuard(services.control_auth, Role.developer)
-    admin = RoleGuard(services.control_auth, Role.admin)
-    requests = services.key_requests
+def build(keys: KeyService, requests: Repository[KeyRequest], projects: ProjectRegistry, developer: Guard,
+          admin: Guard, *, max_body_bytes: int) -> ApiBlueprint:
+    api = ApiBlueprint("credentials", max_body_bytes=max_body_bytes)
 
     async def issue_for(principal: Principal, project: str, req: KeyRequest):
-        key, secret = await services.key_service.issue(project, KeyCreate(
+        key, secret = await keys.issue(project, KeyCreate(
             name=req.name, models=req.models, metadata={"owner": principal.subject, "request": req.id}))
         return key, secret
 
@@ -36,7 +35,7 @@ def build(services: Services) -> ApiBlueprint:
     async def request_key(call: Call):
         pid, p, spec = call.path("project"), call.principal, call.body
         assert p is not None
-        project = await services.projects.get(pid, pid)
+        project = await projects.get(pid)
         req = KeyRequest(id=uuid.uuid4().hex[:16], project_id=pid, requester=p.subject, requester_name=p.name,
                          name=spec.name, models=spec.models, reason=spec.reason)
         if project.key_issuance == "auto":

@@ -1,11 +1,11 @@
 """Liveness, readiness and the OpenAPI document of the whole HTTP surface."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from shared.config import SettingProblem
-from shared.services import Services
-from shared.web.api import ApiBlueprint, Call, Operation
+from shared.web.api import ApiBlueprint, Call, Endpoint
 from shared.web.misconfigured import configuration_error
 from shared.web.openapi import build_openapi
 from shared.web.responses import json_response
@@ -16,9 +16,9 @@ VERSION = "0.1.0"
 SPEC_ROUTE = "spec/openapi.json"
 
 
-def build(services: Services, operations: Callable[[], list[Operation]],
-          problems: Sequence[SettingProblem] = ()) -> ApiBlueprint:
-    api = ApiBlueprint("meta", max_body_bytes=services.settings.max_admin_body_bytes)
+def build(readiness: Callable[[], Awaitable[dict[str, dict[str, Any]]]], endpoints: Callable[[], list[Endpoint]],
+          problems: Sequence[SettingProblem] = (), *, max_body_bytes: int) -> ApiBlueprint:
+    api = ApiBlueprint("meta", max_body_bytes=max_body_bytes)
 
     @api.route("healthz", "GET", name="healthz", summary="Liveness: the worker answers.", guard=None)
     async def healthz(call: Call):
@@ -31,12 +31,12 @@ def build(services: Services, operations: Callable[[], list[Operation]],
             error = configuration_error(problems).to_body()["error"]
             return json_response({"status": "misconfigured", "checks": {"configuration": {
                 "status": "invalid", "error": error["code"], "settings": error["details"]["settings"]}}}, 503)
-        checks = await services.readiness()
+        checks = await readiness()
         ready = all(c["status"] == "ok" for c in checks.values())
         return json_response({"status": "ready" if ready else "degraded", "checks": checks}, 200 if ready else 503)
 
     async def document(call: Call):
-        return json_response(build_openapi(operations(), title="AI Gateway Governance", version=VERSION))
+        return json_response(build_openapi(endpoints(), title="AI Gateway Governance", version=VERSION))
 
     api.route(SPEC_ROUTE, "GET", name="openapi", summary="OpenAPI 3.1 document of every HTTP operation.",
               guard=None)(document)

@@ -1,29 +1,34 @@
 """Models data plane: OpenAI and Azure OpenAI compatible. Virtual keys only; the models pillar must be on."""
 from __future__ import annotations
 
-from shared.auth.guards import DataPlaneGuard
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from shared.domain.base import Pillar
 from shared.domain.lifecycle import serves
 from shared.pillars.models.domain import OpenAIModel, OpenAIModelList
-from shared.pillars.models.contracts import ChatRequest, EmbeddingsRequest, ModelsOperation
-from shared.pillars.models.spec import parse
-from shared.pipeline import Exchange
-from shared.services import Services
-from shared.web.api import ApiBlueprint, Call
+from shared.pillars.models.contracts import ChatRequest, EmbeddingsRequest, ModelsOperation, parse
+from shared.pipeline.exchange import Exchange
+from shared.pillars.models.catalog import ModelCatalog
+from shared.web.api import ApiBlueprint, Call, Guard
 from shared.web.inputs import read_body
+
+if TYPE_CHECKING:
+    from shared.pipeline.pipeline import Pipeline
 
 AZURE = (("api-version", "Azure OpenAI API version (accepted, not required)."),)
 
 
-def build(services: Services) -> ApiBlueprint:
-    api = ApiBlueprint("models", max_body_bytes=services.settings.max_data_body_bytes)
-    guard = DataPlaneGuard(services.key_service, services.flags, Pillar.models)
-    limit = services.settings.max_data_body_bytes
+def build(pipeline: Callable[[], "Pipeline"], catalog: ModelCatalog, guard: Guard, *,
+          max_body_bytes: int) -> ApiBlueprint:
+    """`pipeline`: built on first call, inside the worker's event loop (its clients bind to it)."""
+    api = ApiBlueprint("models", max_body_bytes=max_body_bytes)
+    limit = max_body_bytes
 
     async def proxy(call: Call, op: ModelsOperation, path_model: str | None = None):
         assert call.principal is not None
         body, name = parse(op, await read_body(call.req, limit), path_model)
-        return await services.models_pipeline.run(Exchange(
+        return await pipeline().run(Exchange(
             Pillar.models, op, call.principal, call.request_id, body, dict(call.req.headers), call.started,
             resource=name))
 
@@ -32,7 +37,7 @@ def build(services: Services) -> ApiBlueprint:
     async def list_models(call: Call):
         p = call.principal
         assert p is not None and p.project_id is not None
-        models = await services.catalog.models(p.project_id)
+        models = await catalog.models(p.project_id)
         return OpenAIModelList(data=[
             OpenAIModel(id=m.spec.name, created=int(m.created_at.timestamp()), owned_by=p.project_id)
             for m in models if p.may_use(Pillar.models, m.spec.name) and serves(m.spec.lifecycle)])

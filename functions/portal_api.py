@@ -1,15 +1,16 @@
 """Build: what a developer sees — who they are and which projects and pillars are open to them."""
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
-from shared.auth.guards import RoleGuard
-from shared.auth.principal import Role
 from shared.domain.base import Pillar
 from shared.domain.lifecycle import serves
 from shared.domain.quotas import QuotaLimits
-from shared.services import Services
-from shared.web.api import ApiBlueprint, Call
+from shared.flags.service import FlagService
+from shared.registry.projects import ProjectRegistry
+from shared.web.api import ApiBlueprint, Call, Guard
 
 
 class Me(BaseModel):
@@ -59,9 +60,10 @@ class CatalogModels(BaseModel):
     items: list[CatalogModel]
 
 
-def build(services: Services) -> ApiBlueprint:
-    api = ApiBlueprint("portal", max_body_bytes=services.settings.max_admin_body_bytes)
-    developer = RoleGuard(services.control_auth, Role.developer)
+def build(projects: ProjectRegistry, flags: FlagService, developer: Guard, *, max_body_bytes: int,
+          catalog: Any = None, quota_book: Any = None) -> ApiBlueprint:
+    """`catalog`/`quota_book`: the models pillar's, for the developer model catalog."""
+    api = ApiBlueprint("portal", max_body_bytes=max_body_bytes)
 
     @api.route("portal/me", "GET", name="portal_me", summary="The signed-in principal and its roles.",
                guard=developer, response=Me)
@@ -73,24 +75,30 @@ def build(services: Services) -> ApiBlueprint:
     @api.route("portal/projects", "GET", name="portal_projects",
                summary="Projects and the pillars that are currently open for traffic.", guard=developer,
                response=CatalogProjects, query=(("cursor", "Opaque cursor from the previous page."),))
-    async def projects(call: Call):
-        page = await services.projects.list(None, limit=100, cursor=call.req.query_params.get("cursor") or None)
-        glob = await services.flags.global_flags()
+    async def list_projects(call: Call):
+        page = await projects.list(limit=100, cursor=call.req.query_params.get("cursor") or None)
+        glob = await flags.global_flags()
         items = [CatalogProject(id=p.id, name=p.name, description=p.description,
-                                pillars=[k for k, v in services.flags.views(p, glob).items() if v.effective])
+                                pillars=[k for k, v in flags.views(p, glob).items() if v.effective])
                  for p in page.items]
         return CatalogProjects(items=items, next_cursor=page.cursor)
 
+    if catalog is not None and quota_book is not None:
+        _model_catalog(api, developer, catalog, quota_book)
+    return api
+
+
+def _model_catalog(api: ApiBlueprint, developer: Guard, catalog: Any, quota_book: Any) -> None:
     @api.route("portal/projects/{project}/models", "GET", name="portal_project_models",
                summary="The model catalog of a project: capabilities, limits, prices, lifecycle, cache.",
                guard=developer, response=CatalogModels)
     async def project_models(call: Call):
         project = call.path("project")
-        models = [m for m in await services.catalog.models(project) if serves(m.spec.lifecycle)]
+        models = [m for m in await catalog.models(project) if serves(m.spec.lifecycle)]
         items = []
         for m in sorted(models, key=lambda m: m.spec.name):
             s, cache = m.spec, m.spec.cache
-            quotas = await services.quota_book.for_call(project, None, Pillar.models, s.name)
+            quotas = await quota_book.for_call(project, None, Pillar.models, s.name)
             items.append(CatalogModel(
                 name=s.name, description=s.description, capabilities=list(s.capabilities),
                 context_window=s.context_window, lifecycle=s.lifecycle.value,
@@ -100,5 +108,3 @@ def build(services: Services) -> ApiBlueprint:
                 cache=bool(cache and cache.enabled), semantic_cache=bool(cache and cache.enabled and cache.semantic),
                 limits=[ModelLimit(scope=q.scope, limits=q.limits) for q in quotas]))
         return CatalogModels(items=items)
-
-    return api

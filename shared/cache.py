@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Hashable
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from .errors import DependencyUnavailable
+
+log = logging.getLogger("gateway.cache")
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -48,6 +51,7 @@ class FailStaticCache(Generic[K, V]):
         self._negative: dict[K, _Entry[V]] = {}  # loads that returned None; bounded on their own
         self._inflight: dict[K, asyncio.Future[V]] = {}
         self.stale_served = 0  # how often fail-static answered; exposed for health/metrics
+        self.refresh_failures = 0  # refresh-ahead loads that failed (the stale value kept serving)
         self._background: set[asyncio.Task[None]] = set()
 
     async def get(self, key: K) -> V:
@@ -65,7 +69,8 @@ class FailStaticCache(Generic[K, V]):
         try:
             await self._load_now(key, self._entries.get(key) or self._negative.get(key), self._clock())
         except Exception:  # noqa: BLE001 - a failed refresh-ahead is retried by the next caller
-            pass
+            self.refresh_failures += 1
+            log.debug("cache refresh-ahead failed for %r", key, exc_info=True)
 
     async def _load_now(self, key: K, entry: "_Entry[V] | None", now: float) -> V:
         pending = self._inflight.get(key)

@@ -1,9 +1,15 @@
-"""The per-worker object graph, built from Settings. Everything is created lazily inside the running event loop
-(async SDK clients bind to it) and passed explicitly to the blueprints; nothing here is a module-level global."""
+"""The composition root's object graph, built from Settings (function_app.py hands each blueprint only the parts it
+uses). Infrastructure clients are created lazily inside the running event loop (async SDK clients bind to it) and
+each registers its shutdown on ONE exit stack as it is created, so `close()` unwinds in reverse creation order: the
+request log and quota counters flush before the Storage client they write through closes. Each pillar is
+assembled by one function (shared/pillars/<pillar>/assemble.py). Nothing here is a module-level global."""
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +31,17 @@ from .storage.documents import DocumentStore
 from .storage.repository import Repository
 from .storage.tables import StorageProbe
 
+from .pillars.models.registry import ModelRegistry
+from .quotas.book import QuotaBook
+from .quotas.registry import QuotaRegistry
+from .registry.projects import ProjectRegistry
+
 if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
-    from .pipeline import Pipeline
-    from .quotas.book import QuotaBook
+    from .pipeline.pipeline import Pipeline
     from .quotas.enforcer import QuotaEnforcer
     from .usage.log import UsageLog
+
+log = logging.getLogger("gateway.services")
 
 
 class Services:
@@ -41,7 +53,21 @@ class Services:
         self._storage = storage
         self._http = http
         self._credential = credential
-        self._closeables: list[Any] = []
+        self._stack = AsyncExitStack()
+        self.close_failures = 0  # shutdown steps that raised (each logged); the others still ran
+        for name, given in (("document store", store), ("storage", storage), ("http", http)):
+            if given is not None:
+                self._on_close(name, getattr(given, "aclose", None) or given.close)
+
+    def _on_close(self, name: str, close: Callable[[], Awaitable[Any]]) -> None:
+        async def closing() -> None:
+            try:
+                await close()
+            except Exception:  # noqa: BLE001 - shutting down: log, count, and let the rest close
+                self.close_failures += 1
+                log.warning("closing %s failed", name, exc_info=True)
+
+        self._stack.push_async_callback(closing)
 
     # ---- infrastructure clients (lazy: created on first use, in the worker's loop)
 
@@ -51,6 +77,7 @@ class Services:
             from azure.identity.aio import DefaultAzureCredential  # only needed in Azure (keyless)
 
             self._credential = DefaultAzureCredential()
+            self._on_close("azure credential", self._credential.close)
         return self._credential
 
     @property
@@ -64,9 +91,9 @@ class Services:
                 lambda: make_cosmos_client(connection_string=conn, endpoint=s.cosmos_endpoint,
                                            credential=None if conn else self.credential,
                                            timeout=s.dependency_timeout_seconds),
-                s.cosmos_database, s.cosmos_container,
-                                              create_if_missing=s.cosmos_create_if_missing,
-                                              timeout=s.dependency_timeout_seconds)
+                s.cosmos_database, s.cosmos_container, create_if_missing=s.cosmos_create_if_missing,
+                timeout=s.dependency_timeout_seconds)
+            self._on_close("document store", self._store.close)
         return self._store
 
     @property
@@ -77,12 +104,14 @@ class Services:
             self._storage = StorageProbe.create(connection_string=conn, table_endpoint=s.table_endpoint,
                                                 credential=None if conn else self.credential,
                                                 timeout=s.dependency_timeout_seconds)
+            self._on_close("storage", self._storage.close)
         return self._storage
 
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=10.0)
+            self._on_close("http", self._http.aclose)
         return self._http
 
     # ---- registry and gateway services
@@ -120,9 +149,7 @@ class Services:
                             allowed_hosts=hosts)
 
     @cached_property
-    def quota_book(self) -> "QuotaBook":
-        from .quotas.book import QuotaBook
-
+    def quota_book(self) -> QuotaBook:
         s = self.settings
         return QuotaBook(self.quotas, ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
 
@@ -132,47 +159,57 @@ class Services:
         from .quotas.store import TableCounterStore
 
         table = self.storage.tables.get_table_client("gatewayquotas")
-        return QuotaEnforcer(TableCounterStore(table, self.settings.dependency_timeout_seconds),
-                             lease_fraction=self.settings.quota_lease_fraction,
-                             default_completion_tokens=self.settings.quota_default_completion_tokens)
+        enforcer = QuotaEnforcer(TableCounterStore(table, self.settings.dependency_timeout_seconds),
+                                 lease_fraction=self.settings.quota_lease_fraction,
+                                 default_completion_tokens=self.settings.quota_default_completion_tokens)
+        self._on_close("quota charges", enforcer.drain)  # before Storage closes (LIFO)
+        return enforcer
 
     @cached_property
     def usage_log(self) -> "UsageLog":
         from .usage.log import TableUsageSink, UsageLog
 
-        return UsageLog(TableUsageSink(self.storage.tables.get_table_client("gatewayrequests")),
-                        flush_seconds=self.settings.usage_flush_seconds,
-                        max_buffer=self.settings.usage_buffer_records)
+        usage = UsageLog(TableUsageSink(self.storage.tables.get_table_client("gatewayrequests")),
+                         flush_seconds=self.settings.usage_flush_seconds, max_buffer=self.settings.usage_buffer_records)
+        self._on_close("request log", usage.close)  # flushes before Storage closes (LIFO)
+        return usage
 
     @cached_property
     def models_pipeline(self) -> "Pipeline":
-        from .pillars.models.credentials import TokenCache, UpstreamCredentials
-        from .pillars.models.openai_http import OpenAIHttp
-        from .pillars.models.spec import ModelsSpec
-        from .pillars.models.tokens import TokenEstimator
-        from .pipeline import Pipeline
-        from .routing.breaker import Breakers
-        from .upstreams.egress_transport import guarded_client
+        from .pillars.models.assemble import assemble_models
 
-        # Every upstream connection goes through the egress policy (on the address connected to, not the name).
-        upstream_http = guarded_client(self.egress, limits=httpx.Limits(max_connections=1000,
-                                                                         max_keepalive_connections=200))
-        self._closeables.append(upstream_http)
-        credentials = UpstreamCredentials(self.settings, TokenCache(lambda: self.credential))
-        tokens = TokenEstimator()  # encodings load on first use per model, off the event loop
+        pipeline = assemble_models(self.settings, catalog=self.catalog, quotas=self.quota_book,
+                                   enforcer=self.enforcer, usage=self.usage_log, flags=self.flags,
+                                   egress=self.egress, credential=lambda: self.credential, on_close=self._on_close)
         # Once the worker has warmed up (SDK clients, BPE tables, caches), move that long-lived heap out of the
         # garbage collector's full passes: gen-2 collections over it took 36–55 ms (docs/benchmarks.md).
+        # function_app.py freezes the import-time heap; this is the second, post-warm-up freeze.
         asyncio.get_running_loop().call_later(30, gc.freeze)
-        spec = ModelsSpec(catalog=self.catalog, http=OpenAIHttp(upstream_http, credentials), tokens=tokens,
-                          enforcer=self.enforcer)
-        breakers = Breakers()
-        return Pipeline(spec, quotas=self.quota_book, enforcer=self.enforcer, breakers=breakers,
-                        usage=self.usage_log, flags=self.flags, steps=[self._cache_step(spec, breakers)])
-
-    def _cache_step(self, spec: Any, breakers: Any) -> Any:
         from .pillars.models.cache_wiring import cache_step
 
-        return cache_step(self, spec, breakers)
+        pipeline.steps.append(cache_step(self, pipeline.spec))  # the response cache (shared/cache_semantic)
+        return pipeline
+
+    # ---- registry services (control plane): each drops the caches its writes affect
+
+    @cached_property
+    def project_registry(self) -> ProjectRegistry:
+        return ProjectRegistry(self.projects, self.global_flags, self.flags, owned=lambda: self.owned_by_project,
+                               invalidate=(self.catalog.invalidate, self.quota_book.invalidate),
+                               on_purge=self._forget_purged_key)
+
+    def _forget_purged_key(self, entity: object) -> None:
+        if isinstance(entity, VirtualKey):
+            self.key_service.forget(entity)
+
+    @cached_property
+    def model_registry(self) -> ModelRegistry:
+        return ModelRegistry(self.models, self.catalog, self.egress)
+
+    @cached_property
+    def quota_registry(self) -> QuotaRegistry:
+        # scope word → existence check of the named resource; the tools/agents pillars add theirs here
+        return QuotaRegistry(self.quotas, self.quota_book, {"key": self.keys.get, "model": self.models.get})
 
     @cached_property
     def models(self) -> Repository[Model]:
@@ -220,20 +257,13 @@ class Services:
         cosmos, storage = await asyncio.gather(check(self.store.ping), check(self.storage.ping))
         usage = self.__dict__.get("usage_log")
         log_stats = usage.stats() if usage is not None else {"buffered": 0, "dropped": 0, "rejected": 0}
-        return {"cosmos": cosmos, "storage": storage, "usage_log": {"status": "ok", **log_stats}}
+        enforcer = self.__dict__.get("enforcer")
+        quota_stats = enforcer.stats() if enforcer is not None else {"deferred_charges": 0, "deferred_returns": 0,
+                                                                       "lease_failures": 0}
+        # counter writes deferred during a Storage outage: quota accounting lags (settled with the next lease)
+        return {"cosmos": cosmos, "storage": storage, "usage_log": {"status": "ok", **log_stats},
+                "quotas": {"status": "ok", **quota_stats}}
 
     async def close(self) -> None:
-        usage = self.__dict__.get("usage_log")
-        if usage is not None:
-            await usage.close()
-        enforcer = self.__dict__.get("enforcer")
-        if enforcer is not None:
-            await enforcer.drain()
-        for resource in (self._store, self._storage, self._http, *self._closeables):
-            if resource is None:
-                continue
-            close = getattr(resource, "aclose", None) or resource.close
-            try:
-                await close()
-            except Exception:  # noqa: BLE001 - shutting down; nothing useful to do
-                pass
+        """Unwind the exit stack: everything in reverse creation order; a failing step is logged and counted."""
+        await self._stack.aclose()

@@ -35,5 +35,5 @@ class DataPlaneGuard:
         secret = bearer_token(req.headers.get("authorization")) or req.headers.get("api-key")
         principal = await self._keys.authenticate(secret)
         assert principal.project_id is not None
-        await self._flags.check(principal.project_id, self._pillar)
+        principal.project = await self._flags.check(principal.project_id, self._pillar)
         return principal

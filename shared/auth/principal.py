@@ -4,9 +4,10 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-from ..domain.base import Pillar
+from pydantic import BaseModel, Field
 
-from pydantic import BaseModel
+from ..domain.base import Pillar
+from ..domain.projects import Project
 
 
 class Role(str, Enum):
@@ -26,6 +27,9 @@ class Principal(BaseModel):
     # Per-pillar scope: the models / tools / agents this key may use. A pillar absent here: every resource of
     # the project in that pillar.
     scopes: dict[Pillar, frozenset[str]] = {}
+    # The project the data-plane guard already loaded (flags checked): the pipeline reads its settings
+    # (log_payloads) from here instead of looking it up again.
+    project: Project | None = Field(default=None, exclude=True)
 
     def may_use(self, pillar: Pillar, resource: str) -> bool:
         allowed = self.scopes.get(pillar)

@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from ..web.pages import PageOut
 from .base import Contract, Entity
 from .times import UtcDatetime
 
@@ -52,6 +53,5 @@ class KeyRequestOut(BaseModel):
                    reason=r.reason, state=r.state, key_id=r.key_id, created_at=r.created_at.isoformat())
 
 
-class KeyRequestList(BaseModel):
-    items: list[KeyRequestOut]
-    next_cursor: str | None
+class KeyRequestList(PageOut[KeyRequestOut]):
+    pass

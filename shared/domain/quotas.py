@@ -10,6 +10,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from ..web.pages import PageOut
 from .base import Contract, Entity, InvalidDocument, Pillar
 
 QuotaScope = Literal["project", "key", "model", "tool", "agent"]
@@ -62,7 +63,6 @@ class QuotaOut(BaseModel):
                    updated_at=q.updated_at.isoformat())
 
 
-class QuotaList(BaseModel):
-    items: list[QuotaOut]
+class QuotaList(PageOut[QuotaOut]):
     invalid: list[InvalidDocument] = Field(default_factory=list, description=(
         "Stored quotas that no longer validate: skipped, so NOT enforced; delete or replace them."))

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..auth.principal import Principal
-from ..domain.base import Pillar
-from ..domain.routing import RoutingPolicy
-from ..quotas.enforcer import Admission
-from ..routing.failover import Outcome, Target
+if TYPE_CHECKING:  # annotations only: adapters import this module at cold start
+    from ..auth.principal import Principal
+    from ..domain.base import Pillar
+    from ..domain.routing import RoutingPolicy
+    from ..quotas.enforcer import Admission
+    from ..routing.failover import Outcome, Target
 
 
 @dataclass(slots=True)

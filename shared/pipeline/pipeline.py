@@ -84,7 +84,9 @@ class Pipeline:
         return None
 
     async def _forward(self, x: Exchange) -> Relayed:
-        project = await self._flags.project(x.principal.project_id or "")  # cached: the guard just read it
+        project = x.principal.project  # loaded by the data-plane guard; else read through the flag cache
+        if project is None:
+            project = await self._flags.project(x.principal.project_id or "")
         x.log_payloads = project is not None and project.log_payloads
         await self._admit(x)
         await self._route(x)

@@ -60,6 +60,10 @@ class QuotaEnforcer:
         self._counters: dict[tuple[str, str], LeasedCounter] = {}
         self._last_purge = time.monotonic()
         self._background: set[asyncio.Task[None]] = set()
+        # Counter writes deferred because the shared rows were unreachable (settled with the next lease); shown
+        # in /readyz so an operator sees quota accounting lag during a Storage outage.
+        self.deferred_charges = 0
+        self.deferred_returns = 0
 
     def _counter(self, partition: str, metric: str, window_id: str, limit: int, left: float) -> LeasedCounter:
         key = (partition, f"{metric}:{window_id}")
@@ -182,19 +186,24 @@ class QuotaEnforcer:
             if unit != "requests":
                 self.reconcile(counter, amount, tokens if unit == "tokens" else cost_micros)
 
-    @staticmethod
-    async def _charge(counter: LeasedCounter, extra: int) -> None:
+    async def _charge(self, counter: LeasedCounter, extra: int) -> None:
         try:
             await counter.charge(extra)
         except Exception:  # noqa: BLE001 - counters unreachable: owed (counter.debt), paid with the next lease
+            self.deferred_charges += 1
             log.warning("quota charge deferred for %s/%s", counter.partition, counter.row, exc_info=True)
 
-    @staticmethod
-    async def _return(counter: LeasedCounter) -> None:
+    async def _return(self, counter: LeasedCounter) -> None:
         try:
             await counter.return_surplus()
         except Exception:  # noqa: BLE001 - counters unreachable: the credit rides on the next lease
+            self.deferred_returns += 1
             log.warning("quota hand-back deferred for %s/%s", counter.partition, counter.row, exc_info=True)
+
+    def stats(self) -> dict[str, int]:
+        failures = sum(c.lease_failures for c in self._counters.values())
+        return {"counters": len(self._counters), "deferred_charges": self.deferred_charges,
+                "deferred_returns": self.deferred_returns, "lease_failures": failures}
 
     async def drain(self) -> None:
         if self._background:

@@ -29,6 +29,7 @@ class LeasedCounter:
         self._lock = asyncio.Lock()
         self._prefetch: asyncio.Task[None] | None = None
         self.ends_at = float("inf")  # monotonic time the window ends; set by the enforcer
+        self.lease_failures = 0  # leases/prefetches the shared row did not answer (QuotaEnforcer.stats)
 
     def remaining(self) -> int:
         return max(0, self.limit - self.total_seen + self.local)
@@ -68,7 +69,8 @@ class LeasedCounter:
                 if self.local < want and (not self.exhausted or self.debt < 0):
                     try:
                         await self._lease(max(self.chunk, want - self.local), need - self.local)
-                    except Exception:
+                    except Exception:  # noqa: BLE001 - counted; re-raised when this call needs the row
+                        self.lease_failures += 1
                         if self.local < need:
                             raise  # the shared row is needed for this call: fail closed
                         # only the optional part is missing; the local pool serves the call through an outage
@@ -87,6 +89,7 @@ class LeasedCounter:
                 try:
                     await self._lease(self.chunk, 0)
                 except Exception:  # noqa: BLE001 - a failed prefetch is retried on demand by take()
+                    self.lease_failures += 1  # counted (readiness), logged at debug: an outage would flood
                     log.debug("quota prefetch failed for %s/%s", self.partition, self.row, exc_info=True)
 
     def give_back(self, n: int) -> None:

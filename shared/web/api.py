@@ -2,7 +2,8 @@
 
 `ApiBlueprint.route` registers a v2-model HTTP function on a `func.Blueprint` (FastAPI request/response types from
 `azurefunctions-extensions-http-fastapi`, so streaming works in Azure), wraps the handler with request ids,
-authentication and the one error mapping, and records an `Operation` for the OpenAPI document.
+authentication and the one error mapping, and records an `Endpoint` (what OpenAPI calls an operation) for the
+OpenAPI document.
 """
 # No `from __future__ import annotations` here: the Functions worker binds the HTTP extension by the *runtime*
 # annotations of the generated function, which must be the real Request/Response classes, not strings.
@@ -50,7 +51,9 @@ Handler = Callable[[Call], Awaitable[StarletteResponse | BaseModel]]
 
 
 @dataclass(frozen=True)
-class Operation:
+class Endpoint:
+    """One HTTP endpoint as declared once (route, guard, contracts); OpenAPI calls it an operation."""
+
     name: str
     route: str
     methods: tuple[str, ...]
@@ -70,7 +73,7 @@ class ApiBlueprint:
     def __init__(self, tag: str, *, max_body_bytes: int) -> None:
         self.blueprint = func.Blueprint()
         self.tag = tag
-        self.operations: list[Operation] = []
+        self.endpoints: list[Endpoint] = []
         self._max_body = max_body_bytes
 
     def route(self, route: str, method: str, *, name: str, summary: str, guard: Guard | None,
@@ -79,18 +82,18 @@ class ApiBlueprint:
               media_type: str = "application/json", parse_body: bool = True) -> Callable[[Handler], Handler]:
         """`parse_body=False`: `body` only documents the contract; the handler reads the raw body itself
         (pass-through proxies keep unknown fields byte-for-byte)."""
-        op = Operation(name=name, route=route, methods=(method,), summary=summary, tag=self.tag,
+        op = Endpoint(name=name, route=route, methods=(method,), summary=summary, tag=self.tag,
                        guard_scheme=guard.scheme if guard else None, body=body, response=response, status=status,
                        query=query, headers=headers, media_type=media_type, parse_body=parse_body)
 
         def register(handler: Handler) -> Handler:
-            self.operations.append(op)
+            self.endpoints.append(op)
             self._register(op, guard, handler)
             return handler
 
         return register
 
-    def _register(self, op: Operation, guard: Guard | None, handler: Handler) -> None:
+    def _register(self, op: Endpoint, guard: Guard | None, handler: Handler) -> None:
         max_body = self._max_body
 
         # The worker binds by annotation: the parameter must be the extension's Request type.

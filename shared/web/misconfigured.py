@@ -26,7 +26,7 @@ def refusing(surface: ApiBlueprint, problems: Sequence[SettingProblem]) -> ApiBl
     async def refuse(call: Call):
         raise configuration_error(problems)
 
-    for op in surface.operations:
+    for op in surface.endpoints:
         [method] = op.methods  # ApiBlueprint declares one method per function
         out.route(op.route, method, name=op.name, summary=op.summary, guard=None, status=op.status,
                   media_type=op.media_type, parse_body=False)(refuse)

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from .api import Operation
+from .api import Endpoint
 
 _PARAM = re.compile(r"\{\*?([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?\??\}")
 _STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content"}
@@ -21,8 +21,8 @@ def _error_ref() -> dict[str, Any]:
     return {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
-def build_openapi(operations: list[Operation], *, title: str, version: str) -> dict[str, Any]:
-    models: set[type[BaseModel]] = {m for op in operations for m in (op.body, op.response) if m is not None}
+def build_openapi(endpoints: list[Endpoint], *, title: str, version: str) -> dict[str, Any]:
+    models: set[type[BaseModel]] = {m for op in endpoints for m in (op.body, op.response) if m is not None}
     ordered = sorted(models, key=lambda m: m.__name__)
     _, defs = models_json_schema([(m, "validation") for m in ordered], ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
@@ -34,7 +34,7 @@ def build_openapi(operations: list[Operation], *, title: str, version: str) -> d
             "details": {"description": "Field paths for validation errors, or context."}}}},
     }
     paths: dict[str, dict[str, Any]] = {}
-    for op in operations:
+    for op in endpoints:
         path = openapi_path(op.route)
         params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
                   for n in _PARAM.findall(op.route)]

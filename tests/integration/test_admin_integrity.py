@@ -170,7 +170,7 @@ def test_cascade_deletes_a_project_with_everything_it_owns(admin, anon, gateway,
     assert admin.delete(f"/manage/projects/{pid}", params={"cascade": "true"}).status_code == 404
     # the id is free again, and nothing of the old project comes back with it
     assert admin.post("/manage/projects", json={"id": pid, "name": "again"}).status_code == 201
-    assert admin.get(f"/manage/projects/{pid}/models").json() == {"items": [], "invalid": []}
+    assert admin.get(f"/manage/projects/{pid}/models").json() == {"items": [], "next_cursor": None, "invalid": []}
     assert admin.get(f"/manage/projects/{pid}/quotas").json()["items"] == []
     assert admin.get(f"/manage/projects/{pid}/keys").json()["items"] == []
 

@@ -12,9 +12,9 @@ Each well-formed request pops the next scripted behaviour (FIFO); once the scrip
 without `api-version` (404), unknown path (404), body that is not a JSON object (400) — are recorded but do not
 consume the script, so a test's script stays aligned with the calls that really reach the "model".
 
-Token counting is deterministic so tests can assert on usage: prompt_tokens = total characters of all message
-contents (text parts for multi-part content; embeddings: all input strings, or the number of token ids) // 4 + 1;
-completion_tokens = the behaviour's value, else the word count of the content.
+Token counting is deterministic so tests can assert on usage: the rule and every body shape come from
+dev/openai_wire.py, which the demo upstream (dev/sample_upstream.py) uses too — one definition, not two kept in
+step. completion_tokens = the behaviour's value, else the word count of the content.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import re
 import socket
 import struct
 import threading
@@ -40,6 +39,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from dev import openai_wire as wire
 
 # --------------------------------------------------------------------------------------------- behaviours
 
@@ -140,34 +141,7 @@ class Recorded:
 
 # --------------------------------------------------------------------------------------------- payloads
 
-
-def _text(value: Any) -> str:
-    """Text of a message content: a string, or the text parts of a multi-part list."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "".join(p.get("text", "") if isinstance(p, dict) else _text(p) for p in value)
-    return ""
-
-
-def prompt_tokens(body: dict[str, Any]) -> int:
-    messages = body.get("messages")
-    chars = sum(len(_text(m.get("content"))) for m in messages if isinstance(m, dict)) \
-        if isinstance(messages, list) else 0
-    return chars // 4 + 1
-
-
-def _embedding_inputs(body: dict[str, Any]) -> list[Any]:
-    raw = body.get("input", "")
-    if isinstance(raw, list) and raw and not all(isinstance(x, int) for x in raw):
-        return raw  # list of strings, or of token-id lists
-    return [raw]
-
-
-def _embedding_tokens(inputs: list[Any]) -> int:
-    strings = sum(len(x) for x in inputs if isinstance(x, str))
-    ids = sum(len(x) for x in inputs if isinstance(x, list))
-    return ids + strings // 4 + 1
+prompt_tokens = wire.prompt_tokens  # re-exported: tests compute expected usage with it
 
 
 def _vector(item: Any, dim: int = 8) -> list[float]:
@@ -176,17 +150,7 @@ def _vector(item: Any, dim: int = 8) -> list[float]:
 
 
 def _error_body(status: int, message: str | None = None) -> dict[str, Any]:
-    kind, code = {400: ("invalid_request_error", None), 401: ("invalid_request_error", "invalid_api_key"),
-                  403: ("permission_error", None), 404: ("invalid_request_error", "not_found"),
-                  408: ("timeout", "timeout"), 429: ("requests", "rate_limit_exceeded"),
-                  503: ("server_error", "service_unavailable")}.get(status, ("server_error", None))
-    return {"error": {"message": message or f"fake upstream error {status}", "type": kind, "code": code,
-                      "param": None}}
-
-
-def _words(content: str) -> list[str]:
-    # Keep the whitespace on the pieces so the concatenated deltas equal the non-streamed content exactly.
-    return re.findall(r"\S+\s*|\s+", content)
+    return wire.error_body(status, message or f"fake upstream error {status}")
 
 
 @dataclass
@@ -209,54 +173,22 @@ class _Call:
 
 
 def _completion(call: _Call, b: Ok) -> dict[str, Any]:
-    now = int(time.time())
     if call.kind == "models":
-        return {"object": "list", "data": [{"id": m, "object": "model", "created": now, "owned_by": "fake"}
-                                           for m in ("fake-chat", "fake-embed")], **(b.extra or {})}
+        return {"object": "list", "data": [{"id": m, "object": "model", "created": int(time.time()),
+                                            "owned_by": "fake"} for m in ("fake-chat", "fake-embed")],
+                **(b.extra or {})}
     if call.kind == "embeddings":
-        inputs = _embedding_inputs(call.body)
-        out: dict[str, Any] = {"object": "list", "model": call.model, "data": [
-            {"object": "embedding", "index": i, "embedding": _vector(x)} for i, x in enumerate(inputs)]}
-        if b.usage:
-            n = _embedding_tokens(inputs)
-            out["usage"] = {"prompt_tokens": n, "total_tokens": n}
-        return {**out, **(b.extra or {})}
-    out = {"id": "chatcmpl-" + uuid.uuid4().hex[:24], "object": "chat.completion", "created": now,
-           "model": call.model, "choices": [{"index": 0, "message": {"role": "assistant", "content": b.content},
-                                             "finish_reason": "stop"}]}
-    if b.usage:
-        out["usage"] = _usage(call, b.content, b.completion_tokens)
-    return {**out, "system_fingerprint": "fp_fake", **(b.extra or {})}
-
-
-def _usage(call: _Call, content: str, completion: int | None) -> dict[str, int]:
-    p = prompt_tokens(call.body)
-    c = completion if completion is not None else len(content.split())
-    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+        inputs = wire.embedding_inputs(call.body)
+        tokens = wire.embedding_tokens(inputs) if b.usage else None
+        return {**wire.embeddings(call.model, [_vector(x) for x in inputs], tokens), **(b.extra or {})}
+    usage = wire.chat_usage(call.body, b.content, b.completion_tokens) if b.usage else None
+    return {**wire.chat_completion(call.model, b.content, usage, fingerprint="fp_fake"), **(b.extra or {})}
 
 
 def _sse_events(call: _Call, content: str, *, usage: bool, completion_tokens: int | None = None,
                 extra: dict[str, Any] | None = None) -> list[bytes]:
-    cid, now = "chatcmpl-" + uuid.uuid4().hex[:24], int(time.time())
-    with_usage = usage and call.include_usage
-
-    def chunk(choices: list[dict[str, Any]], **more: Any) -> bytes:
-        obj: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": now, "model": call.model,
-                               "system_fingerprint": "fp_fake", "choices": choices}
-        if with_usage:
-            obj["usage"] = None  # OpenAI sends usage: null on every chunk but the last when include_usage is on
-        return b"data: " + json.dumps({**obj, **more, **(extra or {})}).encode() + b"\n\n"
-
-    def delta(d: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
-        return [{"index": 0, "delta": d, "logprobs": None, "finish_reason": finish}]
-
-    events = [chunk(delta({"role": "assistant", "content": ""}))]
-    events += [chunk(delta({"content": w})) for w in _words(content)]
-    events.append(chunk(delta({}, "stop")))
-    if with_usage:
-        events.append(chunk([], usage=_usage(call, content, completion_tokens)))
-    events.append(b"data: [DONE]\n\n")
-    return events
+    with_usage = wire.chat_usage(call.body, content, completion_tokens) if usage and call.include_usage else None
+    return wire.sse_events(call.model, content, with_usage, fingerprint="fp_fake", extra=extra)
 
 
 # --------------------------------------------------------------------------------------------- the server

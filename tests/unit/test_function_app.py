@@ -12,7 +12,7 @@ import pytest
 
 from function_app import build_app
 from shared.config import Settings, load_settings
-from shared.web.openapi import build_openapi, openapi_path
+from shared.web.openapi import openapi_path
 from shared.web.worker_http import FASTAPI_DEFAULT_PATHS
 from tests.support.processes import REPO
 
@@ -86,13 +86,17 @@ def _refs(node) -> list[str]:
     return []
 
 
-def test_import_needs_no_configuration_and_prints_cold_start():
-    # A fresh interpreter with no settings must still index the app (the host imports before any request).
-    code = "import time; t=time.perf_counter(); import function_app; print(time.perf_counter()-t)"
+def test_import_needs_no_configuration_and_stays_light():
+    """A fresh interpreter with no settings indexes every function (the host imports before any request), and
+    the import builds nothing heavy: no SDK client, no tokenizer, not the pipeline's runtime (all lazy, first
+    request). The cold-import time is a figure for bench/, not asserted here."""
+    code = ("import sys, function_app; print(len(function_app.app.get_functions())); "
+            "print(' '.join(m for m in ('tiktoken', 'shared.pipeline.pipeline', 'shared.pillars.models.spec', "
+            "'shared.quotas.enforcer', 'shared.usage.log', 'azure.identity') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin"}, check=True)
-    print(f"cold import of function_app: {float(out.stdout):.3f}s")  # figure, not an assertion
-    assert build_openapi([], title="t", version="v")["paths"] == {}
+    count, heavy = (out.stdout.split("\n") + [""])[:2]
+    assert int(count) == len(functions()) and heavy.strip() == ""
 
 
 def _index(fns) -> set[tuple]:

@@ -224,4 +224,5 @@ async def test_settings_reach_the_key_service_and_the_request_log(monkeypatch):
     checks = await services.readiness()
     assert checks["usage_log"]["capacity"] == 500 and checks["usage_log"]["status"] == "ok"
     assert checks["storage"]["status"] == "unavailable"
+    assert checks["quotas"] == {"status": "ok", "deferred_charges": 0, "deferred_returns": 0, "lease_failures": 0}
     await services.close()

@@ -9,6 +9,7 @@ from shared.cache_semantic.cosmos_store import CosmosCacheStore
 from shared.cache_semantic.embedder import UpstreamEmbedder
 from shared.cache_semantic.service import ResponseCache
 from shared.cache_semantic.stores import CacheStore, MemoryCacheStore
+from shared.routing.breaker import Breakers
 
 from .cache_step import CacheStep
 
@@ -26,12 +27,13 @@ def cache_store(services: Any) -> CacheStore:
                                    timeout=s.cache_timeout_seconds),
         s.cosmos_database, s.cache_container, create_if_missing=s.cosmos_create_if_missing,
         timeout=s.cache_timeout_seconds)
-    services._closeables.append(container)
+    services._on_close("response cache store", container.close)
     return CosmosCacheStore(container.container, mode="vector" if s.cache_vector_search else "portable",
                             timeout=s.cache_timeout_seconds)
 
 
-def cache_step(services: Any, spec: Any, breakers: Any) -> CacheStep:
-    embedder = UpstreamEmbedder(find_model=services.catalog.get, http=spec.http, breakers=breakers)
+def cache_step(services: Any, spec: Any) -> CacheStep:
+    # The embeddings calls keep their own breakers: a cache lookup must never trip a model's data-plane breaker.
+    embedder = UpstreamEmbedder(find_model=services.catalog.get, http=spec.http, breakers=Breakers())
     return CacheStep(ResponseCache(cache_store(services), embedder), quotas=services.quota_book,
                      enforcer=services.enforcer)

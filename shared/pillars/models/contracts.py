@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import BadRequest, MalformedJson
+from shared.web.inputs import validate
 
 
 class _Passthrough(BaseModel):
@@ -37,3 +41,19 @@ class EmbeddingsRequest(_Passthrough):
 
 ModelsOperation = Literal["chat", "embeddings"]  # the models pillar's own operations
 CONTRACTS: dict[str, type[BaseModel]] = {"chat": ChatRequest, "embeddings": EmbeddingsRequest}
+
+
+def parse(op: ModelsOperation, raw: bytes, path_model: str | None) -> tuple[dict[str, Any], str]:
+    """The body (kept as a dict: unknown fields pass through byte-for-byte) and the model name it calls."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJson(f"The request body is not valid JSON: {exc}.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.", code="invalid_request")
+    parsed = validate(CONTRACTS[op], body)
+    name = path_model or getattr(parsed, "model", None)
+    if not name:
+        raise BadRequest("'model' is required.", code="invalid_request",
+                         details=[{"field": "model", "message": "required"}])
+    return body, name

@@ -14,14 +14,12 @@ import orjson
 
 from shared.domain.base import Pillar
 from shared.domain.lifecycle import serves
-from shared.errors import BadRequest, CapabilityNotSupported, MalformedJson, ModelNotAllowed, ModelNotFound
+from shared.errors import CapabilityNotSupported, ModelNotAllowed, ModelNotFound
 from shared.pipeline.exchange import Estimate, Exchange, Relayed, Usage
 from shared.quotas.enforcer import QuotaEnforcer
-from shared.web.inputs import validate
 
 from . import billing
 from .catalog import ModelCatalog
-from .contracts import CONTRACTS, ModelsOperation
 from .domain import Backend, Model
 from .openai_http import OpenAIHttp
 from .sse import SseRelay, error_event
@@ -30,22 +28,6 @@ from .tokens import TokenEstimator
 # Upstream response headers worth handing to the client; everything else is the gateway's business.
 _PASS_HEADERS = ("content-type", "openai-processing-ms", "openai-version", "x-ms-region", "retry-after",
                  "retry-after-ms", "apim-request-id")
-
-
-def parse(op: ModelsOperation, raw: bytes, path_model: str | None) -> tuple[dict[str, Any], str]:
-    """The body (kept as a dict: unknown fields pass through byte-for-byte) and the model name it calls."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedJson(f"The request body is not valid JSON: {exc}.") from None
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.", code="invalid_request")
-    parsed = validate(CONTRACTS[op], body)
-    name = path_model or getattr(parsed, "model", None)
-    if not name:
-        raise BadRequest("'model' is required.", code="invalid_request",
-                         details=[{"field": "model", "message": "required"}])
-    return body, name
 
 
 class ModelsSpec:

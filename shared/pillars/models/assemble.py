@@ -1,0 +1,36 @@
+"""Assembling the models pillar: its upstream client, its spec, and the pipeline it runs on."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from shared.config import Settings
+from shared.egress import EgressPolicy
+from shared.flags.service import FlagService
+from shared.pipeline.pipeline import Pipeline
+from shared.quotas.book import QuotaBook
+from shared.quotas.enforcer import QuotaEnforcer
+from shared.routing.breaker import Breakers
+from shared.upstreams.egress_transport import guarded_client
+from shared.usage.log import UsageLog
+
+from .catalog import ModelCatalog
+from .credentials import TokenCache, UpstreamCredentials
+from .openai_http import OpenAIHttp
+from .spec import ModelsSpec
+from .tokens import TokenEstimator
+
+
+def assemble_models(settings: Settings, *, catalog: ModelCatalog, quotas: QuotaBook, enforcer: QuotaEnforcer,
+                    usage: UsageLog, flags: FlagService, egress: EgressPolicy, credential: Callable[[], Any],
+                    on_close: Callable[[str, Callable[[], Any]], None]) -> Pipeline:
+    """`on_close(name, aclose)`: registers what this pillar opened with the composition root's exit stack."""
+    # Every upstream connection goes through the egress policy (on the address connected to, not the name).
+    upstream_http = guarded_client(egress, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200))
+    on_close("models upstream http", upstream_http.aclose)
+    credentials = UpstreamCredentials(settings, TokenCache(credential))
+    spec = ModelsSpec(catalog=catalog, http=OpenAIHttp(upstream_http, credentials), tokens=TokenEstimator(),
+                      enforcer=enforcer)  # encodings load on first use per model, off the event loop
+    return Pipeline(spec, quotas=quotas, enforcer=enforcer, breakers=Breakers(), usage=usage, flags=flags)
