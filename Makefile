@@ -20,7 +20,7 @@ DEPS_STAMP := $(VENV)/.deps-py313
 # `make checkov`: the offline Bicep hardening scan (its own venv); `make test` runs it too, as a test.
 include infra/checkov.mk
 
-$(DEPS_STAMP): requirements.txt requirements-dev.txt
+$(DEPS_STAMP): requirements.txt requirements-dev.txt requirements-embeddings.txt
 	@test -n "$(PYTHON)" || { echo "error: Python 3.13 not found (looked for python3.13 on PATH and" \
 		"~/.pyenv/versions/3.13.*/bin/python3.13). Install it (e.g. 'pyenv install 3.13') or run" \
 		"'make PYTHON=/path/to/python3.13 ...'." >&2; exit 1; }
@@ -29,6 +29,7 @@ $(DEPS_STAMP): requirements.txt requirements-dev.txt
 	@if ! $(PY) $(PY313_CHECK) 2>/dev/null; then \
 		echo "creating $(VENV) with $(PYTHON)"; rm -rf $(VENV); $(PYTHON) -m venv $(VENV); fi
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-embeddings.txt
 	touch $@
 
 # `npm ci` first empties node_modules: through a symlinked dev/node_modules (a worktree sharing another checkout's

@@ -75,4 +75,17 @@ def build(pipeline: Callable[[], "Pipeline"], catalog: ModelCatalog, guard: Guar
     async def azure_embeddings(call: Call):
         return await proxy(call, "embeddings", call.path("deployment"))
 
+    # Azure OpenAI's v1 API (/openai/v1/...): OpenAI-shaped bodies naming the model; api-version optional.
+    @api.route("openai/v1/chat/completions", "POST", name="azure_v1_chat_completions",
+               summary="Chat completion (Azure OpenAI v1 path; the body names the model).", guard=guard,
+               body=ChatRequest, parse_body=False, query=AZURE)
+    async def azure_v1_chat(call: Call):
+        return await proxy(call, "chat")
+
+    @api.route("openai/v1/embeddings", "POST", name="azure_v1_embeddings",
+               summary="Embeddings (Azure OpenAI v1 path).", guard=guard, body=EmbeddingsRequest, parse_body=False,
+               query=AZURE)
+    async def azure_v1_embeddings(call: Call):
+        return await proxy(call, "embeddings")
+
     return api

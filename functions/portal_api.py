@@ -1,9 +1,13 @@
 """Build: what a developer sees — who they are and which projects and pillars are open to them."""
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Any
+
+from pydantic import BaseModel, Field
 
 from shared.domain.base import Pillar
+from shared.domain.lifecycle import serves
+from shared.domain.quotas import QuotaLimits
 from shared.flags.service import FlagService
 from shared.registry.projects import ProjectRegistry
 from shared.web.api import ApiBlueprint, Call, Guard
@@ -28,7 +32,37 @@ class CatalogProjects(BaseModel):
     next_cursor: str | None
 
 
-def build(projects: ProjectRegistry, flags: FlagService, developer: Guard, *, max_body_bytes: int) -> ApiBlueprint:
+class ModelPrices(BaseModel):
+    input_per_1k: float
+    output_per_1k: float
+    cached_input_per_1k: float | None
+    reasoning_per_1k: float | None
+
+
+class ModelLimit(BaseModel):
+    scope: str  # project | model: the limits every key of the project shares, and this model's own
+    limits: QuotaLimits
+
+
+class CatalogModel(BaseModel):
+    name: str
+    description: str
+    capabilities: list[str]
+    context_window: int | None
+    lifecycle: str
+    prices: ModelPrices
+    cache: bool = Field(description="Answers may come from the response cache (x-gateway-cache).")
+    semantic_cache: bool
+    limits: list[ModelLimit]
+
+
+class CatalogModels(BaseModel):
+    items: list[CatalogModel]
+
+
+def build(projects: ProjectRegistry, flags: FlagService, developer: Guard, *, max_body_bytes: int,
+          catalog: Any = None, quota_book: Any = None) -> ApiBlueprint:
+    """`catalog`/`quota_book`: the models pillar's, for the developer model catalog."""
     api = ApiBlueprint("portal", max_body_bytes=max_body_bytes)
 
     @api.route("portal/me", "GET", name="portal_me", summary="The signed-in principal and its roles.",
@@ -49,4 +83,28 @@ def build(projects: ProjectRegistry, flags: FlagService, developer: Guard, *, ma
                  for p in page.items]
         return CatalogProjects(items=items, next_cursor=page.cursor)
 
+    if catalog is not None and quota_book is not None:
+        _model_catalog(api, developer, catalog, quota_book)
     return api
+
+
+def _model_catalog(api: ApiBlueprint, developer: Guard, catalog: Any, quota_book: Any) -> None:
+    @api.route("portal/projects/{project}/models", "GET", name="portal_project_models",
+               summary="The model catalog of a project: capabilities, limits, prices, lifecycle, cache.",
+               guard=developer, response=CatalogModels)
+    async def project_models(call: Call):
+        project = call.path("project")
+        models = [m for m in await catalog.models(project) if serves(m.spec.lifecycle)]
+        items = []
+        for m in sorted(models, key=lambda m: m.spec.name):
+            s, cache = m.spec, m.spec.cache
+            quotas = await quota_book.for_call(project, None, Pillar.models, s.name)
+            items.append(CatalogModel(
+                name=s.name, description=s.description, capabilities=list(s.capabilities),
+                context_window=s.context_window, lifecycle=s.lifecycle.value,
+                prices=ModelPrices(input_per_1k=s.input_price_per_1k, output_per_1k=s.output_price_per_1k,
+                                   cached_input_per_1k=s.cached_input_price_per_1k,
+                                   reasoning_per_1k=s.reasoning_price_per_1k),
+                cache=bool(cache and cache.enabled), semantic_cache=bool(cache and cache.enabled and cache.semantic),
+                limits=[ModelLimit(scope=q.scope, limits=q.limits) for q in quotas]))
+        return CatalogModels(items=items)

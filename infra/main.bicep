@@ -203,6 +203,7 @@ module appSettings 'modules/appsettings.bicep' = {
     cosmosEndpoint: cosmos.outputs.endpoint
     cosmosDatabase: cosmos.outputs.databaseName
     cosmosContainer: cosmos.outputs.containerName
+    cosmosCacheContainer: cosmos.outputs.cacheContainerName
     entraTenantId: entraTenantId
     entraAudience: entraAudience
     adminKeyUri: keyVault.outputs.adminKeyUri

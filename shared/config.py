@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     cosmos_database: str = Field(default="gateway", validation_alias="COSMOS_DATABASE")
     cosmos_container: str = Field(default="registry", validation_alias="COSMOS_CONTAINER")
     cosmos_create_if_missing: bool = Field(default=True, validation_alias="COSMOS_CREATE_IF_MISSING")
+    # --- response cache (shared/cache_semantic): a second container, partitioned by cache scope
+    cache_container: str = Field(default="responsecache", min_length=1, max_length=255,
+                                 validation_alias="COSMOS_CACHE_CONTAINER")
+    # true in Azure (the container has a vector policy: VectorDistance); false for the local Cosmos server
+    cache_vector_search: bool = Field(default=False, validation_alias="CACHE_VECTOR_SEARCH")
+    cache_timeout_seconds: float = Field(default=1.0, gt=0, le=10, validation_alias="CACHE_TIMEOUT_SECONDS")
 
     # --- Storage (tables for counters/logs, queues). Same account the Functions host uses.
     storage_connection_string: SecretStr | None = Field(

@@ -185,6 +185,9 @@ class Services:
         # garbage collector's full passes: gen-2 collections over it took 36–55 ms (docs/benchmarks.md).
         # function_app.py freezes the import-time heap; this is the second, post-warm-up freeze.
         asyncio.get_running_loop().call_later(30, gc.freeze)
+        from .pillars.models.cache_wiring import cache_step
+
+        pipeline.steps.append(cache_step(self, pipeline.spec))  # the response cache (shared/cache_semantic)
         return pipeline
 
     # ---- registry services (control plane): each drops the caches its writes affect

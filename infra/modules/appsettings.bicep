@@ -9,6 +9,7 @@ param appInsightsName string
 param cosmosEndpoint string
 param cosmosDatabase string
 param cosmosContainer string
+param cosmosCacheContainer string = 'responsecache'
 
 param entraTenantId string
 param entraAudience string
@@ -49,6 +50,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     COSMOS_ENDPOINT: cosmosEndpoint
     COSMOS_DATABASE: cosmosDatabase
     COSMOS_CONTAINER: cosmosContainer
+    // The response cache's container has a vector policy: nearest prompts come from VectorDistance.
+    COSMOS_CACHE_CONTAINER: cosmosCacheContainer
+    CACHE_VECTOR_SEARCH: 'true'
     // Database and container are owned by Bicep; local auth is off, so the app
     // could not create them anyway.
     COSMOS_CREATE_IF_MISSING: 'false'

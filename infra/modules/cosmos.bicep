@@ -10,6 +10,14 @@ param tags object = {}
 param databaseName string = 'gateway'
 param containerName string = 'registry'
 
+@description('Container of the response cache (shared/cache_semantic), partitioned by cache scope.')
+param cacheContainerName string = 'responsecache'
+
+@description('Dimensions of the cache embeddings model (text-embedding-3-small: 1536). Fixed by the vector policy.')
+@minValue(2)
+@maxValue(4096)
+param cacheVectorDimensions int = 1536
+
 @description('True when the account is reached only through a private endpoint (main.bicep enablePrivateNetworking).')
 param privateNetworking bool = false
 
@@ -25,6 +33,10 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2025-04-15' = {
     capabilities: [
       {
         name: 'EnableServerless'
+      }
+      {
+        // VectorDistance queries and vector indexes (the semantic response cache)
+        name: 'EnableNoSQLVectorSearch'
       }
     ]
     consistencyPolicy: {
@@ -76,8 +88,67 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
   }
 }
 
+// The response cache: one partition per cache scope (project, model, and what the settings vary by). Entries
+// expire by their own `ttl` (defaultTtl -1: TTL on, no default). `/vector` holds the prompt embedding: a vector
+// embedding policy (cosine) and a quantizedFlat index make `ORDER BY VectorDistance(c.vector, @v)` an index
+// lookup; the vector is excluded from the range index.
+resource cacheContainer 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2025-04-15' = {
+  parent: database
+  name: cacheContainerName
+  properties: {
+    resource: {
+      id: cacheContainerName
+      partitionKey: {
+        paths: [
+          '/pk'
+        ]
+        kind: 'Hash'
+        version: 2
+      }
+      defaultTtl: -1
+      vectorEmbeddingPolicy: {
+        vectorEmbeddings: [
+          {
+            path: '/vector'
+            dataType: 'float32'
+            distanceFunction: 'cosine'
+            dimensions: cacheVectorDimensions
+          }
+        ]
+      }
+      indexingPolicy: {
+        indexingMode: 'consistent'
+        automatic: true
+        includedPaths: [
+          {
+            path: '/*'
+          }
+        ]
+        excludedPaths: [
+          {
+            path: '/vector/*'
+          }
+          {
+            path: '/answer/*'
+          }
+          {
+            path: '/prompt/?'
+          }
+        ]
+        vectorIndexes: [
+          {
+            path: '/vector'
+            type: 'quantizedFlat'
+          }
+        ]
+      }
+    }
+  }
+}
+
 output name string = account.name
 output id string = account.id
 output endpoint string = account.properties.documentEndpoint
 output databaseName string = database.name
 output containerName string = container.name
+output cacheContainerName string = cacheContainer.name

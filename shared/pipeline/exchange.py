@@ -67,6 +67,7 @@ class Exchange:
     estimate: Estimate | None = None
     admission: Admission | None = None
     reserved: dict[str, tuple[Any, int]] = field(default_factory=dict)  # target id → (capacity counter, taken)
+    attributes: dict[str, Any] = field(default_factory=dict)  # steps' log columns (cache status, …), merged last
     outcome: Outcome[Any] | None = None
     overhead_ms: float = 0.0
     streamed: bool = False  # the answer went out as a stream

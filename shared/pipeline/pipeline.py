@@ -208,5 +208,6 @@ class Pipeline:
             cost_usd=usage.cost_micros / 1e6 if usage is not None else None,
             latency_ms=(time.perf_counter() - x.started) * 1000, overhead_ms=max(0.0, x.overhead_ms),
             retries=max(0, len(tried) - 1), failovers=len({a["target"] for a in tried}) - 1 if tried else 0,
-            attempts=tried, streamed=x.streamed, attributes=usage.attributes if usage is not None else {},
+            attempts=tried, streamed=x.streamed,
+            attributes={**(usage.attributes if usage is not None else {}), **x.attributes},
             prompt=x.payload_in, completion=x.payload_out)

@@ -21,11 +21,11 @@ EXPECTED_APP_SETTINGS = {
     "COSMOS_CONTAINER", "COSMOS_CREATE_IF_MISSING", "ENTRA_TENANT_ID", "ENTRA_AUDIENCE",
     "GATEWAY_ADMIN_KEY", "GATEWAY_KEY_HASH_SECRET", "FLAG_CACHE_TTL_SECONDS",
     "FAIL_STATIC_MAX_SECONDS", "PYTHON_ENABLE_INIT_INDEXING",
-    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING", "COSMOS_CACHE_CONTAINER", "CACHE_VECTOR_SEARCH",
 }
 LITERAL_SETTINGS = {
     "COSMOS_CREATE_IF_MISSING": "false", "FLAG_CACHE_TTL_SECONDS": "5",
-    "FAIL_STATIC_MAX_SECONDS": "300", "PYTHON_ENABLE_INIT_INDEXING": "1",
+    "FAIL_STATIC_MAX_SECONDS": "300", "PYTHON_ENABLE_INIT_INDEXING": "1", "CACHE_VECTOR_SEARCH": "true",
 }
 ROLE_GUIDS = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",  # Storage Blob Data Owner
@@ -456,3 +456,18 @@ def test_checkov_has_no_unjustified_finding():
     result = gate.run_checkov(CHECKOV, INFRA, timeout_s=300)
     assert gate.problems(result) == []
     assert result["summary"]["failed"] == 0 and result["summary"]["passed"] > 0
+
+
+def test_response_cache_container_has_a_vector_policy_and_index():
+    """The semantic cache's VectorDistance query needs the account capability, the container's vector embedding
+    policy on /vector (cosine) and a vector index on the same path, with /vector out of the range index."""
+    cosmos = INFRA / "modules" / "cosmos.bicep"
+    assert "'EnableNoSQLVectorSearch'" in [text(v) for v in find_in(cosmos, "name")]
+    policy = props(find_in(cosmos, "vectorEmbeddingPolicy")[0])
+    embedding = props(named(policy["vectorEmbeddings"])[0])
+    assert literal(embedding["path"]) == "/vector" and literal(embedding["distanceFunction"]) == "cosine"
+    assert literal(embedding["dataType"]) == "float32"
+    index = props(named(find_in(cosmos, "vectorIndexes")[0])[0])
+    assert literal(index["path"]) == "/vector" and literal(index["type"]) in ("quantizedFlat", "diskANN")
+    assert "/vector/*" in [literal(props(p)["path"]) for p in named(find_in(cosmos, "excludedPaths")[0])]
+    assert text(find_in(cosmos, "defaultTtl")[0]) == "-1"  # per-item ttl honoured

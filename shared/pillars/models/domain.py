@@ -5,6 +5,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, HttpUrl, field_validator
 
+from shared.cache_semantic.settings import CacheSettings
 from shared.config import UPSTREAM_SECRET_PATTERN, UPSTREAM_SECRET_PREFIX, is_upstream_secret_name
 from shared.domain.base import Contract, Entity
 from shared.domain.lifecycle import Lifecycle, read_lifecycle
@@ -55,6 +56,13 @@ class ModelSpec(Contract):
         "real usage after; default: the gateway's QUOTA_DEFAULT_COMPLETION_TOKENS (256). 0 reserves none."))
     backends: list[Backend] = Field(min_length=1, max_length=32)
     routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
+    cache: CacheSettings | None = Field(default=None, description=(
+        "Response cache for chat calls (exact match, optionally semantic); off when absent."))
+    cached_input_price_per_1k: float | None = Field(default=None, ge=0, le=10_000, allow_inf_nan=False, description=(
+        "Price of input tokens the provider served from its prompt cache (usage "
+        "prompt_tokens_details.cached_tokens); default: the input price."))
+    reasoning_price_per_1k: float | None = Field(default=None, ge=0, le=10_000, allow_inf_nan=False, description=(
+        "Price of reasoning tokens (usage completion_tokens_details.reasoning_tokens); default: the output price."))
 
 
 class Model(Entity):

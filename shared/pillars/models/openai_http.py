@@ -26,6 +26,9 @@ FORWARDED_REQUEST_HEADERS = frozenset({"accept"})
 
 def upstream_url(backend: Backend, op: ModelsOperation) -> str:
     base = str(backend.endpoint).rstrip("/")
+    if backend.kind == "azure_openai" and backend.api_version == "v1":
+        # Azure OpenAI's v1 API: OpenAI-shaped paths under /openai/v1, the deployment named in the body
+        return f"{base}/openai/v1/{_PATHS[op]}"
     if backend.kind == "azure_openai":
         version = backend.api_version or _DEFAULT_AZURE_API_VERSION
         return f"{base}/openai/deployments/{backend.deployment}/{_PATHS[op]}?api-version={version}"
@@ -40,8 +43,8 @@ class OpenAIHttp:
     async def send(self, backend: Backend, op: ModelsOperation, body: dict[str, Any], client_headers: dict[str, str],
                    *, stream: bool) -> httpx.Response:
         payload = dict(body)
-        if backend.kind != "azure_openai":
-            payload["model"] = backend.deployment  # Azure routes by deployment in the URL instead
+        if backend.kind != "azure_openai" or backend.api_version == "v1":
+            payload["model"] = backend.deployment  # Azure's deployment paths route by the URL instead
         headers = {k.lower(): v for k, v in client_headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
         headers.update(await self._credentials.headers(backend))
         headers["content-type"] = "application/json"

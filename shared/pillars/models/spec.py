@@ -18,13 +18,14 @@ from shared.errors import CapabilityNotSupported, ModelNotAllowed, ModelNotFound
 from shared.pipeline.exchange import Estimate, Exchange, Relayed, Usage
 from shared.quotas.enforcer import QuotaEnforcer
 
+from . import billing
 from .catalog import ModelCatalog
 from .contracts import CLIENT_ASKED_USAGE
 from .domain import Backend, Model
 from .openai_http import OpenAIHttp
 from .sse import SseRelay, error_event
 from .tokens import TokenEstimator
-from .usage import read_usage
+from .usage import Usage as ReportedUsage, read_usage
 
 # Upstream response headers worth handing to the client; everything else is the gateway's business.
 _PASS_HEADERS = ("content-type", "openai-processing-ms", "openai-version", "x-ms-region", "retry-after",
@@ -38,6 +39,7 @@ class ModelsSpec:
     def __init__(self, *, catalog: ModelCatalog, http: OpenAIHttp, tokens: TokenEstimator,
                  enforcer: QuotaEnforcer) -> None:
         self._catalog, self._http, self._tokens = catalog, http, tokens
+        self.http = http  # the upstream client, shared with steps that call models themselves (cache embeddings)
         self._completion_estimate = enforcer.completion_estimate
 
     async def resolve(self, x: Exchange) -> None:
@@ -141,12 +143,21 @@ class ModelsSpec:
             if x.payload_in is not None:
                 x.payload_out = _clip(orjson.dumps(_answers(payload)).decode())
         if reported is not None:
-            prompt, completion = reported.prompt, reported.completion
+            return _billed(model, reported, relay.tally.usage if relay is not None else payload.get("usage"))
         else:
             prompt = x.scratch["prompt_estimate"]
             completion = (self._tokens.count_text("".join(streamed), model.spec.name, _family(model))
                           if streamed else 0)
         return _usage(model, prompt, completion, estimated=reported is None)
+
+
+def _billed(model: Model, reported: ReportedUsage, raw: dict[str, Any]) -> Usage:
+    """Trusted totals (`read_usage` checked them) with the provider's cached/reasoning details priced apart."""
+    details = billing.read_usage(raw)
+    tokens = billing.Tokens(reported.prompt, reported.completion, min(details.cached, reported.prompt),
+                            min(details.reasoning, reported.completion))
+    return Usage(tokens=tokens.prompt + tokens.completion, cost_micros=billing.cost_micros(model, tokens),
+                 attributes={**billing.attributes(tokens), "usage_estimated": False})
 
 
 def _usage(model: Model, prompt: int, completion: int, *, estimated: bool) -> Usage:
