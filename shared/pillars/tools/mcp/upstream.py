@@ -44,6 +44,12 @@ class Endpoint:
     weight: int = 1
 
 
+@dataclass(frozen=True)
+class _Limits:
+    timeout: float
+    max_bytes: int
+
+
 class UpstreamFailure(Exception):
     """Transport-level failure (unreachable, refused by egress, non-MCP answer): try another replica."""
 
@@ -89,25 +95,30 @@ class McpUpstream:
     # ---- requests
 
     async def request(self, ep: Endpoint, session: UpstreamSession, method: str, params: dict[str, Any],
-                      on_server_request: ServerRequestHandler | None = None) -> dict[str, Any]:
-        """The upstream's result object, or `rpc.Fault` carrying its JSON-RPC error."""
+                      on_server_request: ServerRequestHandler | None = None, *, timeout: float | None = None,
+                      max_bytes: int | None = None) -> dict[str, Any]:
+        """The upstream's result object, or `rpc.Fault` carrying its JSON-RPC error. `timeout`/`max_bytes` lower
+        the defaults for one call (a tool's own limits)."""
+        limits = _Limits(min(timeout or self._timeout, self._timeout), min(max_bytes or self._max, self._max))
         if ep.transport == "sse":
-            return await self._legacy_sse(ep, method, params)
-        return await self._post(ep, session, method, params, on_server_request)
+            return await self._legacy_sse(ep, method, params, limits)
+        return await self._post(ep, session, method, params, on_server_request, limits)
 
     async def _post(self, ep: Endpoint, session: UpstreamSession, method: str, params: dict[str, Any],
-                    on_server_request: ServerRequestHandler | None = None) -> dict[str, Any]:
+                    on_server_request: ServerRequestHandler | None = None, limits: "_Limits | None" = None
+                    ) -> dict[str, Any]:
         extra: dict[str, str] = {}
         if rev.is_modern(session.version):
             params = {**params, "_meta": {**(params.get("_meta") or {}), **rev.modern_meta(session.version)}}
             extra = rev.modern_headers(session.version, method, params)
         resp, _ = await self._exchange(ep, session, rpc.request(next(_ids), method, params), extra,
-                                       on_server_request)
+                                       on_server_request, limits)
         return _unwrap(resp)
 
     async def _exchange(self, ep: Endpoint, session: UpstreamSession | None, message: dict[str, Any],
-                        extra: dict[str, str], on_server_request: ServerRequestHandler | None = None
-                        ) -> tuple[dict[str, Any] | None, httpx.Headers]:
+                        extra: dict[str, str], on_server_request: ServerRequestHandler | None = None,
+                        limits: "_Limits | None" = None) -> tuple[dict[str, Any] | None, httpx.Headers]:
+        limits = limits or _Limits(self._timeout, self._max)
         headers = {**ep.headers, "Accept": "application/json, text/event-stream",
                    "Content-Type": "application/json", **extra}
         if session is not None:
@@ -116,28 +127,29 @@ class McpUpstream:
             if rev.needs_version_header(session.version):
                 headers["MCP-Protocol-Version"] = session.version
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(limits.timeout):
                 req = self._http.build_request("POST", ep.url, content=rpc.dumps(message), headers=headers)
                 resp = await self._http.send(req, stream=True)
                 try:
-                    return await self._read(ep, session, resp, message.get("id"), on_server_request), resp.headers
+                    return (await self._read(ep, session, resp, message.get("id"), on_server_request, limits.max_bytes),
+                            resp.headers)
                 finally:
                     await resp.aclose()
         except TimeoutError:
-            raise rpc.Fault(rpc.REQUEST_TIMEOUT, f"The MCP server did not answer within {self._timeout:g}s.",
+            raise rpc.Fault(rpc.REQUEST_TIMEOUT, f"The MCP server did not answer within {limits.timeout:g}s.",
                             data={"server": ep.id}) from None
         except httpx.HTTPError as exc:
             raise UpstreamFailure(f"{type(exc).__name__}: {exc}") from None
 
     async def _read(self, ep: Endpoint, session: UpstreamSession | None, resp: httpx.Response, want: Any,
-                    on_server_request: ServerRequestHandler | None) -> dict[str, Any] | None:
+                    on_server_request: ServerRequestHandler | None, max_bytes: int) -> dict[str, Any] | None:
         if resp.status_code == 404 and session is not None and session.session_id:
             raise UpstreamSessionLost(ep.id)
         ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
         if want is None:  # a notification: 202 Accepted, nothing to read
             return None
         if ctype == "application/json":
-            body = await _read_capped(resp, self._max)
+            body = await _read_capped(resp, max_bytes)
             try:
                 msg = orjson.loads(body)
             except orjson.JSONDecodeError:
@@ -146,14 +158,18 @@ class McpUpstream:
                 return msg
             raise UpstreamFailure(f"server {ep.id} answered HTTP {resp.status_code} without a JSON-RPC response")
         if ctype == "text/event-stream":
-            async for ev in events(resp.aiter_lines(), max_event_bytes=self._max):
-                msg = _loads(ev.data)
-                if msg is None:
-                    continue
-                if msg.get("id") == want and ("result" in msg or "error" in msg):
-                    return msg
-                if "method" in msg and "id" in msg:  # a server→client request during our call
-                    await self._answer(ep, session, msg, on_server_request)
+            try:
+                async for ev in events(resp.aiter_lines(), max_event_bytes=max_bytes):
+                    msg = _loads(ev.data)
+                    if msg is None:
+                        continue
+                    if msg.get("id") == want and ("result" in msg or "error" in msg):
+                        return msg
+                    if "method" in msg and "id" in msg:  # a server→client request during our call
+                        await self._answer(ep, session, msg, on_server_request)
+            except ValueError:
+                raise rpc.Fault(rpc.RESULT_TOO_LARGE, f"The MCP server's answer is larger than {max_bytes} bytes.",
+                                data={"server": ep.id}) from None
             raise UpstreamFailure(f"server {ep.id} closed the stream before answering")
         raise UpstreamFailure(f"server {ep.id} answered HTTP {resp.status_code} ({ctype or 'no content type'})")
 
@@ -167,23 +183,24 @@ class McpUpstream:
 
     # ---- 2024-11-05 HTTP+SSE: the session lives as long as the GET stream, so each call is a full handshake
 
-    async def _legacy_sse(self, ep: Endpoint, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    async def _legacy_sse(self, ep: Endpoint, method: str, params: dict[str, Any], limits: "_Limits"
+                          ) -> dict[str, Any]:
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(limits.timeout):
                 async with self._http.stream("GET", ep.url, headers={**ep.headers, "Accept": "text/event-stream"}
                                              ) as stream:
                     if stream.status_code != 200:
                         raise UpstreamFailure(f"server {ep.id} SSE stream answered HTTP {stream.status_code}")
-                    return await self._legacy_dialog(ep, stream, method, params)
+                    return await self._legacy_dialog(ep, stream, method, params, limits.max_bytes)
         except TimeoutError:
-            raise rpc.Fault(rpc.REQUEST_TIMEOUT, f"The MCP server did not answer within {self._timeout:g}s.",
+            raise rpc.Fault(rpc.REQUEST_TIMEOUT, f"The MCP server did not answer within {limits.timeout:g}s.",
                             data={"server": ep.id}) from None
         except httpx.HTTPError as exc:
             raise UpstreamFailure(f"{type(exc).__name__}: {exc}") from None
 
     async def _legacy_dialog(self, ep: Endpoint, stream: httpx.Response, method: str,
-                             params: dict[str, Any]) -> dict[str, Any]:
-        it = events(stream.aiter_lines(), max_event_bytes=self._max).__aiter__()
+                             params: dict[str, Any], max_bytes: int) -> dict[str, Any]:
+        it = events(stream.aiter_lines(), max_event_bytes=max_bytes).__aiter__()
         first = await anext(it)
         if first.event != "endpoint":
             raise UpstreamFailure(f"server {ep.id} sent no endpoint event")
