@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
     from .proxy.quota_book import QuotaBook
     from .quotas.enforcer import QuotaEnforcer
     from .usage.log import UsageLog
+    from .pillars.tools.plane import McpPlane
 
 
 class Services:
@@ -165,6 +166,13 @@ class Services:
         return ModelProxy(catalog=self.catalog, quota_book=self.quota_book, enforcer=self.enforcer,
                           http=OpenAIHttp(upstream_http, credentials), breakers=Breakers(),
                           tokens=tokens, usage=self.usage_log, flags=self.flags)
+
+    @cached_property
+    def mcp(self) -> "McpPlane":
+        """The tools pillar's MCP data plane (toolboxes at /mcp/{toolbox})."""
+        from .pillars.tools.plane import build
+
+        return build(self)
 
     @cached_property
     def models(self) -> Repository[Model]:

@@ -41,4 +41,5 @@ class Reply:
     message: dict[str, Any] | None
     before: list[dict[str, Any]] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
-    wait: Any = None  # an awaitable producing the final message while `before` is streamed (SSE only)
+    wait: Any = None  # a coroutine producing the final message while `before` is streamed (SSE only)
+    fallback: dict[str, Any] | None = None  # the answer instead of `wait` when the client cannot take SSE

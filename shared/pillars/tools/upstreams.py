@@ -80,12 +80,14 @@ class SessionPool:
 
     async def request(self, ep: Endpoint, caller: str, carried: dict[str, UpstreamSession] | None, method: str,
                       params: dict[str, Any], on_server_request: Callable[[dict[str, Any]],
-                                                                          Awaitable[dict[str, Any]]] | None = None
-                      ) -> dict[str, Any]:
+                                                                          Awaitable[dict[str, Any]]] | None = None,
+                      *, timeout: float | None = None, max_bytes: int | None = None) -> dict[str, Any]:
         session = await self.session(ep, caller, carried)
         try:
-            return await self._upstream.request(ep, session, method, params, on_server_request)
+            return await self._upstream.request(ep, session, method, params, on_server_request, timeout=timeout,
+                                                max_bytes=max_bytes)
         except UpstreamSessionLost:
             self.forget(ep, caller, carried)
             session = await self.session(ep, caller, None)
-            return await self._upstream.request(ep, session, method, params, on_server_request)
+            return await self._upstream.request(ep, session, method, params, on_server_request, timeout=timeout,
+                                                max_bytes=max_bytes)

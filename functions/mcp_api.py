@@ -1,0 +1,67 @@
+"""Tools data plane: toolboxes as MCP servers at /mcp/{toolbox} (streamable HTTP, every MCP revision).
+Virtual keys only; the tools pillar must be on. The protocol lives in shared/pillars/tools."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+from starlette.responses import Response, StreamingResponse
+
+from shared.auth.guards import DataPlaneGuard
+from shared.domain.base import Pillar
+from shared.services import Services
+from shared.web.api import ApiBlueprint, Call
+from shared.web.inputs import read_body
+
+HEADERS = (("Mcp-Session-Id", "The session of a 2025-era client (from its initialize answer)."),
+           ("MCP-Protocol-Version", "The negotiated protocol revision."),
+           ("Mcp-Method", "2026-07-28: the JSON-RPC method (must match the body)."),
+           ("Mcp-Name", "2026-07-28: the tool/prompt name or resource URI (must match the body)."))
+
+
+class JsonRpcMessage(BaseModel):
+    """One JSON-RPC 2.0 message (request, notification or response). Malformed ones get JSON-RPC errors."""
+
+    jsonrpc: str = Field("2.0", max_length=8)
+    id: str | int | None = None
+    method: str | None = Field(None, max_length=128)
+    params: dict[str, Any] | None = None
+
+
+def _response(reply: Any) -> Response:
+    if reply.chunks is not None:
+        return StreamingResponse(reply.chunks, status_code=reply.status, media_type=reply.media_type,
+                                 headers=reply.headers)
+    return Response(reply.body, status_code=reply.status, media_type=reply.media_type, headers=reply.headers)
+
+
+def build(services: Services) -> ApiBlueprint:
+    api = ApiBlueprint("tools", max_body_bytes=services.settings.max_data_body_bytes)
+    guard = DataPlaneGuard(services.key_service, services.flags, Pillar.tools)
+    limit = services.settings.max_data_body_bytes
+
+    def headers(call: Call) -> dict[str, str]:
+        return {k.lower(): v for k, v in call.req.headers.items()}
+
+    @api.route("mcp/{toolbox}", "POST", name="mcp_post", guard=guard, body=JsonRpcMessage, parse_body=False,
+               headers=HEADERS, summary="Send one MCP JSON-RPC message to a toolbox (JSON or SSE answer).")
+    async def post(call: Call):
+        assert call.principal is not None
+        raw = await read_body(call.req, limit)
+        reply = await services.mcp.transport.post(call.principal, call.path("toolbox"), headers(call), raw,
+                                                  call.request_id, call.started)
+        return _response(reply)
+
+    @api.route("mcp/{toolbox}", "GET", name="mcp_stream", guard=guard, headers=HEADERS,
+               summary="Open the server-to-client SSE stream of a 2025-era MCP session.")
+    async def stream(call: Call):
+        assert call.principal is not None
+        return _response(await services.mcp.transport.get(call.principal, call.path("toolbox"), headers(call)))
+
+    @api.route("mcp/{toolbox}", "DELETE", name="mcp_end_session", guard=guard, headers=HEADERS, status=204,
+               summary="End a 2025-era MCP session.")
+    async def end(call: Call):
+        assert call.principal is not None
+        return _response(await services.mcp.transport.delete(call.principal, call.path("toolbox"), headers(call)))
+
+    return api
