@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import azure.functions as func
 
-from functions import admin_api, credentials_api, health_api, keys_api, mcp_api, models_admin_api, models_api, portal_api
+from functions import admin_api, credentials_api, health_api, keys_api, mcp_api, mcp_approvals_api, models_admin_api, models_api, portal_api
 from shared.config import SettingProblem, Settings, load_settings
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Operation
@@ -36,6 +36,7 @@ def build_app(settings: Settings, services: Services | None = None, *,
         credentials_api.build(services),
         models_api.build(services),
         mcp_api.build(services),
+        mcp_approvals_api.build(services),
     ]
 
     def operations() -> list[Operation]:

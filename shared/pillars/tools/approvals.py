@@ -90,7 +90,7 @@ class CallApprovals:
         return await self._repo.update(project_id, approval_id_, change)
 
     async def pending(self, project_id: str, limit: int = 100) -> list[CallApproval]:
-        page = await self._repo.list(project_id, limit=limit)
+        page = await self._repo.list(project_id, limit=limit, state="pending")
         now = self._clock()
         return [a for a in page.items if a.state == "pending" and a.expires_at > now]
 

@@ -38,7 +38,7 @@ class Endpoint:
     id: str
     url: str
     transport: Transport = "streamable_http"
-    modern: bool = False            # registered as speaking 2026-07-28 (probe server/discover first)
+    modern: bool | None = None      # None: probe server/discover once per connect; False: handshake only
     headers: dict[str, str] = field(default_factory=dict)  # outbound auth, resolved by the registry
     priority: int = 0
     weight: int = 1
@@ -72,13 +72,13 @@ class McpUpstream:
     async def connect(self, ep: Endpoint) -> UpstreamSession:
         if ep.transport == "sse":
             return UpstreamSession(version=rev.LEGACY_SSE)
-        if ep.modern:
+        if ep.modern is not False:
             try:
                 found = await self._post(ep, UpstreamSession(version=rev.LATEST_MODERN), "server/discover", {})
                 if any(v in rev.MODERN for v in found.get("supportedVersions", [])):
                     return UpstreamSession(version=rev.LATEST_MODERN)
-            except rpc.Fault:
-                pass  # not modern evidence: fall back to the handshake, like the SDKs do
+            except (rpc.Fault, UpstreamFailure):
+                pass  # not modern evidence: fall back to the handshake, like the SDKs' auto mode
         return await self._initialize(ep)
 
     async def _initialize(self, ep: Endpoint) -> UpstreamSession:

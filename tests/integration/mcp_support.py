@@ -1,0 +1,84 @@
+"""Shared set-up of the MCP toolbox tests: five real servers, two gateway instances on one registry, seeding."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from shared.pillars.tools.domain import (McpServer, McpServerSpec, PinnedDefinition, ToolDefinition, Toolbox,
+                                         ToolboxSpec, ToolLimits, namespaced_name)
+from shared.pillars.tools.mcp.upstream import Endpoint, McpUpstream
+from shared.storage.cosmos import CosmosDocumentStore, make_cosmos_client
+from shared.storage.repository import Repository
+from tests.support.mcp_servers import Fleet, pinned_hash
+
+TRANSPORTS = {"memory": "sse", "filesystem": "stdio_bridge"}
+APPROVED = {"everything": {"echo", "get-sum", "get-structured-content"}, "sdk": {"forecast", "shout"},
+            "fastmcp": {"add", "wire_transfer", "big"}, "memory": {"read_graph", "create_entities"},
+            "filesystem": {"read_text_file", "list_allowed_directories"}}
+QUARANTINED = {"everything": {"get-env"}}
+
+
+@dataclass
+class Seeded:
+    project: str
+    toolbox: str
+    tools: dict[str, list[str]] = field(default_factory=dict)  # server → namespaced names served
+    hidden: list[str] = field(default_factory=list)  # registered but not servable (pending/quarantined)
+
+
+async def upstream_tools(url: str, transport: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient() as http:
+        up = McpUpstream(http, timeout=20, max_bytes=8 << 20)
+        ep = Endpoint("probe", url, transport="sse" if transport == "sse" else "streamable_http")
+        session = await up.connect(ep)
+        return (await up.request(ep, session, "tools/list", {}))["tools"]
+
+
+def definition(tool: dict[str, Any]) -> PinnedDefinition:
+    return PinnedDefinition(name=tool["name"], title=tool.get("title"), description=tool.get("description"),
+                            input_schema=tool.get("inputSchema") or {"type": "object"},
+                            output_schema=tool.get("outputSchema"), annotations=tool.get("annotations"))
+
+
+async def seed(cosmos: str, database: str, project: str, fleet: Fleet, *, extra_servers: dict[str, str] = {},
+               sensitive: set[str] = frozenset(), limits: dict[str, ToolLimits] = {}) -> Seeded:
+    store = CosmosDocumentStore(lambda: make_cosmos_client(connection_string=cosmos, endpoint=None, credential=None,
+                                                           timeout=10), database, "registry",
+                                create_if_missing=True, timeout=10)
+    servers, defs, boxes = Repository(store, McpServer), Repository(store, ToolDefinition), Repository(store, Toolbox)
+    box = Seeded(project=project, toolbox="box-" + uuid.uuid4().hex[:6])
+    try:
+        urls = {name: (s.url, TRANSPORTS.get(name, "streamable_http")) for name, s in fleet.servers.items()}
+        listed = await asyncio.gather(*(upstream_tools(u, t) for u, t in urls.values()))
+        for (name, (url, transport)), tools in zip(urls.items(), listed):
+            await servers.create(McpServer(id=name, project_id=project, lifecycle="published", approval="approved",
+                                           spec=McpServerSpec(id=name, url=url, namespace=name,
+                                                              transport=transport)))
+            box.tools[name] = []
+            for tool in tools:
+                full = namespaced_name(name, tool["name"])
+                d = definition(tool)
+                status = "approved" if tool["name"] in APPROVED[name] else (
+                    "quarantined" if tool["name"] in QUARANTINED.get(name, ()) else "pending")
+                await defs.create(ToolDefinition(
+                    id=full, project_id=project, server_id=name, original_name=tool["name"], name=full,
+                    definition=d, pinned_hash=pinned_hash(d.model_dump()), status=status,
+                    sensitive=full in sensitive, limits=limits.get(full, ToolLimits())))
+                (box.tools[name] if status == "approved" else box.hidden).append(full)
+        for name, url in extra_servers.items():  # servers that must be refused at call time (SSRF)
+            await servers.create(McpServer(id=name, project_id=project, lifecycle="published", approval="approved",
+                                           spec=McpServerSpec(id=name, url=url, namespace=name)))
+            full = namespaced_name(name, "probe")
+            await defs.create(ToolDefinition(id=full, project_id=project, server_id=name, original_name="probe",
+                                             name=full, definition=PinnedDefinition(name="probe"),
+                                             pinned_hash=pinned_hash({}), status="approved"))
+            box.tools[name] = [full]
+        every = [t for names in box.tools.values() for t in names] + box.hidden
+        await boxes.create(Toolbox(id=box.toolbox, project_id=project, spec=ToolboxSpec(id=box.toolbox, tools=every)))
+    finally:
+        await store.close()
+    return box
