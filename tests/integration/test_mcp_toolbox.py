@@ -51,11 +51,12 @@ async def world(gateways, fleet: Fleet, emulators):
         assert r.status_code == 201, r.text
         key = new_key(admin, pid)
         other_key = new_key(admin, pid)
+        narrow_key = new_key(admin, pid, tools=["fastmcp__add"])
     seeded = await seed(emulators.cosmos_connection_string, shared["COSMOS_DATABASE"], pid, fleet,
                         extra_servers={"metadata": "http://169.254.169.254/mcp"},
                         sensitive={"fastmcp__wire_transfer"},
                         limits={"fastmcp__big": ToolLimits(max_result_bytes=2048)})
-    return {"a": a, "b": b, "key": key, "other_key": other_key, "box": seeded}
+    return {"a": a, "b": b, "key": key, "other_key": other_key, "narrow_key": narrow_key, "box": seeded}
 
 
 def rpc(client: httpx.Client, url: str, method: str, params: dict | None = None, *, id_: int = 1,
@@ -106,7 +107,7 @@ def test_session_alternates_between_two_instances(world, client):
         gw = "ab"[i % 2]
         listed = rpc(client, url(world, gw), "tools/list", headers=h)
         names = {t["name"] for t in body_of(listed)["result"]["tools"]}
-        assert names == {t for tools in box.tools.values() for t in tools} - {"metadata__probe"} | {"metadata__probe"}
+        assert names == {t for tools in box.tools.values() for t in tools}
         assert not names & set(box.hidden)  # unapproved and quarantined tools are never listed
         res = body_of(rpc(client, url(world, gw), "tools/call", {"name": name, "arguments": args}, headers=h))
         assert "result" in res and not res["result"].get("isError"), (name, res)
@@ -175,6 +176,15 @@ def test_unapproved_quarantined_and_unknown_tools_are_unreachable(world, client)
     for name in ("everything__get-env", world["box"].hidden[-1], "nope__x"):
         res = body_of(modern(client, url(world), "tools/call", {"name": name, "arguments": {}}, name))
         assert res["error"]["code"] == -32602, res
+
+
+def test_key_tool_scope_limits_list_and_call(world):
+    with httpx.Client(headers={"Authorization": f"Bearer {world['narrow_key']}"}, timeout=30) as narrow:
+        listed = body_of(modern(narrow, url(world), "tools/list"))["result"]["tools"]
+        assert [t["name"] for t in listed] == ["fastmcp__add"]
+        res = body_of(modern(narrow, url(world, "b"), "tools/call", {"name": "sdk__shout",
+                                                                      "arguments": {"text": "x"}}, "sdk__shout"))
+        assert res["error"]["code"] == -32030
 
 
 def test_arguments_checked_against_input_schema(world, client):

@@ -9,16 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ...domain.quotas import Quota, QuotaLimits
 from ...storage.repository import Repository
 from .approvals import CallApproval, CallApprovals
 from .calls import ToolCalls
-from .context import McpContext
-from .directory import RegistryToolDirectory, ResolvedTool, ToolDirectory
+from .directory import RegistryToolDirectory, ToolDirectory
 from .gateway import ToolboxServer
 from .mcp.session import SessionCodec
 from .mcp.upstream import McpUpstream
-from .runner import Release, ToolCallRunner
+from .runner import ToolCallRunner
+from .spec import ToolQuotaBook, ToolsSpec
 from .transport import McpTransport
 from .upstreams import SessionPool, secret_headers
 
@@ -62,36 +61,13 @@ def build(services: "Services", *, directory: ToolDirectory | None = None,
     auth = getattr(services, "mcp_outbound_auth", None) or secret_headers(s)
     approvals = CallApprovals(Repository(services.store, CallApproval), ttl_seconds=s.mcp_approval_ttl_seconds)
     calls = ToolCalls(directory, pool, auth, approvals, approval_wait_seconds=s.mcp_approval_wait_seconds)
-    runner = ToolCallRunner(calls, _recorder(services), _admitter(services))
+    book = ToolQuotaBook(services.quota_book)
+    from ...pipeline import Pipeline
+    from ...routing.breaker import Breakers
+
+    pipeline = Pipeline(ToolsSpec(calls, book), quotas=book, enforcer=services.enforcer,  # type: ignore[arg-type]
+                        breakers=Breakers(), usage=services.usage_log, flags=services.flags)
+    runner = ToolCallRunner(pipeline)
     server = ToolboxServer(directory, pool, auth, runner, list_ttl_ms=s.mcp_list_ttl_ms)
     codec = SessionCodec(session_secrets(services), ttl_seconds=s.mcp_session_ttl_seconds)
     return McpPlane(McpTransport(server, directory, codec, pool, auth), approvals, directory)
-
-
-def _admitter(services: "Services") -> Any:
-    async def admit(ctx: McpContext, tool: ResolvedTool) -> Release:
-        rate = tool.definition.limits.rate_per_minute
-        if rate is None:
-            return lambda ok: None
-        quota = Quota(id=f"tool.{tool.definition.name}", project_id=ctx.project_id, scope="model",
-                      target=f"tools:{tool.definition.name}", limits=QuotaLimits(requests_per_minute=rate))
-        enforcer = services.enforcer
-        adm = await enforcer.admit([quota], tokens=0, cost_micros=0)
-        return lambda ok: None if ok else enforcer.release(adm)
-
-    return admit
-
-
-def _recorder(services: "Services") -> Any:
-    from ...usage.log import UsageRecord
-
-    def record(ctx: McpContext, *, tool: str | None, server: str | None, target: str | None, status: int,
-               error_code: str | None, latency_ms: float, request_bytes: int, response_bytes: int,
-               attempts: list[dict[str, Any]]) -> None:
-        services.usage_log.record(UsageRecord(
-            request_id=ctx.request_id, project_id=ctx.project_id, key_id=ctx.principal.key_id,
-            key_prefix=ctx.principal.key_prefix, operation=f"tools/call:{ctx.toolbox}", model=tool,
-            backend=target or server, status=status, error_code=error_code, latency_ms=latency_ms,
-            overhead_ms=0.0, retries=max(0, len(attempts) - 1), attempts=attempts))
-
-    return record

@@ -139,7 +139,7 @@ class McpUpstream:
             raise rpc.Fault(rpc.REQUEST_TIMEOUT, f"The MCP server did not answer within {limits.timeout:g}s.",
                             data={"server": ep.id}) from None
         except httpx.HTTPError as exc:
-            raise UpstreamFailure(f"{type(exc).__name__}: {exc}") from None
+            raise UpstreamFailure(f"{type(exc).__name__}: {exc}") from exc
 
     async def _read(self, ep: Endpoint, session: UpstreamSession | None, resp: httpx.Response, want: Any,
                     on_server_request: ServerRequestHandler | None, max_bytes: int) -> dict[str, Any] | None:
@@ -196,7 +196,7 @@ class McpUpstream:
             raise rpc.Fault(rpc.REQUEST_TIMEOUT, f"The MCP server did not answer within {limits.timeout:g}s.",
                             data={"server": ep.id}) from None
         except httpx.HTTPError as exc:
-            raise UpstreamFailure(f"{type(exc).__name__}: {exc}") from None
+            raise UpstreamFailure(f"{type(exc).__name__}: {exc}") from exc
 
     async def _legacy_dialog(self, ep: Endpoint, stream: httpx.Response, method: str,
                              params: dict[str, Any], max_bytes: int) -> dict[str, Any]:
