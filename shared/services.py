@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
     from .proxy.quota_book import QuotaBook
     from .quotas.enforcer import QuotaEnforcer
     from .usage.log import UsageLog
+    from .pillars.tools.wiring import ToolsServices
 
 
 class Services:
@@ -169,6 +170,13 @@ class Services:
     @cached_property
     def models(self) -> Repository[Model]:
         return Repository(self.store, Model)
+
+    @cached_property
+    def tools(self) -> "ToolsServices":
+        """The tools pillar: registry, directory (data plane), approvals, pinning, outbound auth."""
+        from .pillars.tools.wiring import ToolsServices
+
+        return ToolsServices(self)
 
     @cached_property
     def catalog(self) -> ModelCatalog:

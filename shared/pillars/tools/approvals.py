@@ -39,13 +39,16 @@ class Approvals:
         repo = self._reg.servers if kind == "mcp_server" else self._reg.api_sources
         return await repo.get(project_id, id)  # type: ignore[return-value]
 
-    async def _set_approval(self, project_id: str, kind: str, id: str, state: str, publish: bool = False) -> None:
+    async def _set_approval(self, project_id: str, kind: str, id: str, state: str, publish: bool = False,
+                            base_url: str | None = None) -> None:
         repo = self._reg.servers if kind == "mcp_server" else self._reg.api_sources
 
         def change(s: Subject) -> None:
             s.approval = state  # type: ignore[assignment]
             if publish and s.lifecycle == "draft":
                 s.lifecycle = "published"
+            if base_url and isinstance(s, ApiSource):
+                s.resolved_base_url = base_url  # the base URL the admin approved (probed)
         await repo.update(project_id, id, change)  # type: ignore[arg-type]
         self._reg.changed(project_id)
 
@@ -142,7 +145,8 @@ class Approvals:
             s.findings = [*s.findings, *plan.collisions][:500]
             s.enter("approved", actor, reason, self.clock())
         submission = await self._reg.submissions.update(project_id, submission_id, decided)
-        await self._set_approval(project_id, submission.subject_kind, subject.id, "approved", publish=True)
+        await self._set_approval(project_id, submission.subject_kind, subject.id, "approved", publish=True,
+                                 base_url=submission.server_info.get("base_url"))
         await self._audit.record(project_id, "auto_approved" if auto else "approved", submission.subject_kind,
                                  subject.id, actor=actor, reason=reason, submission_id=submission_id)
         return submission

@@ -339,7 +339,7 @@ class Submission(Entity):
 
 
 ApprovalAction = Literal["submitted", "probed", "approved", "auto_approved", "rejected", "poisoned", "quarantined",
-                         "reapproved", "tool_rejected"]
+                         "reapproved", "tool_rejected", "policy_set"]
 
 
 class ApprovalRecord(Entity):
@@ -347,7 +347,7 @@ class ApprovalRecord(Entity):
 
     kind: ClassVar[str] = "approval_record"
     action: ApprovalAction
-    subject_kind: Literal["mcp_server", "api_source", "mcp_tool"]
+    subject_kind: Literal["mcp_server", "api_source", "mcp_tool", "tools_policy"]
     subject_id: str = Field(max_length=256)
     submission_id: str | None = Field(default=None, max_length=128)
     actor: str = Field(max_length=256)
