@@ -103,7 +103,7 @@ class Services:
     @property
     def owned_by_project(self) -> list[Repository[Any]]:
         """Every repository whose documents live in a project's partition (a project is deletable when empty)."""
-        return [self.keys, self.models, self.quotas, self.key_requests]
+        return [self.keys, self.models, self.quotas, self.key_requests, *self.tools.registry.owned]
 
     @cached_property
     def key_requests(self) -> Repository[KeyRequest]:

@@ -31,6 +31,10 @@ class ToolsRegistry:
         self.records = Repository(store, ApprovalRecord)
         self.policies = Repository(store, ToolsPolicy)
         self.changed = on_change
+        # What a project owns in the tools pillar: a project is deletable only when these are empty, and a cascade
+        # delete purges them (the audit trail included — nothing of a deleted project lingers in its partition).
+        self.owned = [self.servers, self.api_sources, self.tools, self.toolboxes, self.submissions, self.policies,
+                      self.records]
 
     async def snapshot(self, project_id: str) -> ProjectTools:
         """Fresh (uncached): the control plane decides on what is stored now."""
