@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import azure.functions as func
 
 from functions import admin_api, credentials_api, health_api, keys_api, mcp_api, mcp_approvals_api, models_admin_api, models_api, portal_api
+from functions import tools_admin_api, tools_approvals, tools_portal_api
 from shared.config import SettingProblem, Settings, load_settings
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Operation
@@ -37,6 +38,9 @@ def build_app(settings: Settings, services: Services | None = None, *,
         models_api.build(services),
         mcp_api.build(services),
         mcp_approvals_api.build(services),
+        tools_admin_api.build(services),
+        tools_approvals.build(services),
+        tools_portal_api.build(services),
     ]
 
     def operations() -> list[Operation]:
@@ -47,6 +51,7 @@ def build_app(settings: Settings, services: Services | None = None, *,
     served.append(health)
     for surface in served:
         app.register_functions(surface.blueprint)
+    app.register_functions(tools_approvals.background(services, problems))  # approvals queue + pinning timer
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
     # Everything imported and built so far lives as long as the worker: keep it out of full GC passes.
     gc.freeze()

@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 from shared.auth.guards import RoleGuard
 from shared.auth.principal import Role
-from shared.pillars.tools.approvals import ApprovalDecision, CallApproval
+from shared.pillars.tools.call_approvals import ApprovalDecision, CallApproval
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Call
 

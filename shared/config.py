@@ -93,6 +93,15 @@ class Settings(BaseSettings):
     key_rotation_max_overlap_seconds: int = Field(default=7 * 86400, gt=0,
                                                   validation_alias="KEY_ROTATION_MAX_OVERLAP_SECONDS")
 
+    # --- tools pillar (MCP). The approvals queue; `<name>-poison` is where the host moves a message after
+    # maxDequeueCount failed deliveries. ≤ 56 characters so the poison queue's name stays within 63.
+    tools_approvals_queue: str = Field(default="tool-submissions", pattern=r"^[a-z0-9][a-z0-9-]{1,54}[a-z0-9]$",
+                                       validation_alias="TOOLS_APPROVALS_QUEUE")
+    # Six-field NCRONTAB of the pinning check (read by the host through %TOOLS_PINNING_SCHEDULE%; kept here so a
+    # malformed value is reported with the other settings).
+    tools_pinning_schedule: str = Field(default="0 */15 * * * *", max_length=100,
+                                        validation_alias="TOOLS_PINNING_SCHEDULE")
+
     # --- tools pillar: the MCP data plane (issue 9)
     mcp_session_secrets: SecretStr | None = Field(default=None, validation_alias="MCP_SESSION_SECRETS", description=(
         "Comma-separated secrets sealing MCP session ids; the first seals, every one opens (rotation). Unset: "

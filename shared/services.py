@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
     from .quotas.enforcer import QuotaEnforcer
     from .usage.log import UsageLog
     from .pillars.tools.plane import McpPlane
+    from .pillars.tools.wiring import ToolsServices
 
 
 class Services:
@@ -103,7 +104,7 @@ class Services:
     @property
     def owned_by_project(self) -> list[Repository[Any]]:
         """Every repository whose documents live in a project's partition (a project is deletable when empty)."""
-        return [self.keys, self.models, self.quotas, self.key_requests]
+        return [self.keys, self.models, self.quotas, self.key_requests, *self.tools.registry.owned]
 
     @cached_property
     def key_requests(self) -> Repository[KeyRequest]:
@@ -179,6 +180,13 @@ class Services:
     @cached_property
     def models(self) -> Repository[Model]:
         return Repository(self.store, Model)
+
+    @cached_property
+    def tools(self) -> "ToolsServices":
+        """The tools pillar: registry, directory (data plane), approvals, pinning, outbound auth."""
+        from .pillars.tools.wiring import ToolsServices
+
+        return ToolsServices(self)
 
     @cached_property
     def catalog(self) -> ModelCatalog:

@@ -13,7 +13,8 @@ from shared.pillars.tools.domain import (McpServer, McpServerSpec, PinnedDefinit
 from shared.pillars.tools.mcp.upstream import Endpoint, McpUpstream
 from shared.storage.cosmos import CosmosDocumentStore, make_cosmos_client
 from shared.storage.repository import Repository
-from tests.support.mcp_servers import Fleet, pinned_hash
+from shared.pillars.tools.pinning import definition_hash, definition_of
+from tests.support.mcp_servers import Fleet
 
 TRANSPORTS = {"memory": "sse", "filesystem": "stdio_bridge"}
 APPROVED = {"everything": {"echo", "get-sum", "get-structured-content"}, "sdk": {"forecast", "shout"},
@@ -39,13 +40,12 @@ async def upstream_tools(url: str, transport: str) -> list[dict[str, Any]]:
 
 
 def definition(tool: dict[str, Any]) -> PinnedDefinition:
-    return PinnedDefinition(name=tool["name"], title=tool.get("title"), description=tool.get("description"),
-                            input_schema=tool.get("inputSchema") or {"type": "object"},
-                            output_schema=tool.get("outputSchema"), annotations=tool.get("annotations"))
+    return definition_of(tool)
 
 
 async def seed(cosmos: str, database: str, project: str, fleet: Fleet, *, extra_servers: dict[str, str] = {},
-               sensitive: set[str] = frozenset(), limits: dict[str, ToolLimits] = {}) -> Seeded:
+               sensitive: set[str] = frozenset(), limits: dict[str, ToolLimits] = {},
+               drifted: set[str] = frozenset()) -> Seeded:
     store = CosmosDocumentStore(lambda: make_cosmos_client(connection_string=cosmos, endpoint=None, credential=None,
                                                            timeout=10), database, "registry",
                                 create_if_missing=True, timeout=10)
@@ -62,11 +62,13 @@ async def seed(cosmos: str, database: str, project: str, fleet: Fleet, *, extra_
             for tool in tools:
                 full = namespaced_name(name, tool["name"])
                 d = definition(tool)
+                if full in drifted:  # approved as it was; the server has changed it since
+                    d = d.model_copy(update={"description": "The approved description."})
                 status = "approved" if tool["name"] in APPROVED[name] else (
                     "quarantined" if tool["name"] in QUARANTINED.get(name, ()) else "pending")
                 await defs.create(ToolDefinition(
                     id=full, project_id=project, server_id=name, original_name=tool["name"], name=full,
-                    definition=d, pinned_hash=pinned_hash(d.model_dump()), status=status,
+                    definition=d, pinned_hash=definition_hash(d), status=status,
                     sensitive=full in sensitive, limits=limits.get(full, ToolLimits())))
                 (box.tools[name] if status == "approved" else box.hidden).append(full)
         for name, url in extra_servers.items():  # servers that must be refused at call time (SSRF)
@@ -75,7 +77,8 @@ async def seed(cosmos: str, database: str, project: str, fleet: Fleet, *, extra_
             full = namespaced_name(name, "probe")
             await defs.create(ToolDefinition(id=full, project_id=project, server_id=name, original_name="probe",
                                              name=full, definition=PinnedDefinition(name="probe"),
-                                             pinned_hash=pinned_hash({}), status="approved"))
+                                             pinned_hash=definition_hash(PinnedDefinition(name="probe")),
+                                             status="approved"))
             box.tools[name] = [full]
         every = [t for names in box.tools.values() for t in names] + box.hidden
         await boxes.create(Toolbox(id=box.toolbox, project_id=project, spec=ToolboxSpec(id=box.toolbox, tools=every)))

@@ -110,7 +110,3 @@ def start_fleet(log_dir: Path, files_dir: Path) -> Fleet:
     return fleet
 
 
-def pinned_hash(definition: dict) -> str:
-    import orjson
-
-    return "sha256:" + hashlib.sha256(orjson.dumps(definition, option=orjson.OPT_SORT_KEYS)).hexdigest()

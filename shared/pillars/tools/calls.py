@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ...errors import Forbidden, NotFound
-from . import approvals as appr
+from . import call_approvals as appr
 from .arguments import ArgumentsInvalid, SchemaCache, call_digest
 from .context import McpContext, Reply
 from .directory import ResolvedTool, ToolDirectory
@@ -43,7 +43,7 @@ class ToolCalls:
     def __init__(self, directory: ToolDirectory, pool: SessionPool, auth: AuthHeaders,
                  approvals: appr.CallApprovals | None, *, schemas: SchemaCache | None = None,
                  approval_wait_seconds: float = 20.0, approval_poll_seconds: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 executor: Any = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._directory = directory
         self._pool = pool
         self._auth = auth
@@ -52,6 +52,7 @@ class ToolCalls:
         self._wait = approval_wait_seconds
         self._poll = approval_poll_seconds
         self._clock = clock
+        self._executor = executor  # API-to-MCP tools: the registry's ApiExecutor
 
     # ---- steps
 
@@ -77,15 +78,19 @@ class ToolCalls:
         except ArgumentsInvalid as exc:
             raise rpc.Fault(rpc.INVALID_PARAMS, "Invalid params: the arguments do not match the tool's "
                                                 "inputSchema.", msg.id, {"errors": exc.errors}) from None
-        if tool.server is None:
-            raise rpc.Fault(rpc.GOVERNANCE_REFUSED, f"Tool '{d.name}' has no MCP server on this gateway.", msg.id)
         params = {**bridge.strip_envelope(msg.params), "name": d.original_name, "arguments": arguments}
         if str(msg.params.get("requestState", "")).startswith("ca-"):  # our own approval round trip
             params.pop("inputResponses", None)
             params.pop("requestState", None)
-        call = PreparedCall(tool=tool, arguments=arguments, params=params,
-                            targets=await endpoints(tool.server, self._auth),
-                            timeout=d.limits.timeout_seconds or tool.server.spec.timeouts.call_seconds,
+        if tool.server is not None:
+            targets = await endpoints(tool.server, self._auth)
+            timeout = d.limits.timeout_seconds or tool.server.spec.timeouts.call_seconds
+        elif tool.api_source is not None and self._executor is not None:  # API-to-MCP: one HTTP API target
+            targets = [Endpoint(id=f"{tool.api_source.id}/api", url=tool.api_source.resolved_base_url or "")]
+            timeout = d.limits.timeout_seconds or tool.api_source.spec.timeouts.call_seconds
+        else:
+            raise rpc.Fault(rpc.GOVERNANCE_REFUSED, f"Tool '{d.name}' has no upstream on this gateway.", msg.id)
+        call = PreparedCall(tool=tool, arguments=arguments, params=params, targets=targets, timeout=timeout,
                             max_bytes=d.limits.max_result_bytes)
         if d.sensitive:
             waiting = await self._approval(ctx, msg, call)
@@ -95,6 +100,9 @@ class ToolCalls:
 
     async def send(self, ctx: McpContext, call: PreparedCall, target: Endpoint) -> dict[str, Any]:
         """One attempt at one replica: the upstream's result object (UpstreamFailure: try the next one)."""
+        if call.tool.api_source is not None:
+            return await self._executor.call(call.tool.api_source, call.tool.definition, call.arguments,
+                                             timeout=call.timeout, max_result_bytes=call.max_bytes)
         return await self._pool.request(target, ctx.caller, ctx.carried, "tools/call", call.params,
                                         timeout=call.timeout, max_bytes=call.max_bytes)
 

@@ -325,6 +325,9 @@ class Submission(Entity):
     findings: list[Finding] = Field(default_factory=list, max_length=500)
     tools: list[PinnedDefinition] = Field(default_factory=list, max_length=1000,
                                           description="Tools the probe listed (original names).")
+    bindings: dict[str, ApiBinding] = Field(default_factory=dict, description="API sources: how each tool "
+                                            "(by original name) becomes an HTTP request.")
+    server_info: dict[str, Any] = Field(default_factory=dict)
     probe_attempts: int = Field(default=0, ge=0, le=1000)
 
     def enter(self, state: SubmissionState, by: str, reason: str = "", at: datetime | None = None) -> None:
@@ -336,7 +339,7 @@ class Submission(Entity):
 
 
 ApprovalAction = Literal["submitted", "probed", "approved", "auto_approved", "rejected", "poisoned", "quarantined",
-                         "reapproved", "tool_rejected"]
+                         "reapproved", "tool_rejected", "policy_set"]
 
 
 class ApprovalRecord(Entity):
@@ -344,7 +347,7 @@ class ApprovalRecord(Entity):
 
     kind: ClassVar[str] = "approval_record"
     action: ApprovalAction
-    subject_kind: Literal["mcp_server", "api_source", "mcp_tool"]
+    subject_kind: Literal["mcp_server", "api_source", "mcp_tool", "tools_policy"]
     subject_id: str = Field(max_length=256)
     submission_id: str | None = Field(default=None, max_length=128)
     actor: str = Field(max_length=256)
@@ -372,3 +375,17 @@ def namespaced_name(namespace: str, original: str) -> str:
         return name
     digest = hashlib.sha256(original.encode()).hexdigest()[:8]
     return f"{name[:NAMESPACED_NAME_MAX - 9]}-{digest}"
+
+
+class ToolsPolicySpec(Contract):
+    auto_approve_clean: bool = Field(default=False, description=(
+        "Approve a submission whose probe found no error and no warning, without an admin."))
+
+
+class ToolsPolicy(Entity):
+    """A project's tools approval policy (one document per project)."""
+
+    kind: ClassVar[str] = "tools_policy"
+    DOC_ID: ClassVar[str] = "tools-policy"
+    id: str = DOC_ID
+    spec: ToolsPolicySpec = Field(default_factory=ToolsPolicySpec)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 SERVER_INFO = {"name": "ai-gateway-toolbox", "version": "1.0"}
 CAPABILITIES = {"tools": {"listChanged": False}, "resources": {}, "prompts": {}}
 ToolCallRunner = Callable[[McpContext, rpc.Message], Awaitable[Reply]]
+PinCheck = Callable[[str, str, list[dict[str, Any]]], Awaitable[Any]]
 
 
 def tool_view(t: ToolDefinition) -> dict[str, Any]:
@@ -40,12 +42,17 @@ def tool_view(t: ToolDefinition) -> dict[str, Any]:
 
 class ToolboxServer:
     def __init__(self, directory: ToolDirectory, pool: SessionPool, auth: AuthHeaders, call: ToolCallRunner, *,
-                 list_ttl_ms: int = 0) -> None:
+                 list_ttl_ms: int = 0, pin_check: PinCheck | None = None, pin_check_seconds: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._directory = directory
         self._pool = pool
         self._auth = auth
         self._call = call
         self._ttl = list_ttl_ms
+        self._pin_check = pin_check
+        self._pin_every = pin_check_seconds
+        self._clock = clock
+        self._pinned_at: dict[tuple[str, str], float] = {}
         self._methods: dict[str, Callable[[McpContext, rpc.Message], Awaitable[dict[str, Any] | Reply]]] = {
             "ping": self._ping, "server/discover": self._discover, "tools/list": self._tools,
             "resources/list": self._resources, "resources/templates/list": self._templates,
@@ -91,9 +98,32 @@ class ToolboxServer:
                 "ttlMs": self._ttl, "cacheScope": "private"}
 
     async def _tools(self, ctx: McpContext, msg: rpc.Message) -> dict[str, Any]:
+        if self._pin_check is not None:
+            await self._check_pins(ctx)
         tools = await self._directory.list_tools(ctx.principal, ctx.project_id, ctx.toolbox)
         return bridge.to_client({"tools": [tool_view(t) for t in tools]}, method="tools/list",
                                 client_version=ctx.client_version, ttl_ms=self._ttl, private=True)
+
+    async def _check_pins(self, ctx: McpContext) -> None:
+        """List-time pinning: each server's live `tools/list` goes to the registry's pinning check (a drifted
+        definition is quarantined before this very list is read). At most once per server per interval on each
+        instance, so a busy toolbox does not pay an upstream round trip on every list; the timer covers the rest."""
+        assert self._pin_check is not None
+        now = self._clock()
+        due = [s for s in await self._servers(ctx) if now - self._pinned_at.get((ctx.project_id, s.id), -1e9)
+               >= self._pin_every]
+
+        async def one(server: McpServer) -> None:
+            self._pinned_at[(ctx.project_id, server.id)] = now
+            try:
+                listed = await self._upstream(ctx, server, "tools/list", {})
+                await self._pin_check(ctx.project_id, server.id, listed.get("tools") or [])
+            except (rpc.Fault, UpstreamFailure, GatewayError) as exc:
+                log.warning("toolbox %s: pinning check of %s skipped: %s", ctx.toolbox, server.id, exc)
+
+        await asyncio.gather(*(one(s) for s in due))
+        if len(self._pinned_at) > 50_000:
+            self._pinned_at.clear()
 
     async def _listen(self, ctx: McpContext, msg: rpc.Message) -> Reply:
         # The toolbox emits no list-changed or resource notifications yet: acknowledge the empty subset the spec

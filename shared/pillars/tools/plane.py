@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ...storage.repository import Repository
-from .approvals import CallApproval, CallApprovals
+from .call_approvals import CallApproval, CallApprovals
 from .calls import ToolCalls
-from .directory import RegistryToolDirectory, ToolDirectory
+from .directory import ToolDirectory
 from .gateway import ToolboxServer
 from .mcp.session import SessionCodec
 from .mcp.upstream import McpUpstream
 from .runner import ToolCallRunner
 from .spec import ToolQuotaBook, ToolsSpec
 from .transport import McpTransport
-from .upstreams import SessionPool, secret_headers
+from .upstreams import SessionPool
 
 if TYPE_CHECKING:
     from ...services import Services
@@ -48,8 +48,8 @@ def session_secrets(services: "Services") -> list[bytes]:
 def build(services: "Services", *, directory: ToolDirectory | None = None,
           upstream_http: httpx.AsyncClient | None = None) -> McpPlane:
     s = services.settings
-    directory = directory or getattr(services, "tool_directory", None) or RegistryToolDirectory(
-        services.store, ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
+    tools = services.tools  # the registry side (directory, outbound auth, pinning, API executor)
+    directory = directory or tools.directory
     if upstream_http is None:
         from ...upstreams.egress_transport import guarded_client
 
@@ -58,9 +58,13 @@ def build(services: "Services", *, directory: ToolDirectory | None = None,
         services._closeables.append(upstream_http)
     upstream = McpUpstream(upstream_http, timeout=s.mcp_call_timeout_seconds, max_bytes=s.mcp_max_result_bytes)
     pool = SessionPool(upstream)
-    auth = getattr(services, "mcp_outbound_auth", None) or secret_headers(s)
+
+    async def auth(server: Any) -> dict[str, str]:
+        return await tools.auth.headers(server.spec.auth)
+
     approvals = CallApprovals(Repository(services.store, CallApproval), ttl_seconds=s.mcp_approval_ttl_seconds)
-    calls = ToolCalls(directory, pool, auth, approvals, approval_wait_seconds=s.mcp_approval_wait_seconds)
+    calls = ToolCalls(directory, pool, auth, approvals, approval_wait_seconds=s.mcp_approval_wait_seconds,
+                      executor=tools.executor)
     book = ToolQuotaBook(services.quota_book)
     from ...pipeline import Pipeline
     from ...routing.breaker import Breakers
@@ -68,6 +72,7 @@ def build(services: "Services", *, directory: ToolDirectory | None = None,
     pipeline = Pipeline(ToolsSpec(calls, book), quotas=book, enforcer=services.enforcer,  # type: ignore[arg-type]
                         breakers=Breakers(), usage=services.usage_log, flags=services.flags)
     runner = ToolCallRunner(pipeline)
-    server = ToolboxServer(directory, pool, auth, runner, list_ttl_ms=s.mcp_list_ttl_ms)
+    server = ToolboxServer(directory, pool, auth, runner, list_ttl_ms=s.mcp_list_ttl_ms,
+                           pin_check=tools.check_listed)
     codec = SessionCodec(session_secrets(services), ttl_seconds=s.mcp_session_ttl_seconds)
     return McpPlane(McpTransport(server, directory, codec, pool, auth), approvals, directory)

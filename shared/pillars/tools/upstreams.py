@@ -12,8 +12,6 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from ...config import Settings
-from ...errors import DependencyUnavailable
 from .domain import McpServer
 from .mcp.session import UpstreamSession
 from .mcp.upstream import Endpoint, McpUpstream, UpstreamSessionLost
@@ -21,25 +19,6 @@ from .mcp.upstream import Endpoint, McpUpstream, UpstreamSessionLost
 
 class AuthHeaders(Protocol):
     async def __call__(self, server: McpServer) -> dict[str, str]: ...
-
-
-def secret_headers(settings: Settings) -> AuthHeaders:
-    """Outbound auth for `none` and `upstream_secret`; the other kinds need the registry's credential provider."""
-
-    async def headers(server: McpServer) -> dict[str, str]:
-        auth = server.spec.auth
-        if auth.type == "none":
-            return {}
-        if auth.type == "upstream_secret":
-            value = settings.upstream_secret(auth.setting)
-            if not value:
-                raise DependencyUnavailable(f"The server's secret setting '{auth.setting}' is not set.",
-                                            code="upstream_credential_unavailable", details={"server": server.id})
-            return {auth.header: f"{auth.scheme} {value}" if auth.scheme else value}
-        raise DependencyUnavailable(f"Outbound auth '{auth.type}' is not available on this gateway.",
-                                    code="upstream_credential_unavailable", details={"server": server.id})
-
-    return headers
 
 
 async def endpoints(server: McpServer, auth: AuthHeaders) -> list[Endpoint]:
