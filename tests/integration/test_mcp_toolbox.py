@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,7 +56,8 @@ async def world(gateways, fleet: Fleet, emulators):
     seeded = await seed(emulators.cosmos_connection_string, shared["COSMOS_DATABASE"], pid, fleet,
                         extra_servers={"metadata": "http://169.254.169.254/mcp"},
                         sensitive={"fastmcp__wire_transfer"},
-                        limits={"fastmcp__big": ToolLimits(max_result_bytes=2048)})
+                        limits={"fastmcp__big": ToolLimits(max_result_bytes=2048)},
+                        drifted={"everything__get-tiny-image"})
     return {"a": a, "b": b, "key": key, "other_key": other_key, "narrow_key": narrow_key, "box": seeded}
 
 
@@ -107,7 +109,7 @@ def test_session_alternates_between_two_instances(world, client):
         gw = "ab"[i % 2]
         listed = rpc(client, url(world, gw), "tools/list", headers=h)
         names = {t["name"] for t in body_of(listed)["result"]["tools"]}
-        assert names == {t for tools in box.tools.values() for t in tools}
+        assert names >= {t for tools in box.tools.values() for t in tools} - {"everything__get-tiny-image"}
         assert not names & set(box.hidden)  # unapproved and quarantined tools are never listed
         res = body_of(rpc(client, url(world, gw), "tools/call", {"name": name, "arguments": args}, headers=h))
         assert "result" in res and not res["result"].get("isError"), (name, res)
@@ -185,6 +187,36 @@ def test_key_tool_scope_limits_list_and_call(world):
         res = body_of(modern(narrow, url(world, "b"), "tools/call", {"name": "sdk__shout",
                                                                       "arguments": {"text": "x"}}, "sdk__shout"))
         assert res["error"]["code"] == -32030
+
+
+def test_drifted_definition_is_quarantined_at_list_time(world, client):
+    names = {t["name"] for t in body_of(modern(client, url(world, "a"), "tools/list"))["result"]["tools"]}
+    assert "everything__get-tiny-image" not in names and "everything__echo" in names
+    res = body_of(modern(client, url(world, "a"), "tools/call", {"name": "everything__get-tiny-image", "arguments": {}},
+                         "everything__get-tiny-image"))
+    assert res["error"]["code"] == -32602
+
+
+def test_every_call_is_in_the_request_log(world, client, emulators):
+    from azure.data.tables import TableServiceClient
+
+    marker = "log-" + uuid.uuid4().hex[:8]
+    res = body_of(modern(client, url(world, "b"), "tools/call", {"name": "everything__echo",
+                                                                  "arguments": {"message": marker}}, "everything__echo"))
+    assert marker in json.dumps(res)
+    table = TableServiceClient.from_connection_string(emulators.storage_connection_string).get_table_client(
+        "gatewayrequests")
+    project = world["box"].project
+    for _ in range(50):
+        rows = [r for r in table.query_entities(f"PartitionKey ge '{project}|' and PartitionKey lt '{project}}}'")
+                if r.get("pillar") == "tools" and r.get("resource") == "everything__echo"]
+        if rows:
+            break
+        time.sleep(0.2)  # the log is written asynchronously in batches (USAGE_FLUSH_SECONDS=0.2)
+    row = rows[0]
+    assert row["toolbox"] == world["box"].toolbox and row["server"] == "everything" and row["status"] == 200
+    assert row["target"] == "everything/primary" and row["response_bytes"] > 0 and row["caller"]
+    assert row["latency_ms"] > 0
 
 
 def test_arguments_checked_against_input_schema(world, client):

@@ -5,7 +5,6 @@ use (CI starts from a fresh clone). Python servers run from the test venv (`mcp`
 requirements-dev.txt)."""
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import subprocess
