@@ -58,12 +58,11 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: flo
     raise RuntimeError(f"port {port} did not open: {log.read_text()[-2000:]}")
 
 
-def start(name: str, argv: list[str], port: int, path: str, log_dir: Path, env: dict[str, str] | None = None
-          ) -> ServerProcess:
+def launch(name: str, argv: list[str], port: int, path: str, log_dir: Path, env: dict[str, str] | None = None
+           ) -> ServerProcess:
     log = log_dir / f"{name}-{port}.log"
     proc = subprocess.Popen(argv, cwd=NPM_DIR, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             env={**os.environ, **(env or {})})
-    _wait_port(port, proc, log)
     return ServerProcess(name, f"http://127.0.0.1:{port}{path}", proc, log)
 
 
@@ -79,33 +78,29 @@ class Fleet:
 def start_fleet(log_dir: Path, files_dir: Path) -> Fleet:
     """The five implementations: server-everything (TS SDK, streamable HTTP), an `mcp` Python SDK server,
     a fastmcp server, and two stdio-only reference servers behind supergateway (memory: legacy HTTP+SSE output;
-    filesystem: stateful streamable HTTP output)."""
+    filesystem: stateful streamable HTTP output). Started together, then waited for."""
     npm_ci()
-    fleet = Fleet()
     py = sys.executable
+    sg = ["node", str(BIN / "supergateway")]
+    ports = {name: free_port() for name in ("everything", "sdk", "fastmcp", "memory", "filesystem")}
+    plan = {
+        "everything": (["node", str(BIN / "mcp-server-everything"), "streamableHttp"], "/mcp",
+                       {"PORT": str(ports["everything"])}),
+        "sdk": ([py, str(NPM_DIR / "sdk_server.py"), str(ports["sdk"])], "/mcp", None),
+        "fastmcp": ([py, str(NPM_DIR / "fastmcp_server.py"), str(ports["fastmcp"])], "/mcp", None),
+        "memory": ([*sg, "--stdio", f"node {BIN / 'mcp-server-memory'}", "--port", str(ports["memory"]),
+                    "--logLevel", "none"], "/sse", {"MEMORY_FILE_PATH": str(files_dir / "memory.jsonl")}),
+        "filesystem": ([*sg, "--stdio", f"node {BIN / 'mcp-server-filesystem'} {files_dir}", "--outputTransport",
+                        "streamableHttp", "--stateful", "--port", str(ports["filesystem"]), "--logLevel", "none"],
+                       "/mcp", None),
+    }
+    fleet = Fleet()
     try:
-        p = free_port()
-        fleet.servers["everything"] = start("everything", ["node", str(BIN / "mcp-server-everything"),
-                                            "streamableHttp"], p, "/mcp", log_dir, {"PORT": str(p)})
-        p = free_port()
-        fleet.servers["sdk"] = start("sdk", [py, str(NPM_DIR / "sdk_server.py"), str(p)], p, "/mcp", log_dir)
-        p = free_port()
-        fleet.servers["fastmcp"] = start("fastmcp", [py, str(NPM_DIR / "fastmcp_server.py"), str(p)], p, "/mcp",
-                                         log_dir)
-        p = free_port()
-        fleet.servers["memory"] = start("memory", ["node", str(BIN / "supergateway"), "--stdio",
-                                                   f"node {BIN / 'mcp-server-memory'}", "--port", str(p),
-                                                   "--logLevel", "none"], p, "/sse", log_dir,
-                                        {"MEMORY_FILE_PATH": str(files_dir / "memory.jsonl")})
-        p = free_port()
-        fleet.servers["filesystem"] = start("filesystem", ["node", str(BIN / "supergateway"), "--stdio",
-                                                           f"node {BIN / 'mcp-server-filesystem'} {files_dir}",
-                                                           "--outputTransport", "streamableHttp", "--stateful",
-                                                           "--port", str(p), "--logLevel", "none"],
-                                            p, "/mcp", log_dir)
+        for name, (argv, path, env) in plan.items():
+            fleet.servers[name] = launch(name, argv, ports[name], path, log_dir, env)
+        for name, server in fleet.servers.items():
+            _wait_port(ports[name], server.proc, server.log)
     except BaseException:
         fleet.stop()
         raise
     return fleet
-
-
