@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,89 @@ async def upstream_tools(url: str, transport: str) -> list[dict[str, Any]]:
 
 def definition(tool: dict[str, Any]) -> PinnedDefinition:
     return definition_of(tool)
+
+
+def wait_submission(admin: httpx.Client, pid: str, sid: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = admin.get(f"/manage/projects/{pid}/submissions/{sid}").json()
+        if body["state"] in ("probed", "approved", "rejected", "poisoned"):
+            return body
+        time.sleep(0.1)  # the approvals queue function probes asynchronously
+    raise AssertionError(f"submission {sid} not probed in {timeout}s")
+
+
+def register(admin: httpx.Client, project: str, fleet: Fleet, *, sensitive: set[str] = frozenset(),
+             limits: dict[str, dict] = {}) -> Seeded:
+    """Through the admin API, as an operator would: register each server, submit it, let the approvals queue
+    probe it, approve; then reject what the toolbox must not serve, mark sensitive tools, build the toolbox."""
+    base = f"/manage/projects/{project}"
+    box = Seeded(project=project, toolbox="box-" + uuid.uuid4().hex[:6])
+    submissions = {}
+    for name, server in fleet.servers.items():
+        r = admin.post(f"{base}/mcp-servers", json={"id": name, "url": server.url, "namespace": name,
+                                                     "transport": TRANSPORTS.get(name, "streamable_http")})
+        assert r.status_code == 201, r.text
+        r = admin.post(f"{base}/submissions", json={"subject_kind": "mcp_server", "subject_id": name})
+        assert r.status_code == 202, r.text
+        submissions[name] = r.json()["id"]
+    t0 = time.monotonic()
+    for name, sid in submissions.items():
+        probed = wait_submission(admin, project, sid)
+        print(f"probed {name} after {time.monotonic() - t0:.1f}s")
+        assert probed["state"] == "probed", probed
+        r = admin.post(f"{base}/submissions/{sid}/approve", json={"reason": "compatibility suite"})
+        assert r.status_code == 200, r.text
+        box.tools[name] = []
+        for tool in probed["tools"]:
+            full = namespaced_name(name, tool["name"])
+            if tool["name"] in APPROVED[name]:
+                box.tools[name].append(full)
+            else:
+                r = admin.post(f"{base}/tools/{full}/reject", json={"reason": "not in this toolbox's scope"})
+                assert r.status_code == 200, r.text
+                box.hidden.append(full)
+    for full in sensitive | set(limits):
+        body = {**({"sensitive": True} if full in sensitive else {}), **({"limits": limits[full]} if full in limits
+                                                                          else {})}
+        r = admin.patch(f"{base}/tools/{full}", json=body)
+        assert r.status_code == 200, r.text
+    every = [t for names in box.tools.values() for t in names] + box.hidden
+    r = admin.post(f"{base}/toolboxes", json={"id": box.toolbox, "tools": every})
+    assert r.status_code == 201, r.text
+    return box
+
+
+async def tamper(cosmos: str, database: str, project: str, box: Seeded, *, drifted: set[str],
+                 unreachable: dict[str, str]) -> None:
+    """What the admin API refuses on purpose, written straight into the registry: an approved definition the
+    server has changed since (drift, caught at list time), and a server whose address is refused by the egress
+    policy at connect time (as after DNS rebinding, or a document stored before the policy)."""
+    store = CosmosDocumentStore(lambda: make_cosmos_client(connection_string=cosmos, endpoint=None, credential=None,
+                                                           timeout=10), database, "registry",
+                                create_if_missing=False, timeout=10)
+    servers, defs, boxes = Repository(store, McpServer), Repository(store, ToolDefinition), Repository(store, Toolbox)
+    try:
+        for full in drifted:
+            def change(t: ToolDefinition) -> None:
+                t.definition = t.definition.model_copy(update={"description": "The approved description."})
+                t.pinned_hash = definition_hash(t.definition)
+            await defs.update(project, full, change)
+        for name, url in unreachable.items():
+            await servers.create(McpServer(id=name, project_id=project, lifecycle="published", approval="approved",
+                                           spec=McpServerSpec(id=name, url=url, namespace=name)))
+            full = namespaced_name(name, "probe")
+            await defs.create(ToolDefinition(id=full, project_id=project, server_id=name, original_name="probe",
+                                             name=full, definition=PinnedDefinition(name="probe"),
+                                             pinned_hash=definition_hash(PinnedDefinition(name="probe")),
+                                             status="approved"))
+            box.tools[name] = [full]
+
+            def add(b: Toolbox, full: str = full) -> None:
+                b.spec = b.spec.model_copy(update={"tools": [*b.spec.tools, full]})
+            await boxes.update(project, box.toolbox, add)
+    finally:
+        await store.close()
 
 
 async def seed(cosmos: str, database: str, project: str, fleet: Fleet, *, extra_servers: dict[str, str] = {},

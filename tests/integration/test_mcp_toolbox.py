@@ -13,9 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.pillars.tools.domain import ToolLimits
 from tests.conftest import ADMIN_KEY, new_key
-from tests.integration.mcp_support import Seeded, seed
+from tests.integration.mcp_support import Seeded, register, tamper
 from tests.support.mcp_servers import NPM_DIR, Fleet, start_fleet
 
 MODERN = "2026-07-28"
@@ -46,18 +45,21 @@ def gateways(start_gateway):
 @pytest.fixture(scope="module")
 async def world(gateways, fleet: Fleet, emulators):
     a, b, shared = gateways
-    with httpx.Client(base_url=a.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10) as admin:
+    with httpx.Client(base_url=a.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30) as admin:
         pid = "p-" + uuid.uuid4().hex[:10]
         r = admin.post("/manage/projects", json={"id": pid, "name": pid, "pillars": {"tools": {"enabled": True}}})
         assert r.status_code == 201, r.text
         key = new_key(admin, pid)
         other_key = new_key(admin, pid)
         narrow_key = new_key(admin, pid, tools=["fastmcp__add"])
-    seeded = await seed(emulators.cosmos_connection_string, shared["COSMOS_DATABASE"], pid, fleet,
-                        extra_servers={"metadata": "http://169.254.169.254/mcp"},
-                        sensitive={"fastmcp__wire_transfer"},
-                        limits={"fastmcp__big": ToolLimits(max_result_bytes=2048)},
-                        drifted={"everything__get-tiny-image"})
+        # SSRF at registration: the admin API refuses a server on a link-local (metadata) address
+        r = admin.post(f"/manage/projects/{pid}/mcp-servers", json={"id": "meta", "namespace": "meta",
+                                                                    "url": "http://169.254.169.254/mcp"})
+        assert r.status_code == 422, r.text
+        seeded = register(admin, pid, fleet, sensitive={"fastmcp__wire_transfer"},
+                          limits={"fastmcp__big": {"max_result_bytes": 2048}})
+    await tamper(emulators.cosmos_connection_string, shared["COSMOS_DATABASE"], pid, seeded,
+                 drifted={"everything__get-tiny-image"}, unreachable={"metadata": "http://169.254.169.254/mcp"})
     return {"a": a, "b": b, "key": key, "other_key": other_key, "narrow_key": narrow_key, "box": seeded}
 
 
@@ -175,7 +177,7 @@ def test_modern_requests_without_session(world, client):
 
 
 def test_unapproved_quarantined_and_unknown_tools_are_unreachable(world, client):
-    for name in ("everything__get-env", world["box"].hidden[-1], "nope__x"):
+    for name in ("everything__get-env", "everything__get-tiny-image", world["box"].hidden[-1], "nope__x"):
         res = body_of(modern(client, url(world), "tools/call", {"name": name, "arguments": {}}, name))
         assert res["error"]["code"] == -32602, res
 

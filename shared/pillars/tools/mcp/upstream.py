@@ -208,7 +208,9 @@ class McpUpstream:
         if urlsplit(post_url).netloc != urlsplit(ep.url).netloc:  # never let a server redirect our POSTs
             raise UpstreamFailure(f"server {ep.id} named a message endpoint on another origin")
         init_id, call_id = next(_ids), next(_ids)
-        init = {"protocolVersion": rev.LEGACY_SSE, "capabilities": {}, "clientInfo": GATEWAY_INFO}
+        # The transport is 2024-11-05's; the revision is negotiated as usual (offer our latest, take the server's
+        # answer) — listings differ by revision (outputSchema, title), and pinning compares listings.
+        init = {"protocolVersion": rev.LATEST_HANDSHAKE, "capabilities": {}, "clientInfo": GATEWAY_INFO}
         await self._legacy_post(ep, post_url, rpc.request(init_id, "initialize", init))
         async for ev in it:
             msg = _loads(ev.data)
