@@ -196,7 +196,8 @@ async def main() -> int:
             "COSMOS_CONNECTION_STRING": emu.cosmos_connection_string, "COSMOS_DATABASE": db,
             "AzureWebJobsStorage": emu.storage_connection_string, "GATEWAY_ADMIN_KEY": admin_key,
             "GATEWAY_KEY_HASH_SECRET": secrets.token_hex(16), "EGRESS_ALLOW_LOOPBACK": "true",
-            "FLAG_CACHE_TTL_SECONDS": "60", "TOOLS_PINNING_SCHEDULE": "0 0 0 1 1 *"})
+            "FLAG_CACHE_TTL_SECONDS": "60", "TOOLS_PINNING_SCHEDULE": "0 0 0 1 1 *",
+            "TOOLS_APPROVALS_QUEUE": "bench-submissions"})
         stop.append(gw.stop)
         with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30) as admin:
             admin.post("/manage/projects", json={"id": "bench", "name": "bench",
