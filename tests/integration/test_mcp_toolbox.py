@@ -270,3 +270,29 @@ def test_sensitive_call_waits_for_approval(world, client):
     # one approval, one call: the same call again waits for a new approval
     again = body_of(modern(client, url(world), "tools/call", params, "fastmcp__wire_transfer"))["result"]
     assert again["resultType"] == "input_required"
+
+
+def test_sensitive_call_elicits_and_runs_once_approved_on_a_2025_session(world, client):
+    """2025-06-18+ with the elicitation capability: the call's SSE stream carries an elicitation/create that says
+    the call waits; an approver accepts on the other instance; the same stream then carries the tool's result."""
+    init = rpc(client, url(world), "initialize", {"protocolVersion": "2025-06-18", "capabilities": {"elicitation": {}},
+                                                  "clientInfo": {"name": "t", "version": "1"}})
+    h = {"Mcp-Session-Id": init.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-06-18", "Accept": ACCEPT}
+    args = {"account": "acct-" + uuid.uuid4().hex[:6], "amount": 7}
+    body = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {"name": "fastmcp__wire_transfer", "arguments": args}}
+    with client.stream("POST", url(world, "b"), json=body, headers=h) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        first = next(json.loads(line[5:]) for line in lines if line.startswith("data:"))
+        assert first["method"] == "elicitation/create" and "approval" in first["params"]["message"]
+        with httpx.Client(base_url=world["a"].url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+            project = world["box"].project
+            waiting = [w for w in admin.get(f"/manage/projects/{project}/tool-call-approvals").json()["items"]
+                       if args["account"] in w["arguments_preview"]]
+            assert len(waiting) == 1
+            r = admin.post(f"/manage/projects/{project}/tool-call-approvals/{waiting[0]['id']}/decision",
+                           json={"decision": "approve", "reason": "expected"})
+            assert r.status_code == 200, r.text
+        final = next(json.loads(line[5:]) for line in lines if line.startswith("data:"))
+    assert final["id"] == 9 and final["result"]["content"][0]["text"] == f"sent 7 to {args['account']}"
