@@ -23,7 +23,7 @@ def answer(msg: dict) -> dict:
         res = {"protocolVersion": params.get("protocolVersion", "2025-11-25"), "capabilities": {"tools": {}},
                "serverInfo": {"name": "fast", "version": "1"}}
     elif method == "tools/list":
-        res = {"tools": [TOOL], "resultType": "complete"}
+        res = {"tools": [TOOL], "resultType": "complete", "ttlMs": 0, "cacheScope": "public"}
     elif method == "tools/call":
         text = str((params.get("arguments") or {}).get("text", ""))
         res = {"content": [{"type": "text", "text": text.upper()}], "isError": False, "resultType": "complete"}

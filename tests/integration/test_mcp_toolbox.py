@@ -59,7 +59,8 @@ async def world(gateways, fleet: Fleet, emulators):
         seeded = register(admin, pid, fleet, sensitive={"fastmcp__wire_transfer"},
                           limits={"fastmcp__big": {"max_result_bytes": 2048}})
     await tamper(emulators.cosmos_connection_string, shared["COSMOS_DATABASE"], pid, seeded,
-                 drifted={"everything__get-tiny-image"}, unreachable={"metadata": "http://169.254.169.254/mcp"})
+                 drifted={"everything__get-tiny-image"}, unreachable={"metadata": "http://169.254.169.254/mcp"},
+                 legacy=fleet)
     return {"a": a, "b": b, "key": key, "other_key": other_key, "narrow_key": narrow_key, "box": seeded}
 
 
