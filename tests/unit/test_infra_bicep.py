@@ -22,10 +22,12 @@ EXPECTED_APP_SETTINGS = {
     "GATEWAY_ADMIN_KEY", "GATEWAY_KEY_HASH_SECRET", "FLAG_CACHE_TTL_SECONDS",
     "FAIL_STATIC_MAX_SECONDS", "PYTHON_ENABLE_INIT_INDEXING",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "TOOLS_APPROVALS_QUEUE", "TOOLS_PINNING_SCHEDULE",  # tools pillar: approvals queue, pinning timer
 }
 LITERAL_SETTINGS = {
     "COSMOS_CREATE_IF_MISSING": "false", "FLAG_CACHE_TTL_SECONDS": "5",
     "FAIL_STATIC_MAX_SECONDS": "300", "PYTHON_ENABLE_INIT_INDEXING": "1",
+    "TOOLS_PINNING_SCHEDULE": "0 */15 * * * *",
 }
 ROLE_GUIDS = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",  # Storage Blob Data Owner
@@ -456,3 +458,9 @@ def test_checkov_has_no_unjustified_finding():
     result = gate.run_checkov(CHECKOV, INFRA, timeout_s=300)
     assert gate.problems(result) == []
     assert result["summary"]["failed"] == 0 and result["summary"]["passed"] > 0
+
+
+def test_tools_approval_queues_are_declared_with_their_poison_queue():
+    text = (INFRA / "modules" / "storage.bicep").read_text()
+    assert "queueServices/queues@" in text and "name: '${toolsApprovalsQueue}-poison'" in text
+    assert "param toolsApprovalsQueue string = 'tool-submissions'" in text
