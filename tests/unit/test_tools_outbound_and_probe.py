@@ -13,6 +13,7 @@ from shared.errors import DependencyUnavailable
 from shared.pillars.tools.domain import (
     ManagedIdentityAuth, McpServer, McpServerSpec, OAuthClientCredentialsAuth, UpstreamSecretAuth)
 from shared.pillars.tools.outbound_auth import OutboundAuthenticator
+from shared.pillars.tools.mcp import revisions as rev
 from shared.pillars.tools.probe import Prober
 
 
@@ -106,6 +107,8 @@ async def test_probe_reads_sse_answers_and_sends_the_session_header():
     assert any(f.check == "poisoning" and f.severity == "error" for f in result.findings)
     assert not result.clean and not result.failed
     assert seen[2].headers["mcp-session-id"] == "sess-1" and seen[2].headers["mcp-protocol-version"] == "2025-06-18"
+    # the probe asks for the revision the data plane and the pinning check negotiate (one constant)
+    assert json.loads(seen[0].content)["params"]["protocolVersion"] == rev.LATEST_HANDSHAKE == "2025-11-25"
 
 
 async def test_probe_failures_are_findings():

@@ -23,11 +23,14 @@ from ...egress import EgressPolicy
 from ...errors import GatewayError
 from .domain import ApiBinding, Finding, McpServer, PinnedDefinition
 from .outbound_auth import AuthSpec, OutboundAuthenticator
+from .mcp.revisions import LATEST_HANDSHAKE
 from .pinning import definition_of
 from .scanner import scan
 
 log = logging.getLogger("gateway.tools.probe")
-PROTOCOL_VERSION = "2025-06-18"
+# The probe asks for the same revision as the data plane and the pinning check (one constant): the definitions it
+# approves are then the ones the gateway will see when it lists and calls the server.
+PROTOCOL_VERSION = LATEST_HANDSHAKE
 _MAX_BODY = 4 * 1024 * 1024
 _MAX_PAGES = 20
 _ACCEPT = "application/json, text/event-stream"
