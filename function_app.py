@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import azure.functions as func
 
 from functions import admin_api, credentials_api, health_api, keys_api, models_admin_api, models_api, portal_api
+from functions import mcp_api, mcp_approvals_api, tools_admin_api, tools_approvals, tools_portal_api
 from shared.auth.guards import DataPlaneGuard, RoleGuard
 from shared.auth.principal import Role
 from shared.config import SettingProblem, Settings, load_settings
@@ -37,6 +38,7 @@ def build_app(settings: Settings, services: Services | None = None, *,
     developer = RoleGuard(services.control_auth, Role.developer)
     manage = settings.max_admin_body_bytes
     projects = services.project_registry
+    tools = services.tools
     surfaces: list[ApiBlueprint] = [
         admin_api.build(projects, admin, max_body_bytes=manage),
         keys_api.build(services.key_service, services.keys, projects, services.quota_registry, admin,
@@ -51,6 +53,13 @@ def build_app(settings: Settings, services: Services | None = None, *,
         models_api.build(lambda: services.models_pipeline, services.catalog,
                          DataPlaneGuard(services.key_service, services.flags, Pillar.models),
                          max_body_bytes=settings.max_data_body_bytes),
+        # the tools pillar: its parts (and the MCP data plane) are built on first use, inside the worker's loop
+        tools_admin_api.build(tools, projects, admin, max_body_bytes=manage),
+        tools_approvals.build(tools, projects, admin, max_body_bytes=manage),
+        tools_portal_api.build(tools, projects, developer, max_body_bytes=manage),
+        mcp_approvals_api.build(lambda: tools.mcp.approvals, admin, max_body_bytes=manage),
+        mcp_api.build(lambda: tools.mcp.transport, DataPlaneGuard(services.key_service, services.flags, Pillar.tools),
+                      max_body_bytes=settings.max_data_body_bytes),
     ]
 
     def endpoints() -> list[Endpoint]:
@@ -61,6 +70,7 @@ def build_app(settings: Settings, services: Services | None = None, *,
     served.append(health)
     for surface in served:
         app.register_functions(surface.blueprint)
+    app.register_functions(tools_approvals.background(tools, problems))  # approvals queue + pinning timer
     app.register_functions(fallback_blueprint(endpoints))  # unknown paths/methods: the gateway's error body
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
     # Everything imported and built so far lives as long as the worker: keep it out of full GC passes.

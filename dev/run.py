@@ -16,10 +16,12 @@ import urllib.request
 from pathlib import Path
 
 from .demo import MODEL, seed
+from .demo_tools import seed_tools
 from .emulators import ROOT, Emulators, Ports
 
 PORT = 7071
 UPSTREAM_PORT = 9100
+MCP_PORT = 9101
 
 
 def ensure_local_settings(path: Path, sample: Path) -> dict[str, str]:
@@ -63,6 +65,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)  # explicit: a shell may start us with SIGINT ignored
     host: subprocess.Popen[bytes] | None = None
     upstream: subprocess.Popen[bytes] | None = None
+    mcp: subprocess.Popen[bytes] | None = None
     try:
         emulators.start()
         print(f"emulators up: Azurite {emulators.ports.blob}-{emulators.ports.table}, "
@@ -70,11 +73,14 @@ def main() -> int:
         upstream = subprocess.Popen([sys.executable, "-m", "dev.sample_upstream", "--port", str(UPSTREAM_PORT)],
                                     cwd=ROOT, stdout=subprocess.DEVNULL)
         wait_http(f"http://127.0.0.1:{UPSTREAM_PORT}/health", 30, upstream)
+        mcp = subprocess.Popen([sys.executable, "-m", "dev.sample_mcp", "--port", str(MCP_PORT)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         host = subprocess.Popen([sys.executable, "-m", "dev.host", "--port", str(PORT)], cwd=ROOT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         wait_http(f"http://127.0.0.1:{PORT}/healthz", 60, host)
         gw = f"http://127.0.0.1:{PORT}"
         demo = seed(gw, values["GATEWAY_ADMIN_KEY"], f"http://127.0.0.1:{UPSTREAM_PORT}", ROOT / ".local" / "demo.json")
+        toolbox = seed_tools(gw, values["GATEWAY_ADMIN_KEY"], f"http://127.0.0.1:{MCP_PORT}/mcp")
         print(f"""
 Gateway running at http://127.0.0.1:{PORT}
   OpenAPI:    http://127.0.0.1:{PORT}/spec/openapi.json
@@ -87,6 +93,11 @@ Demo project 'demo' (models pillar on, quota 20 requests/min), model '{MODEL}' o
   First governed call:
     curl {gw}/v1/chat/completions -H "Authorization: Bearer {demo['key']}" \\
          -H 'content-type: application/json' -d '{{"model":"{MODEL}","messages":[{{"role":"user","content":"hi"}}]}}'
+Toolbox '{toolbox}' (tools pillar on): a local MCP server's approved tools at {gw}/mcp/{toolbox}
+  First governed tool call (MCP 2026-07-28, no session needed):
+    curl {gw}/mcp/{toolbox} -H "Authorization: Bearer {demo['key']}" -H 'content-type: application/json' \
+         -H 'accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' \
+         -H 'Mcp-Method: tools/call' -H 'Mcp-Name: glossary__lookup' -d '{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"glossary__lookup","arguments":{{"term":"toolbox"}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}'
 Ctrl-C stops the gateway and the emulators.
 """, flush=True)
         host.wait()
@@ -94,7 +105,7 @@ Ctrl-C stops the gateway and the emulators.
     except KeyboardInterrupt:
         return 0
     finally:
-        for proc in (host, upstream):
+        for proc in (host, upstream, mcp):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
                 try:

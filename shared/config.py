@@ -99,6 +99,31 @@ class Settings(BaseSettings):
     key_rotation_max_overlap_seconds: int = Field(default=7 * 86400, gt=0,
                                                   validation_alias="KEY_ROTATION_MAX_OVERLAP_SECONDS")
 
+    # --- tools pillar (MCP). The approvals queue; `<name>-poison` is where the host moves a message after
+    # maxDequeueCount failed deliveries. ≤ 56 characters so the poison queue's name stays within 63.
+    tools_approvals_queue: str = Field(default="tool-submissions", pattern=r"^[a-z0-9][a-z0-9-]{1,54}[a-z0-9]$",
+                                       validation_alias="TOOLS_APPROVALS_QUEUE")
+    # Six-field NCRONTAB of the pinning check (read by the host through %TOOLS_PINNING_SCHEDULE%; kept here so a
+    # malformed value is reported with the other settings).
+    tools_pinning_schedule: str = Field(default="0 */15 * * * *", max_length=100,
+                                        validation_alias="TOOLS_PINNING_SCHEDULE")
+
+    # --- tools pillar: the MCP data plane (issue 9)
+    mcp_session_secrets: SecretStr | None = Field(default=None, validation_alias="MCP_SESSION_SECRETS", description=(
+        "Comma-separated secrets sealing MCP session ids; the first seals, every one opens (rotation). Unset: "
+        "derived from GATEWAY_KEY_HASH_SECRET."))
+    mcp_session_ttl_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400,
+                                         validation_alias="MCP_SESSION_TTL_SECONDS")
+    mcp_call_timeout_seconds: float = Field(default=60, gt=0, le=900, allow_inf_nan=False,
+                                            validation_alias="MCP_CALL_TIMEOUT_SECONDS")
+    mcp_max_result_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+                                      validation_alias="MCP_MAX_RESULT_BYTES")
+    mcp_approval_wait_seconds: float = Field(default=20, ge=0, le=120, allow_inf_nan=False,
+                                             validation_alias="MCP_APPROVAL_WAIT_SECONDS")
+    mcp_approval_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 86_400,
+                                          validation_alias="MCP_APPROVAL_TTL_SECONDS")
+    mcp_list_ttl_ms: int = Field(default=0, ge=0, le=3_600_000, validation_alias="MCP_LIST_TTL_MS")
+
     @field_validator("*", mode="before")
     @classmethod
     def _unresolved_references_are_missing(cls, value: Any) -> Any:

@@ -213,3 +213,15 @@ class CapacityExhausted(GatewayError):
 class NoBackendAvailable(GatewayError):
     status, code, type = 503, "no_backend_available", "server_error"
     retryable = True
+
+
+class McpRefused(GatewayError):
+    """Tools pillar: a tools/call refused by a governance step (arguments, approval, policy). Carries the JSON-RPC
+    error the MCP client receives; `status` is only the request-log status (MCP answers on HTTP 200)."""
+
+    status, code, type = 400, "mcp_refused", "invalid_request_error"
+
+    def __init__(self, message: str, *, rpc_error: dict, status: int = 400, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.rpc_error = rpc_error
+        self.status = status  # type: ignore[misc]  # per refusal: 400 arguments, 403 policy, 202 approval pending

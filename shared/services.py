@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
     from .pipeline.pipeline import Pipeline
     from .quotas.enforcer import QuotaEnforcer
     from .usage.log import UsageLog
+    from .pillars.tools.wiring import ToolsPillar
 
 log = logging.getLogger("gateway.services")
 
@@ -131,7 +132,7 @@ class Services:
     @property
     def owned_by_project(self) -> list[Repository[Any]]:
         """Every repository whose documents live in a project's partition (a project is deletable when empty)."""
-        return [self.keys, self.models, self.quotas, self.key_requests]
+        return [self.keys, self.models, self.quotas, self.key_requests, *self.tools.registry.owned]
 
     @cached_property
     def key_requests(self) -> Repository[KeyRequest]:
@@ -209,11 +210,23 @@ class Services:
     @cached_property
     def quota_registry(self) -> QuotaRegistry:
         # scope word → existence check of the named resource; the tools/agents pillars add theirs here
-        return QuotaRegistry(self.quotas, self.quota_book, {"key": self.keys.get, "model": self.models.get})
+        return QuotaRegistry(self.quotas, self.quota_book, {
+            "key": self.keys.get, "model": self.models.get,
+            "tool": lambda pid, name: self.tools.registry.tools.get(pid, name)})  # lazy: tools load on first use
 
     @cached_property
     def models(self) -> Repository[Model]:
         return Repository(self.store, Model)
+
+    @cached_property
+    def tools(self) -> "ToolsPillar":
+        """The tools pillar: registry, directory, approvals, pinning, outbound auth and the MCP data plane (`.mcp`),
+        each part built on first use."""
+        from .pillars.tools.assemble import assemble_tools
+
+        return assemble_tools(self.settings, store=self.store, egress=self.egress, quotas=self.quota_book,
+                              flags=self.flags, enforcer=lambda: self.enforcer, usage=lambda: self.usage_log,
+                              credential=lambda: self.credential, on_close=self._on_close)
 
     @cached_property
     def catalog(self) -> ModelCatalog:

@@ -53,6 +53,8 @@ def gateway_env(emu: Emulators, jwks: JwksServer, **overrides: str) -> dict[str,
         "UPSTREAM_SECRET_TEST_A": UPSTREAM_KEYS["a"],
         "UPSTREAM_SECRET_TEST_B": UPSTREAM_KEYS["b"],
         "USAGE_FLUSH_SECONDS": "0.2",
+        "TOOLS_APPROVALS_QUEUE": "tool-submissions-" + uuid.uuid4().hex[:8],  # one queue per gateway
+        "TOOLS_PINNING_SCHEDULE": "0 0 0 1 1 *",  # tests trigger the check themselves
     }
     env.update(overrides)
     return env

@@ -2,6 +2,9 @@
 // Deployed after roles.bicep so identity-based connections and Key Vault references
 // resolve on first start. Note: this resource replaces the whole app settings set.
 
+@description('Name of the tools approvals queue (storage.bicep declares it and its -poison queue).')
+param toolsApprovalsQueue string = 'tool-submissions'
+
 param functionAppName string
 param storageAccountName string
 param appInsightsName string
@@ -66,6 +69,11 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
 
     FLAG_CACHE_TTL_SECONDS: '5'
     FAIL_STATIC_MAX_SECONDS: '300'
+
+    // Tools pillar: the approvals queue (and its -poison queue, both declared in storage.bicep) and the
+    // six-field NCRONTAB of the tool-pinning check (%TOOLS_PINNING_SCHEDULE% in the timer binding).
+    TOOLS_APPROVALS_QUEUE: toolsApprovalsQueue
+    TOOLS_PINNING_SCHEDULE: '0 */15 * * * *'
 
     // Required by the azurefunctions-extensions-http-fastapi streaming extension.
     PYTHON_ENABLE_INIT_INDEXING: '1'

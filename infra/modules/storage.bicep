@@ -51,6 +51,24 @@ resource account 'Microsoft.Storage/storageAccounts@2025-01-01' = {
   }
 }
 
+@description('Tools approvals queue; the Functions host moves a message that failed maxDequeueCount times to <name>-poison, which the app also reads (so a poisoned submission stays visible).')
+param toolsApprovalsQueue string = 'tool-submissions'
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2025-01-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource approvalsQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2025-01-01' = {
+  parent: queueService
+  name: toolsApprovalsQueue
+}
+
+resource approvalsPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2025-01-01' = {
+  parent: queueService
+  name: '${toolsApprovalsQueue}-poison'
+}
+
 resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2025-01-01' = {
   parent: account
   name: 'default'
@@ -64,6 +82,7 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+output toolsApprovalsQueue string = approvalsQueue.name
 output name string = account.name
 output id string = account.id
 output blobEndpoint string = account.properties.primaryEndpoints.blob

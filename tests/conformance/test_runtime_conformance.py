@@ -99,7 +99,10 @@ def _spec(host: FunctionsHost) -> dict[str, Any]:
 def test_every_spec_route_reaches_its_own_function(functions_host: FunctionsHost) -> None:
     spec = _spec(functions_host)
     calls = [(m.upper(), re.sub(r"\{[^}]+\}", "conformance", p)) for p, item in spec["paths"].items() for m in item]
-    assert len(calls) >= len(functions_host.functions) - 1
+    # every HTTP function but /openapi.json's own is in the spec; timer and queue functions have no route
+    http = [f for f in functions_host.functions if f.trigger.get("type", "").lower() == "httptrigger"]
+    assert len(http) < len(functions_host.functions)  # the tools pillar's queue and timer functions are indexed
+    assert len(calls) >= len(http) - 1
     wrong: list[str] = []
     for method, path in calls:
         if path in SPEC_PATHS[1:]:

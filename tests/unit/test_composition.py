@@ -82,3 +82,26 @@ async def test_a_failed_refresh_ahead_is_counted_and_the_value_keeps_serving():
     for _ in range(5):
         await asyncio.sleep(0)
     assert cache.refresh_failures == 1
+
+
+async def test_tool_quotas_name_an_existing_tool_and_the_tools_pillar_closes_with_the_app():
+    """The tools pillar registers the `tool` quota scope (existence check on its registry) and opens its clients
+    through the composition root's exit stack."""
+    from shared.domain.quotas import QuotaLimits
+    from shared.errors import NotFound
+    from shared.pillars.tools.domain import PinnedDefinition, ToolDefinition
+    from shared.storage.memory import MemoryDocumentStore
+
+    services = Services(Settings(), store=MemoryDocumentStore())
+    registry = services.quota_registry
+    limits = QuotaLimits(requests_per_minute=5)
+    with pytest.raises(NotFound):
+        await registry.set("p1", "tool", "wx__forecast", limits)  # no such tool
+    await services.tools.registry.tools.create(ToolDefinition(
+        id="wx__forecast", project_id="p1", server_id="wx", original_name="forecast", name="wx__forecast",
+        definition=PinnedDefinition(name="forecast")))
+    saved = await registry.set("p1", "tool", "wx__forecast", limits)
+    assert (saved.scope, saved.target) == ("tool", "wx__forecast")
+    http = services.tools.upstream_http
+    await services.close()
+    assert http.is_closed and services.close_failures == 0

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 import shared.domain
+import shared.pillars.tools.domain  # noqa: F401  (tools registry contracts are checked too)
 from shared.domain.base import Contract
 from shared.domain.keys import KeyRotate
 from shared.pillars.models.domain import ModelSpec

@@ -22,10 +22,12 @@ EXPECTED_APP_SETTINGS = {
     "GATEWAY_ADMIN_KEY", "GATEWAY_KEY_HASH_SECRET", "FLAG_CACHE_TTL_SECONDS",
     "FAIL_STATIC_MAX_SECONDS", "PYTHON_ENABLE_INIT_INDEXING",
     "APPLICATIONINSIGHTS_CONNECTION_STRING", "COSMOS_CACHE_CONTAINER", "CACHE_VECTOR_SEARCH",
+    "TOOLS_APPROVALS_QUEUE", "TOOLS_PINNING_SCHEDULE",  # tools pillar: approvals queue, pinning timer
 }
 LITERAL_SETTINGS = {
     "COSMOS_CREATE_IF_MISSING": "false", "FLAG_CACHE_TTL_SECONDS": "5",
     "FAIL_STATIC_MAX_SECONDS": "300", "PYTHON_ENABLE_INIT_INDEXING": "1", "CACHE_VECTOR_SEARCH": "true",
+    "TOOLS_PINNING_SCHEDULE": "0 */15 * * * *",
 }
 ROLE_GUIDS = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",  # Storage Blob Data Owner
@@ -471,3 +473,9 @@ def test_response_cache_container_has_a_vector_policy_and_index():
     assert literal(index["path"]) == "/vector" and literal(index["type"]) in ("quantizedFlat", "diskANN")
     assert "/vector/*" in [literal(props(p)["path"]) for p in named(find_in(cosmos, "excludedPaths")[0])]
     assert text(find_in(cosmos, "defaultTtl")[0]) == "-1"  # per-item ttl honoured
+
+
+def test_tools_approval_queues_are_declared_with_their_poison_queue():
+    text = (INFRA / "modules" / "storage.bicep").read_text()
+    assert "queueServices/queues@" in text and "name: '${toolsApprovalsQueue}-poison'" in text
+    assert "param toolsApprovalsQueue string = 'tool-submissions'" in text

@@ -1,0 +1,251 @@
+"""Benchmark (not a test): `tools/call` direct to an MCP server vs through a gateway toolbox vs through IBM
+ContextForge fronting the same server, in one run on this machine.
+
+    .venv/bin/python -m bench.mcp_toolbox [--seconds 8] [--rates 20,100] [--concurrency 16] [--no-contextforge]
+
+Starts: the emulators, one MCP server (bench/fast_mcp_upstream.py: minimal, so the upstream is not the bottleneck), the
+gateway (dev.host) with a toolbox over that server, and ContextForge (`mcp-contextforge-gateway` from PyPI, installed
+into its own venv under /tmp on first use, its default local setup: SQLite, JWT auth) with the server registered as
+a gateway. Measures, for each path: latency p50/p99 at fixed open-loop rates, CPU per call of the proxy process
+tree (utime+stime from /proc), and max calls/s with a closed loop of --concurrency workers.
+Added latency = proxy percentile − direct percentile at the same rate. Prints a markdown table."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dev.emulators import Emulators, Ports, free_port  # noqa: E402
+from tests.integration.mcp_support import seed  # noqa: E402
+from tests.support.mcp_servers import Fleet, NPM_DIR, _wait_port, launch  # noqa: E402
+from tests.support.processes import start_host  # noqa: E402
+
+MODERN = "2026-07-28"
+META = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
+CF_VENV = Path("/tmp/contextforge-venv")
+CF_VERSION = os.environ.get("CONTEXTFORGE_VERSION", "")  # empty: the newest on PyPI
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime+stime of pid and its children (live descendants), in seconds."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    pids.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+Call = Callable[[httpx.AsyncClient], Awaitable[None]]
+ERRORS = [0]
+
+
+def modern_call(url: str, name: str, headers: dict[str, str]) -> Call:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": name, "arguments": {"text": "hello"}, "_meta": META}}
+    h = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call",
+         "Mcp-Name": name, **headers}
+
+    async def call(client: httpx.AsyncClient) -> None:
+        r = await client.post(url, json=body, headers=h)
+        if r.status_code != 200 or b"HELLO" not in r.content:
+            raise RuntimeError(f"{url}: {r.status_code} {r.text[:300]}")
+
+    return call
+
+
+async def open_loop(call: Call, rate: float, seconds: float) -> list[float]:
+    """Calls started at a fixed rate (independent of answers), each one's latency in ms."""
+    lat: list[float] = []
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as client:
+        for _ in range(3):
+            await call(client)  # warm connections and caches
+        tasks, start = [], time.perf_counter()
+
+        async def one() -> None:
+            t0 = time.perf_counter()
+            try:
+                await call(client)
+            except httpx.TransportError:  # a kept-alive connection the server closed: counted, not timed
+                ERRORS[0] += 1
+                return
+            lat.append((time.perf_counter() - t0) * 1000)
+
+        n = int(rate * seconds)
+        for i in range(n):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return lat
+
+
+async def closed_loop(call: Call, workers: int, seconds: float) -> int:
+    done = 0
+    stop = time.perf_counter() + seconds
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=workers)) as client:
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < stop:
+                try:
+                    await call(client)
+                except httpx.TransportError:
+                    ERRORS[0] += 1
+                    continue
+                done += 1
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    return done
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 10 else max(values)
+
+
+async def measure(name: str, call: Call, pid: int | None, rates: list[float], seconds: float, workers: int
+                  ) -> dict:
+    out: dict = {"name": name, "rates": {}}
+    for rate in rates:
+        c0 = cpu_seconds(pid) if pid else 0.0
+        lat = await open_loop(call, rate, seconds)
+        cpu = (cpu_seconds(pid) - c0) / len(lat) * 1000 if pid else None
+        out["rates"][rate] = {"p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "cpu_ms": cpu}
+    n = await closed_loop(call, workers, seconds)
+    out["max_rps"] = n / seconds
+    return out
+
+
+def contextforge(upstream: str, log_dir: Path) -> tuple[subprocess.Popen[bytes], Call]:
+    if not (CF_VENV / "bin" / "mcpgateway").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(CF_VENV)], check=True)
+        spec = f"mcp-contextforge-gateway=={CF_VERSION}" if CF_VERSION else "mcp-contextforge-gateway"
+        subprocess.run([str(CF_VENV / "bin" / "pip"), "install", "-q", spec], check=True, timeout=1200)
+    port, secret, data = free_port(), secrets.token_urlsafe(32), Path(tempfile.mkdtemp(prefix="cf-"))
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{data}/mcp.db", "JWT_SECRET_KEY": secret,
+           "AUTH_ENCRYPTION_SECRET": secrets.token_urlsafe(32), "BASIC_AUTH_PASSWORD": secrets.token_urlsafe(16),
+           "PLATFORM_ADMIN_PASSWORD": "Bench-" + secrets.token_urlsafe(12), "MCPGATEWAY_UI_ENABLED": "false",
+           "DEFAULT_USER_PASSWORD": "Bench-" + secrets.token_urlsafe(12),
+           "MCPGATEWAY_ADMIN_API_ENABLED": "true", "SSRF_PROTECTION_ENABLED": "false", "LOG_LEVEL": "ERROR",
+           "HOST": "127.0.0.1", "PORT": str(port)}
+    log = log_dir / "contextforge.log"
+    proc = subprocess.Popen([str(CF_VENV / "bin" / "mcpgateway"), "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=data, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    _wait_port(port, proc, log, timeout=120)
+    token = subprocess.run([str(CF_VENV / "bin" / "python"), "-m", "mcpgateway.utils.create_jwt_token",
+                            "--username", "admin@example.com", "--exp", "120", "--secret", secret],
+                           env=env, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+    for _ in range(60):
+        if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+            break
+        time.sleep(1)
+    r = httpx.post(f"{base}/gateways", headers=auth, timeout=60,
+                   json={"name": "bench-sdk", "url": upstream, "transport": "STREAMABLEHTTP"})
+    if r.status_code >= 300:
+        raise RuntimeError(f"ContextForge refused the gateway: {r.status_code} {r.text[:500]}")
+    tools = httpx.get(f"{base}/tools", headers=auth, timeout=30).json()
+    items = tools if isinstance(tools, list) else tools.get("items", tools.get("tools", []))
+    tool = next(t for t in items if t.get("originalName", t.get("original_name")) == "shout")
+    name = tool.get("name")
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": {"text": "hello"}}}
+
+    async def call(client: httpx.AsyncClient) -> None:
+        resp = await client.post(f"{base}/rpc", json=body, headers=auth)
+        if resp.status_code != 200 or b"HELLO" not in resp.content:
+            raise RuntimeError(f"ContextForge: {resp.status_code} {resp.text[:300]}")
+
+    return proc, call
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=8)
+    ap.add_argument("--rates", default="20,100")
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--no-contextforge", action="store_true")
+    args = ap.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="mcp-bench-"))
+    emu = Emulators(work / "emu", Ports.free())
+    stop: list[Callable[[], None]] = [emu.stop]
+    results = []
+    try:
+        emu.start()
+        port = free_port()
+        upstream = ROOT / "bench" / "fast_mcp_upstream.py"
+        server = launch("sdk", [sys.executable, str(upstream), str(port)], port, "/mcp", work)
+        stop.append(server.stop)
+        _wait_port(port, server.proc, server.log)
+        admin_key, db = "bench-admin-" + secrets.token_hex(8), "bench-" + uuid.uuid4().hex[:6]
+        gw = start_host(root=ROOT, app="function_app:app", log_dir=work, name="gateway", timeout=90, env={
+            "COSMOS_CONNECTION_STRING": emu.cosmos_connection_string, "COSMOS_DATABASE": db,
+            "AzureWebJobsStorage": emu.storage_connection_string, "GATEWAY_ADMIN_KEY": admin_key,
+            "GATEWAY_KEY_HASH_SECRET": secrets.token_hex(16), "EGRESS_ALLOW_LOOPBACK": "true",
+            "FLAG_CACHE_TTL_SECONDS": "60", "TOOLS_PINNING_SCHEDULE": "0 0 0 1 1 *",
+            "TOOLS_APPROVALS_QUEUE": "bench-submissions"})
+        stop.append(gw.stop)
+        with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30) as admin:
+            admin.post("/manage/projects", json={"id": "bench", "name": "bench",
+                                                 "pillars": {"tools": {"enabled": True}}}).raise_for_status()
+            key = admin.post("/manage/projects/bench/keys", json={"name": "bench"}).json()["secret"]
+        box = await seed(emu.cosmos_connection_string, db, "bench", Fleet(servers={"sdk": server}))
+        direct = modern_call(server.url, "shout", {})
+        through = modern_call(f"{gw.url}/mcp/{box.toolbox}", "sdk__shout", {"Authorization": f"Bearer {key}"})
+        results.append(await measure("direct (bench/fast_mcp_upstream.py)", direct, None, rates, args.seconds,
+                                     args.concurrency))
+        results.append(await measure("through the gateway toolbox", through, gw.proc.pid, rates, args.seconds,
+                                     args.concurrency))
+        if not args.no_contextforge:
+            try:
+                proc, cf = contextforge(server.url, work)
+                stop.append(proc.terminate)
+                results.append(await measure("through ContextForge (/rpc)", cf, proc.pid, rates, args.seconds,
+                                             args.concurrency))
+            except Exception as exc:  # noqa: BLE001 - reported in the table, the rest of the run stands
+                print(f"ContextForge not measured: {exc}", file=sys.stderr)
+    finally:
+        for fn in reversed(stop):
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - best-effort cleanup of what this run started
+                pass
+    base = results[0]
+    print("| path | rate (calls/s) | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU ms/call | max calls/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for res in results:
+        for rate, m in res["rates"].items():
+            b = base["rates"][rate]
+            cpu = f"{m['cpu_ms']:.2f}" if m["cpu_ms"] is not None else "–"
+            print(f"| {res['name']} | {rate:g} | {m['p50']:.2f} | {m['p99']:.2f} | {m['p50'] - b['p50']:.2f} | "
+                  f"{m['p99'] - b['p99']:.2f} | {cpu} | {res['max_rps']:.0f} |")
+    print(f"\ntransport errors (not timed): {ERRORS[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,209 @@
+"""Build with tools: the catalog of tools a developer may use, a toolbox builder (personal toolboxes from those
+tools), a playground that calls a tool and shows the governance trace, and submitting servers/APIs for approval
+with status tracking."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field, model_validator
+from starlette.responses import Response
+
+from shared.auth.principal import Principal, Role
+from shared.domain.base import Contract
+from shared.errors import AlreadyExists, NotFound, ValidationFailed
+from shared.pillars.tools.directory import ProjectTools
+from shared.pillars.tools.domain import (
+    NAMESPACED_NAME_PATTERN, ApiSource, ApiSourceSpec, McpServer, McpServerSpec, Toolbox, ToolboxOwner, ToolboxSpec)
+from shared.pillars.tools.playground import Playground, PlaygroundResult
+from shared.registry.projects import ProjectRegistry
+from shared.web.api import ApiBlueprint, Call, Guard
+from shared.web.responses import json_response
+
+from .tools_approvals import LIST_QUERY, SubmissionList, SubmissionOut, submissions_of
+
+if TYPE_CHECKING:  # only for types: the pillar loads on first use
+    from shared.pillars.tools.wiring import ToolsPillar
+
+
+class CatalogTool(BaseModel):
+    name: str
+    namespace: str
+    title: str | None
+    description: str | None
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None
+    annotations: dict[str, Any] | None
+    tags: list[str]
+    server: str
+    source: str
+    sensitive: bool
+
+
+class Catalog(BaseModel):
+    items: list[CatalogTool]
+
+
+class Toolboxes(BaseModel):
+    items: list[Toolbox]
+
+
+class PlaygroundCall(Contract):
+    toolbox: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    tool: str = Field(pattern=NAMESPACED_NAME_PATTERN)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeveloperSubmission(Contract):
+    mcp_server: McpServerSpec | None = None
+    api_source: ApiSourceSpec | None = None
+    note: str = Field(default="", max_length=2000)
+
+    @model_validator(mode="after")
+    def _one(self) -> "DeveloperSubmission":
+        if (self.mcp_server is None) == (self.api_source is None):
+            raise ValueError("give exactly one of mcp_server and api_source")
+        return self
+
+
+def catalog_of(snap: ProjectTools, q: str, namespace: str | None, tag: str | None) -> list[CatalogTool]:
+    out = []
+    for t in sorted(snap.tools.values(), key=lambda t: t.name):
+        if not snap.servable(t):
+            continue
+        text = f"{t.name} {t.definition.title or ''} {t.definition.description or ''}".lower()
+        if (q and q not in text) or (namespace and t.namespace != namespace) or (tag and tag not in t.tags):
+            continue
+        d = t.definition
+        out.append(CatalogTool(name=t.name, namespace=t.namespace, title=d.title, description=d.description,
+                               input_schema=d.input_schema, output_schema=d.output_schema, annotations=d.annotations,
+                               tags=t.tags, server=t.server_id, source=t.source, sensitive=t.sensitive))
+    return out
+
+
+def build(tools: ToolsPillar, projects: ProjectRegistry, developer: Guard, *, max_body_bytes: int) -> ApiBlueprint:
+    api = ApiBlueprint("tools-portal", max_body_bytes=max_body_bytes)
+    listing = submissions_of(tools)
+
+    async def project_of(call: Call) -> str:
+        pid = call.path("project")
+        await projects.get(pid)
+        return pid
+
+    def me(call: Call) -> Principal:
+        assert call.principal is not None
+        return call.principal
+
+    async def own_box(pid: str, call: Call) -> Toolbox:
+        box = await tools.registry.toolboxes.find(pid, call.path("toolbox"))
+        if box is None or box.owner.type != "personal" or box.owner.subject != me(call).subject:
+            raise NotFound(f"personal toolbox '{call.path('toolbox')}' does not exist.", code="toolbox_not_found")
+        return box
+
+    async def usable(pid: str, names: list[str]) -> None:
+        snap = await tools.registry.snapshot(pid)
+        bad = [n for n in names if n not in snap.tools or not snap.servable(snap.tools[n])]
+        if bad:
+            raise ValidationFailed("A toolbox can only hold approved tools of the project.",
+                                   details=[{"field": "tools", "message": f"'{n}' is not an approved tool"}
+                                            for n in bad])
+        tools.registry.changed(pid)
+
+    @api.route("portal/projects/{project}/tools", "GET", name="portal_tool_catalog",
+               summary="Approved tools of the project: search by name/description, namespace or tag.",
+               guard=developer, response=Catalog,
+               query=(("q", "Text in the name, title or description."), ("namespace", "A namespace."),
+                      ("tag", "A tag.")))
+    async def catalog(call: Call):
+        pid = await project_of(call)
+        qp = call.req.query_params
+        snap = await tools.directory.snapshot(pid)
+        return Catalog(items=catalog_of(snap, (qp.get("q") or "").lower()[:200], qp.get("namespace"),
+                                        qp.get("tag")))
+
+    @api.route("portal/projects/{project}/toolboxes", "GET", name="portal_list_toolboxes",
+               summary="The project's toolboxes and your personal ones.", guard=developer, response=Toolboxes)
+    async def list_boxes(call: Call):
+        page = await tools.registry.toolboxes.list(await project_of(call), limit=1000)
+        subject = me(call).subject
+        return Toolboxes(items=[b for b in page.items if b.owner.type == "project" or b.owner.subject == subject])
+
+    @api.route("portal/projects/{project}/toolboxes", "POST", name="portal_create_toolbox",
+               summary="Build a personal toolbox from approved tools; use it at /mcp/{toolbox}.", guard=developer,
+               body=ToolboxSpec, response=Toolbox, status=201)
+    async def create_box(call: Call):
+        pid = await project_of(call)
+        await usable(pid, call.body.tools)
+        box = Toolbox(id=call.body.id, project_id=pid, spec=call.body,
+                      owner=ToolboxOwner(type="personal", subject=me(call).subject))
+        try:
+            saved = await tools.registry.toolboxes.create(box)
+        except AlreadyExists:
+            raise AlreadyExists(f"Toolbox '{box.id}' already exists in this project.", code="id_taken",
+                                details=[{"field": "id", "message": "taken"}]) from None
+        return json_response(saved, 201, {"etag": saved.etag or ""})
+
+    @api.route("portal/projects/{project}/toolboxes/{toolbox}", "PUT", name="portal_replace_toolbox",
+               summary="Change the tools of one of your personal toolboxes.", guard=developer, body=ToolboxSpec,
+               response=Toolbox)
+    async def replace_box(call: Call):
+        pid = await project_of(call)
+        box = await own_box(pid, call)
+        if call.body.id != box.id:
+            raise ValidationFailed("The id in the body must match the URL.",
+                                   details=[{"field": "id", "message": f"expected '{box.id}'"}])
+        await usable(pid, call.body.tools)
+        return await tools.registry.toolboxes.update(pid, box.id, lambda b: setattr(b, "spec", call.body))
+
+    @api.route("portal/projects/{project}/toolboxes/{toolbox}", "DELETE", name="portal_delete_toolbox",
+               summary="Delete one of your personal toolboxes.", guard=developer, status=204)
+    async def delete_box(call: Call):
+        pid = await project_of(call)
+        box = await own_box(pid, call)
+        await tools.registry.toolboxes.delete(pid, box.id)
+        tools.registry.changed(pid)
+        return Response(status_code=204)
+
+    @api.route("portal/projects/{project}/playground", "POST", name="portal_tool_playground",
+               summary="Call a tool of a toolbox with arguments; see the result and the governance trace.",
+               guard=developer, body=PlaygroundCall, response=PlaygroundResult)
+    async def playground(call: Call):
+        pid = await project_of(call)
+        pg = Playground(tools.directory, tools.executor, tools.upstream_http, tools.auth)
+        b = call.body
+        return await pg.run(me(call), pid, b.toolbox, b.tool, b.arguments)
+
+    @api.route("portal/projects/{project}/submissions", "POST", name="portal_submit_tools",
+               summary="Submit an MCP server or an OpenAPI document: registered as a draft and queued for "
+               "approval.", guard=developer, body=DeveloperSubmission, response=SubmissionOut, status=202)
+    async def submit(call: Call):
+        pid, b, who = await project_of(call), call.body, me(call).subject
+        if b.mcp_server is not None:
+            server = McpServer(id=b.mcp_server.id, project_id=pid, spec=b.mcp_server, submitted_by=who)
+            await tools.registry.check_server(server)
+            await tools.registry.servers.create(server)
+            kind, sid = "mcp_server", server.id
+        else:
+            assert b.api_source is not None
+            source = ApiSource(id=b.api_source.id, project_id=pid, spec=b.api_source, submitted_by=who)
+            await tools.registry.check_api_source(source)
+            await tools.registry.api_sources.create(source)
+            kind, sid = "api_source", source.id
+        s = await tools.approvals.submit(pid, kind, sid, who, b.note)
+        return SubmissionOut.of(s, tools.audit.clock())
+
+    @api.route("portal/projects/{project}/submissions", "GET", name="portal_list_submissions",
+               summary="Your submissions and their status.", guard=developer, response=SubmissionList,
+               query=LIST_QUERY)
+    async def my_submissions(call: Call):
+        return await listing(await project_of(call), call, submitted_by=me(call).subject)
+
+    @api.route("portal/projects/{project}/submissions/{submission}", "GET", name="portal_get_submission",
+               summary="One of your submissions: state, history and findings.", guard=developer,
+               response=SubmissionOut)
+    async def my_submission(call: Call):
+        s = await tools.approvals.get(await project_of(call), call.path("submission"))
+        if s.submitted_by != me(call).subject and not me(call).has(Role.admin):
+            raise NotFound(f"submission '{s.id}' does not exist.", code="submission_not_found")
+        return SubmissionOut.of(s, tools.audit.clock())
+
+    return api

@@ -1,0 +1,178 @@
+"""`tools/call` through a toolbox, as small steps: resolve (namespaced name → server + original name, scopes,
+approval state) → check arguments → per-call approval for sensitive tools → send to one replica → bridge the
+result to the client's revision. The generic pipeline wraps these with admission, failover and the request log
+(`spec.py`); nothing here counts quotas or writes logs itself."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ...errors import Forbidden, NotFound
+from . import call_approvals as appr
+from .arguments import ArgumentsInvalid, SchemaCache, call_digest
+from .context import McpContext, Reply
+from .directory import ResolvedTool, ToolDirectory
+from .mcp import bridge
+from .mcp import jsonrpc as rpc
+from .mcp.upstream import Endpoint
+from .upstreams import AuthHeaders, SessionPool, endpoints
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedCall:
+    """A tools/call that passed every check and may go upstream."""
+
+    tool: ResolvedTool
+    arguments: dict[str, Any]
+    params: dict[str, Any]          # what the upstream receives (original name, no client envelope)
+    targets: list[Endpoint]
+    timeout: float | None
+    max_bytes: int | None
+    approval: appr.CallApproval | None = None
+
+
+class ToolCalls:
+    def __init__(self, directory: ToolDirectory, pool: SessionPool, auth: AuthHeaders,
+                 approvals: appr.CallApprovals | None, *, schemas: SchemaCache | None = None,
+                 approval_wait_seconds: float = 20.0, approval_poll_seconds: float = 1.0,
+                 executor: Any = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._directory = directory
+        self._pool = pool
+        self._auth = auth
+        self._approvals = approvals
+        self._schemas = schemas or SchemaCache()
+        self._wait = approval_wait_seconds
+        self._poll = approval_poll_seconds
+        self._clock = clock
+        self._executor = executor  # API-to-MCP tools: the registry's ApiExecutor
+
+    # ---- steps
+
+    async def resolve(self, ctx: McpContext, msg: rpc.Message) -> ResolvedTool:
+        name = msg.params.get("name")
+        if not isinstance(name, str) or not name:
+            raise rpc.Fault(rpc.INVALID_PARAMS, "Invalid params: 'name' must be a tool name.", msg.id)
+        try:
+            return await self._directory.resolve(ctx.principal, ctx.project_id, ctx.toolbox, name)
+        except Forbidden as exc:
+            raise rpc.Fault(rpc.GOVERNANCE_REFUSED, exc.message, msg.id, {"code": exc.code}) from None
+        except NotFound:
+            # Unknown, unapproved, quarantined or outside the toolbox look the same to the caller (spec: -32602).
+            raise rpc.Fault(rpc.INVALID_PARAMS, f"Unknown tool: {name[:128]}", msg.id) from None
+
+    async def prepare(self, ctx: McpContext, msg: rpc.Message, tool: ResolvedTool) -> PreparedCall | Reply:
+        arguments = msg.params.get("arguments") or {}
+        if not isinstance(arguments, dict):
+            raise rpc.Fault(rpc.INVALID_PARAMS, "Invalid params: 'arguments' must be an object.", msg.id)
+        d = tool.definition
+        try:
+            self._schemas.check(d.definition.input_schema, arguments)
+        except ArgumentsInvalid as exc:
+            raise rpc.Fault(rpc.INVALID_PARAMS, "Invalid params: the arguments do not match the tool's "
+                                                "inputSchema.", msg.id, {"errors": exc.errors}) from None
+        params = {**bridge.strip_envelope(msg.params), "name": d.original_name, "arguments": arguments}
+        if str(msg.params.get("requestState", "")).startswith("ca-"):  # our own approval round trip
+            params.pop("inputResponses", None)
+            params.pop("requestState", None)
+        if tool.server is not None:
+            targets = await endpoints(tool.server, self._auth)
+            timeout = d.limits.timeout_seconds or tool.server.spec.timeouts.call_seconds
+        elif tool.api_source is not None and self._executor is not None:  # API-to-MCP: one HTTP API target
+            targets = [Endpoint(id=f"{tool.api_source.id}/api", url=tool.api_source.resolved_base_url or "")]
+            timeout = d.limits.timeout_seconds or tool.api_source.spec.timeouts.call_seconds
+        else:
+            raise rpc.Fault(rpc.GOVERNANCE_REFUSED, f"Tool '{d.name}' has no upstream on this gateway.", msg.id)
+        call = PreparedCall(tool=tool, arguments=arguments, params=params, targets=targets, timeout=timeout,
+                            max_bytes=d.limits.max_result_bytes)
+        if d.sensitive:
+            waiting = await self._approval(ctx, msg, call)
+            if waiting is not None:
+                return waiting
+        return call
+
+    async def send(self, ctx: McpContext, call: PreparedCall, target: Endpoint) -> dict[str, Any]:
+        """One attempt at one replica: the upstream's result object (UpstreamFailure: try the next one)."""
+        if call.tool.api_source is not None:
+            return await self._executor.call(call.tool.api_source, call.tool.definition, call.arguments,
+                                             timeout=call.timeout, max_result_bytes=call.max_bytes)
+        return await self._pool.request(target, ctx.caller, ctx.carried, "tools/call", call.params,
+                                        timeout=call.timeout, max_bytes=call.max_bytes)
+
+    async def finish(self, ctx: McpContext, msg: rpc.Message, call: PreparedCall, result: dict[str, Any]
+                     ) -> dict[str, Any]:
+        if call.approval is not None and self._approvals is not None:
+            await self._approvals.consume(call.approval)
+        if bridge.is_input_required(result) and not ctx.modern:
+            # A 2026 server asks for input a 2025 client could only give through a server→client request on a
+            # stream bound to one instance: refused with a clear error instead of hanging.
+            raise rpc.Fault(rpc.MISSING_CLIENT_CAPABILITY, "The tool asked for more input, which this client's "
+                                                           "protocol revision cannot provide through the gateway.",
+                            msg.id)
+        return rpc.result(msg.id, bridge.to_client(result, method="tools/call", client_version=ctx.client_version))
+
+    # ---- per-call approval
+
+    async def _approval(self, ctx: McpContext, msg: rpc.Message, call: PreparedCall) -> Reply | None:
+        if self._approvals is None:
+            raise rpc.Fault(rpc.GOVERNANCE_REFUSED, "This tool needs per-call approval, which is not configured.",
+                            msg.id)
+        d = call.tool.definition
+        digest = call_digest(d.name, call.arguments)
+        approval = await self._approvals.check(project_id=ctx.project_id, toolbox=ctx.toolbox, tool=d.name,
+                                               caller=ctx.caller, digest=digest,
+                                               preview=appr.preview(call.arguments))
+        if approval.state == "approved":
+            call.approval = approval
+            return None
+        if approval.state == "rejected":
+            raise rpc.Fault(rpc.GOVERNANCE_REFUSED, f"An approver rejected this call: {approval.reason}"[:500],
+                            msg.id, {"approvalId": approval.id})
+        text = (f"The call to '{d.name}' waits for an approver (approval {approval.id}, expires "
+                f"{approval.expires_at.isoformat()}).")
+        elicit = {"mode": "form", "message": text,
+                  "requestedSchema": {"type": "object", "properties": {}}}
+        if ctx.modern:  # 2026: InputRequiredResult; the client retries with requestState when it wants
+            return Reply(rpc.result(msg.id, {"resultType": "input_required", "requestState": approval.id,
+                                             "inputRequests": {"approval": {"method": "elicitation/create",
+                                                                            "params": elicit}}}))
+        if ctx.elicitation:  # 2025-06-18+: tell the user through elicitation while this stream waits
+            ask = rpc.request(f"approval-{approval.id}", "elicitation/create",
+                              {"message": text, "requestedSchema": elicit["requestedSchema"]})
+            return Reply(None, before=[ask], wait=self._await_decision(ctx, msg, call, approval))
+        raise _pending(msg, approval, self._poll)
+
+    async def _await_decision(self, ctx: McpContext, msg: rpc.Message, call: PreparedCall,
+                              approval: appr.CallApproval) -> PreparedCall:
+        """Polls the stored approval (any instance's approver decision is visible) up to the wait bound."""
+        assert self._approvals is not None
+        deadline = self._clock() + self._wait
+        while self._clock() < deadline:
+            await asyncio.sleep(self._poll)
+            current = await self._approvals.check(project_id=ctx.project_id, toolbox=ctx.toolbox,
+                                                  tool=approval.tool, caller=ctx.caller, digest=approval.digest,
+                                                  preview=approval.arguments_preview)
+            if current.state == "approved":
+                call.approval = current
+                return call
+            if current.state == "rejected":
+                raise rpc.Fault(rpc.GOVERNANCE_REFUSED, f"An approver rejected this call: {current.reason}"[:500],
+                                msg.id, {"approvalId": current.id})
+        raise _pending(msg, approval, self._poll)
+
+
+def _pending(msg: rpc.Message, approval: appr.CallApproval, retry: float) -> rpc.Fault:
+    return rpc.Fault(rpc.APPROVAL_PENDING, "This call waits for an approver; retry the same call later.", msg.id,
+                     {"approvalId": approval.id, "retryAfterSeconds": max(1, int(retry * 5)),
+                      "expiresAt": approval.expires_at.isoformat()})
+
+
+def result_bytes(message: dict[str, Any]) -> int:
+    return len(orjson.dumps(message))

@@ -1,0 +1,74 @@
+"""Assembles the MCP data plane from the tools pillar's dependencies (called once per worker, lazily)."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ...storage.repository import Repository
+from .call_approvals import CallApproval, CallApprovals
+from .calls import ToolCalls
+from .directory import ToolDirectory
+from .gateway import ToolboxServer
+from .mcp.session import SessionCodec
+from .mcp.upstream import McpUpstream
+from .runner import ToolCallRunner
+from .spec import ToolQuotaBook, ToolsSpec
+from .transport import McpTransport
+from .upstreams import SessionPool
+
+if TYPE_CHECKING:
+    from ...config import Settings
+    from .wiring import ToolsPillar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class McpPlane:
+    transport: McpTransport
+    approvals: CallApprovals
+    directory: ToolDirectory
+
+
+def session_secrets(s: "Settings") -> list[bytes]:
+    if s.mcp_session_secrets:
+        return [p.strip().encode() for p in s.mcp_session_secrets.get_secret_value().split(",") if p.strip()]
+    if s.key_hash_secret:  # a separate key: HKDF in SessionCodec, and a distinct input here
+        return [hashlib.sha256(b"mcp-session|" + s.key_hash_secret.get_secret_value().encode()).digest()]
+    log.warning("MCP_SESSION_SECRETS and GATEWAY_KEY_HASH_SECRET are unset: MCP sessions are bound to this "
+                "instance (a random key) and fail on any other")
+    return [secrets.token_bytes(32)]
+
+
+def build(tools: "ToolsPillar", *, directory: ToolDirectory | None = None,
+          upstream_http: httpx.AsyncClient | None = None) -> McpPlane:
+    deps = tools.deps
+    s = deps.settings
+    directory = directory or tools.directory
+    if upstream_http is None:
+        upstream_http = tools.guarded_http("mcp upstream http", connections=1000, keepalive=200)
+    upstream = McpUpstream(upstream_http, timeout=s.mcp_call_timeout_seconds, max_bytes=s.mcp_max_result_bytes)
+    pool = SessionPool(upstream)
+
+    async def auth(server: Any) -> dict[str, str]:
+        return await tools.auth.headers(server.spec.auth)
+
+    approvals = CallApprovals(Repository(deps.store, CallApproval), ttl_seconds=s.mcp_approval_ttl_seconds)
+    calls = ToolCalls(directory, pool, auth, approvals, approval_wait_seconds=s.mcp_approval_wait_seconds,
+                      executor=tools.executor)
+    book = ToolQuotaBook(deps.quota_book)
+    from ...pipeline.pipeline import Pipeline
+    from ...routing.breaker import Breakers
+
+    pipeline = Pipeline(ToolsSpec(calls, book), quotas=book, enforcer=deps.enforcer(),  # type: ignore[arg-type]
+                        breakers=Breakers(), usage=deps.usage(), flags=deps.flags)
+    runner = ToolCallRunner(pipeline)
+    server = ToolboxServer(directory, pool, auth, runner, list_ttl_ms=s.mcp_list_ttl_ms,
+                           pin_check=tools.check_listed)
+    codec = SessionCodec(session_secrets(s), ttl_seconds=s.mcp_session_ttl_seconds)
+    return McpPlane(McpTransport(server, directory, codec, pool, auth), approvals, directory)

@@ -1,0 +1,266 @@
+"""The approval probe: is a submitted MCP server allowed by the egress policy, reachable, speaking MCP
+(`initialize` + `tools/list`), are its tool schemas valid JSON Schema, and are its descriptions free of
+tool-poisoning patterns. Every connection goes through the egress-guarded client (checked on the address
+actually connected to).
+
+A small client of our own rather than the `mcp` SDK's: the SDK brings its own HTTP client, which would bypass
+the egress transport. It speaks streamable HTTP (JSON or SSE answers; also what a stdio bridge exposes) and the
+legacy HTTP+SSE transport.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from jsonschema import Draft202012Validator, SchemaError
+
+from ...egress import EgressPolicy
+from ...errors import GatewayError
+from .domain import ApiBinding, Finding, McpServer, PinnedDefinition
+from .outbound_auth import AuthSpec, OutboundAuthenticator
+from .mcp.revisions import LATEST_HANDSHAKE
+from .pinning import definition_of
+from .scanner import scan
+
+log = logging.getLogger("gateway.tools.probe")
+# The probe asks for the same revision as the data plane and the pinning check (one constant): the definitions it
+# approves are then the ones the gateway will see when it lists and calls the server.
+PROTOCOL_VERSION = LATEST_HANDSHAKE
+_MAX_BODY = 4 * 1024 * 1024
+_MAX_PAGES = 20
+_ACCEPT = "application/json, text/event-stream"
+
+
+class ProbeFailed(Exception):
+    def __init__(self, check: str, message: str) -> None:
+        super().__init__(message)
+        self.finding = Finding(check=check, severity="error", message=message[:2000])  # type: ignore[arg-type]
+
+
+@dataclass
+class ProbeResult:
+    findings: list[Finding] = field(default_factory=list)
+    tools: list[PinnedDefinition] = field(default_factory=list)
+    server_info: dict[str, Any] = field(default_factory=dict)
+    bindings: dict[str, ApiBinding] = field(default_factory=dict)  # API sources: original name → HTTP binding
+
+    @property
+    def clean(self) -> bool:
+        return not any(f.severity in ("error", "warning") for f in self.findings)
+
+    @property
+    def failed(self) -> bool:
+        return any(f.severity == "error" and f.check in ("egress", "reachable", "speaks_mcp", "lists_tools")
+                   for f in self.findings)
+
+
+def _sse_messages(text: str) -> list[dict[str, Any]]:
+    out, data = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("data:"):
+            data.append(line[5:].lstrip())
+        elif not line and data:
+            try:
+                out.append(json.loads("\n".join(data)))
+            except ValueError:
+                pass  # a non-JSON event (e.g. a comment payload): not a JSON-RPC message
+            data = []
+    return out
+
+
+class McpClient:
+    """initialize → notifications/initialized → requests, over streamable HTTP."""
+
+    def __init__(self, http: httpx.AsyncClient, url: str, headers: dict[str, str], timeout: float) -> None:
+        self._http, self._url, self._timeout = http, url, timeout
+        self._headers = {**headers, "accept": _ACCEPT, "content-type": "application/json"}
+        self._next_id = 0
+
+    async def _post(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            async with self._http.stream("POST", self._url, json=message, headers=self._headers,
+                                         timeout=self._timeout) as resp:
+                body = await _read_bounded(resp)
+        except httpx.HTTPError as exc:
+            raise ProbeFailed("reachable", f"cannot reach the server: {type(exc).__name__}: {exc}") from None
+        if "id" not in message:
+            return None
+        if resp.status_code >= 400:
+            raise ProbeFailed("speaks_mcp", f"{message['method']} answered HTTP {resp.status_code}")
+        if session := resp.headers.get("mcp-session-id"):
+            self._headers["mcp-session-id"] = session
+        if version := resp.headers.get("mcp-protocol-version"):
+            self._headers.setdefault("mcp-protocol-version", version)
+        ctype = resp.headers.get("content-type", "")
+        messages = _sse_messages(body.decode("utf-8", "replace")) if "text/event-stream" in ctype else \
+            [_json(body, message["method"])]
+        for m in messages:
+            if isinstance(m, dict) and m.get("id") == message["id"]:
+                return m
+        raise ProbeFailed("speaks_mcp", f"no JSON-RPC answer to {message['method']}")
+
+    async def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        self._next_id += 1
+        answer = await self._post({"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params or {}})
+        assert answer is not None
+        if "error" in answer or not isinstance(answer.get("result"), dict):
+            raise ProbeFailed("speaks_mcp", f"{method} failed: {json.dumps(answer.get('error'))[:500]}")
+        return answer["result"]
+
+    async def notify(self, method: str) -> None:
+        await self._post({"jsonrpc": "2.0", "method": method})
+
+    async def initialize(self) -> dict[str, Any]:
+        result = await self.request("initialize", {
+            "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+            "clientInfo": {"name": "ai-gateway-approval-probe", "version": "1"}})
+        if "protocolVersion" not in result or "serverInfo" not in result:
+            raise ProbeFailed("speaks_mcp", "initialize answered without protocolVersion/serverInfo")
+        self._headers["mcp-protocol-version"] = str(result["protocolVersion"])
+        await self.notify("notifications/initialized")
+        return result
+
+    async def list_tools(self) -> list[dict[str, Any]]:
+        tools: list[dict[str, Any]] = []
+        cursor = None
+        for _ in range(_MAX_PAGES):
+            result = await self.request("tools/list", {"cursor": cursor} if cursor else {})
+            page = result.get("tools")
+            if not isinstance(page, list):
+                raise ProbeFailed("lists_tools", "tools/list answered without a tools array")
+            tools.extend(t for t in page if isinstance(t, dict))
+            cursor = result.get("nextCursor")
+            if not cursor:
+                break
+        return tools
+
+    async def close(self) -> None:
+        if "mcp-session-id" in self._headers:
+            try:
+                await self._http.delete(self._url, headers=self._headers, timeout=self._timeout)
+            except httpx.HTTPError as exc:
+                log.info("probe: session delete failed: %s", type(exc).__name__)
+
+
+async def _read_bounded(resp: httpx.Response) -> bytes:
+    chunks, size = [], 0
+    async for chunk in resp.aiter_bytes():
+        size += len(chunk)
+        if size > _MAX_BODY:
+            raise ProbeFailed("speaks_mcp", f"answer larger than {_MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(body: bytes, method: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ProbeFailed("speaks_mcp", f"{method} answered with something that is not JSON") from None
+
+
+async def _legacy_sse_endpoint(http: httpx.AsyncClient, url: str, headers: dict[str, str],
+                               timeout: float) -> str:
+    """Legacy HTTP+SSE (2024-11-05): the GET stream's first `endpoint` event names the POST URL. The probe only
+    checks that the server offers one on the same origin; listing tools needs the stream, which the data
+    plane's client handles."""
+    async with http.stream("GET", url, headers={**headers, "accept": "text/event-stream"},
+                           timeout=timeout) as resp:
+        if resp.status_code != 200:
+            raise ProbeFailed("speaks_mcp", f"the SSE endpoint answered HTTP {resp.status_code}")
+        event = ""
+        async for line in resp.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event == "endpoint":
+                endpoint = urljoin(url, line[5:].strip())
+                if urlsplit(endpoint)[:2] != urlsplit(url)[:2]:
+                    raise ProbeFailed("egress", "the SSE endpoint event points to another origin")
+                return endpoint
+    raise ProbeFailed("speaks_mcp", "the SSE stream sent no endpoint event")
+
+
+def check_schemas(d: PinnedDefinition) -> list[Finding]:
+    found = []
+    for where, schema in (("inputSchema", d.input_schema), ("outputSchema", d.output_schema)):
+        if schema is None:
+            continue
+        if schema.get("type") != "object":
+            found.append(Finding(check="schema_valid", severity="error", tool=d.name,
+                                 message=f"{where} must be a JSON Schema of type object"))
+            continue
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            found.append(Finding(check="schema_valid", severity="error", tool=d.name,
+                                 message=f"{where} is not valid JSON Schema: {exc.message[:300]}"))
+    return found
+
+
+class Prober:
+    def __init__(self, egress: EgressPolicy, http: httpx.AsyncClient, auth: OutboundAuthenticator) -> None:
+        self._egress, self._http, self._auth = egress, http, auth
+
+    async def probe(self, server: McpServer) -> ProbeResult:
+        result = ProbeResult()
+        try:
+            await self._probe(server, result)
+        except ProbeFailed as exc:
+            result.findings.append(exc.finding)
+        except GatewayError as exc:  # egress refusal at check time, missing upstream credential, …
+            check = "egress" if exc.status == 422 else "reachable"
+            result.findings.append(Finding(check=check, severity="error", message=exc.message[:2000]))
+        except asyncio.TimeoutError:
+            result.findings.append(Finding(check="reachable", severity="error", message="the probe timed out"))
+        return result
+
+    async def _probe(self, server: McpServer, result: ProbeResult) -> None:
+        url = str(server.spec.url)
+        await self._egress.check(url, "url")
+        result.findings.append(Finding(check="egress", severity="info", message="allowed by the egress policy"))
+        headers = await self._auth.headers(server.spec.auth)  # type: ignore[arg-type]
+        timeout = server.spec.timeouts.call_seconds
+        if server.spec.transport == "sse":
+            await _legacy_sse_endpoint(self._http, url, headers, timeout)
+            result.findings.append(Finding(check="speaks_mcp", severity="warning", message=(
+                "legacy HTTP+SSE server: the endpoint event was checked; tools are listed by the data plane")))
+            return
+        await self.list_into(url, headers, timeout, result)
+
+    async def list_into(self, url: str, headers: dict[str, str], timeout: float, result: ProbeResult) -> None:
+        client = McpClient(self._http, url, headers, timeout)
+        try:
+            init = await client.initialize()
+            result.server_info = {"protocolVersion": init.get("protocolVersion"),
+                                  **{k: v for k, v in (init.get("serverInfo") or {}).items()
+                                     if k in ("name", "version", "title")}}
+            result.findings.append(Finding(check="speaks_mcp", severity="info",
+                                           message=f"MCP {init.get('protocolVersion')}"))
+            listed = await client.list_tools()
+        finally:
+            await client.close()
+        for raw in listed:
+            try:
+                d = definition_of(raw)
+            except ValueError as exc:
+                result.findings.append(Finding(check="schema_valid", severity="error", tool=str(raw.get("name"))[:256],
+                                               message=f"tool definition rejected: {str(exc)[:300]}"))
+                continue
+            result.tools.append(d)
+            result.findings.extend(check_schemas(d) + scan(d))
+        result.findings.append(Finding(check="lists_tools", severity="info", message=f"{len(result.tools)} tools"))
+
+    async def list_tools(self, server: McpServer) -> list[PinnedDefinition]:
+        """For the pinning timer: what the server lists now (raises ProbeFailed when it cannot be listed)."""
+        result = ProbeResult()
+        headers = await self._auth.headers(server.spec.auth)  # type: ignore[arg-type]
+        await self.list_into(str(server.spec.url), headers, server.spec.timeouts.call_seconds, result)
+        return result.tools
+
+
+__all__ = ["AuthSpec", "McpClient", "Prober", "ProbeFailed", "ProbeResult", "check_schemas"]

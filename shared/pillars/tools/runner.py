@@ -1,0 +1,66 @@
+"""Runs one `tools/call` through the generic pipeline (admission, failover over the server's replicas,
+release-and-log in one finally, the request log) and turns every outcome into the JSON-RPC answer."""
+from __future__ import annotations
+
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from ...domain.base import Pillar
+from ...errors import GatewayError, McpRefused
+from ...pipeline.exchange import Exchange
+from ...pipeline.pipeline import Pipeline
+from .context import McpContext, Reply
+from .mcp import jsonrpc as rpc
+from .spec import ToolCallRequest
+
+
+class ToolCallRunner:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    async def __call__(self, ctx: McpContext, msg: rpc.Message) -> Reply:
+        req = ToolCallRequest(ctx, msg)
+        x = Exchange(pillar=Pillar.tools, operation="tools/call", principal=ctx.principal,
+                     request_id=ctx.request_id, request=req, headers=ctx.headers,
+                     started=ctx.started or time.perf_counter())
+        try:
+            await self._pipeline.run(x)
+        except rpc.Fault as fault:
+            return Reply(rpc.error(msg.id, fault.code, fault.message, fault.data))
+        except McpRefused as exc:
+            if req.reply is None:
+                return Reply(exc.rpc_error)
+            if req.reply.wait is not None:  # a 2025 client told through elicitation; the call runs once approved
+                req.reply.fallback = rpc.error(msg.id, rpc.APPROVAL_PENDING, "This call waits for an approver; "
+                                               "retry the same call later.")
+                req.reply.wait = self._after_approval(ctx, msg, req.reply.wait)
+            return req.reply
+        except GatewayError as exc:
+            return Reply(_gateway_error(msg, exc))
+        assert req.answer is not None
+        return Reply(req.answer)
+
+    async def _after_approval(self, ctx: McpContext, msg: rpc.Message, wait: Coroutine[Any, Any, Any]
+                              ) -> dict[str, Any]:
+        try:
+            await wait
+        except rpc.Fault as fault:
+            return rpc.error(msg.id, fault.code, fault.message, fault.data)
+        ctx.started = time.perf_counter()
+        reply = await self(ctx, msg)  # approved: a governed call of its own (admission, failover, its log row)
+        return reply.message or rpc.error(msg.id, rpc.APPROVAL_PENDING, "Approval pending.")
+
+
+def _gateway_error(msg: rpc.Message, exc: GatewayError) -> dict[str, Any]:
+    data: dict[str, Any] = {"code": exc.code}
+    retry = exc.headers.get("retry-after", "")
+    if retry.isdigit():
+        data["retryAfterSeconds"] = int(retry)
+    if exc.status == 429:
+        code = rpc.RATE_LIMITED
+    elif exc.status >= 500:
+        code = rpc.UPSTREAM_ERROR
+    else:
+        code = rpc.GOVERNANCE_REFUSED
+    return rpc.error(msg.id, code, exc.message, data)

@@ -1,0 +1,299 @@
+"""Toolboxes end to end: five real MCP server implementations behind two gateway instances sharing one registry,
+official MCP clients (Python SDK, TypeScript SDK) and raw protocol checks for every revision."""
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_KEY, new_key
+from tests.integration.mcp_support import Seeded, register, tamper
+from tests.support.mcp_servers import NPM_DIR, Fleet, start_fleet
+
+MODERN = "2026-07-28"
+META = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
+ACCEPT = "application/json, text/event-stream"
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    root = tmp_path_factory.mktemp("mcp-fleet")
+    files = root / "files"
+    files.mkdir()
+    (files / "hello.txt").write_text("hello from the filesystem server\n")
+    f = start_fleet(root, files)
+    yield f
+    f.stop()
+
+
+@pytest.fixture(scope="module")
+def gateways(start_gateway):
+    """Two instances of one deployment: same registry, same key pepper, same session secret."""
+    shared = {"COSMOS_DATABASE": "gw-mcp-" + uuid.uuid4().hex[:8],
+              "GATEWAY_KEY_HASH_SECRET": "pepper-" + secrets.token_hex(8),
+              "MCP_SESSION_SECRETS": "s-" + secrets.token_hex(16), "MCP_APPROVAL_WAIT_SECONDS": "3"}
+    return start_gateway(**shared), start_gateway(**shared), shared
+
+
+@pytest.fixture(scope="module")
+async def world(gateways, fleet: Fleet, emulators):
+    a, b, shared = gateways
+    with httpx.Client(base_url=a.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30) as admin:
+        pid = "p-" + uuid.uuid4().hex[:10]
+        r = admin.post("/manage/projects", json={"id": pid, "name": pid, "pillars": {"tools": {"enabled": True}}})
+        assert r.status_code == 201, r.text
+        key = new_key(admin, pid)
+        other_key = new_key(admin, pid)
+        narrow_key = new_key(admin, pid, tools=["fastmcp__add"])
+        # SSRF at registration: the admin API refuses a server on a link-local (metadata) address
+        r = admin.post(f"/manage/projects/{pid}/mcp-servers", json={"id": "meta", "namespace": "meta",
+                                                                    "url": "http://169.254.169.254/mcp"})
+        assert r.status_code == 422, r.text
+        seeded = register(admin, pid, fleet, sensitive={"fastmcp__wire_transfer"},
+                          limits={"fastmcp__big": {"max_result_bytes": 2048}})
+    await tamper(emulators.cosmos_connection_string, shared["COSMOS_DATABASE"], pid, seeded,
+                 drifted={"everything__get-tiny-image"}, unreachable={"metadata": "http://169.254.169.254/mcp"},
+                 legacy=fleet)
+    return {"a": a, "b": b, "key": key, "other_key": other_key, "narrow_key": narrow_key, "box": seeded}
+
+
+def rpc(client: httpx.Client, url: str, method: str, params: dict | None = None, *, id_: int = 1,
+        headers: dict | None = None) -> httpx.Response:
+    body = {"jsonrpc": "2.0", "id": id_, "method": method, "params": params or {}}
+    return client.post(url, json=body, headers={"Accept": ACCEPT, **(headers or {})})
+
+
+def modern(client: httpx.Client, url: str, method: str, params: dict | None = None, name: str | None = None
+           ) -> httpx.Response:
+    headers = {"MCP-Protocol-Version": MODERN, "Mcp-Method": method}
+    if name:
+        headers["Mcp-Name"] = name
+    return rpc(client, url, method, {**(params or {}), "_meta": META}, headers=headers)
+
+
+def body_of(r: httpx.Response) -> dict:
+    if r.headers.get("content-type", "").startswith("text/event-stream"):
+        events = [json.loads(line[5:]) for line in r.text.splitlines() if line.startswith("data:") and line[5:].strip()]
+        return events[-1]
+    return r.json()
+
+
+@pytest.fixture
+def client(world) -> Iterator[httpx.Client]:
+    with httpx.Client(headers={"Authorization": f"Bearer {world['key']}"}, timeout=30) as c:
+        yield c
+
+
+def url(world, gw: str = "a") -> str:
+    return f"{world[gw].url}/mcp/{world['box'].toolbox}"
+
+
+# ---- 2025 sessions work on any instance
+
+
+def test_session_alternates_between_two_instances(world, client):
+    box: Seeded = world["box"]
+    init = rpc(client, url(world, "a"), "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                                      "clientInfo": {"name": "t", "version": "1"}})
+    assert init.status_code == 200, init.text
+    assert body_of(init)["result"]["protocolVersion"] == "2025-11-25"
+    sid = init.headers["mcp-session-id"]
+    h = {"Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-11-25"}
+    calls = [("everything__echo", {"message": "hi"}), ("sdk__shout", {"text": "abc"}), ("fastmcp__add", {"a": 2, "b": 3}),
+             ("memory__read_graph", {}), ("filesystem__list_allowed_directories", {})]
+    for i, (name, args) in enumerate(calls):
+        gw = "ab"[i % 2]
+        listed = rpc(client, url(world, gw), "tools/list", headers=h)
+        names = {t["name"] for t in body_of(listed)["result"]["tools"]}
+        assert names >= {t for tools in box.tools.values() for t in tools} - {"everything__get-tiny-image"}
+        assert not names & set(box.hidden)  # unapproved and quarantined tools are never listed
+        res = body_of(rpc(client, url(world, gw), "tools/call", {"name": name, "arguments": args}, headers=h))
+        assert "result" in res and not res["result"].get("isError"), (name, res)
+        assert "resultType" not in res["result"]  # a 2025 client never sees 2026 fields
+
+
+def test_foreign_or_tampered_session_is_refused(world, client):
+    sid = rpc(client, url(world), "initialize", {"protocolVersion": "2025-06-18", "capabilities": {}}).headers[
+        "mcp-session-id"]
+    with httpx.Client(headers={"Authorization": f"Bearer {world['other_key']}"}, timeout=10) as other:
+        assert rpc(other, url(world, "b"), "tools/list", headers={"Mcp-Session-Id": sid}).status_code == 404
+    assert rpc(client, url(world, "b"), "tools/list", headers={"Mcp-Session-Id": sid[:-4] + "AAAA"}).status_code == 404
+    assert rpc(client, url(world, "b"), "tools/list").status_code == 400  # no session, no envelope
+
+
+# ---- official clients
+
+
+async def test_official_python_client(world):
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    for mode in ("legacy", "auto"):  # 2025-11-25 session, then 2026-07-28 discovery
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {world['key']}"}, timeout=30)
+        async with http, Client(streamable_http_client(url(world, "b"), http_client=http), mode=mode) as c:
+            assert c.protocol_version == ("2025-11-25" if mode == "legacy" else MODERN)
+            tools = await c.list_tools()
+            assert "sdk__forecast" in {t.name for t in tools.tools}
+            res = await c.call_tool("sdk__forecast", {"city": "Paris", "days": 2})
+            assert res.structured_content == {"city": "Paris", "celsius": 22.0}
+            res = await c.call_tool("memory__read_graph", {})
+            assert not res.is_error
+
+
+def test_typescript_sdk_client(world):
+    script = NPM_DIR / "ts_client.mjs"
+    out = subprocess.run(["node", str(script), url(world, "a"), world["key"], "fastmcp__add"], cwd=NPM_DIR,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert "fastmcp__add" in report["tools"]
+    assert report["result"]["content"][0]["text"] == "5"
+
+
+# ---- 2026-07-28
+
+
+def test_modern_requests_without_session(world, client):
+    found = body_of(modern(client, url(world, "b"), "server/discover"))["result"]
+    assert MODERN in found["supportedVersions"] and found["resultType"] == "complete"
+    listed = body_of(modern(client, url(world, "a"), "tools/list"))["result"]
+    assert listed["cacheScope"] == "private" and listed["resultType"] == "complete" and "ttlMs" in listed
+    res = body_of(modern(client, url(world, "b"), "tools/call", {"name": "everything__get-sum",
+                                                                  "arguments": {"a": 1, "b": 2}}, "everything__get-sum"))
+    assert res["result"]["resultType"] == "complete"
+    mismatch = modern(client, url(world, "a"), "tools/call", {"name": "everything__echo", "arguments": {}},
+                      "everything__get-sum")
+    assert mismatch.status_code == 400 and mismatch.json()["error"]["code"] == -32020
+
+
+# ---- governance
+
+
+def test_unapproved_quarantined_and_unknown_tools_are_unreachable(world, client):
+    for name in ("everything__get-env", "everything__get-tiny-image", world["box"].hidden[-1], "nope__x"):
+        res = body_of(modern(client, url(world), "tools/call", {"name": name, "arguments": {}}, name))
+        assert res["error"]["code"] == -32602, res
+
+
+def test_key_tool_scope_limits_list_and_call(world):
+    with httpx.Client(headers={"Authorization": f"Bearer {world['narrow_key']}"}, timeout=30) as narrow:
+        listed = body_of(modern(narrow, url(world), "tools/list"))["result"]["tools"]
+        assert [t["name"] for t in listed] == ["fastmcp__add"]
+        res = body_of(modern(narrow, url(world, "b"), "tools/call", {"name": "sdk__shout",
+                                                                      "arguments": {"text": "x"}}, "sdk__shout"))
+        assert res["error"]["code"] == -32030
+
+
+def test_drifted_definition_is_quarantined_at_list_time(world, client):
+    names = {t["name"] for t in body_of(modern(client, url(world, "a"), "tools/list"))["result"]["tools"]}
+    assert "everything__get-tiny-image" not in names and "everything__echo" in names
+    res = body_of(modern(client, url(world, "a"), "tools/call", {"name": "everything__get-tiny-image", "arguments": {}},
+                         "everything__get-tiny-image"))
+    assert res["error"]["code"] == -32602
+
+
+def test_every_call_is_in_the_request_log(world, client, emulators):
+    from azure.data.tables import TableServiceClient
+
+    marker = "log-" + uuid.uuid4().hex[:8]
+    res = body_of(modern(client, url(world, "b"), "tools/call", {"name": "everything__echo",
+                                                                  "arguments": {"message": marker}}, "everything__echo"))
+    assert marker in json.dumps(res)
+    table = TableServiceClient.from_connection_string(emulators.storage_connection_string).get_table_client(
+        "gatewayrequests")
+    project = world["box"].project
+    for _ in range(50):
+        rows = [r for r in table.query_entities(f"PartitionKey ge '{project}|' and PartitionKey lt '{project}}}'")
+                if r.get("pillar") == "tools" and r.get("resource") == "everything__echo"]
+        if rows:
+            break
+        time.sleep(0.2)  # the log is written asynchronously in batches (USAGE_FLUSH_SECONDS=0.2)
+    row = rows[0]
+    assert row["toolbox"] == world["box"].toolbox and row["server"] == "everything" and row["status"] == 200
+    assert row["target"] == "everything/primary" and row["response_bytes"] > 0 and row["caller"]
+    assert row["latency_ms"] > 0
+
+
+def test_arguments_checked_against_input_schema(world, client):
+    res = body_of(modern(client, url(world), "tools/call", {"name": "fastmcp__add", "arguments": {"a": "x"}},
+                         "fastmcp__add"))
+    assert res["error"]["code"] == -32602 and res["error"]["data"]["errors"]
+
+
+def test_result_size_limit(world, client):
+    res = body_of(modern(client, url(world), "tools/call", {"name": "fastmcp__big", "arguments": {"size": 10000}},
+                         "fastmcp__big"))
+    assert res["error"]["code"] == -32034
+
+
+def test_ssrf_at_call_time_refused(world, client):
+    res = body_of(modern(client, url(world), "tools/call", {"name": "metadata__probe", "arguments": {}},
+                         "metadata__probe"))
+    assert res["error"]["code"] == -32033 and "Egress" in json.dumps(res)
+
+
+def test_malformed_json_rpc_gets_json_rpc_errors(world, client):
+    for raw, code in ((b"{not json", -32700), (b"[]", -32600), (b'{"jsonrpc":"1.0","id":1,"method":"x"}', -32600),
+                      (b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":[1]}', -32602)):
+        r = client.post(url(world), content=raw, headers={"Accept": ACCEPT, "Content-Type": "application/json"})
+        assert r.status_code < 500 and r.json()["error"]["code"] == code, (raw, r.text)
+
+
+def test_sensitive_call_waits_for_approval(world, client):
+    args = {"account": "acct-" + uuid.uuid4().hex[:6], "amount": 5}
+    params = {"name": "fastmcp__wire_transfer", "arguments": args}
+    first = body_of(modern(client, url(world), "tools/call", params, "fastmcp__wire_transfer"))["result"]
+    assert first["resultType"] == "input_required"
+    approval = first["requestState"]
+    # an older client learns the same through a JSON-RPC error with a retry hint
+    sid = rpc(client, url(world), "initialize", {"protocolVersion": "2025-03-26", "capabilities": {}}).headers[
+        "mcp-session-id"]
+    old = body_of(rpc(client, url(world, "b"), "tools/call", params, headers={"Mcp-Session-Id": sid}))
+    assert old["error"]["code"] == -32032 and old["error"]["data"]["approvalId"] == approval
+    with httpx.Client(base_url=world["b"].url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+        project = world["box"].project
+        waiting = admin.get(f"/manage/projects/{project}/tool-call-approvals").json()["items"]
+        assert approval in {w["id"] for w in waiting}
+        r = admin.post(f"/manage/projects/{project}/tool-call-approvals/{approval}/decision",
+                       json={"decision": "approve"})
+        assert r.status_code == 200, r.text
+    done = body_of(modern(client, url(world, "b"), "tools/call", {**params, "requestState": approval},
+                          "fastmcp__wire_transfer"))["result"]
+    assert done["content"][0]["text"] == f"sent 5 to {args['account']}"
+    # one approval, one call: the same call again waits for a new approval
+    again = body_of(modern(client, url(world), "tools/call", params, "fastmcp__wire_transfer"))["result"]
+    assert again["resultType"] == "input_required"
+
+
+def test_sensitive_call_elicits_and_runs_once_approved_on_a_2025_session(world, client):
+    """2025-06-18+ with the elicitation capability: the call's SSE stream carries an elicitation/create that says
+    the call waits; an approver accepts on the other instance; the same stream then carries the tool's result."""
+    init = rpc(client, url(world), "initialize", {"protocolVersion": "2025-06-18", "capabilities": {"elicitation": {}},
+                                                  "clientInfo": {"name": "t", "version": "1"}})
+    h = {"Mcp-Session-Id": init.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-06-18", "Accept": ACCEPT}
+    args = {"account": "acct-" + uuid.uuid4().hex[:6], "amount": 7}
+    body = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {"name": "fastmcp__wire_transfer", "arguments": args}}
+    with client.stream("POST", url(world, "b"), json=body, headers=h) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        first = next(json.loads(line[5:]) for line in lines if line.startswith("data:"))
+        assert first["method"] == "elicitation/create" and "approval" in first["params"]["message"]
+        with httpx.Client(base_url=world["a"].url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+            project = world["box"].project
+            waiting = [w for w in admin.get(f"/manage/projects/{project}/tool-call-approvals").json()["items"]
+                       if args["account"] in w["arguments_preview"]]
+            assert len(waiting) == 1
+            r = admin.post(f"/manage/projects/{project}/tool-call-approvals/{waiting[0]['id']}/decision",
+                           json={"decision": "approve", "reason": "expected"})
+            assert r.status_code == 200, r.text
+        final = next(json.loads(line[5:]) for line in lines if line.startswith("data:"))
+    assert final["id"] == 9 and final["result"]["content"][0]["text"] == f"sent 7 to {args['account']}"

@@ -1,0 +1,42 @@
+"""A server on the official `mcp` Python SDK (v2: speaks 2026-07-28 and the 2025 handshake revisions)."""
+from __future__ import annotations
+
+import sys
+
+from mcp.server.mcpserver import MCPServer
+from pydantic import BaseModel
+
+app = MCPServer("sdk-weather")
+
+
+class Forecast(BaseModel):
+    city: str
+    celsius: float
+
+
+@app.tool()
+def forecast(city: str, days: int = 1) -> Forecast:
+    """Weather forecast for a city (structured output)."""
+    return Forecast(city=city, celsius=20.0 + days)
+
+
+@app.tool()
+def shout(text: str) -> str:
+    """Upper-cases the text."""
+    return text.upper()
+
+
+@app.resource("weather://cities")
+def cities() -> str:
+    """Cities with forecasts."""
+    return "Paris,Berlin"
+
+
+@app.prompt()
+def travel(city: str) -> str:
+    """A travel prompt."""
+    return f"Plan a trip to {city}."
+
+
+if __name__ == "__main__":
+    app.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]), json_response="--json" in sys.argv)
