@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import azure.functions as func
 
-from functions import admin_api, credentials_api, health_api, keys_api, models_admin_api, models_api, portal_api
+from functions import (admin_api, credentials_api, guardrails_admin_api, health_api, keys_api, models_admin_api,
+                       models_api, portal_api)
 from shared.config import SettingProblem, Settings, load_settings
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Operation
@@ -32,6 +33,7 @@ def build_app(settings: Settings, services: Services | None = None, *,
         admin_api.build(services),
         keys_api.build(services),
         models_admin_api.build(services),
+        guardrails_admin_api.build(services),
         portal_api.build(services),
         credentials_api.build(services),
         models_api.build(services),

@@ -26,6 +26,9 @@ from .storage.repository import Repository
 from .storage.tables import StorageProbe
 
 if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
+    from .guardrails.book import GuardrailBook
+    from .guardrails.policy import GuardrailPolicy
+    from .guardrails.step import GuardrailStep
     from .proxy.models import ModelProxy
     from .proxy.quota_book import QuotaBook
     from .quotas.enforcer import QuotaEnforcer
@@ -102,7 +105,7 @@ class Services:
     @property
     def owned_by_project(self) -> list[Repository[Any]]:
         """Every repository whose documents live in a project's partition (a project is deletable when empty)."""
-        return [self.keys, self.models, self.quotas, self.key_requests]
+        return [self.keys, self.models, self.quotas, self.key_requests, self.guardrail_policies]
 
     @cached_property
     def key_requests(self) -> Repository[KeyRequest]:
@@ -164,7 +167,31 @@ class Services:
         asyncio.get_running_loop().call_later(30, gc.freeze)
         return ModelProxy(catalog=self.catalog, quota_book=self.quota_book, enforcer=self.enforcer,
                           http=OpenAIHttp(upstream_http, credentials), breakers=Breakers(),
-                          tokens=tokens, usage=self.usage_log, flags=self.flags)
+                          tokens=tokens, usage=self.usage_log, flags=self.flags, guardrails=self.guardrail_step)
+
+    @cached_property
+    def guardrail_policies(self) -> "Repository[GuardrailPolicy]":
+        from .guardrails.policy import GuardrailPolicy
+
+        return Repository(self.store, GuardrailPolicy)
+
+    @cached_property
+    def guardrail_book(self) -> "GuardrailBook":
+        from .guardrails.book import GuardrailBook
+
+        s = self.settings
+        return GuardrailBook(self.guardrail_policies, ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
+
+    @cached_property
+    def guardrail_step(self) -> "GuardrailStep":
+        """The guardrail pipeline step (all pillars): policies from the book, local checks, Content Safety."""
+        from .guardrails.content_safety import ContentSafety
+        from .guardrails.engine import GuardrailEngine
+        from .guardrails.step import GuardrailStep
+
+        remote = ContentSafety(self.settings, lambda: self.credential)
+        self._closeables.append(remote)
+        return GuardrailStep(self.guardrail_book, GuardrailEngine(remote))
 
     @cached_property
     def models(self) -> Repository[Model]:

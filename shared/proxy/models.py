@@ -16,8 +16,11 @@ from starlette.responses import Response, StreamingResponse
 from ..auth.principal import Principal
 from ..catalog import ModelCatalog
 from ..domain.models import Model
-from ..errors import BadRequest, Forbidden, GatewayError, NotFound
+from ..domain.base import Pillar
+from ..errors import BadRequest, Forbidden, GatewayError, GuardrailBlocked, NotFound
 from ..flags.service import FlagService
+from ..guardrails.segments import apply_chat_input, apply_chat_output, chat_input, chat_output
+from ..guardrails.step import GuardrailRun, GuardrailStep
 from ..quotas.enforcer import Admission, QuotaEnforcer
 from ..routing.breaker import Breakers
 from ..routing.failover import Outcome, call_with_failover
@@ -25,6 +28,7 @@ from ..tokens import TokenEstimator
 from ..upstreams.openai_http import OpenAIHttp
 from ..usage.log import UsageLog, UsageRecord
 from ..web.inputs import validate
+from ..web.responses import error_response
 from .contracts import CONTRACTS, Operation
 from .quota_book import QuotaBook
 from .sse import SseRelay, error_event
@@ -48,13 +52,15 @@ class CallState:
     # backend id → (its capacity counter, tokens reserved) for backends with a TPM capacity
     reserved: dict[str, tuple[Any, int]] = field(default_factory=dict)
     served_by: str | None = None
+    guardrails: GuardrailRun = field(default_factory=GuardrailRun)  # the call's verdicts (log, header, telemetry)
 
 
 class ModelProxy:
     def __init__(self, *, catalog: ModelCatalog, quota_book: QuotaBook, enforcer: QuotaEnforcer, http: OpenAIHttp,
                  breakers: Breakers, tokens: TokenEstimator, usage: UsageLog, flags: FlagService,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, guardrails: GuardrailStep | None = None) -> None:
         self._flags = flags
+        self._guardrails = guardrails
         self._catalog, self._quotas, self._enforcer = catalog, quota_book, enforcer
         self._http, self._breakers = http, breakers
         self._tokens, self._usage = tokens, usage
@@ -75,6 +81,15 @@ class ModelProxy:
                              details=[{"field": "model", "message": "required"}])
         model = await self._model(principal, name, op, bool(body.get("stream")))
         stream = op == "chat" and bool(body.get("stream"))
+        state = CallState(principal, request_id, op, model, stream, started, 0, Admission())
+        if self._guardrails is not None:
+            try:  # before admission: a refused call takes no quota; a redacted prompt is what gets estimated
+                await self._guardrails.on_input(
+                    state.guardrails, project_id=model.project_id, pillar=Pillar.models, resource=name,
+                    key_id=principal.key_id, payload=body, extract=chat_input, apply=apply_chat_input)
+            except GatewayError as exc:
+                self._log(state, None, exc.status, exc.code, None, 0.0)
+                raise
         family = model.spec.tokenizer or model.spec.backends[0].deployment
         if not self._tokens.is_ready(name, family):
             # First use of an encoding in this worker: build it (~0.1–0.3 s) off the event loop.
@@ -86,7 +101,7 @@ class ModelProxy:
         guess = self._enforcer.completion_estimate(completion, model.spec.completion_estimate_tokens) \
             if op == "chat" else 0
         quotas = await self._quotas.for_call(model.project_id, principal.key_id, name)
-        state = CallState(principal, request_id, op, model, stream, started, prompt, Admission())
+        state.prompt_estimate = prompt
         try:
             state.admission = await self._enforcer.admit(
                 quotas, tokens=prompt + completion, cost_micros=self._cost_micros(model, prompt, completion),
@@ -128,7 +143,7 @@ class ModelProxy:
         state.served_by = outcome.backend.id if outcome.response.status_code < 300 else None
         if stream and outcome.response.status_code < 300 and not outcome.response.is_closed:
             return self._stream(state, outcome, strip_usage=not client_asked_usage)
-        return self._complete(state, outcome)
+        return await self._complete(state, outcome)
 
     async def _model(self, principal: Principal, name: str, op: Operation, stream: bool) -> Model:
         assert principal.project_id is not None
@@ -155,40 +170,59 @@ class ModelProxy:
                   "x-gateway-overhead-ms": f"{overhead_ms:.2f}"})
         if outcome.retries:
             h["x-gateway-retries"] = str(outcome.retries)
+        verdicts = state.guardrails.header()
+        if verdicts:
+            h["x-gateway-guardrails"] = verdicts
         return h
 
-    def _complete(self, state: CallState, outcome: Outcome) -> Response:
+    async def _complete(self, state: CallState, outcome: Outcome) -> Response:
         response = outcome.response
-        usage = None
+        usage = answer = None
         if response.status_code < 300:
             try:
-                usage = orjson.loads(response.content).get("usage")
+                answer = orjson.loads(response.content)
+                usage = answer.get("usage")
             except (orjson.JSONDecodeError, AttributeError):
-                usage = None
+                usage = answer = None
         overhead = (time.perf_counter() - state.started) * 1000 - sum(a.ms for a in outcome.attempts)
         tokens = self._settle(state, usage if response.status_code < 300 else {}, [])
+        content = response.content
+        if self._guardrails is not None and isinstance(answer, dict) and state.op == "chat":
+            try:
+                before = state.guardrails.verdicts[:]
+                await self._guardrails.on_output(state.guardrails, answer, chat_output, apply_chat_output)
+                if state.guardrails.verdicts != before:
+                    content = orjson.dumps(answer)
+            except GatewayError as exc:  # the upstream was paid for (settled above); the client gets the refusal
+                self._log(state, outcome, exc.status, exc.code, tokens, overhead)
+                return error_response(exc, state.request_id)
         completion = None
-        if state.prompt_text is not None and response.status_code < 300:
+        if state.prompt_text is not None and isinstance(answer, dict):
             completion = _clip(orjson.dumps([c.get("message", c.get("embedding")) for c in
-                                             (orjson.loads(response.content).get("choices") or [])]).decode())
+                                             (orjson.loads(content).get("choices") or [])]).decode())
         self._log(state, outcome, response.status_code, None if response.status_code < 300 else "upstream_error",
                   tokens, overhead, completion=completion)
-        return Response(response.content, status_code=response.status_code,
+        return Response(content, status_code=response.status_code,
                         headers=self._headers(state, outcome, overhead))
 
     def _stream(self, state: CallState, outcome: Outcome, *, strip_usage: bool) -> Response:
         overhead = (time.perf_counter() - state.started) * 1000 - sum(a.ms for a in outcome.attempts)
         relay = SseRelay(strip_usage_chunk=strip_usage, collect_content=True)
         upstream = outcome.response
+        guard = self._guardrails.stream(state.guardrails) if self._guardrails is not None else None
 
         async def events() -> AsyncIterator[bytes]:
             error_code = None
             try:
                 async for chunk in upstream.aiter_raw():
                     out = relay.feed(chunk)
+                    if out and guard is not None:
+                        out = guard.events(out)  # held back by at most the window; a block raises
                     if out:
                         yield out
                 tail = relay.rest()
+                if tail.strip() and guard is not None:
+                    tail = guard.events(tail)
                 if tail.strip():
                     yield tail
                 if not relay.tally.done:
@@ -198,12 +232,19 @@ class ModelProxy:
                 # Never retried once bytes reached the client; never a silent truncation either.
                 error_code = "upstream_stream_broken"
                 yield error_event(error_code, f"The model backend's stream broke ({type(exc).__name__}).")
+            except GuardrailBlocked as exc:
+                # The blocked text was held back in the window: it never reaches the client, nor the log below.
+                error_code = exc.code
+                yield error_event(exc.code, exc.message, details=exc.details, type_="invalid_request_error")
             finally:
                 await upstream.aclose()
                 tokens = self._settle(state, relay.tally.usage, relay.tally.content)
+                if guard is not None:
+                    state.guardrails.verdicts += guard.verdicts()
+                shown = guard.released if guard is not None else relay.tally.content
                 self._log(state, outcome, 200, error_code, tokens, overhead, streamed=True,
                           estimated=relay.tally.usage is None,
-                          completion=_clip("".join(relay.tally.content)) if state.prompt_text is not None else None)
+                          completion=_clip("".join(shown)) if state.prompt_text is not None else None)
 
         return StreamingResponse(events(), status_code=upstream.status_code, media_type="text/event-stream",
                                  headers={**self._headers(state, outcome, overhead), "cache-control": "no-cache"})
@@ -245,7 +286,7 @@ class ModelProxy:
             latency_ms=(time.perf_counter() - state.started) * 1000, overhead_ms=max(0.0, overhead),
             retries=max(0, len(tried) - 1), failovers=len({a["backend"] for a in tried}) - 1 if tried else 0,
             attempts=tried, streamed=streamed, usage_estimated=estimated, prompt=state.prompt_text,
-            completion=completion))
+            completion=completion, guardrails=state.guardrails.public()))
 
 
 def _clip(text: str, limit: int = 30_000) -> str:

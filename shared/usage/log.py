@@ -63,6 +63,8 @@ class UsageRecord(BaseModel):
     at: datetime = Field(default_factory=utcnow)
     prompt: str | None = None  # only when the project opts in
     completion: str | None = None
+    # Guardrail verdicts (policy, check, type, action, stage, hits, latency_ms, labels/scores): never matched text.
+    guardrails: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("request_id")
     @classmethod
@@ -74,6 +76,10 @@ class UsageRecord(BaseModel):
         # Plain attribute copy (no model_dump): this runs for every call, and the fields are already validated.
         entity = {k: v for k, v in self.__dict__.items() if v is not None and k != "row_id"}
         entity["attempts"] = orjson.dumps(self.attempts).decode()
+        if self.guardrails:
+            entity["guardrails"] = orjson.dumps(self.guardrails).decode()
+        else:
+            entity.pop("guardrails", None)
         ms = int(self.at.timestamp() * 1000)
         # newest first inside a day's partition
         entity["PartitionKey"] = f"{self.project_id}|{self.at:%Y%m%d}"
