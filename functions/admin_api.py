@@ -127,6 +127,7 @@ def build(services: Services) -> ApiBlueprint:
             flags.invalidate(pid)
             services.catalog.invalidate(pid)
             services.quota_book.invalidate(pid)
+            services.guardrail_book.invalidate(pid)
         return Response(status_code=204)
 
     def forget_key(entity: object) -> None:

@@ -65,8 +65,13 @@ def _card(s: str) -> bool:
     return 13 <= len(d) <= 19 and luhn(d)
 
 
+_DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}")
+
+
 def _phone(s: str) -> bool:
-    return 8 <= len(_digits(s)) <= 15
+    # International form: 8-15 digits (E.164). Otherwise at least 10, so order numbers and dates are not phones.
+    n = len(_digits(s))
+    return (8 <= n <= 15) if s.startswith("+") else (10 <= n <= 15 and not _DATE.fullmatch(s))
 
 
 def _ipv6(s: str) -> bool:
