@@ -73,7 +73,7 @@ async def main(n: int) -> None:
     for _ in range(n):
         a = copy.deepcopy(answer)
         t0 = time.perf_counter()
-        await typical.on_output(run, a, chat_output, apply_chat_output)
+        typical.on_output(run, a, chat_output, apply_chat_output)
         times.append((time.perf_counter() - t0) * 1e6)
     print(f"  output check, 1.2 KB answer     : {statistics.median(times):.1f} / {pct(times, 0.99):.1f}")
     guard = typical.stream(run)

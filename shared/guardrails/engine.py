@@ -73,38 +73,62 @@ class GuardrailEngine:
         self._clock = clock
 
     async def evaluate(self, policies: list[CompiledPolicy], segments: list[Segment], stage: str) -> Result:
-        """Raises GuardrailBlocked (block) or GuardrailUnavailable (fail-closed remote check down); the verdicts
-        so far ride on the exception as `.verdicts` so the request log records them."""
+        """Local checks, then remote ones. Raises GuardrailBlocked (block) or GuardrailUnavailable (fail-closed
+        remote check down); the verdicts so far ride on the exception as `.verdicts` for the request log."""
         verdicts: list[Verdict] = []
         redactions: dict[int, list[Match]] = {}
-        ordered = [c for p in sorted(policies, key=lambda p: (p.rank, p.id)) for c in p.checks if c.applies(stage)]
-        for check in sorted(ordered, key=lambda c: c.local is None):  # stable: local first, order kept
+        remote = self._local(policies, segments, stage, verdicts, redactions)
+        for check in remote:
             texts_at = [i for i, s in enumerate(segments) if _scanned(check.spec, s, stage)]
-            if not texts_at:
+            if not texts_at or self._remote is None:
                 continue
             started = self._clock()
-            finding = await self._run(check, [segments[i] for i in texts_at], verdicts, stage, started)
-            if finding is None:
-                continue
-            spec = check.spec
-            v = Verdict(check.policy, spec.name, spec.type, spec.action, stage, finding.hits,
-                        (self._clock() - started) * 1000, finding.detail)
-            verdicts.append(v)
-            if spec.action == "block":
-                raise _blocked(v, verdicts)
-            if spec.action == "redact":
-                for local_i, spans in finding.spans.items():
-                    redactions.setdefault(texts_at[local_i], []).extend(spans)
-        if not redactions:
-            return Result(verdicts, None)
-        return Result(verdicts, [redact(s.text, redactions.get(i, [])) for i, s in enumerate(segments)])
+            finding = await self._run_remote(check, [segments[i] for i in texts_at], verdicts, stage, started)
+            if finding is not None:
+                self._decide(check, finding, texts_at, stage, started, verdicts, redactions)
+        return _result(segments, verdicts, redactions)
 
-    async def _run(self, check: CompiledCheck, segs: list[Segment], verdicts: list[Verdict], stage: str,
-                   started: float) -> Finding | None:
-        if check.local is not None:
-            return check.local.run([s.text for s in segs])
-        if self._remote is None:
-            return None
+    def evaluate_local(self, policies: list[CompiledPolicy], segments: list[Segment], stage: str) -> Result:
+        """Local checks only, synchronously (the output of a whole answer; remote checks are input-only)."""
+        verdicts: list[Verdict] = []
+        redactions: dict[int, list[Match]] = {}
+        self._local(policies, segments, stage, verdicts, redactions)
+        return _result(segments, verdicts, redactions)
+
+    def _local(self, policies: list[CompiledPolicy], segments: list[Segment], stage: str, verdicts: list[Verdict],
+               redactions: dict[int, list[Match]]) -> list[CompiledCheck]:
+        remote: list[CompiledCheck] = []
+        for p in sorted(policies, key=lambda p: (p.rank, p.id)):
+            for check in p.checks:
+                if not check.applies(stage):
+                    continue
+                if check.local is None:
+                    remote.append(check)
+                    continue
+                texts_at = [i for i, s in enumerate(segments) if _scanned(check.spec, s, stage)]
+                if not texts_at:
+                    continue
+                started = self._clock()
+                finding = check.local.run([segments[i].text for i in texts_at])
+                if finding is not None:
+                    self._decide(check, finding, texts_at, stage, started, verdicts, redactions)
+        return remote
+
+    def _decide(self, check: CompiledCheck, finding: Finding, texts_at: list[int], stage: str, started: float,
+                verdicts: list[Verdict], redactions: dict[int, list[Match]]) -> None:
+        spec = check.spec
+        v = Verdict(check.policy, spec.name, spec.type, spec.action, stage, finding.hits,
+                    (self._clock() - started) * 1000, finding.detail)
+        verdicts.append(v)
+        if spec.action == "block":
+            raise _blocked(v, verdicts)
+        if spec.action == "redact":
+            for local_i, spans in finding.spans.items():
+                redactions.setdefault(texts_at[local_i], []).extend(spans)
+
+    async def _run_remote(self, check: CompiledCheck, segs: list[Segment], verdicts: list[Verdict], stage: str,
+                          started: float) -> Finding | None:
+        assert self._remote is not None
         try:
             return await self._remote(check.spec, segs)
         except GuardrailUnavailable as exc:
@@ -117,6 +141,12 @@ class GuardrailEngine:
                 exc.verdicts = verdicts  # type: ignore[attr-defined]
                 raise
             return None
+
+
+def _result(segments: list[Segment], verdicts: list[Verdict], redactions: dict[int, list[Match]]) -> Result:
+    if not redactions:
+        return Result(verdicts, None)
+    return Result(verdicts, [redact(s.text, redactions.get(i, [])) for i, s in enumerate(segments)])
 
 
 def _scanned(spec: Any, seg: Segment, stage: str) -> bool:

@@ -111,6 +111,14 @@ class ContentSafetyCheck(_Check):
         "pattern": UPSTREAM_SECRET_PATTERN}, description="An app setting named UPSTREAM_SECRET_*; none: Entra ID.")
     _redactable: ClassVar[bool] = False
 
+    @model_validator(mode="after")
+    def _input_only(self) -> "ContentSafetyCheck":
+        # Output runs where the pipeline cannot wait on a network call (a whole answer is checked synchronously,
+        # a stream chunk by chunk): the remote check guards prompts; local checks guard answers.
+        if self.stage != "input":
+            raise ValueError("a content_safety check runs on input only (stage: input)")
+        return self
+
     @field_validator("api_key_setting")
     @classmethod
     def _upstream_secret_only(cls, name: str | None) -> str | None:

@@ -46,9 +46,20 @@ class GuardrailStep:
             return
         await self._evaluate(run, payload, extract, apply, "input")
 
-    async def on_output(self, run: GuardrailRun, payload: Any, extract: Extract, apply: Apply) -> None:
-        if run.policies and run.has_output():
-            await self._evaluate(run, payload, extract, apply, "output")
+    def on_output(self, run: GuardrailRun, payload: Any, extract: Extract, apply: Apply) -> bool:
+        """Local output checks on a whole answer (synchronous: the pipeline's `after` hook); True if rewritten."""
+        if not (run.policies and run.has_output()):
+            return False
+        segments: list[Segment] = extract(payload)
+        try:
+            result = self._engine.evaluate_local(run.policies, segments, "output")
+        except Exception as exc:
+            run.verdicts += getattr(exc, "verdicts", [])
+            raise
+        run.verdicts += result.verdicts
+        if result.texts is not None:
+            apply(payload, segments, result.texts)
+        return result.texts is not None
 
     def stream(self, run: GuardrailRun) -> GuardedSse | None:
         checks = span_checks(run.policies, "output") if run.policies else []
