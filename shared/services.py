@@ -193,7 +193,7 @@ class Services:
         from .guardrails.engine import GuardrailEngine
         from .guardrails.step import GuardrailStep
 
-        remote = ContentSafety(self.settings, lambda: self.credential)
+        remote = ContentSafety(self.settings, lambda: self.credential, self.egress)
         self._closeables.append(remote)
         return GuardrailStep(self.guardrail_book, GuardrailEngine(remote))
 

@@ -17,10 +17,13 @@ from azure.ai.contentsafety.aio import ContentSafetyClient
 from azure.ai.contentsafety.models import AnalyzeTextOptions
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import AzureError
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.rest import HttpRequest
 
 from ..config import Settings
+from ..egress import EgressDenied, EgressPolicy
 from ..errors import GuardrailUnavailable
+from .egress_aiohttp import check_literal, guarded_session
 from .checks import Finding
 from .policy import ContentSafetyCheck
 from .segments import Segment
@@ -33,8 +36,9 @@ MAX_DOCUMENTS = 5
 
 
 class ContentSafety:
-    def __init__(self, settings: Settings, credential: Callable[[], Any]) -> None:
+    def __init__(self, settings: Settings, credential: Callable[[], Any], egress: EgressPolicy) -> None:
         self._settings = settings
+        self._egress = egress
         self._credential = credential  # the app's (async) DefaultAzureCredential, made on first keyless use
         self._clients: dict[tuple[str, str | None], ContentSafetyClient] = {}
 
@@ -49,15 +53,20 @@ class ContentSafety:
                 cred: Any = AzureKeyCredential(secret)
             else:
                 cred = self._credential()
-            self._clients[key] = ContentSafetyClient(endpoint, cred, retry_total=0)
+            transport = AioHttpTransport(session=guarded_session(self._egress), session_owner=True)
+            self._clients[key] = ContentSafetyClient(endpoint, cred, retry_total=0, transport=transport)
         return self._clients[key]
 
     async def __call__(self, check: ContentSafetyCheck, segments: list[Segment]) -> Finding | None:
         try:
+            await check_literal(self._egress, str(check.endpoint))
             client = self._client(check)
             return await asyncio.wait_for(self._analyse(client, check, segments), check.timeout_seconds)
         except TimeoutError:
             raise GuardrailUnavailable(f"Azure AI Content Safety did not answer within {check.timeout_seconds} s.")
+        except EgressDenied as exc:
+            log.warning("egress refused: %s", exc)
+            raise GuardrailUnavailable(f"The egress policy refuses the Content Safety endpoint ({exc.reason}).")
         except AzureError as exc:
             status = getattr(getattr(exc, "response", None), "status_code", None)
             log.warning("content safety check %s failed: %s status=%s", check.name, type(exc).__name__, status)

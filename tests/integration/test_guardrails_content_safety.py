@@ -9,6 +9,7 @@ import time
 import pytest
 
 from shared.config import Settings
+from shared.egress import EgressPolicy
 from shared.errors import GuardrailUnavailable
 from shared.guardrails.content_safety import ContentSafety
 from shared.guardrails.engine import GuardrailEngine, compile_policy
@@ -39,9 +40,9 @@ def check(cs, **over):
         {"id": "cs-policy", "attach": {"scope": "project"}, "checks": [spec]}))
 
 
-def evaluate(policy, segments, stage="input"):
+def evaluate(policy, segments, stage="input", egress=EgressPolicy(allow_loopback=True)):
     async def go():
-        remote = ContentSafety(Settings(), lambda: None)
+        remote = ContentSafety(Settings(), lambda: None, egress)
         try:
             return await GuardrailEngine(remote).evaluate([compile_policy(policy)], segments, stage)
         finally:
@@ -90,3 +91,14 @@ def test_a_missing_key_setting_is_unavailable_not_a_crash(cs, monkeypatch):
     assert os.environ.get("UPSTREAM_SECRET_CS_TEST") is None
     with pytest.raises(GuardrailUnavailable):
         evaluate(check(cs, fail_mode="closed"), [Segment("user", "hello", ())])
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_the_egress_policy_holds_on_the_sdk_connection(cs, host):
+    """An IP literal is checked as is; a name is checked on the addresses aiohttp will connect to."""
+    p = check(cs, fail_mode="closed")
+    p.spec.checks[0].endpoint = cs.url.replace("127.0.0.1", host)
+    with pytest.raises(GuardrailUnavailable):
+        evaluate(p, [Segment("user", "hello", ())], egress=EgressPolicy(allow_loopback=False))
+    assert cs.cs_requests == []  # refused before any byte left
+    assert evaluate(p, [Segment("user", "hello", ())]).verdicts == []  # the same endpoint, loopback allowed
