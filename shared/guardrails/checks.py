@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,21 @@ def _phrases(phrases: list[str], case_sensitive: bool, whole_words: bool) -> re.
     return re.compile(body, 0 if case_sensitive else re.IGNORECASE)
 
 
+def _literal_prefilter(phrases: list[str], case_sensitive: bool) -> Callable[[str], bool]:
+    """Could any phrase occur? C-speed substring tests instead of a regex pass over every position. Only for ASCII
+    text when case-insensitive: Unicode case folding (ſ ~ s, K ~ k) must not become a way around the list."""
+    if case_sensitive:
+        return lambda t: any(p in t for p in phrases)
+    lowered = [p.lower() for p in phrases]
+
+    def hit(t: str) -> bool:
+        if not t.isascii():
+            return True
+        low = t.lower()
+        return any(p in low for p in lowered)
+    return hit
+
+
 def compile_admin_regex(patterns: list[str], case_sensitive: bool) -> regex.Pattern[str]:
     """Admin patterns run with the `regex` module (which honours a timeout) as one alternation; V0 semantics."""
     return regex.compile("|".join(f"(?:{p})" for p in patterns), 0 if case_sensitive else regex.IGNORECASE)
@@ -45,7 +61,8 @@ class SpanCheck:
         self.spec = spec
         if isinstance(spec, DenyListCheck):
             rx = _phrases(spec.phrases, spec.case_sensitive, spec.whole_words)
-            self._scan = lambda t: [Match(*m.span(), spec.name) for m in rx.finditer(t)]
+            hit = _literal_prefilter(spec.phrases, spec.case_sensitive)
+            self._scan = lambda t: [Match(*m.span(), spec.name) for m in rx.finditer(t)] if hit(t) else []
             self.window = max(len(p) for p in spec.phrases) + 1
         elif isinstance(spec, RegexCheck):
             arx = compile_admin_regex(spec.patterns, spec.case_sensitive)

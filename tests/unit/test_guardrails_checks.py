@@ -175,3 +175,9 @@ def test_policy_attachment_and_unique_check_names():
     with pytest.raises(ValidationError, match="unique"):
         PolicySpec.model_validate({"id": "p1", "attach": {"scope": "project"}, "checks": [
             {"type": "pii", "name": "a"}, {"type": "pii", "name": "a"}]})
+
+
+def test_deny_list_prefilter_does_not_open_a_unicode_case_bypass():
+    c = SpanCheck(spec({"type": "deny_list", "name": "w", "phrases": ["secret"]}))
+    assert c.scan("a \u017fecret plan") != []  # long s: re.IGNORECASE folds it to s; the prefilter must not skip
+    assert c.scan("a SECRET plan") != [] and c.scan("nothing here") == []
