@@ -2,12 +2,15 @@
 an output step (a whole answer, or a stream wrapper). A call with no policy attached costs one cached lookup."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..domain.base import Pillar
 from .book import GuardrailBook
-from .engine import CompiledPolicy, GuardrailEngine, Verdict, span_checks
+from ..errors import GatewayError
+from .engine import CompiledPolicy, GuardrailEngine, Result, Verdict, span_checks
 from .segments import Segment
 from .stream import GuardedSse
 
@@ -44,34 +47,37 @@ class GuardrailStep:
         run.policies = await self._book.for_call(project_id, pillar, resource, key_id)
         if not run.policies:
             return
-        await self._evaluate(run, payload, extract, apply, "input")
+        segments: list[Segment] = extract(payload)
+        with _recording(run):
+            result = await self._engine.evaluate(run.policies, segments, "input")
+        _apply(run, result, payload, segments, apply)
 
     def on_output(self, run: GuardrailRun, payload: Any, extract: Extract, apply: Apply) -> bool:
         """Local output checks on a whole answer (synchronous: the pipeline's `after` hook); True if rewritten."""
         if not (run.policies and run.has_output()):
             return False
         segments: list[Segment] = extract(payload)
-        try:
+        with _recording(run):
             result = self._engine.evaluate_local(run.policies, segments, "output")
-        except Exception as exc:
-            run.verdicts += getattr(exc, "verdicts", [])
-            raise
-        run.verdicts += result.verdicts
-        if result.texts is not None:
-            apply(payload, segments, result.texts)
-        return result.texts is not None
+        return _apply(run, result, payload, segments, apply)
 
     def stream(self, run: GuardrailRun) -> GuardedSse | None:
         checks = span_checks(run.policies, "output") if run.policies else []
         return GuardedSse(checks) if checks else None
 
-    async def _evaluate(self, run: GuardrailRun, payload: Any, extract: Extract, apply: Apply, stage: str) -> None:
-        segments: list[Segment] = extract(payload)
-        try:
-            result = await self._engine.evaluate(run.policies, segments, stage)
-        except Exception as exc:
-            run.verdicts += getattr(exc, "verdicts", [])
-            raise
-        run.verdicts += result.verdicts
-        if result.texts is not None:
-            apply(payload, segments, result.texts)
+
+@contextmanager
+def _recording(run: GuardrailRun) -> Iterator[None]:
+    """A refusal carries the verdicts so far (`.verdicts`): keep them on the run for the request log."""
+    try:
+        yield
+    except GatewayError as exc:
+        run.verdicts += getattr(exc, "verdicts", [])
+        raise
+
+
+def _apply(run: GuardrailRun, result: Result, payload: Any, segments: list[Segment], apply: Apply) -> bool:
+    run.verdicts += result.verdicts
+    if result.texts is not None:
+        apply(payload, segments, result.texts)
+    return result.texts is not None
