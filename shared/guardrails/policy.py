@@ -56,8 +56,12 @@ class RegexCheck(_Check):
             try:
                 if regex.compile(p).match(""):
                     raise ValueError(f"pattern {i} matches the empty string")
-            except regex.error as exc:
+            except (regex.error, OverflowError, RecursionError) as exc:
                 raise ValueError(f"pattern {i} does not compile: {exc}") from None
+        try:  # they run as one alternation: group references must still resolve there
+            regex.compile("|".join(f"(?:{p})" for p in patterns))
+        except (regex.error, OverflowError, RecursionError) as exc:
+            raise ValueError(f"the patterns do not compile together (group references?): {exc}") from None
         return patterns
 
 

@@ -181,3 +181,9 @@ def test_deny_list_prefilter_does_not_open_a_unicode_case_bypass():
     c = SpanCheck(spec({"type": "deny_list", "name": "w", "phrases": ["secret"]}))
     assert c.scan("a \u017fecret plan") != []  # long s: re.IGNORECASE folds it to s; the prefilter must not skip
     assert c.scan("a SECRET plan") != [] and c.scan("nothing here") == []
+
+
+@pytest.mark.parametrize("patterns", [["a{99999999999}"], ["x", r"(a)\2"], ["(" * 200 + ")" * 200 + "a"]])
+def test_admin_regexes_that_cannot_run_are_refused_at_save(patterns):
+    with pytest.raises(ValidationError):
+        spec({"type": "regex", "name": "bad", "patterns": patterns})
