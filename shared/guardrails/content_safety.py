@@ -11,22 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from azure.ai.contentsafety.aio import ContentSafetyClient
-from azure.ai.contentsafety.models import AnalyzeTextOptions
-from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import AzureError
-from azure.core.pipeline.transport import AioHttpTransport
-from azure.core.rest import HttpRequest
 
 from ..config import Settings
 from ..egress import EgressDenied, EgressPolicy
 from ..errors import GuardrailUnavailable
-from .egress_aiohttp import check_literal, guarded_session
 from .checks import Finding
+from .egress_aiohttp import check_literal, guarded_session
 from .policy import ContentSafetyCheck
 from .segments import Segment
+
+if TYPE_CHECKING:  # the SDK is imported on first use: a gateway without Content Safety checks never loads it
+    from azure.ai.contentsafety.aio import ContentSafetyClient
 
 log = logging.getLogger("gateway.guardrails")
 SHIELD_API_VERSION = "2024-09-01"
@@ -42,7 +40,11 @@ class ContentSafety:
         self._credential = credential  # the app's (async) DefaultAzureCredential, made on first keyless use
         self._clients: dict[tuple[str, str | None], ContentSafetyClient] = {}
 
-    def _client(self, check: ContentSafetyCheck) -> ContentSafetyClient:
+    def _client(self, check: ContentSafetyCheck) -> "ContentSafetyClient":
+        from azure.ai.contentsafety.aio import ContentSafetyClient
+        from azure.core.credentials import AzureKeyCredential
+        from azure.core.pipeline.transport import AioHttpTransport
+
         endpoint = str(check.endpoint).rstrip("/")
         key = (endpoint, check.api_key_setting)
         if key not in self._clients:
@@ -72,7 +74,7 @@ class ContentSafety:
             log.warning("content safety check %s failed: %s status=%s", check.name, type(exc).__name__, status)
             raise GuardrailUnavailable(f"Azure AI Content Safety failed ({status or type(exc).__name__}).") from None
 
-    async def _analyse(self, client: ContentSafetyClient, check: ContentSafetyCheck,
+    async def _analyse(self, client: "ContentSafetyClient", check: ContentSafetyCheck,
                        segments: list[Segment]) -> Finding | None:
         text = "\n".join(s.text for s in segments)
         chunks = [text[i:i + MAX_TEXT] for i in range(0, min(len(text), MAX_TEXT * MAX_CHUNKS), MAX_TEXT)]
@@ -97,13 +99,17 @@ class ContentSafety:
         return Finding(len(fired) + len(attacks), detail=detail) if fired or attacks else None
 
     @staticmethod
-    async def _harm(client: ContentSafetyClient, check: ContentSafetyCheck, text: str) -> dict[str, int]:
+    async def _harm(client: "ContentSafetyClient", check: ContentSafetyCheck, text: str) -> dict[str, int]:
+        from azure.ai.contentsafety.models import AnalyzeTextOptions
+
         result = await client.analyze_text(AnalyzeTextOptions(
             text=text, categories=list(check.thresholds), output_type="EightSeverityLevels"))
         return {str(a.category): int(a.severity or 0) for a in result.categories_analysis or []}
 
     @staticmethod
-    async def _shield(client: ContentSafetyClient, segments: list[Segment]) -> list[str]:
+    async def _shield(client: "ContentSafetyClient", segments: list[Segment]) -> list[str]:
+        from azure.core.rest import HttpRequest
+
         user = "\n".join(s.text for s in segments if s.role in ("user", "system"))[:MAX_TEXT]
         docs = [s.text[:MAX_TEXT] for s in segments if s.role == "tool"][:MAX_DOCUMENTS]
         request = HttpRequest("POST", "/text:shieldPrompt", params={"api-version": SHIELD_API_VERSION},
