@@ -165,7 +165,8 @@ def test_content_safety_blocks_a_harmful_prompt(gateway, admin, env, fake, cs):
     pid, name, secret = env
     cs.mode = "ok"
     attach(admin, pid, [{"type": "content_safety", "name": "harm", "endpoint": cs.url,
-                         "api_key_setting": "UPSTREAM_SECRET_TEST_A", "thresholds": {"Hate": 4}}])
+                         "api_key_setting": "UPSTREAM_SECRET_TEST_A", "thresholds": {"Hate": 4},
+                         "timeout_seconds": 10}])
     r = chat(gateway.url, secret, name, messages=[{"role": "user", "content": "some hateword text"}])
     assert r.status_code == 400 and r.json()["error"]["details"]["check"] == "harm"
     assert fake.requests == []
