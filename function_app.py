@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import azure.functions as func
 
-from functions import admin_api, credentials_api, health_api, keys_api, models_admin_api, models_api, portal_api
+from functions import (admin_api, credentials_api, guardrails_admin_api, health_api, keys_api, models_admin_api,
+                       models_api, portal_api)
 from shared.auth.guards import DataPlaneGuard, RoleGuard
 from shared.auth.principal import Role
 from shared.config import SettingProblem, Settings, load_settings
@@ -43,6 +44,8 @@ def build_app(settings: Settings, services: Services | None = None, *,
                        max_body_bytes=manage, max_rotation_overlap=settings.key_rotation_max_overlap_seconds),
         models_admin_api.build(services.model_registry, services.quota_registry, projects, admin,
                                max_body_bytes=manage),
+        guardrails_admin_api.build(services.guardrail_policies, services.guardrail_book, projects, services.keys,
+                                   services.egress, admin, max_body_bytes=manage),
         portal_api.build(projects, services.flags, developer, max_body_bytes=manage),
         credentials_api.build(services.key_service, services.key_requests, projects, developer, admin,
                               max_body_bytes=manage),

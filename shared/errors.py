@@ -186,3 +186,17 @@ class CapacityExhausted(GatewayError):
 class NoBackendAvailable(GatewayError):
     status, code, type = 503, "no_backend_available", "server_error"
     retryable = True
+
+
+class GuardrailBlocked(BadRequest):
+    """A guardrail policy's check refused the request (or the answer); `details` names the policy and the check,
+    never the text that matched."""
+
+    code = "guardrail_blocked"
+
+
+class GuardrailUnavailable(GatewayError):
+    """A fail-closed remote guardrail (Azure AI Content Safety) could not give a verdict in time."""
+
+    status, code, type = 503, "guardrail_unavailable", "server_error"
+    retryable = True

@@ -37,6 +37,9 @@ from .quotas.registry import QuotaRegistry
 from .registry.projects import ProjectRegistry
 
 if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
+    from .guardrails.book import GuardrailBook
+    from .guardrails.policy import GuardrailPolicy
+    from .guardrails.step import GuardrailStep
     from .pipeline.pipeline import Pipeline
     from .quotas.enforcer import QuotaEnforcer
     from .usage.log import UsageLog
@@ -131,7 +134,7 @@ class Services:
     @property
     def owned_by_project(self) -> list[Repository[Any]]:
         """Every repository whose documents live in a project's partition (a project is deletable when empty)."""
-        return [self.keys, self.models, self.quotas, self.key_requests]
+        return [self.keys, self.models, self.quotas, self.key_requests, self.guardrail_policies]
 
     @cached_property
     def key_requests(self) -> Repository[KeyRequest]:
@@ -177,22 +180,49 @@ class Services:
     @cached_property
     def models_pipeline(self) -> "Pipeline":
         from .pillars.models.assemble import assemble_models
+        from .pillars.models.guardrails import ModelsGuardrails
 
         pipeline = assemble_models(self.settings, catalog=self.catalog, quotas=self.quota_book,
                                    enforcer=self.enforcer, usage=self.usage_log, flags=self.flags,
-                                   egress=self.egress, credential=lambda: self.credential, on_close=self._on_close)
+                                   egress=self.egress, credential=lambda: self.credential, on_close=self._on_close,
+                                   steps=[ModelsGuardrails(self.guardrail_step)])
         # Once the worker has warmed up (SDK clients, BPE tables, caches), move that long-lived heap out of the
         # garbage collector's full passes: gen-2 collections over it took 36–55 ms (docs/benchmarks.md).
         # function_app.py freezes the import-time heap; this is the second, post-warm-up freeze.
         asyncio.get_running_loop().call_later(30, gc.freeze)
         return pipeline
 
+    @cached_property
+    def guardrail_policies(self) -> "Repository[GuardrailPolicy]":
+        from .guardrails.policy import GuardrailPolicy
+
+        return Repository(self.store, GuardrailPolicy)
+
+    @cached_property
+    def guardrail_book(self) -> "GuardrailBook":
+        from .guardrails.book import GuardrailBook
+
+        s = self.settings
+        return GuardrailBook(self.guardrail_policies, ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
+
+    @cached_property
+    def guardrail_step(self) -> "GuardrailStep":
+        """The guardrail pipeline step (all pillars): policies from the book, local checks, Content Safety."""
+        from .guardrails.content_safety import ContentSafety
+        from .guardrails.engine import GuardrailEngine
+        from .guardrails.step import GuardrailStep
+
+        remote = ContentSafety(self.settings, lambda: self.credential, self.egress)
+        self._on_close("content safety", remote.close)
+        return GuardrailStep(self.guardrail_book, GuardrailEngine(remote))
+
     # ---- registry services (control plane): each drops the caches its writes affect
 
     @cached_property
     def project_registry(self) -> ProjectRegistry:
         return ProjectRegistry(self.projects, self.global_flags, self.flags, owned=lambda: self.owned_by_project,
-                               invalidate=(self.catalog.invalidate, self.quota_book.invalidate),
+                               invalidate=(self.catalog.invalidate, self.quota_book.invalidate,
+                                           self.guardrail_book.invalidate),
                                on_purge=self._forget_purged_key)
 
     def _forget_purged_key(self, entity: object) -> None:

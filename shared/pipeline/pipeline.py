@@ -209,4 +209,4 @@ class Pipeline:
             latency_ms=(time.perf_counter() - x.started) * 1000, overhead_ms=max(0.0, x.overhead_ms),
             retries=max(0, len(tried) - 1), failovers=len({a["target"] for a in tried}) - 1 if tried else 0,
             attempts=tried, streamed=x.streamed, attributes=usage.attributes if usage is not None else {},
-            prompt=x.payload_in, completion=x.payload_out)
+            prompt=x.payload_in, completion=x.payload_out, guardrails=x.guardrails)

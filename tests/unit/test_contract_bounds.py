@@ -17,6 +17,7 @@ from shared.domain.quotas import QuotaLimits
 
 for _mod in pkgutil.iter_modules(shared.domain.__path__):  # every contract, including ones added later
     importlib.import_module(f"shared.domain.{_mod.name}")
+importlib.import_module("shared.guardrails.policy")  # guardrail policies are admin contracts too
 
 
 def contracts() -> list[type[Contract]]:

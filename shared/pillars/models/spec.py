@@ -129,6 +129,9 @@ class ModelsSpec:
             reported, streamed = _json_usage(response), []
             if x.payload_in is not None:
                 x.payload_out = _completion_text(response)
+        shown = x.scratch.get("guardrails.shown_text")  # a guardrail rewrote or cut the answer: log only that
+        if shown is not None and x.payload_in is not None:
+            x.payload_out = _clip("".join(shown))
         if reported:
             prompt = int(reported.get("prompt_tokens") or 0)
             completion = int(reported.get("completion_tokens") or 0)
