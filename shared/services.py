@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
     from .proxy.quota_book import QuotaBook
     from .quotas.enforcer import QuotaEnforcer
     from .usage.log import UsageLog
+    from .domain.monitoring import AlertRule
 
 
 class Services:
@@ -102,7 +103,7 @@ class Services:
     @property
     def owned_by_project(self) -> list[Repository[Any]]:
         """Every repository whose documents live in a project's partition (a project is deletable when empty)."""
-        return [self.keys, self.models, self.quotas, self.key_requests]
+        return [self.keys, self.models, self.quotas, self.key_requests, self.alert_rules]
 
     @cached_property
     def key_requests(self) -> Repository[KeyRequest]:
@@ -143,6 +144,26 @@ class Services:
         return UsageLog(TableUsageSink(self.storage.tables.get_table_client("gatewayrequests")),
                         flush_seconds=self.settings.usage_flush_seconds,
                         max_buffer=self.settings.usage_buffer_records)
+
+    # ---- monitoring (issue 12): request-log reads, analytics rollups, alert rules
+
+    @cached_property
+    def request_log_table(self) -> Any:
+        from .monitoring.tables import REQUEST_LOG_TABLE, ReadTable
+
+        return ReadTable(self.storage.tables.get_table_client(REQUEST_LOG_TABLE))
+
+    @cached_property
+    def analytics_table(self) -> Any:
+        from .monitoring.tables import ANALYTICS_TABLE, ReadTable
+
+        return ReadTable(self.storage.tables.get_table_client(ANALYTICS_TABLE))
+
+    @cached_property
+    def alert_rules(self) -> "Repository[AlertRule]":
+        from .domain.monitoring import AlertRule
+
+        return Repository(self.store, AlertRule)
 
     @cached_property
     def model_proxy(self) -> "ModelProxy":

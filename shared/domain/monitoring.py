@@ -51,7 +51,7 @@ class LogExport(LogFilter):
     format: Literal["csv", "jsonl"] = "jsonl"
 
 
-Dimension = Literal["project", "pillar", "resource", "key", "backend"]
+Dimension = Literal["pillar", "resource", "key"]
 
 
 class AnalyticsQuery(TimeRange):
@@ -115,3 +115,12 @@ class AlertRuleOut(BaseModel):
     def of(cls, r: AlertRule) -> "AlertRuleOut":
         return cls(project_id=r.project_id, spec=r.spec, state=r.state, value=r.value, changed_at=r.changed_at,
                    evaluated_at=r.evaluated_at, deliveries=r.deliveries)
+
+
+class SlaQuery(Contract):
+    pillar: Pillar | None = None
+    availability_target: float = Field(default=99.9, gt=0, lt=100, allow_inf_nan=False,
+                                       description="% of calls without a gateway/upstream failure (5xx).")
+    latency_threshold_ms: float = Field(default=2000, gt=0, le=600_000, allow_inf_nan=False)
+    latency_target: float = Field(default=99.0, gt=0, lt=100, allow_inf_nan=False,
+                                  description="% of calls at or under latency_threshold_ms.")
