@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import azure.functions as func
 
 from functions import admin_api, credentials_api, health_api, keys_api, models_admin_api, models_api, portal_api
+from functions import alerts_api, analytics_api, monitoring_timers, requestlog_api
 from shared.config import SettingProblem, Settings, load_settings
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Operation
@@ -35,6 +36,9 @@ def build_app(settings: Settings, services: Services | None = None, *,
         portal_api.build(services),
         credentials_api.build(services),
         models_api.build(services),
+        requestlog_api.build(services),
+        analytics_api.build(services),
+        alerts_api.build(services),
     ]
 
     def operations() -> list[Operation]:
@@ -45,6 +49,7 @@ def build_app(settings: Settings, services: Services | None = None, *,
     served.append(health)
     for surface in served:
         app.register_functions(surface.blueprint)
+    app.register_functions(monitoring_timers.build(services, problems))
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
     # Everything imported and built so far lives as long as the worker: keep it out of full GC passes.
     gc.freeze()

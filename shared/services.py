@@ -166,6 +166,25 @@ class Services:
         return Repository(self.store, AlertRule)
 
     @cached_property
+    def alert_sources(self) -> Any:
+        from .alerts.sources import GatewaySources
+
+        # Tools/agents pillars pass their sync-failure and approval sources here when they land.
+        return GatewaySources(log_table=self.request_log_table, agg_table=self.analytics_table,
+                              quotas=self.quotas, key_requests=self.key_requests)
+
+    @cached_property
+    def alert_notifier(self) -> Any:
+        from .alerts.webhook import WebhookNotifier
+        from .upstreams.egress_transport import guarded_client
+
+        http = guarded_client(self.egress)  # the webhook's address passes the egress policy on every connect
+        self._closeables.append(http)
+        s = self.settings
+        return WebhookNotifier(http, s.upstream_secret, attempts=s.alert_webhook_attempts,
+                               timeout=s.alert_webhook_timeout_seconds)
+
+    @cached_property
     def model_proxy(self) -> "ModelProxy":
         from .proxy.models import ModelProxy
         from .routing.breaker import Breakers

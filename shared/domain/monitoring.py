@@ -124,3 +124,8 @@ class SlaQuery(Contract):
     latency_threshold_ms: float = Field(default=2000, gt=0, le=600_000, allow_inf_nan=False)
     latency_target: float = Field(default=99.0, gt=0, lt=100, allow_inf_nan=False,
                                   description="% of calls at or under latency_threshold_ms.")
+
+
+class AdoptionQuery(Contract):
+    months: int = Field(default=3, ge=1, le=3, description="Calendar months back, this one included (≤ 92 days).")
+    approval_sla_hours: float = Field(default=24, gt=0, le=720, allow_inf_nan=False)
