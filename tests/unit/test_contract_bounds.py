@@ -12,7 +12,7 @@ from pydantic import ValidationError
 import shared.domain
 from shared.domain.base import Contract
 from shared.domain.keys import KeyRotate
-from shared.domain.models import ModelSpec
+from shared.pillars.models.domain import ModelSpec
 from shared.domain.quotas import QuotaLimits
 
 for _mod in pkgutil.iter_modules(shared.domain.__path__):  # every contract, including ones added later
