@@ -57,12 +57,12 @@ class LogRow(BaseModel):
         return self.status >= 400
 
     def failed_backends(self) -> list[str]:
-        """Backends (targets) an attempt failed on before the call moved on: what a failover left behind."""
+        """Targets (model backends, MCP replicas, agent endpoints) an attempt failed on: what a failover left."""
         out = []
         for a in self.attempts:
-            status = a.get("status")
-            if isinstance(a.get("backend"), str) and (not isinstance(status, int) or status >= 400 or a.get("error")):
-                out.append(a["backend"])
+            target, status = a.get("target") or a.get("backend"), a.get("status")
+            if isinstance(target, str) and (not isinstance(status, int) or status >= 400 or a.get("error")):
+                out.append(target)
         return out
 
     def export(self) -> dict[str, Any]:
@@ -80,10 +80,17 @@ def _json(value: Any, default: Any) -> Any:
     return value if value is not None else default
 
 
+# Columns that are not a pillar's attributes (the generic ones, Tables' own, and the opt-in payload).
+_NOT_ATTRIBUTES = frozenset(LogRow.model_fields) | {"PartitionKey", "RowKey", "Timestamp", "etag", "model",
+                                                    "target", "prompt", "completion", "log_error", "row_id"}
+
+
 def from_entity(entity: dict[str, Any]) -> LogRow | None:
-    """→ the row, or None when the stored entity no longer validates (logged; the caller counts it)."""
+    """→ the row, or None when the stored entity no longer validates (logged; the caller counts it).
+    The pipeline writes a pillar's attributes as columns of their own; early rows held them as one JSON column."""
     attrs = _json(entity.get("attributes"), {})
-    attrs = attrs if isinstance(attrs, dict) else {}
+    attrs = dict(attrs) if isinstance(attrs, dict) else {}
+    attrs.update((k, v) for k, v in entity.items() if k not in _NOT_ATTRIBUTES and isinstance(v, (str, int, float)))
     attempts = _json(entity.get("attempts"), [])
     data = {k: v for k, v in entity.items() if k in LogRow.model_fields}
     data["attempts"] = [a for a in attempts if isinstance(a, dict)] if isinstance(attempts, list) else []
@@ -95,6 +102,7 @@ def from_entity(entity: dict[str, Any]) -> LogRow | None:
     data["cache_hit"] = bool(entity.get("cache_hit") or attrs.get("cache") == "hit")
     data["guardrail_blocked"] = bool(entity.get("guardrail_blocked") or attrs.get("guardrail") == "block"
                                      or str(entity.get("error_code") or "").startswith("guardrail"))
+    data["backend"] = entity.get("target") or entity.get("backend")
     data["row_key"] = entity.get("RowKey", "")
     at = data.get("at")
     if isinstance(at, datetime) and at.tzinfo is None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import orjson
-
 from shared.monitoring.memtable import MemoryTable
 from shared.usage.log import UsageRecord
 
@@ -13,20 +11,29 @@ T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)  # calls in hours 10 and
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=timezone.utc)
 
 
+_TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
 def entity(project: str, at: datetime, *, status: int = 200, latency: float = 100.0, overhead: float = 2.0,
-           model: str = "gpt", key: str = "k1", pillar: str | None = None, resource: str | None = None,
-           attributes: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+           model: str = "gpt", key: str | None = "k1", pillar: str | None = None, resource: str | None = None,
+           attributes: dict[str, Any] | None = None, legacy: bool = False, **kw: Any) -> dict[str, Any]:
+    """A row as the pipeline's writer stores it (attributes become columns); `legacy`: as the pre-pipeline
+    writer did (a `model` column, no pillar/resource, attempts naming a `backend`)."""
+    attrs = {**{k: kw.pop(k) for k in _TOKENS if k in kw}, **(attributes or {})}
+    if "attempts" in kw and not legacy:
+        kw["attempts"] = [{"target" if k == "backend" else k: v for k, v in a.items()} for a in kw["attempts"]]
     rec = UsageRecord(request_id=f"r-{at:%H%M%S%f}", project_id=project, key_id=key, operation="chat",
-                      model=model, status=status, latency_ms=latency, overhead_ms=overhead, at=at, **kw)
+                      pillar=pillar or "models", resource=resource or model, status=status, latency_ms=latency,
+                      overhead_ms=overhead, at=at, attributes=attrs, **kw)
     e = rec.to_entity()
-    if pillar:  # how pipeline rows look: pillar, resource and JSON attributes
-        e.update(pillar=pillar, resource=resource, attributes=orjson.dumps(attributes or {}).decode())
-        e.pop("model", None)
+    if legacy:
+        e.pop("pillar")
+        e["model"] = e.pop("resource")
     return e
 
 
 def known_calls() -> list[dict[str, Any]]:
-    """Hour 10: 10 model calls on gpt/k1, latencies 10..100 ms, two 500s, tokens 10+5 each, cost 0.01 each, one
+    """Hour 10: 10 model calls (half written by the pre-pipeline writer) on gpt/k1, latencies 10..100 ms, two 500s, tokens 10+5 each, cost 0.01 each, one
     failover off backend 'a'. Hour 11: 4 calls on gpt/k2 (one 429 quota refusal), 1 tool call, 1 agent call."""
     out = []
     for i in range(10):
@@ -34,7 +41,7 @@ def known_calls() -> list[dict[str, Any]]:
         attempts = [{"backend": "a", "status": 503}, {"backend": "b", "status": 200}] if i == 5 else []
         out.append(entity("p1", T0 + timedelta(minutes=i), status=status, latency=10.0 * (i + 1),
                           overhead=1.0 + i, prompt_tokens=10, completion_tokens=5, total_tokens=15,
-                          cost_usd=0.01, failovers=1 if i == 5 else 0, attempts=attempts))
+                          cost_usd=0.01, failovers=1 if i == 5 else 0, attempts=attempts, legacy=i % 2 == 0))
     h11 = T0 + timedelta(hours=1)
     for i in range(4):
         out.append(entity("p1", h11 + timedelta(minutes=i), key="k2", latency=200.0,
