@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import Any, Literal
 
 from dataclasses import dataclass
 
@@ -105,6 +105,16 @@ class Settings(BaseSettings):
     alert_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60,
                                                  validation_alias="ALERT_WEBHOOK_TIMEOUT_SECONDS")
     alert_webhook_attempts: int = Field(default=4, ge=1, le=10, validation_alias="ALERT_WEBHOOK_ATTEMPTS")
+
+    # --- telemetry (issue 12, shared/telemetry): off unless enabled (tests and the benchmark run without it)
+    telemetry_enabled: bool = Field(default=False, validation_alias="TELEMETRY_ENABLED")
+    telemetry_exporter: Literal["auto", "azure_monitor", "otlp", "console"] = Field(
+        default="auto", validation_alias="TELEMETRY_EXPORTER")
+    appinsights_connection_string: SecretStr | None = Field(
+        default=None, validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING")
+    # Application Insights with local auth disabled: ingest with the app's managed identity (Entra ID).
+    telemetry_entra_auth: bool = Field(default=False, validation_alias="TELEMETRY_ENTRA_AUTH")
+    telemetry_sampling_ratio: float = Field(default=1.0, ge=0, le=1, validation_alias="TELEMETRY_SAMPLING_RATIO")
 
     @field_validator("*", mode="before")
     @classmethod

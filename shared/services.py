@@ -205,8 +205,33 @@ class Services:
         asyncio.get_running_loop().call_later(30, gc.freeze)
         spec = ModelsSpec(catalog=self.catalog, http=OpenAIHttp(upstream_http, credentials), tokens=tokens,
                           enforcer=self.enforcer)
-        return Pipeline(spec, quotas=self.quota_book, enforcer=self.enforcer, breakers=Breakers(),
-                        usage=self.usage_log, flags=self.flags)
+        breakers = Breakers()
+        telemetry = self.telemetry
+        if self.settings.telemetry_enabled:  # W3C trace context to upstreams; breaker states as a gauge
+            from .telemetry.propagation import install
+
+            install(upstream_http)
+            telemetry.observe_breakers(breakers)
+        return Pipeline(spec, quotas=self.quota_book, enforcer=self.enforcer, breakers=breakers,
+                        usage=self.usage_log, flags=self.flags, telemetry=telemetry)
+
+    @cached_property
+    def telemetry(self) -> Any:
+        """The pipeline's telemetry: OpenTelemetry when TELEMETRY_ENABLED, else the pipeline's no-op."""
+        s = self.settings
+        if not s.telemetry_enabled:
+            from .pipeline.telemetry import NoTelemetry
+
+            return NoTelemetry()
+        from .telemetry.hooks import OtelTelemetry
+        from .telemetry.setup import start
+
+        conn = s.appinsights_connection_string.get_secret_value() if s.appinsights_connection_string else None
+        providers = start(s.telemetry_exporter, connection_string=conn, entra_auth=s.telemetry_entra_auth,
+                          sampling_ratio=s.telemetry_sampling_ratio)
+        self._closeables.append(_ProviderCloser(providers))
+        return OtelTelemetry(providers.tracer_provider.get_tracer("ai-gateway"),
+                             providers.meter_provider.get_meter("ai-gateway"))
 
     @cached_property
     def models(self) -> Repository[Model]:
@@ -271,3 +296,16 @@ class Services:
                 await close()
             except Exception:  # noqa: BLE001 - shutting down; nothing useful to do
                 pass
+
+
+class _ProviderCloser:
+    """Flushes the telemetry providers at shutdown (spans are batched off the request path)."""
+
+    def __init__(self, providers: Any) -> None:
+        self._providers = providers
+
+    async def close(self) -> None:
+        for provider in (self._providers.tracer_provider, self._providers.meter_provider):
+            shutdown = getattr(provider, "shutdown", None)
+            if shutdown is not None:
+                await asyncio.to_thread(shutdown)
