@@ -74,5 +74,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     PYTHON_ENABLE_INIT_INDEXING: '1'
 
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+    // The gateway's own spans and metrics (GenAI conventions) through the Azure Monitor distro (shared/telemetry).
+    TELEMETRY_ENABLED: 'true'
   }
 }
