@@ -12,6 +12,7 @@ from shared.auth.principal import Role
 from shared.domain.base import Pillar, utcnow
 from shared.domain.monitoring import AdoptionQuery, AnalyticsQuery, LogFilter, SlaQuery
 from shared.monitoring.adoption import Adoption, ProjectInputs, adoption
+from shared.monitoring.paging import list_all
 from shared.monitoring.analytics import CallGraph, Group, Point, breakdown, call_graph, timeseries
 from shared.monitoring.sla import WindowSla, sla
 from shared.services import Services
@@ -34,16 +35,6 @@ class Breakdown(BaseModel):
 
 class SlaReport(BaseModel):
     windows: list[WindowSla]
-
-
-async def all_pages(repo, partition):
-    items, cursor = [], None
-    while True:
-        page = await repo.list(partition, limit=200, cursor=cursor)
-        items += page.items
-        cursor = page.cursor
-        if not cursor:
-            return items
 
 
 def build(services: Services) -> ApiBlueprint:
@@ -90,12 +81,12 @@ def build(services: Services) -> ApiBlueprint:
                query=(("months", "1-3 (default 3)."), ("approval_sla_hours", "Default 24.")))
     async def report(call: Call):
         q = query_of(call, AdoptionQuery)
-        inputs = [ProjectInputs(project=p, keys=await all_pages(services.keys, p.id),
-                                requests=await all_pages(services.key_requests, p.id))
-                  for p in await all_pages(services.projects, None)]
+        inputs = [ProjectInputs(project=p, keys=await list_all(services.keys, p.id),
+                                requests=await list_all(services.key_requests, p.id))
+                  for p in await list_all(services.projects, None)]
 
         async def models(project: str) -> int:
-            return len(await all_pages(services.models, project))
+            return len(await list_all(services.models, project))
 
         # Tools and agents register their counters here when those pillars land (None: not reported yet).
         counters = {Pillar.models: models, Pillar.tools: None, Pillar.agents: None}

@@ -20,13 +20,9 @@ log = logging.getLogger("gateway.monitoring")
 
 
 async def project_ids(services: Services) -> list[str]:
-    ids, cursor = [], None
-    while True:
-        page = await services.projects.list(None, limit=200, cursor=cursor)
-        ids += [p.id for p in page.items]
-        cursor = page.cursor
-        if not cursor:
-            return ids
+    from shared.monitoring.paging import list_all
+
+    return [p.id for p in await list_all(services.projects, None)]
 
 
 async def retention(services: Services) -> Any:

@@ -18,6 +18,7 @@ from ..domain.quotas import Quota
 from ..monitoring import histogram
 from ..monitoring.analytics import total
 from ..monitoring.logquery import iterate
+from ..monitoring.paging import list_all
 from ..storage.repository import Repository
 
 BREAKER_CODES = frozenset({"no_backend_available"})  # every target's breaker open (or cooling down)
@@ -50,16 +51,6 @@ class AlertSources(Protocol):
 ExtraSource = Callable[..., Awaitable[int | None]]
 
 
-async def _list_all(repo: Repository[Any], project: str) -> list[Any]:
-    items, cursor = [], None
-    while True:
-        page = await repo.list(project, limit=200, cursor=cursor)
-        items += page.items
-        cursor = page.cursor
-        if not cursor:
-            return items
-
-
 class GatewaySources:
     def __init__(self, *, log_table: Any, agg_table: Any, quotas: Repository[Quota],
                  key_requests: Repository[KeyRequest], sync: ExtraSource | None = None,
@@ -79,7 +70,7 @@ class GatewaySources:
         return s
 
     async def budget_used_pct(self, project: str, now: datetime) -> float | None:
-        limits = [q.limits.cost_per_month_usd for q in await _list_all(self._quotas, project)
+        limits = [q.limits.cost_per_month_usd for q in await list_all(self._quotas, project)
                   if q.scope == "project" and q.limits.cost_per_month_usd]
         if not limits:
             return None
@@ -91,7 +82,7 @@ class GatewaySources:
         return None if self._sync is None else await self._sync(project, since)
 
     async def approvals_waiting(self, project: str, sla: timedelta, now: datetime) -> int | None:
-        waiting = sum(1 for r in await _list_all(self._requests, project)
+        waiting = sum(1 for r in await list_all(self._requests, project)
                       if r.state == "pending" and r.created_at <= now - sla)
         if self._tool_approvals is not None:
             waiting += await self._tool_approvals(project, sla, now) or 0
