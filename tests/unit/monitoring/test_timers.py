@@ -31,3 +31,19 @@ def test_a_misconfigured_app_runs_no_job(caplog):
     with caplog.at_level(logging.ERROR, "gateway.monitoring"):
         asyncio.run(fn(TimerRequest(past_due=False)))
     assert "analyticsRollup skipped" in caplog.text and "ANALYTICS_ROLLUP_LOOKBACK_HOURS" in caplog.text
+
+
+def test_an_existing_local_settings_file_gains_the_new_schedules(tmp_path):
+    import json
+    from pathlib import Path
+
+    from dev.run import ensure_local_settings
+
+    sample = Path(__file__).parents[3] / "local.settings.sample.json"
+    old = tmp_path / "local.settings.json"
+    old.write_text(json.dumps({"Values": {"GATEWAY_ADMIN_KEY": "mine", "GATEWAY_KEY_HASH_SECRET": "pep",
+                                          "FLAG_CACHE_TTL_SECONDS": "9"}}))
+    values = ensure_local_settings(old, sample)
+    assert values["ALERTS_SCHEDULE"] and values["ANALYTICS_ROLLUP_SCHEDULE"]
+    assert (values["GATEWAY_ADMIN_KEY"], values["FLAG_CACHE_TTL_SECONDS"]) == ("mine", "9")  # kept
+    assert json.loads(old.read_text())["Values"]["REQUEST_LOG_RETENTION_SCHEDULE"] == "0 17 3 * * *"
