@@ -20,10 +20,19 @@ class TimeRange(Contract):
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         until = self.until or now
         since = self.since or until - timedelta(hours=24)
+        if until - since > MAX_WINDOW:  # one side defaulted to now: still at most MAX_WINDOW of partitions
+            from ..errors import ValidationFailed
+
+            raise ValidationFailed(f"The range may span at most {MAX_WINDOW.days} days.",
+                                   details=[{"field": "since", "message": "range too long"}])
         return since, until
 
     @model_validator(mode="after")
     def _bounded(self) -> "TimeRange":
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and not 2000 <= value.year <= 2200:
+                raise ValueError(f"'{name}' must be between the years 2000 and 2200")
         if self.since and self.until:
             if self.since >= self.until:
                 raise ValueError("'since' must be before 'until'")

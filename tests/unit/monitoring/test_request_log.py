@@ -114,3 +114,12 @@ async def test_retention_deletes_only_expired_rows_in_bounded_runs_and_is_idempo
     again = await purge_expired(t, NOW, 30)
     assert again.deleted == 0 and again.complete
     assert len(t.rows) == len(known_calls())
+
+
+async def test_a_range_defaulting_to_now_is_still_bounded_and_dates_stay_in_range():
+    from shared.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed):
+        await query_page(table_with([]), "p1", LogQuery(since="2001-01-01T00:00:00Z"), NOW)
+    with pytest.raises(ValueError):
+        LogQuery(until="0001-01-01T00:00:00Z")
