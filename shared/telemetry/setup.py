@@ -70,7 +70,11 @@ def _azure_monitor(connection_string: str | None, credential: Any, sampling_rati
     from azure.monitor.opentelemetry import configure_azure_monitor
     from opentelemetry import metrics, trace
 
-    options: dict[str, Any] = {"connection_string": connection_string, "sampling_ratio": sampling_ratio}
+    options: dict[str, Any] = {
+        "connection_string": connection_string, "sampling_ratio": sampling_ratio,
+        # Not a span per Tables/Cosmos request (the request log alone would double the span volume); logs already
+        # reach Application Insights through the Functions host, so the distro's log export gets its own logger.
+        "instrumentation_options": {"azure_sdk": {"enabled": False}}, "logger_name": "gateway.otel"}
     if credential is not None:
         options["credential"] = credential  # Entra ID ingestion (local auth off on the App Insights resource)
     os.environ.setdefault("OTEL_SERVICE_NAME", SERVICE_NAME)
