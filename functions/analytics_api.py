@@ -4,12 +4,15 @@ Reads come from the hourly aggregates the rollup timer writes (functions/monitor
 traffic, as fresh as the last rollup. The call graph reads the raw log (bounded)."""
 from __future__ import annotations
 
+import asyncio
+
 from pydantic import BaseModel
 
-from functions.requestlog_api import FILTERS, query_of
+from functions.requestlog_api import FILTERS, project_of, query_of
 from shared.auth.guards import RoleGuard
 from shared.auth.principal import Role
 from shared.domain.base import Pillar, utcnow
+from shared.domain.projects import Project
 from shared.domain.monitoring import AdoptionQuery, AnalyticsQuery, LogFilter, SlaQuery
 from shared.monitoring.adoption import Adoption, ProjectInputs, adoption
 from shared.monitoring.paging import list_all
@@ -48,14 +51,14 @@ def build(services: Services) -> ApiBlueprint:
     async def series(call: Call):
         q = query_of(call, AnalyticsQuery)
         return Series(interval=q.interval,
-                      points=await timeseries(services.analytics_table, call.path("project"), q, utcnow()))
+                      points=await timeseries(services.analytics_table, project_of(call), q, utcnow()))
 
     @api.route("manage/projects/{project}/analytics/breakdown", "GET", name="manage_analytics_breakdown",
                summary="The same figures grouped by pillar, resource (model/tool/agent) or key.", guard=admin,
                response=Breakdown, query=RANGE + DIMS + (("by", "pillar, resource (default) or key."),))
     async def groups(call: Call):
         q = query_of(call, AnalyticsQuery)
-        return Breakdown(by=q.by, groups=await breakdown(services.analytics_table, call.path("project"), q,
+        return Breakdown(by=q.by, groups=await breakdown(services.analytics_table, project_of(call), q,
                                                          utcnow()))
 
     @api.route("manage/projects/{project}/analytics/call-graph", "GET", name="manage_analytics_call_graph",
@@ -63,7 +66,7 @@ def build(services: Services) -> ApiBlueprint:
                response=CallGraph, query=RANGE)
     async def graph(call: Call):
         f = query_of(call, LogFilter)
-        return await call_graph(services.request_log_table, call.path("project"), f, utcnow())
+        return await call_graph(services.request_log_table, project_of(call), f, utcnow())
 
     @api.route("manage/projects/{project}/sla", "GET", name="manage_project_sla",
                summary="Availability and latency SLOs over rolling windows: attainment, error budget left, "
@@ -72,7 +75,7 @@ def build(services: Services) -> ApiBlueprint:
                       ("latency_threshold_ms", "Default 2000."), ("latency_target", "% (default 99).")))
     async def project_sla(call: Call):
         q = query_of(call, SlaQuery)
-        return SlaReport(windows=await sla(services.analytics_table, call.path("project"), q, utcnow()))
+        return SlaReport(windows=await sla(services.analytics_table, project_of(call), q, utcnow()))
 
     @api.route("manage/adoption", "GET", name="manage_adoption",
                summary="Adoption: governed requests per month, registrations, active developers, pillars "
@@ -81,9 +84,14 @@ def build(services: Services) -> ApiBlueprint:
                query=(("months", "1-3 (default 3)."), ("approval_sla_hours", "Default 24.")))
     async def report(call: Call):
         q = query_of(call, AdoptionQuery)
-        inputs = [ProjectInputs(project=p, keys=await list_all(services.keys, p.id),
-                                requests=await list_all(services.key_requests, p.id))
-                  for p in await list_all(services.projects, None)]
+        gate = asyncio.Semaphore(16)
+
+        async def inputs_of(p: Project) -> ProjectInputs:
+            async with gate:
+                return ProjectInputs(project=p, keys=await list_all(services.keys, p.id),
+                                     requests=await list_all(services.key_requests, p.id))
+
+        inputs = list(await asyncio.gather(*(inputs_of(p) for p in await list_all(services.projects, None))))
 
         async def models(project: str) -> int:
             return len(await list_all(services.models, project))

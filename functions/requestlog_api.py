@@ -15,6 +15,7 @@ from shared.monitoring.logquery import export_lines, iterate, query_page
 from shared.monitoring.rows import LogRow
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Call
+from shared.errors import NotFound
 from shared.web.inputs import validate
 
 FILTERS = (("since", "Start, ISO 8601 with zone (inclusive; default 24 h before `until`)."),
@@ -37,6 +38,14 @@ class LogPageOut(BaseModel):
     skipped: int = Field(description="Stored rows that no longer validate: not served.")
 
 
+def project_of(call: Call) -> str:
+    """The path's project id, as a partition-key prefix: no '|' (ids are slugs), so no range reaches another's."""
+    pid = call.path("project")
+    if "|" in pid:
+        raise NotFound(f"project '{pid}' does not exist.")
+    return pid
+
+
 def query_of(call: Call, model: type[BaseModel]) -> BaseModel:
     return validate(model, dict(call.req.query_params), "query")
 
@@ -50,7 +59,7 @@ def build(services: Services) -> ApiBlueprint:
                guard=admin, response=LogPageOut, query=FILTERS + PAGING)
     async def query(call: Call):
         q = query_of(call, LogQuery)
-        page = await query_page(services.request_log_table, call.path("project"), q, utcnow())
+        page = await query_page(services.request_log_table, project_of(call), q, utcnow())
         return LogPageOut(items=[LogRowOut.model_validate(r.model_dump()) for r in page.rows],
                           next_cursor=page.next_cursor, scanned=page.scanned, skipped=page.skipped)
 
@@ -61,7 +70,7 @@ def build(services: Services) -> ApiBlueprint:
     async def export(call: Call):
         q = query_of(call, LogExport)
         now: datetime = utcnow()
-        chunks = export_lines(iterate(services.request_log_table, call.path("project"), q, now), q.format)
+        chunks = export_lines(iterate(services.request_log_table, project_of(call), q, now), q.format)
         try:  # the first chunk before the status line: a storage outage is still a clean 503, not a cut stream
             first = await chunks.__anext__()
         except StopAsyncIteration:

@@ -9,6 +9,7 @@ Registered tools and agents come from their pillars' sources (None until those p
 """
 from __future__ import annotations
 
+import asyncio
 import statistics
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,8 @@ from ..domain.projects import Project
 from .analytics import aggregates
 from .rollup import NO_KEY
 
-Counter = Callable[[str], Awaitable[int]]  # project → registered resources of one pillar
+Counter = Callable[[str], Awaitable[int]]
+CONCURRENCY = 16  # projects read at once (one aggregate range query + the pillar counters each)  # project → registered resources of one pillar
 
 
 class ProjectInputs(BaseModel):
@@ -76,18 +78,26 @@ async def adoption(agg_table: Any, inputs: list[ProjectInputs], counters: dict[P
     first_call: list[float] = []
     sla = timedelta(hours=q.approval_sla_hours)
     decided = within = pending_late = 0
-    for inp in inputs:
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def read(inp: ProjectInputs) -> tuple[list[Any], dict[Pillar, int]]:
+        async with gate:
+            rows = await aggregates(agg_table, inp.project.id, AnalyticsQuery(since=since, until=now), now)
+            counts = {pl: await c(inp.project.id) for pl, c in counters.items() if c is not None}
+            return rows, counts
+
+    reads = await asyncio.gather(*(read(inp) for inp in inputs))
+    for inp, (rows, counts) in zip(inputs, reads):
         p = inp.project
-        for pillar, counter in counters.items():
-            if counter is not None:
-                registered[pillar.value] = (registered[pillar.value] or 0) + await counter(p.id)
+        for pillar, n in counts.items():
+            registered[pillar.value] = (registered[pillar.value] or 0) + n
         for pillar, state in p.pillars.items():
             with_pillar[pillar.value] += state.enabled
         live_key_projects += any(k.revoked_at is None and (k.expires_at is None or k.expires_at > now)
                                  for k in inp.keys)
         requester = {r.key_id: r.requester for r in inp.requests if r.key_id}
         hours: dict[datetime, int] = defaultdict(int)
-        for dims, agg in await aggregates(agg_table, p.id, AnalyticsQuery(since=since, until=now), now):
+        for dims, agg in rows:
             by_month[dims["hour"].strftime("%Y-%m")] = by_month.get(dims["hour"].strftime("%Y-%m"), 0) + agg.requests
             hours[dims["hour"]] += agg.requests
             if dims["hour"] >= this_month and agg.requests:

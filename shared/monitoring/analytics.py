@@ -34,21 +34,25 @@ async def aggregates(agg_table: Any, project: str, q: AnalyticsQuery, now: datet
     since, until = q.window(now)
     lo, hi = hour_floor(since), until
     out = []
-    for day in reversed(days_desc(since, until)):
-        async for e in agg_table.query_entities("PartitionKey eq @pk", parameters={"pk": f"{project}|{day}"}):
-            hour = e.get("hour")
-            if not isinstance(hour, datetime):
-                continue
-            dims = {"hour": hour, "pillar": e.get("pillar"),
-                    "resource": e.get("resource"), "key_id": e.get("key_id")}
-            if not (lo <= hour < hi):
-                continue
-            if q.pillar is not None and dims["pillar"] != q.pillar.value:
-                continue
-            if (q.resource is not None and dims["resource"] != q.resource) or (
-                    q.key_id is not None and dims["key_id"] != q.key_id):
-                continue
-            out.append((dims, Aggregate.from_properties(e)))
+    days = days_desc(since, until)
+    if not days:
+        return out
+    # One range query over the project's day partitions (`project|yyyymmdd` sort by day; a project id holds no
+    # '|', so no other project's partition falls inside the range).
+    params = {"lo": f"{project}|{days[-1]}", "hi": f"{project}|{days[0]}"}
+    async for e in agg_table.query_entities("PartitionKey ge @lo and PartitionKey le @hi", parameters=params):
+        hour = e.get("hour")
+        if not isinstance(hour, datetime):
+            continue
+        dims = {"hour": hour, "pillar": e.get("pillar"), "resource": e.get("resource"), "key_id": e.get("key_id")}
+        if not (lo <= hour < hi):
+            continue
+        if q.pillar is not None and dims["pillar"] != q.pillar.value:
+            continue
+        if (q.resource is not None and dims["resource"] != q.resource) or (
+                q.key_id is not None and dims["key_id"] != q.key_id):
+            continue
+        out.append((dims, Aggregate.from_properties(e)))
     return out
 
 
