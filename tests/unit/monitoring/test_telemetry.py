@@ -165,3 +165,14 @@ def test_job_outcomes_and_breaker_gauge():
     m = otel.metrics()
     assert {p.attributes["gateway.breaker.state"]: p.value for p in m["gateway.breaker.open"]}["open"] == 1
     assert m["gateway.job.outcomes"][0].attributes == {"gateway.job": "sync", "gateway.outcome": "failed"}
+
+
+async def test_services_wire_telemetry_only_when_enabled():
+    from shared.config import Settings
+    from shared.pipeline.telemetry import NoTelemetry
+    from shared.services import Services
+
+    assert isinstance(Services(Settings()).telemetry, NoTelemetry)  # default: off
+    on = Services(Settings(telemetry_enabled=True, telemetry_exporter="console"))
+    assert isinstance(on.telemetry, OtelTelemetry)
+    await on.close()  # flushes and shuts the providers down
