@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import azure.functions as func
 
-from functions import (admin_api, credentials_api, guardrails_admin_api, health_api, keys_api, models_admin_api,
-                       models_api, portal_api)
+from functions import (admin_api, alerts_api, analytics_api, credentials_api, guardrails_admin_api, health_api,
+                       keys_api, models_admin_api, models_api, monitoring_timers, portal_api, requestlog_api)
 from shared.auth.guards import DataPlaneGuard, RoleGuard
 from shared.auth.principal import Role
 from shared.config import SettingProblem, Settings, load_settings
@@ -53,6 +53,11 @@ def build_app(settings: Settings, services: Services | None = None, *,
         models_api.build(lambda: services.models_pipeline, services.catalog,
                          DataPlaneGuard(services.key_service, services.flags, Pillar.models),
                          max_body_bytes=settings.max_data_body_bytes),
+        # the monitoring tables open on first use, inside the worker's event loop
+        requestlog_api.build(lambda: services.request_log_table, admin, max_body_bytes=manage),
+        analytics_api.build(lambda: services.request_log_table, lambda: services.analytics_table, services.projects,
+                            services.keys, services.key_requests, services.models, admin, max_body_bytes=manage),
+        alerts_api.build(services.alert_rules, projects, services.egress, admin, max_body_bytes=manage),
     ]
 
     def endpoints() -> list[Endpoint]:
@@ -63,6 +68,7 @@ def build_app(settings: Settings, services: Services | None = None, *,
     served.append(health)
     for surface in served:
         app.register_functions(surface.blueprint)
+    app.register_functions(monitoring_timers.build(services, problems))
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
     # Everything imported and built so far lives as long as the worker: keep it out of full GC passes.
     gc.freeze()

@@ -26,6 +26,10 @@ def ensure_local_settings(path: Path, sample: Path) -> dict[str, str]:
     data = json.loads((path if path.exists() else sample).read_text())
     values = data.setdefault("Values", {})
     changed = not path.exists()
+    # Settings added since the file was created (e.g. timer schedules, which the host needs): from the sample.
+    for key, value in json.loads(sample.read_text()).get("Values", {}).items():
+        if key not in values:
+            values[key], changed = value, True
     for key in ("GATEWAY_ADMIN_KEY", "GATEWAY_KEY_HASH_SECRET"):
         if not values.get(key):
             values[key] = ("gwadmin-" if key == "GATEWAY_ADMIN_KEY" else "") + secrets.token_urlsafe(32)

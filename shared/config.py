@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import Any, Literal
 
 from dataclasses import dataclass
 
@@ -92,6 +92,29 @@ class Settings(BaseSettings):
                                       validation_alias="USAGE_LOG_BUFFER_RECORDS")
     key_rotation_max_overlap_seconds: int = Field(default=7 * 86400, gt=0,
                                                   validation_alias="KEY_ROTATION_MAX_OVERLAP_SECONDS")
+
+    # --- monitoring (issue 12). Timer schedules are app settings read by the host (%SETTING%), not fields.
+    request_log_retention_days: int = Field(default=30, ge=1, le=3650, validation_alias="REQUEST_LOG_RETENTION_DAYS")
+    # Rows one retention run deletes at most; the next run continues (bounded work per timer invocation).
+    request_log_retention_max_rows: int = Field(default=50_000, ge=100, le=1_000_000,
+                                                validation_alias="REQUEST_LOG_RETENTION_MAX_ROWS")
+    # Each rollup run recomputes this many past hours (plus the current one): rows that reach the log later than
+    # this (buffered through a long Storage outage) are not counted in analytics.
+    analytics_rollup_lookback_hours: int = Field(default=3, ge=1, le=48,
+                                                 validation_alias="ANALYTICS_ROLLUP_LOOKBACK_HOURS")
+    alert_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60,
+                                                 validation_alias="ALERT_WEBHOOK_TIMEOUT_SECONDS")
+    alert_webhook_attempts: int = Field(default=4, ge=1, le=10, validation_alias="ALERT_WEBHOOK_ATTEMPTS")
+
+    # --- telemetry (issue 12, shared/telemetry): off unless enabled (tests and the benchmark run without it)
+    telemetry_enabled: bool = Field(default=False, validation_alias="TELEMETRY_ENABLED")
+    telemetry_exporter: Literal["auto", "azure_monitor", "otlp", "console"] = Field(
+        default="auto", validation_alias="TELEMETRY_EXPORTER")
+    appinsights_connection_string: SecretStr | None = Field(
+        default=None, validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING")
+    # Application Insights with local auth disabled: ingest with the app's managed identity (Entra ID).
+    telemetry_entra_auth: bool = Field(default=False, validation_alias="TELEMETRY_ENTRA_AUTH")
+    telemetry_sampling_ratio: float = Field(default=1.0, ge=0, le=1, validation_alias="TELEMETRY_SAMPLING_RATIO")
 
     @field_validator("*", mode="before")
     @classmethod

@@ -53,6 +53,10 @@ def gateway_env(emu: Emulators, jwks: JwksServer, **overrides: str) -> dict[str,
         "UPSTREAM_SECRET_TEST_A": UPSTREAM_KEYS["a"],
         "UPSTREAM_SECRET_TEST_B": UPSTREAM_KEYS["b"],
         "USAGE_FLUSH_SECONDS": "0.2",
+        # monitoring timers (issue 12): declared by the app, effectively idle in tests (tests run the jobs directly)
+        "REQUEST_LOG_RETENTION_SCHEDULE": "0 0 0 1 1 *",
+        "ANALYTICS_ROLLUP_SCHEDULE": "0 0 0 1 1 *",
+        "ALERTS_SCHEDULE": "0 0 0 1 1 *",
     }
     env.update(overrides)
     return env

@@ -63,9 +63,18 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     FLAG_CACHE_TTL_SECONDS: '5'
     FAIL_STATIC_MAX_SECONDS: '300'
 
+    // Monitoring jobs (issue 12): six-field NCRONTAB (Flex Consumption has no TimeSpan schedules).
+    REQUEST_LOG_RETENTION_DAYS: '30'
+    REQUEST_LOG_RETENTION_SCHEDULE: '0 17 3 * * *'
+    ANALYTICS_ROLLUP_SCHEDULE: '0 */5 * * * *'
+    ANALYTICS_ROLLUP_LOOKBACK_HOURS: '3'
+    ALERTS_SCHEDULE: '30 * * * * *'
+
     // Required by the azurefunctions-extensions-http-fastapi streaming extension.
     PYTHON_ENABLE_INIT_INDEXING: '1'
 
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+    // The gateway's own spans and metrics (GenAI conventions) through the Azure Monitor distro (shared/telemetry).
+    TELEMETRY_ENABLED: 'true'
   }
 }
