@@ -49,7 +49,7 @@ def build_app(settings: Settings, services: Services | None = None, *,
     for surface in served:
         app.register_functions(surface.blueprint)
     # Timers carry no HTTP surface; a misconfigured app still indexes them (they log and return).
-    app.register_functions(agents_sync.build(services))
+    app.register_functions(agents_sync.build(services, problems))
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
     # Everything imported and built so far lives as long as the worker: keep it out of full GC passes.
     gc.freeze()

@@ -7,18 +7,24 @@ at start-up with `past_due` set; the run records that flag."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import azure.functions as func
 
+from shared.config import SettingProblem
 from shared.services import Services
 
 log = logging.getLogger("gateway.agents.sync")
 
 
-def build(services: Services) -> func.Blueprint:
+def build(services: Services, problems: Sequence[SettingProblem] = ()) -> func.Blueprint:
     bp = func.Blueprint()
 
     async def run(cloud: str, timer: func.TimerRequest) -> None:
+        if problems:  # the app refuses work until its settings are fixed (docs/runbook.md); timers too
+            log.error("agent sync (%s) skipped: configuration_error (%s)", cloud,
+                      ", ".join(p.setting for p in problems))
+            return
         try:
             runs = await services.agents.sync(cloud, past_due=bool(timer.past_due))
         except Exception:  # noqa: BLE001 - e.g. the registry is down: logged; the next occurrence tries again
