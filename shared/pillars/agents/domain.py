@@ -158,7 +158,8 @@ OutboundAuth = Annotated[NoAuth | SecretAuth | ManagedIdentityAuth | AwsAuth | G
 
 
 class BedrockRef(Contract):
-    agent_id: str = Field(pattern=r"^[0-9a-zA-Z]{10}$")
+    # AWS documents 10 alphanumerics; accepted a little wider (emulators and future formats), still no separators.
+    agent_id: str = Field(pattern=r"^[0-9a-zA-Z]{1,64}$")
     alias_id: str | None = Field(default=None, pattern=r"^([0-9a-zA-Z]{10}|TSTALIASID)$",
                                  description="The alias invoked; None: not invocable until one is known.")
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")

@@ -107,7 +107,12 @@ class BedrockCatalog:
         pages = self._client.get_paginator("list_agents").paginate(PaginationConfig={"PageSize": self._conn.page_size})
         for page in pages:
             for summary in page.get("agentSummaries") or []:
-                self._one(summary, out)
+                try:
+                    self._one(summary, out)
+                except Exception as exc:  # noqa: BLE001 - an agent we cannot map is reported, its neighbours go on
+                    out.errors.append(SyncError(code=_error_code(exc), cloud_id=str(summary.get("agentId"))[:512],
+                                                message=f"could not map the agent: {exc}"[:2000]))
+                    out.complete = False  # it may exist locally: retiring it would be wrong
         return out
 
     def _one(self, summary: dict[str, Any], out: Listing) -> None:

@@ -88,7 +88,11 @@ class BedrockBackend:
         except Exception as exc:  # noqa: BLE001 - botocore ClientError, endpoint and credential errors
             raise UpstreamUnavailable(f"Bedrock InvokeAgent failed: {_code(exc)}.",
                                       details={"agent": agent.id, "reason": _code(exc)}) from None
-        yield from response["completion"]
+        try:
+            yield from response["completion"]
+        except Exception as exc:  # noqa: BLE001 - an exception event mid-stream (EventStreamError) or a broken read
+            raise UpstreamUnavailable(f"Bedrock agent failed: {_code(exc)}.",
+                                      details={"agent": agent.id, "reason": _code(exc)}) from None
 
     async def _pump(self, agent: Agent, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """The blocking event stream, read in a thread; bounded, so a slow client slows the reader down."""
