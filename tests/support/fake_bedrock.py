@@ -132,7 +132,7 @@ class FakeBedrock:
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_any
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:

@@ -115,7 +115,7 @@ class FakeVertex:
                 self._json(200, {"reasoningEngines": page, **({"nextPageToken": str(start + size)} if more else {})})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:

@@ -37,6 +37,7 @@ class AgentsPillar:
         self._google_credentials = google_credentials
         self._boto = boto_clients  # (service, connection-or-agent-auth) → client; tests may inject
         self.connections, self.problems = parse_connections(settings.agents_sync_connections)
+        self._clients: dict[tuple[str, str], Any] = {}
 
     # ---- storage
 
@@ -86,6 +87,14 @@ class AgentsPillar:
     # ---- clouds
 
     def _client(self, service: str, target: BedrockConnection | AwsAuth, endpoint: str | None = None) -> Any:
+        """boto3 clients are thread-safe and costly to build (hundreds of ms): one per service and target."""
+        key = (service, target.model_dump_json())
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = self._new_client(service, target, endpoint)
+        return client
+
+    def _new_client(self, service: str, target: BedrockConnection | AwsAuth, endpoint: str | None) -> Any:
         if self._boto is not None:
             return self._boto(service, target)
         auth = connection_auth(target) if isinstance(target, BedrockConnection) else target
