@@ -147,7 +147,9 @@ class AgentsPillar:
             conn = self.bedrock_connections.get(agent.sync_connection or "")
             if conn is not None:
                 return self._client("bedrock-agent-runtime", conn)
-            auth = agent.spec.auth if isinstance(agent.spec.auth, AwsAuth) else AwsAuth(region=agent.spec.bedrock.region)
+            auth = agent.spec.auth
+            if not isinstance(auth, AwsAuth):
+                auth = AwsAuth(region=agent.spec.bedrock.region if agent.spec.bedrock else "us-east-1")
             return self._client("bedrock-agent-runtime", auth)
 
         return BedrockBackend(client_for)
