@@ -113,7 +113,7 @@ def gateway_estimate(body: dict) -> int | None:
     """The admission estimate the gateway makes for this body (its own estimator, imported from the repo)."""
     try:
         sys.path.insert(0, str(ROOT))
-        from shared.tokens import TokenEstimator
+        from shared.pillars.models.tokens import TokenEstimator
 
         t = TokenEstimator()
         return t.estimate_chat_prompt(body, body["model"], body["model"]) + t.requested_completion(body, 0)

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from shared.auth.guards import RoleGuard
 from shared.auth.principal import Role
 from shared.domain.base import InvalidDocument
-from shared.domain.models import Model, ModelOut, ModelSpec
+from shared.pillars.models.domain import Model, ModelOut, ModelSpec
 from shared.domain.quotas import Quota, QuotaLimits, QuotaList, QuotaOut
 from shared.errors import AlreadyExists, BadRequest, InvalidStoredDocument, NotFound, ValidationFailed
 from shared.services import Services

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from shared.auth.guards import DataPlaneGuard
 from shared.domain.base import Pillar
-from shared.domain.models import OpenAIModel, OpenAIModelList
-from shared.proxy.contracts import ChatRequest, EmbeddingsRequest, Operation
+from shared.domain.lifecycle import serves
+from shared.pillars.models.domain import OpenAIModel, OpenAIModelList
+from shared.pillars.models.contracts import ChatRequest, EmbeddingsRequest, ModelsOperation
+from shared.pillars.models.spec import parse
+from shared.pipeline import Exchange
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Call
 from shared.web.inputs import read_body
@@ -17,12 +20,12 @@ def build(services: Services) -> ApiBlueprint:
     guard = DataPlaneGuard(services.key_service, services.flags, Pillar.models)
     limit = services.settings.max_data_body_bytes
 
-    async def proxy(call: Call, op: Operation, path_model: str | None = None):
+    async def proxy(call: Call, op: ModelsOperation, path_model: str | None = None):
         assert call.principal is not None
-        raw = await read_body(call.req, limit)
-        return await services.model_proxy.handle(principal=call.principal, request_id=call.request_id, op=op,
-                                                 raw=raw, headers=dict(call.req.headers), path_model=path_model,
-                                                 started=call.started)
+        body, name = parse(op, await read_body(call.req, limit), path_model)
+        return await services.models_pipeline.run(Exchange(
+            Pillar.models, op, call.principal, call.request_id, body, dict(call.req.headers), call.started,
+            resource=name))
 
     @api.route("v1/models", "GET", name="v1_list_models", summary="Models this key may call (OpenAI shape).",
                guard=guard, response=OpenAIModelList)
@@ -32,8 +35,7 @@ def build(services: Services) -> ApiBlueprint:
         models = await services.catalog.models(p.project_id)
         return OpenAIModelList(data=[
             OpenAIModel(id=m.spec.name, created=int(m.created_at.timestamp()), owned_by=p.project_id)
-            for m in models if (p.allowed_models is None or m.spec.name in p.allowed_models)
-            and m.spec.lifecycle != "retired"])
+            for m in models if p.may_use(Pillar.models, m.spec.name) and serves(m.spec.lifecycle)])
 
     @api.route("v1/chat/completions", "POST", name="v1_chat_completions",
                summary="Chat completion (OpenAI shape; `stream: true` for SSE).", guard=guard, body=ChatRequest,

@@ -131,6 +131,63 @@ class InternalError(GatewayError):
     pass
 
 
+# ---- the governed data plane (shared/pipeline): resolution, admission, routing
+
+class ResourceNotFound(NotFound):
+    """The named model / tool / agent does not exist in the project, or no longer serves (retired, suspended)."""
+
+
+class ModelNotFound(ResourceNotFound):
+    code = "model_not_found"
+
+
+class ResourceNotAllowed(Forbidden):
+    """The virtual key's scope for this pillar does not include the resource."""
+
+
+class ModelNotAllowed(ResourceNotAllowed):
+    code = "model_not_allowed"
+
+
+class CapabilityNotSupported(BadRequest):
+    code = "capability_not_supported"
+
+
+class RateLimited(GatewayError):
+    status, code, type = 429, "rate_limit_exceeded", "rate_limit_error"
+    retryable = True
+
+
+class BudgetExhausted(Forbidden):
+    code = "budget_exhausted"
+
+
+class CostBudgetExhausted(BudgetExhausted):
+    code = "cost_budget_exhausted"
+
+
+class UpstreamUnavailable(GatewayError):
+    status, code, type = 502, "upstream_unavailable", "server_error"
+    retryable = True
+
+
+class UpstreamTimeout(GatewayError):
+    status, code, type = 504, "upstream_timeout", "server_error"
+    retryable = True
+
+
+class CapacityExhausted(GatewayError):
+    """Every target's own capacity (a backend's TPM) is used up for this minute."""
+
+    status, code, type = 429, "backend_capacity_exhausted", "rate_limit_error"
+    retryable = True
+
+
+class NoBackendAvailable(GatewayError):
+    status, code, type = 503, "no_backend_available", "server_error"
+    retryable = True
+
+
 # ---- agents pillar
 
 
@@ -158,4 +215,3 @@ class AgentSuspended(Forbidden):
 
 class AgentRetired(Gone):
     code = "agent_retired"
-

@@ -13,22 +13,22 @@ from .auth.control import ControlPlaneAuth
 from .auth.entra import EntraValidator
 from .auth.keys import KeyService
 from .config import Settings
-from .catalog import ModelCatalog
 from .domain.key_requests import KeyRequest
 from .domain.keys import VirtualKey
-from .domain.models import Model
 from .domain.quotas import Quota
 from .egress import EgressPolicy
 from .domain.projects import GlobalFlags, Project
 from .flags.service import FlagService
+from .pillars.models.catalog import ModelCatalog
+from .pillars.models.domain import Model
 from .storage.documents import DocumentStore
 from .storage.repository import Repository
 from .storage.tables import StorageProbe
 
 if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
     from .pillars.agents.pillar import AgentsPillar
-    from .proxy.models import ModelProxy
-    from .proxy.quota_book import QuotaBook
+    from .pipeline import Pipeline
+    from .quotas.book import QuotaBook
     from .quotas.enforcer import QuotaEnforcer
     from .usage.log import UsageLog
 
@@ -133,7 +133,7 @@ class Services:
 
     @cached_property
     def quota_book(self) -> "QuotaBook":
-        from .proxy.quota_book import QuotaBook
+        from .quotas.book import QuotaBook
 
         s = self.settings
         return QuotaBook(self.quotas, ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
@@ -157,13 +157,14 @@ class Services:
                         max_buffer=self.settings.usage_buffer_records)
 
     @cached_property
-    def model_proxy(self) -> "ModelProxy":
-        from .proxy.models import ModelProxy
+    def models_pipeline(self) -> "Pipeline":
+        from .pillars.models.credentials import TokenCache, UpstreamCredentials
+        from .pillars.models.openai_http import OpenAIHttp
+        from .pillars.models.spec import ModelsSpec
+        from .pillars.models.tokens import TokenEstimator
+        from .pipeline import Pipeline
         from .routing.breaker import Breakers
-        from .tokens import TokenEstimator
-        from .upstreams.credentials import TokenCache, UpstreamCredentials
         from .upstreams.egress_transport import guarded_client
-        from .upstreams.openai_http import OpenAIHttp
 
         # Every upstream connection goes through the egress policy (on the address connected to, not the name).
         upstream_http = guarded_client(self.egress, limits=httpx.Limits(max_connections=1000,
@@ -174,9 +175,10 @@ class Services:
         # Once the worker has warmed up (SDK clients, BPE tables, caches), move that long-lived heap out of the
         # garbage collector's full passes: gen-2 collections over it took 36–55 ms (docs/benchmarks.md).
         asyncio.get_running_loop().call_later(30, gc.freeze)
-        return ModelProxy(catalog=self.catalog, quota_book=self.quota_book, enforcer=self.enforcer,
-                          http=OpenAIHttp(upstream_http, credentials), breakers=Breakers(),
-                          tokens=tokens, usage=self.usage_log, flags=self.flags)
+        spec = ModelsSpec(catalog=self.catalog, http=OpenAIHttp(upstream_http, credentials), tokens=tokens,
+                          enforcer=self.enforcer)
+        return Pipeline(spec, quotas=self.quota_book, enforcer=self.enforcer, breakers=Breakers(),
+                        usage=self.usage_log, flags=self.flags)
 
     @cached_property
     def models(self) -> Repository[Model]:

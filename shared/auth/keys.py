@@ -55,7 +55,8 @@ class KeyService:
         digest = self.hash(secret)
         key = VirtualKey(id=uuid.uuid4().hex[:16], project_id=project_id, name=spec.name,
                          prefix=secret[: len(KEY_PREFIX) + 6], hash=digest, lookup=[digest],
-                         expires_at=spec.expires_at, models=spec.models, metadata=spec.metadata,
+                         expires_at=spec.expires_at, models=spec.models, tools=spec.tools, agents=spec.agents,
+                         metadata=spec.metadata,
                          secret_format="v1")
         return await self._keys.create(key), secret
 
@@ -102,8 +103,7 @@ class KeyService:
         if state != "active":
             raise Unauthenticated(f"The virtual key is {state}.", code=f"key_{state}")
         return Principal(kind="virtual_key", subject=key.id, project_id=key.project_id, key_id=key.id,
-                         key_prefix=key.prefix, name=key.name,
-                         allowed_models=frozenset(key.models) if key.models is not None else None)
+                         key_prefix=key.prefix, name=key.name, scopes=key.scopes())
 
     def _check_locally(self, secret: str) -> None:
         """Refuse, at zero storage cost and without a cache entry, every string this deployment did not issue."""

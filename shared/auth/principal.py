@@ -4,6 +4,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
+from ..domain.base import Pillar
+
 from pydantic import BaseModel
 
 
@@ -21,7 +23,13 @@ class Principal(BaseModel):
     project_id: str | None = None
     key_id: str | None = None
     key_prefix: str | None = None
-    allowed_models: frozenset[str] | None = None  # None: every model of the project
+    # Per-pillar scope: the models / tools / agents this key may use. A pillar absent here: every resource of
+    # the project in that pillar.
+    scopes: dict[Pillar, frozenset[str]] = {}
+
+    def may_use(self, pillar: Pillar, resource: str) -> bool:
+        allowed = self.scopes.get(pillar)
+        return allowed is None or resource in allowed
 
     def has(self, role: Role) -> bool:
         # An admin can do everything a developer can.

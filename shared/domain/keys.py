@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from .base import Contract, Entity, utcnow
+from .base import Contract, Entity, Pillar, utcnow
 from .times import UtcDatetime
 
 KEY_PREFIX = "sk-gw-"
@@ -29,10 +29,18 @@ class VirtualKey(Entity):
     # UtcDatetime on read too: documents stored before naive instants were normalised still load (as UTC).
     expires_at: UtcDatetime | None = None
     revoked_at: UtcDatetime | None = None
-    models: list[str] | None = None  # None: every model of the project
+    # Per-pillar scopes, one field per pillar named after it (stored keys' `models` reads unchanged);
+    # None: every resource of the project in that pillar.
+    models: list[str] | None = None
+    tools: list[str] | None = None
+    agents: list[str] | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     # "legacy": issued before self-verifying secrets (no MAC); documents without the field are legacy by definition.
     secret_format: Literal["legacy", "v1"] = "legacy"
+
+    def scopes(self) -> dict[Pillar, frozenset[str]]:
+        """The pillars this key is limited in → the resources it may use there."""
+        return {p: frozenset(names) for p in Pillar if (names := getattr(self, p.value)) is not None}
 
     def accepts(self, digest: str, now: datetime | None = None) -> bool:
         now = now or utcnow()
@@ -52,7 +60,12 @@ class KeyCreate(Contract):
     expires_at: UtcDatetime | None = Field(
         default=None, description="ISO 8601 instant; without an offset (or a bare date: 00:00 that day) it is "
                                   "read as UTC. Must lie in the future.")
-    models: list[str] | None = None
+    models: list[str] | None = Field(default=None, max_length=1000, description="Models this key may call; "
+                                     "omitted: every model of the project.")
+    tools: list[str] | None = Field(default=None, max_length=1000, description="Tools this key may call; "
+                                    "omitted: every tool of the project.")
+    agents: list[str] | None = Field(default=None, max_length=1000, description="Agents this key may call; "
+                                     "omitted: every agent of the project.")
     metadata: dict[str, str] = Field(default_factory=dict, max_length=32)
 
     @field_validator("expires_at")
@@ -77,6 +90,8 @@ class KeyOut(BaseModel):
     expires_at: str | None
     revoked_at: str | None
     models: list[str] | None
+    tools: list[str] | None = None
+    agents: list[str] | None = None
     metadata: dict[str, str]
     created_at: str
     previous_valid_until: list[str] = Field(default_factory=list)
@@ -87,6 +102,7 @@ class KeyOut(BaseModel):
         iso = lambda d: d.isoformat() if d else None  # noqa: E731
         return cls(id=k.id, project_id=k.project_id, name=k.name, prefix=k.prefix, state=k.state(),
                    expires_at=iso(k.expires_at), revoked_at=iso(k.revoked_at), models=k.models,
+                   tools=k.tools, agents=k.agents,
                    metadata=k.metadata, created_at=k.created_at.isoformat(),
                    previous_valid_until=[p.valid_until.isoformat() for p in k.previous],
                    secret_format=k.secret_format)

@@ -1,13 +1,22 @@
-"""Quotas: limits attached to a project, a key or a model; every quota that applies to a call is enforced."""
+"""Quotas: limits attached to a project, a key, or one resource of a pillar (a model, a tool, an agent); every
+quota that applies to a call is enforced.
+
+A resource quota is scoped by (pillar, resource). Its stored `scope` is the pillar's resource word ("model" for
+the models pillar — what every stored quota document already says), so documents written before the pipeline
+read unchanged and keep their ids and counters."""
 from __future__ import annotations
 
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from .base import Contract, Entity, InvalidDocument
+from .base import Contract, Entity, InvalidDocument, Pillar
 
-QuotaScope = Literal["project", "key", "model"]
+QuotaScope = Literal["project", "key", "model", "tool", "agent"]
+# pillar → the scope word naming one of its resources. The admin API accepts a word once its pillar registers
+# the check that the named resource exists (functions/models_admin_api.py: today "model").
+RESOURCE_SCOPES: dict[Pillar, str] = {Pillar.models: "model", Pillar.tools: "tool", Pillar.agents: "agent"}
+PILLAR_OF_SCOPE: dict[str, Pillar] = {word: pillar for pillar, word in RESOURCE_SCOPES.items()}
 
 
 class QuotaLimits(Contract):
@@ -33,6 +42,11 @@ class Quota(Entity):
     @staticmethod
     def doc_id(scope: str, target: str) -> str:
         return f"{scope}.{target}"
+
+    @property
+    def pillar(self) -> Pillar | None:
+        """The pillar of a resource quota; None for project and key quotas (they span every pillar)."""
+        return PILLAR_OF_SCOPE.get(self.scope)
 
 
 class QuotaOut(BaseModel):

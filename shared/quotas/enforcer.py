@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..domain.quotas import Quota
-from ..errors import Forbidden, GatewayError, RequestExceedsQuota
+from ..errors import BudgetExhausted, CostBudgetExhausted, GatewayError, RateLimited, RequestExceedsQuota
 from .leases import LeasedCounter
 from .store import CounterStore
 
@@ -19,15 +19,6 @@ log = logging.getLogger("gateway.quotas")
 
 # Completion tokens reserved for a call that sets no max_tokens, unless its model or the gateway says otherwise.
 DEFAULT_COMPLETION_ESTIMATE = 256
-
-
-class RateLimited(GatewayError):
-    status, code, type = 429, "rate_limit_exceeded", "rate_limit_error"
-    retryable = True
-
-
-class BudgetExhausted(Forbidden):
-    code = "budget_exhausted"
 
 
 # metric → (window, kind, unit)
@@ -150,9 +141,9 @@ class QuotaEnforcer:
                                details={"quota": quota.id, "limit": metric},
                                headers={"retry-after": str(max(1, math.ceil(left))),
                                         f"x-ratelimit-remaining-{unit}": "0"})
-        code = "cost_budget_exhausted" if unit == "cost" else "budget_exhausted"
-        return BudgetExhausted(f"The {metric.replace('_', ' ')} budget is used up for {where}.", code=code,
-                               details={"quota": quota.id, "limit": metric})
+        error = CostBudgetExhausted if unit == "cost" else BudgetExhausted
+        return error(f"The {metric.replace('_', ' ')} budget is used up for {where}.",
+                     details={"quota": quota.id, "limit": metric})
 
     async def reserve_backend(self, key: str, capacity: int, tokens: int,
                               extra_tokens: int = 0) -> tuple[LeasedCounter, int] | None:

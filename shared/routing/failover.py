@@ -1,4 +1,5 @@
-"""Choosing backends and failing over between them.
+"""Choosing targets and failing over between them — model backends, MCP server replicas, agent endpoints: anything
+with an id, a priority and a weight (`Target`).
 
 Order: priority groups (lower first); inside a group a weighted random order (each backend at most once per
 pass). A backend is skipped while its breaker is open, while it is cooling down after an upstream Retry-After,
@@ -14,12 +15,29 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
 import httpx
-from ..domain.models import Backend
+
 from ..domain.routing import RoutingPolicy
-from ..errors import GatewayError
+from ..errors import CapacityExhausted, GatewayError, NoBackendAvailable, UpstreamTimeout, UpstreamUnavailable
 from .breaker import Breakers
+
+
+class Target(Protocol):
+    """One upstream a call can be sent to. Pydantic models with these fields (the models `Backend`) fit as-is."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def priority(self) -> int: ...  # lower is tried first
+
+    @property
+    def weight(self) -> int: ...  # ≥ 1, relative share inside a priority group
+
+
+T = TypeVar("T", bound=Target)
 
 
 # Retry-After on a 503 no_backend_available never asks a client to wait longer than this (a longer trip or
@@ -27,40 +45,18 @@ from .breaker import Breakers
 MAX_RETRY_AFTER = 300
 
 
-class UpstreamUnavailable(GatewayError):
-    status, code, type = 502, "upstream_unavailable", "server_error"
-    retryable = True
-
-
-class UpstreamTimeout(GatewayError):
-    status, code, type = 504, "upstream_timeout", "server_error"
-    retryable = True
-
-
-class CapacityExhausted(GatewayError):
-    """Every backend's own TPM capacity is used up for this minute."""
-
-    status, code, type = 429, "backend_capacity_exhausted", "rate_limit_error"
-    retryable = True
-
-
-class NoBackendAvailable(GatewayError):
-    status, code, type = 503, "no_backend_available", "server_error"
-    retryable = True
-
-
 @dataclass
 class Attempt:
-    backend: str
+    target: str
     status: int | None
     error: str | None
     ms: float
 
 
-@dataclass
-class Outcome:
+@dataclass(slots=True)
+class Outcome(Generic[T]):
     response: httpx.Response  # for streams: open, unread
-    backend: Backend
+    target: T
     attempts: list[Attempt] = field(default_factory=list)
     upstream_ms: float = 0.0
 
@@ -69,7 +65,7 @@ class Outcome:
         return len(self.attempts) - 1
 
 
-def plan(backends: Sequence[Backend], rng: random.Random) -> list[Backend]:
+def plan(backends: Sequence[T], rng: random.Random) -> list[T]:
     """Priority groups in order; weighted random order inside each (Efraimidis–Spirakis keys)."""
     keyed = [(b.priority, -(rng.random() ** (1.0 / b.weight)), b) for b in backends]
     return [b for *_, b in sorted(keyed, key=lambda t: (t[0], t[1]))]
@@ -96,11 +92,13 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
             return None
 
 
-async def call_with_failover(backends: Sequence[Backend], send: Callable[[Backend], Awaitable[httpx.Response]],
-                             *, breakers: Breakers, key: Callable[[Backend], str], routing: RoutingPolicy,
+async def call_with_failover(backends: Sequence[T], send: Callable[[T], Awaitable[httpx.Response]],
+                             *, breakers: Breakers, key: Callable[[T], str], routing: RoutingPolicy,
                              rng: random.Random, clock: Callable[[], float] = time.monotonic,
-                             admit: Callable[[Backend], Awaitable[bool]] | None = None) -> Outcome:
-    """`admit` reserves a backend's own capacity (TPM); a backend it refuses is skipped without an attempt."""
+                             admit: Callable[[T], Awaitable[bool]] | None = None,
+                             noun: str = "model backend") -> Outcome[T]:
+    """`admit` reserves a target's own capacity (a backend's TPM); a target it refuses is skipped without an
+    attempt. `noun` names the targets in error messages ("model backend", "MCP server", "agent")."""
     policy, bp = routing.retry, routing.breaker
     full: set[str] = set()
     order = plan(backends, rng)
@@ -130,13 +128,13 @@ async def call_with_failover(backends: Sequence[Backend], send: Callable[[Backen
                 breakers.record(k, bp, failed=True)
                 settled = True
                 attempts.append(Attempt(backend.id, None, "timeout", (clock() - started) * 1000))
-                last_error = UpstreamTimeout(f"The model backend did not answer in time ({type(exc).__name__}).")
+                last_error = UpstreamTimeout(f"The {noun} did not answer in time ({type(exc).__name__}).")
                 continue
             except (httpx.TransportError, OSError) as exc:
                 breakers.record(k, bp, failed=True)
                 settled = True
                 attempts.append(Attempt(backend.id, None, "connect_error", (clock() - started) * 1000))
-                last_error = UpstreamUnavailable(f"The model backend could not be reached ({type(exc).__name__}).")
+                last_error = UpstreamUnavailable(f"The {noun} could not be reached ({type(exc).__name__}).")
                 continue
             ms = (clock() - started) * 1000
             attempts.append(Attempt(backend.id, response.status_code, None, ms))
@@ -161,16 +159,16 @@ async def call_with_failover(backends: Sequence[Backend], send: Callable[[Backen
                 breakers.release(k, probe)
     if last_response is not None:
         # every attempt failed with an upstream answer: give the client the last one (status, body, Retry-After)
-        return Outcome(last_response, next(b for b in order if b.id == attempts[-1].backend), attempts,
+        return Outcome(last_response, next(b for b in order if b.id == attempts[-1].target), attempts,
                        attempts[-1].ms)
     if last_error is not None:
         last_error.details = {"attempts": [a.__dict__ for a in attempts]}
         raise last_error
     if full:
-        raise CapacityExhausted("Every backend of this model is at its tokens-per-minute capacity.",
+        raise CapacityExhausted(f"Every {noun} is at its tokens-per-minute capacity.",
                                 headers={"retry-after": str(max(1, 60 - int(time.time()) % 60))})
     wait = min((breakers.wait(key(b), bp) for b in order), default=1.0)
-    raise NoBackendAvailable("Every backend of this model is cooling down or its circuit breaker is open.",
+    raise NoBackendAvailable(f"Every {noun} is cooling down or its circuit breaker is open.",
                              headers={"retry-after": str(retry_after_header(wait))},
                              details={"retry_after_seconds": retry_after_header(wait)})
 

@@ -175,7 +175,7 @@ def test_failover_is_recorded_in_the_request_log(gateway, admin, ab, emulators):
     pid, name, secret = pair(admin, a, b)
     a.script(error(500))
     row = log_row(emulators.storage_connection_string, chat(gateway.url, secret, name).headers["x-request-id"])
-    assert row["backend"] == "b" and row["retries"] == 1 and row["failovers"] == 1 and row["status"] == 200
+    assert row["target"] == "b" and row["retries"] == 1 and row["failovers"] == 1 and row["status"] == 200
     assert '"a"' in row["attempts"] and row["project_id"] == pid and row["total_tokens"] > 0
 
 

@@ -52,7 +52,7 @@ def test_requests_per_minute_on_a_key(gateway, admin, model):
     assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded"
     assert 1 <= int(r.headers["retry-after"]) <= 60 and r.headers["x-ratelimit-remaining-requests"] == "0"
     refused = log_row(gateway.env["AzureWebJobsStorage"], r.headers["x-request-id"])  # refusals are logged too
-    assert refused["status"] == 429 and refused["error_code"] == "rate_limit_exceeded" and refused["model"] == name
+    assert refused["status"] == 429 and refused["error_code"] == "rate_limit_exceeded" and refused["resource"] == name and refused["pillar"] == "models"
 
 
 def test_rpm_holds_under_concurrency(gateway, admin, model):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.domain.keys import VirtualKey
-from shared.domain.models import Model, ModelSpec
+from shared.pillars.models.domain import Model, ModelSpec
 from shared.domain.projects import Project
 from shared.domain.quotas import Quota, QuotaLimits
 from shared.errors import (AlreadyExists, Conflict, DependencyUnavailable, InvalidStoredDocument, NotFound,

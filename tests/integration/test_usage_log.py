@@ -24,7 +24,7 @@ from shared.usage.table_batch import TableBatchError, submit
 
 def rec(i: int, **kw) -> UsageRecord:
     return UsageRecord(**{"request_id": f"r{i}", "project_id": "proj 'x' y", "operation": "chat", "status": 200,
-                          "latency_ms": 1.5, "overhead_ms": 0.25, "total_tokens": 10, "cost_usd": 1.0, **kw})
+                          "latency_ms": 1.5, "overhead_ms": 0.25, "attributes": {"total_tokens": 10}, "cost_usd": 1.0, **kw})
 
 
 @pytest.fixture

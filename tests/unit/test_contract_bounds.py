@@ -13,7 +13,7 @@ import shared.domain
 import shared.pillars
 from shared.domain.base import Contract
 from shared.domain.keys import KeyRotate
-from shared.domain.models import ModelSpec
+from shared.pillars.models.domain import ModelSpec
 from shared.domain.quotas import QuotaLimits
 
 for _mod in pkgutil.iter_modules(shared.domain.__path__):  # every contract, including ones added later

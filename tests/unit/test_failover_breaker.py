@@ -11,14 +11,14 @@ import orjson
 import pytest
 
 from shared.config import Settings
-from shared.domain.models import Backend
+from shared.pillars.models.domain import Backend
 from shared.domain.routing import BreakerPolicy, RetryPolicy, RoutingPolicy
 from shared.errors import DependencyUnavailable
 from shared.routing.breaker import Breakers
 from shared.routing.failover import (MAX_RETRY_AFTER, NoBackendAvailable, UpstreamUnavailable, call_with_failover,
                                      retry_after_header)
-from shared.upstreams.credentials import TokenCache, UpstreamCredentials
-from shared.upstreams.openai_http import OpenAIHttp
+from shared.pillars.models.credentials import TokenCache, UpstreamCredentials
+from shared.pillars.models.openai_http import OpenAIHttp
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 ROUTING = RoutingPolicy(retry=RetryPolicy(max_attempts=1, max_cool_down_seconds=3600),

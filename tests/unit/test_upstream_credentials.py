@@ -7,10 +7,10 @@ import pytest
 from pydantic import ValidationError
 
 from shared.config import Settings
-from shared.domain.models import Backend
+from shared.pillars.models.domain import Backend
 from shared.errors import DependencyUnavailable
-from shared.upstreams.credentials import TokenCache, UpstreamCredentials
-from shared.upstreams.openai_http import upstream_url
+from shared.pillars.models.credentials import TokenCache, UpstreamCredentials
+from shared.pillars.models.openai_http import upstream_url
 
 
 class FakeCredential:

@@ -3,11 +3,11 @@ upstream, arrives filtered."""
 from __future__ import annotations
 
 from shared.config import Settings
-from shared.domain.models import Backend
+from shared.pillars.models.domain import Backend
 from shared.egress import EgressPolicy
-from shared.upstreams.credentials import TokenCache, UpstreamCredentials
+from shared.pillars.models.credentials import TokenCache, UpstreamCredentials
 from shared.upstreams.egress_transport import guarded_client
-from shared.upstreams.openai_http import FORWARDED_REQUEST_HEADERS, OpenAIHttp
+from shared.pillars.models.openai_http import FORWARDED_REQUEST_HEADERS, OpenAIHttp
 from tests.support.fake_openai import FakeOpenAI
 
 # What a key holder or the Azure front end might put on a request.

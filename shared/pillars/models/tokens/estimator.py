@@ -50,7 +50,7 @@ class TokenEstimator:
 
     def __init__(self) -> None:
         # Nothing to do: no network, no environment, no file access here. Encodings are built on first use and
-        # shared process-wide (shared.tokens.offline), so any number of estimators costs one load.
+        # shared process-wide (shared.pillars.models.tokens.offline), so any number of estimators costs one load.
         pass
 
     def encoding_for(self, model: str, family: str | None = None) -> tiktoken.Encoding | None:

@@ -1,6 +1,6 @@
 """Prompt-token estimation for quota admission (tiktoken with bundled, offline encodings).
 
-    from shared.tokens import TokenEstimator
+    from shared.pillars.models.tokens import TokenEstimator
     tokens = TokenEstimator().estimate_chat_prompt(body, body.get("model", ""))
 
 Importing this package is cheap: tiktoken and the BPE tables load on first use (see offline.py).

@@ -2,15 +2,15 @@
 `httpx.AsyncClient` per worker (pooled keep-alive connections); streaming responses are returned unread."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import orjson
 
-from ..domain.models import Backend
+from .domain import Backend
 from .credentials import UpstreamCredentials
 
-Operation = Literal["chat", "embeddings"]
+from .contracts import ModelsOperation
 _PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
 _DEFAULT_AZURE_API_VERSION = "2024-10-21"
 # The only client request headers that travel upstream (an allow-list: anything else, present or future, stays
@@ -24,7 +24,7 @@ _DEFAULT_AZURE_API_VERSION = "2024-10-21"
 FORWARDED_REQUEST_HEADERS = frozenset({"accept"})
 
 
-def upstream_url(backend: Backend, op: Operation) -> str:
+def upstream_url(backend: Backend, op: ModelsOperation) -> str:
     base = str(backend.endpoint).rstrip("/")
     if backend.kind == "azure_openai":
         version = backend.api_version or _DEFAULT_AZURE_API_VERSION
@@ -37,7 +37,7 @@ class OpenAIHttp:
         self._http = http
         self._credentials = credentials
 
-    async def send(self, backend: Backend, op: Operation, body: dict[str, Any], client_headers: dict[str, str],
+    async def send(self, backend: Backend, op: ModelsOperation, body: dict[str, Any], client_headers: dict[str, str],
                    *, stream: bool) -> httpx.Response:
         payload = dict(body)
         if backend.kind != "azure_openai":

@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..config import UPSTREAM_SECRET_PREFIX, Settings, is_upstream_secret_name
-from ..domain.models import Backend
-from ..errors import DependencyUnavailable
+from shared.config import UPSTREAM_SECRET_PREFIX, Settings, is_upstream_secret_name
+from .domain import Backend
+from shared.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 

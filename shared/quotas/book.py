@@ -1,8 +1,10 @@
-"""Which quotas apply to a call: the project's, the key's and the model's — read through the fail-static cache."""
+"""Which quotas apply to a call: the project's, the key's and the resource's (pillar, name) — read through the
+fail-static cache. Registry writes that change quotas call `invalidate`."""
 from __future__ import annotations
 
 from ..cache import FailStaticCache
-from ..domain.quotas import Quota
+from ..domain.base import Pillar
+from ..domain.quotas import RESOURCE_SCOPES, Quota
 from ..storage.repository import Repository
 
 
@@ -20,8 +22,8 @@ class QuotaBook:
                 return out
             cursor = page.cursor
 
-    async def for_call(self, project_id: str, key_id: str | None, model: str) -> list[Quota]:
-        wanted = {("project", project_id), ("key", key_id), ("model", model)}
+    async def for_call(self, project_id: str, key_id: str | None, pillar: Pillar, resource: str) -> list[Quota]:
+        wanted = {("project", project_id), ("key", key_id), (RESOURCE_SCOPES[pillar], resource)}
         return [q for q in await self._cache.get(project_id) if (q.scope, q.target) in wanted]
 
     def invalidate(self, project_id: str) -> None:

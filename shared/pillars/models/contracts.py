@@ -35,5 +35,5 @@ class EmbeddingsRequest(_Passthrough):
     input: str | list[Any] = Field(min_length=1)
 
 
-Operation = Literal["chat", "embeddings"]
+ModelsOperation = Literal["chat", "embeddings"]  # the models pillar's own operations
 CONTRACTS: dict[str, type[BaseModel]] = {"chat": ChatRequest, "embeddings": EmbeddingsRequest}

@@ -1,13 +1,14 @@
 """Models pillar: a public model name (what clients send) mapped to a pool of backends."""
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, Field, HttpUrl, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, HttpUrl, field_validator
 
-from ..config import UPSTREAM_SECRET_PATTERN, UPSTREAM_SECRET_PREFIX, is_upstream_secret_name
-from .base import Contract, Entity
-from .routing import RoutingPolicy
+from shared.config import UPSTREAM_SECRET_PATTERN, UPSTREAM_SECRET_PREFIX, is_upstream_secret_name
+from shared.domain.base import Contract, Entity
+from shared.domain.lifecycle import Lifecycle, read_lifecycle
+from shared.domain.routing import RoutingPolicy
 
 Capability = Literal["chat", "embeddings", "streaming", "tools", "vision"]
 
@@ -43,7 +44,9 @@ class ModelSpec(Contract):
     context_window: int | None = Field(default=None, gt=0, le=100_000_000)
     input_price_per_1k: float = Field(default=0, ge=0, le=10_000, allow_inf_nan=False)
     output_price_per_1k: float = Field(default=0, ge=0, le=10_000, allow_inf_nan=False)
-    lifecycle: Literal["preview", "active", "deprecated", "retired"] = "active"
+    lifecycle: Annotated[Lifecycle, BeforeValidator(read_lifecycle)] = Field(default=Lifecycle.published, description=(
+        "draft | published | deprecated | retired | suspended (earlier names: preview = draft, active = "
+        "published). Retired and suspended models are not served."))
     tokenizer: str | None = Field(default=None, max_length=128, description=(
         "The underlying OpenAI model or encoding (e.g. gpt-4o, cl100k_base) for quota estimates; "
         "default: the public name, then the backend deployment, then a byte-based estimate."))

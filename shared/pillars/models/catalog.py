@@ -1,10 +1,10 @@
 """The models a project exposes, read through the fail-static cache (the hot path never waits on Cosmos)."""
 from __future__ import annotations
 
-from .cache import FailStaticCache
-from .domain.base import InvalidDocument
-from .domain.models import Model
-from .storage.repository import Repository
+from shared.cache import FailStaticCache
+from shared.domain.base import InvalidDocument
+from .domain import Model
+from shared.storage.repository import Repository
 
 
 class ModelCatalog:

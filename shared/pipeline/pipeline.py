@@ -1,0 +1,210 @@
+"""One governance pipeline for every pillar: resolve → request steps → admit → route/failover → relay →
+response steps → settle → log. Release-and-log live in ONE `try/finally` (`run`); a streamed answer hands that
+`finally` over to the end of its stream (`_streamed`), so every path — refusal, upstream failure, cancelled call,
+client gone mid-stream — releases what it took and writes its row exactly once.
+
+Each stage is one small method, read top to bottom like httpx's `send → _send_handling_auth → …`. What differs
+per pillar is the `PillarSpec` (shared/pipeline/spec.py); guardrails and caches plug in as `Step`s
+(shared/pipeline/steps.py); telemetry through `Telemetry` (shared/pipeline/telemetry.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from starlette.responses import Response, StreamingResponse
+
+from ..errors import GatewayError
+from ..flags.service import FlagService
+from ..quotas.book import QuotaBook
+from ..quotas.enforcer import QuotaEnforcer
+from ..routing.breaker import Breakers
+from ..routing.failover import call_with_failover
+from ..usage.log import UsageLog, UsageRecord
+from .exchange import Exchange, Relayed
+from .spec import PillarSpec
+from .steps import Step
+from .telemetry import NoTelemetry, Telemetry
+
+
+class Pipeline:
+    def __init__(self, spec: PillarSpec, *, quotas: QuotaBook, enforcer: QuotaEnforcer, breakers: Breakers,
+                 usage: UsageLog, flags: FlagService, steps: Sequence[Step] = (),
+                 telemetry: Telemetry | None = None, rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.spec = spec
+        self._quotas, self._enforcer, self._breakers = quotas, enforcer, breakers
+        self._usage, self._flags = usage, flags
+        self.steps: list[Step] = list(steps)  # ordered; other pillars' helpers append theirs at assembly
+        self._telemetry: Telemetry = telemetry or NoTelemetry()
+        self._rng = rng or random.Random()
+        self._clock = clock  # failover's time budget (tests inject one; breakers carry their own)
+
+    async def run(self, x: Exchange) -> Response:
+        self._telemetry.call_started(x)
+        streaming = False
+        try:
+            await self._resolve(x)
+            relayed = await self._before(x) if self.steps else None
+            if relayed is None:
+                relayed = await self._forward(x)
+            if self.steps:
+                relayed = self._after(x, relayed)
+            response = self._respond(x, relayed)
+            streaming = relayed.chunks is not None
+            return response
+        except GatewayError as exc:
+            x.status, x.error_code = exc.status, exc.code
+            raise
+        except asyncio.CancelledError:
+            x.status, x.error_code = 499, "client_closed_request"  # the caller went away (nginx's 499)
+            raise
+        except BaseException:
+            x.status, x.error_code = 500, "internal_error"
+            raise
+        finally:
+            if not streaming:
+                self._finish(x)
+
+    # ---- stages, in order
+
+    async def _resolve(self, x: Exchange) -> None:
+        with self._telemetry.span(x, "resolve"):
+            await self.spec.resolve(x)
+
+    async def _before(self, x: Exchange) -> Relayed | None:
+        for step in self.steps:
+            with self._telemetry.span(x, step.name):
+                relayed = await step.before(x)
+            if relayed is not None:
+                return relayed  # short-circuit (a cache hit): nothing admitted, nothing sent
+        return None
+
+    async def _forward(self, x: Exchange) -> Relayed:
+        project = await self._flags.project(x.principal.project_id or "")  # cached: the guard just read it
+        x.log_payloads = project is not None and project.log_payloads
+        await self._admit(x)
+        await self._route(x)
+        return self.spec.relay(x)
+
+    async def _admit(self, x: Exchange) -> None:
+        with self._telemetry.span(x, "admit"):
+            x.estimate = est = await self.spec.estimate(x)
+            p = x.principal
+            quotas = await self._quotas.for_call(p.project_id or "", p.key_id, x.pillar, x.resource)
+            x.admission = await self._enforcer.admit(
+                quotas, tokens=est.tokens, cost_micros=est.cost_micros, extra_tokens=est.extra_tokens,
+                extra_cost_micros=est.extra_cost_micros)
+
+    async def _route(self, x: Exchange) -> None:
+        assert x.routing is not None
+        prefix = f"{x.principal.project_id}/{x.resource}/"
+        with self._telemetry.span(x, "route"):
+            try:
+                x.outcome = await call_with_failover(
+                    x.targets, lambda t: self._send(x, t), breakers=self._breakers, key=lambda t: prefix + t.id,
+                    routing=x.routing, rng=self._rng, clock=self._clock, admit=lambda t: self._reserve(x, prefix, t), noun=self.spec.noun)
+            except GatewayError as exc:
+                x.failed_attempts = list((exc.details or {}).get("attempts", [])) \
+                    if isinstance(exc.details, dict) else []
+                raise
+        x.overhead_ms = (time.perf_counter() - x.started) * 1000 - sum(a.ms for a in x.outcome.attempts)
+
+    async def _send(self, x: Exchange, target: Any) -> Any:
+        with self._telemetry.span(x, "attempt", target=target.id):
+            return await self.spec.send(x, target)
+
+    async def _reserve(self, x: Exchange, prefix: str, target: Any) -> bool:
+        capacity = self.spec.capacity(target)
+        if capacity is None or target.id in x.reserved:  # a retry on the same target reuses its hold
+            return True
+        assert x.estimate is not None
+        est = x.estimate
+        reserved = await self._enforcer.reserve_backend(prefix + target.id, capacity, est.tokens, est.extra_tokens)
+        if reserved is not None:
+            x.reserved[target.id] = reserved
+        return reserved is not None
+
+    def _after(self, x: Exchange, relayed: Relayed) -> Relayed:
+        for step in reversed(self.steps):
+            relayed = step.after(x, relayed)
+        return relayed
+
+    def _respond(self, x: Exchange, relayed: Relayed) -> Response:
+        headers = relayed.headers
+        if x.admission is not None:
+            headers.update(x.admission.headers)
+        headers["x-request-id"] = x.request_id
+        outcome = x.outcome
+        if outcome is not None:
+            headers["x-gateway-backend"] = outcome.target.id
+            headers["x-gateway-overhead-ms"] = f"{x.overhead_ms:.2f}"
+            if outcome.retries:
+                headers["x-gateway-retries"] = str(outcome.retries)
+        x.status = relayed.status
+        if relayed.status >= 300 and outcome is not None:
+            x.error_code = "upstream_error"
+        if relayed.chunks is None:
+            return Response(relayed.body, status_code=relayed.status, headers=headers, media_type=relayed.media_type)
+        x.streamed = True
+        return StreamingResponse(self._streamed(x, relayed.chunks), status_code=relayed.status, headers=headers,
+                                 media_type=relayed.media_type)
+
+    async def _streamed(self, x: Exchange, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:  # the run's `finally`, handed over: the stream ended, broke, or the client went away
+            try:
+                aclose = getattr(chunks, "aclose", None)
+                if aclose is not None:
+                    await aclose()  # the spec's generator closes its upstream response in its own finally
+            finally:
+                self._finish(x)
+
+    # ---- the one place that releases and logs
+
+    def _finish(self, x: Exchange) -> None:
+        usage = None
+        if x.outcome is not None:
+            usage = self.spec.usage(x)
+            self._settle(x, usage.tokens, usage.cost_micros)
+        elif x.admission is not None or x.reserved:
+            self._release(x)
+        if x.entity is not None:  # a call that named no callable resource is not a governed call: no row
+            record = self._record(x, usage)
+            self._usage.record(record)
+        else:
+            record = None
+        self._telemetry.call_finished(x, record)
+
+    def _settle(self, x: Exchange, tokens: int, cost_micros: int) -> None:
+        if x.admission is not None:
+            self._enforcer.settle(x.admission, tokens=tokens, cost_micros=cost_micros)
+        served = x.outcome.target.id if x.outcome is not None and x.outcome.response.status_code < 300 else None
+        for target_id, (counter, taken) in x.reserved.items():
+            # the target that answered used real tokens; the ones that failed used none
+            self._enforcer.reconcile(counter, taken, tokens if target_id == served else 0)
+
+    def _release(self, x: Exchange) -> None:
+        if x.admission is not None:
+            self._enforcer.release(x.admission)
+        for counter, taken in x.reserved.values():
+            counter.give_back(taken)
+        x.reserved.clear()
+
+    def _record(self, x: Exchange, usage: Any) -> UsageRecord:
+        p, outcome = x.principal, x.outcome
+        tried = [a.__dict__ for a in outcome.attempts] if outcome is not None else x.failed_attempts
+        return UsageRecord(
+            request_id=x.request_id, project_id=p.project_id or "", key_id=p.key_id, key_prefix=p.key_prefix,
+            pillar=x.pillar.value, operation=x.operation, resource=x.resource,
+            target=outcome.target.id if outcome is not None else None, status=x.status, error_code=x.error_code,
+            cost_usd=usage.cost_micros / 1e6 if usage is not None else None,
+            latency_ms=(time.perf_counter() - x.started) * 1000, overhead_ms=max(0.0, x.overhead_ms),
+            retries=max(0, len(tried) - 1), failovers=len({a["target"] for a in tried}) - 1 if tried else 0,
+            attempts=tried, streamed=x.streamed, attributes=usage.attributes if usage is not None else {},
+            prompt=x.payload_in, completion=x.payload_out)
