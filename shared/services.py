@@ -114,7 +114,8 @@ class Services:
         http = guarded_client(self.egress, limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
         self._closeables.append(http)
         return AgentsPillar(self.settings, self.store, self.egress, http,
-                            project_exists=lambda pid: self.projects.get(pid, pid))
+                            project_exists=lambda pid: self.projects.get(pid, pid),
+                            azure_credential=lambda: self.credential)
 
     @cached_property
     def key_requests(self) -> Repository[KeyRequest]:

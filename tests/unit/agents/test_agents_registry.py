@@ -265,3 +265,37 @@ async def test_a_draft_is_not_found_through_the_memory_directory_either():
 
     with pytest.raises(NotFound):
         await MemoryAgentDirectory([Agent(id="d", project_id="p", spec=SPEC)]).resolve("p", "d")
+
+
+async def test_upstream_credentials_come_from_the_agents_auth_only(monkeypatch):
+    from shared.config import Settings
+    from shared.pillars.agents.clouds.google_token import GoogleTokens
+    from shared.pillars.agents.credentials import AgentCredentials
+
+    class Entra:
+        async def token(self, scope: str) -> str:
+            return f"entra-for-{scope}"
+
+    class Creds:
+        token, expiry, _token_uri = "google-token", None, None
+
+        def refresh(self, request) -> None:
+            pass
+
+    monkeypatch.setenv("UPSTREAM_SECRET_HELPER", "s3cret")
+    settings = Settings()
+    creds = AgentCredentials(settings, Entra(), GoogleTokens(settings, EgressPolicy(), factory=lambda s: Creds()))
+
+    def with_auth(auth: dict) -> Agent:
+        return Agent(id="a", project_id="p", spec=SPEC.model_copy(update={"auth": AgentSpec(
+            name="x", interfaces=SPEC.interfaces, auth=auth).auth}))
+
+    assert await creds.headers(with_auth({"type": "none"})) == {}
+    assert await creds.headers(with_auth({"type": "secret", "setting": "UPSTREAM_SECRET_HELPER",
+                                          "header": "X-Api-Key", "prefix": ""})) == {"x-api-key": "s3cret"}
+    assert await creds.headers(with_auth({"type": "managed_identity", "scope": "api://a/.default"})) == {
+        "authorization": "Bearer entra-for-api://a/.default"}
+    assert await creds.headers(with_auth({"type": "google", "service_account_setting": "UPSTREAM_SECRET_SA"})) == {
+        "authorization": "Bearer google-token"}
+    with pytest.raises(DependencyUnavailable):
+        await creds.headers(with_auth({"type": "secret", "setting": "UPSTREAM_SECRET_MISSING"}))
