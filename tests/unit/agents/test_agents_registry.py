@@ -299,3 +299,21 @@ async def test_upstream_credentials_come_from_the_agents_auth_only(monkeypatch):
         "authorization": "Bearer google-token"}
     with pytest.raises(DependencyUnavailable):
         await creds.headers(with_auth({"type": "secret", "setting": "UPSTREAM_SECRET_MISSING"}))
+
+
+async def test_an_unreadable_vertex_engine_is_reported_and_blocks_retirement():
+    from shared.pillars.agents.clouds.vertex import VertexCatalog
+    from shared.pillars.agents.sync.connections import VertexConnection
+
+    page = {"reasoningEngines": [
+        {"name": "projects/acme-prod/locations/us-central1/reasoningEngines/1", "displayName": "ok"},
+        {"name": "not/a/resource/name"}]}
+    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda req: httpx.Response(200, json=page)))
+    conn = VertexConnection(name="gcp", project="pp", gcp_project="acme-prod", location="us-central1")
+
+    async def token() -> str:
+        return "t"
+
+    listing = await VertexCatalog(conn, http, token).list_agents()
+    assert [a.spec.name for a in listing.agents] == ["ok"] and not listing.complete
+    assert listing.errors[0].code == "unmappable_engine"
