@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 import azure.functions as func
 
-from functions import (admin_api, alerts_api, analytics_api, credentials_api, guardrails_admin_api, health_api,
-                       keys_api, models_admin_api, models_api, monitoring_timers, portal_api, requestlog_api)
+from functions import (admin_api, agents_admin_api, agents_portal_api, agents_sync, alerts_api, analytics_api,
+                       credentials_api, guardrails_admin_api, health_api, keys_api, models_admin_api, models_api,
+                       monitoring_timers, portal_api, requestlog_api)
 from shared.auth.guards import DataPlaneGuard, RoleGuard
 from shared.auth.principal import Role
 from shared.config import SettingProblem, Settings, load_settings
@@ -58,6 +59,9 @@ def build_app(settings: Settings, services: Services | None = None, *,
         analytics_api.build(lambda: services.request_log_table, lambda: services.analytics_table, services.projects,
                             services.keys, services.key_requests, services.models, admin, max_body_bytes=manage),
         alerts_api.build(services.alert_rules, projects, services.egress, admin, max_body_bytes=manage),
+        # the agents pillar is assembled on first use, inside the worker's event loop
+        agents_admin_api.build(lambda: services.agents, projects, admin, max_body_bytes=manage),
+        agents_portal_api.build(lambda: services.agents, projects, developer, max_body_bytes=manage),
     ]
 
     def endpoints() -> list[Endpoint]:
@@ -69,6 +73,8 @@ def build_app(settings: Settings, services: Services | None = None, *,
     for surface in served:
         app.register_functions(surface.blueprint)
     app.register_functions(monitoring_timers.build(services, problems))
+    # Timers carry no HTTP surface; a misconfigured app still indexes them (they log and return).
+    app.register_functions(agents_sync.build(lambda: services.agents, problems))
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
     # Everything imported and built so far lives as long as the worker: keep it out of full GC passes.
     gc.freeze()

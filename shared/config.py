@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     telemetry_entra_auth: bool = Field(default=False, validation_alias="TELEMETRY_ENTRA_AUTH")
     telemetry_sampling_ratio: float = Field(default=1.0, ge=0, le=1, validation_alias="TELEMETRY_SAMPLING_RATIO")
 
+    # --- agents pillar: cloud sync (docs/admin-guide.md "Cross-cloud sync"). The schedules are read by the Functions
+    # host from AGENTS_SYNC_BEDROCK_SCHEDULE / AGENTS_SYNC_VERTEX_SCHEDULE (six-field NCRONTAB), not by Python.
+    # A JSON list of connections; each is validated alone (a bad one is reported on its sync runs, never app-wide).
+    agents_sync_connections: str = Field(default="[]", max_length=65_536, validation_alias="AGENTS_SYNC_CONNECTIONS")
+
     @field_validator("*", mode="before")
     @classmethod
     def _unresolved_references_are_missing(cls, value: Any) -> Any:

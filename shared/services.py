@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
     from .guardrails.book import GuardrailBook
     from .guardrails.policy import GuardrailPolicy
     from .guardrails.step import GuardrailStep
+    from .pillars.agents.pillar import AgentsPillar
     from .pipeline.pipeline import Pipeline
     from .quotas.enforcer import QuotaEnforcer
     from .usage.log import UsageLog
@@ -136,7 +137,8 @@ class Services:
     @property
     def owned_by_project(self) -> list[Repository[Any]]:
         """Every repository whose documents live in a project's partition (a project is deletable when empty)."""
-        return [self.keys, self.models, self.quotas, self.key_requests, self.guardrail_policies, self.alert_rules]
+        return [self.keys, self.models, self.quotas, self.key_requests, self.guardrail_policies, self.alert_rules,
+                *self.agents.owned_repositories]
 
     @cached_property
     def key_requests(self) -> Repository[KeyRequest]:
@@ -233,6 +235,14 @@ class Services:
         # function_app.py freezes the import-time heap; this is the second, post-warm-up freeze.
         asyncio.get_running_loop().call_later(30, gc.freeze)
         return pipeline
+
+    @cached_property
+    def agents(self) -> "AgentsPillar":
+        from .pillars.agents.assemble import assemble_agents
+
+        return assemble_agents(self.settings, store=self.store, egress=self.egress,
+                               project_exists=lambda pid: self.projects.get(pid, pid),
+                               credential=lambda: self.credential, on_close=self._on_close)
 
     @cached_property
     def telemetry(self) -> Any:

@@ -117,7 +117,7 @@ def test_a_malformed_setting_keeps_every_function_indexed_and_each_answers_confi
     for fn in broken:
         name = fn.get_function_name()
         if fn.get_trigger().get_dict_repr()["type"] != "httpTrigger":
-            continue  # timers skip their job (tests/unit/monitoring/test_timers.py)
+            continue  # timers skip their job (tests/unit/monitoring/test_timers.py, agents/test_agents_sync_timer.py)
         response = _invoke(fn, next(iter(fn.get_trigger().get_dict_repr()["methods"])).value)
         text = response.body.decode()
         assert "NOT-FOR-EYES" not in text  # a value is never echoed (it may be a secret)
