@@ -186,3 +186,33 @@ class CapacityExhausted(GatewayError):
 class NoBackendAvailable(GatewayError):
     status, code, type = 503, "no_backend_available", "server_error"
     retryable = True
+
+
+# ---- agents pillar
+
+
+class Gone(GatewayError):
+    status, code, type = 410, "gone", "invalid_request_error"
+
+
+class InvalidTransition(Conflict):
+    """A lifecycle change the state machine does not allow (e.g. retired → published)."""
+
+    code = "invalid_transition"
+
+
+class AgentNotInvocable(Conflict):
+    """Base of the states in which an agent takes no calls; `details` names its state (and replacement)."""
+
+    code = "agent_not_invocable"
+
+
+class AgentSuspended(Forbidden):
+    """The per-agent kill switch is on; the registration and its history are kept."""
+
+    code = "agent_suspended"
+
+
+class AgentRetired(Gone):
+    code = "agent_retired"
+
