@@ -216,3 +216,7 @@ class AgentSuspended(Forbidden):
 class AgentRetired(Gone):
     code = "agent_retired"
 
+
+
+class AgentNotAllowed(ResourceNotAllowed):
+    code = "agent_not_allowed"
