@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import azure.functions as func
 
-from functions import admin_api, credentials_api, health_api, keys_api, models_admin_api, models_api, portal_api
+from functions import (admin_api, agents_admin_api, agents_portal_api, agents_sync, credentials_api, health_api,
+                       keys_api, models_admin_api, models_api, portal_api)
 from shared.config import SettingProblem, Settings, load_settings
 from shared.services import Services
 from shared.web.api import ApiBlueprint, Operation
@@ -35,6 +36,8 @@ def build_app(settings: Settings, services: Services | None = None, *,
         portal_api.build(services),
         credentials_api.build(services),
         models_api.build(services),
+        agents_admin_api.build(services),
+        agents_portal_api.build(services),
     ]
 
     def operations() -> list[Operation]:
@@ -45,6 +48,8 @@ def build_app(settings: Settings, services: Services | None = None, *,
     served.append(health)
     for surface in served:
         app.register_functions(surface.blueprint)
+    # Timers carry no HTTP surface; a misconfigured app still indexes them (they log and return).
+    app.register_functions(agents_sync.build(services, problems))
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
     # Everything imported and built so far lives as long as the worker: keep it out of full GC passes.
     gc.freeze()

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     key_rotation_max_overlap_seconds: int = Field(default=7 * 86400, gt=0,
                                                   validation_alias="KEY_ROTATION_MAX_OVERLAP_SECONDS")
 
+    # --- agents pillar: cloud sync (docs/admin-guide.md "Cross-cloud sync"). The schedules are read by the Functions
+    # host from AGENTS_SYNC_BEDROCK_SCHEDULE / AGENTS_SYNC_VERTEX_SCHEDULE (six-field NCRONTAB), not by Python.
+    # A JSON list of connections; each is validated alone (a bad one is reported on its sync runs, never app-wide).
+    agents_sync_connections: str = Field(default="[]", max_length=65_536, validation_alias="AGENTS_SYNC_CONNECTIONS")
+
     @field_validator("*", mode="before")
     @classmethod
     def _unresolved_references_are_missing(cls, value: Any) -> Any:

@@ -26,6 +26,7 @@ from .storage.repository import Repository
 from .storage.tables import StorageProbe
 
 if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
+    from .pillars.agents.pillar import AgentsPillar
     from .pipeline import Pipeline
     from .quotas.book import QuotaBook
     from .quotas.enforcer import QuotaEnforcer
@@ -102,7 +103,18 @@ class Services:
     @property
     def owned_by_project(self) -> list[Repository[Any]]:
         """Every repository whose documents live in a project's partition (a project is deletable when empty)."""
-        return [self.keys, self.models, self.quotas, self.key_requests]
+        return [self.keys, self.models, self.quotas, self.key_requests, *self.agents.owned_repositories]
+
+    @cached_property
+    def agents(self) -> "AgentsPillar":
+        from .pillars.agents.pillar import AgentsPillar
+        from .upstreams.egress_transport import guarded_client
+
+        # Card fetches, Vertex calls: every connection through the egress policy, on the address connected to.
+        http = guarded_client(self.egress, limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+        self._closeables.append(http)
+        return AgentsPillar(self.settings, self.store, self.egress, http,
+                            project_exists=lambda pid: self.projects.get(pid, pid))
 
     @cached_property
     def key_requests(self) -> Repository[KeyRequest]:

@@ -53,6 +53,9 @@ def gateway_env(emu: Emulators, jwks: JwksServer, **overrides: str) -> dict[str,
         "UPSTREAM_SECRET_TEST_A": UPSTREAM_KEYS["a"],
         "UPSTREAM_SECRET_TEST_B": UPSTREAM_KEYS["b"],
         "USAGE_FLUSH_SECONDS": "0.2",
+        # The agents sync timers need their schedules; once a year: tests trigger runs themselves.
+        "AGENTS_SYNC_BEDROCK_SCHEDULE": "0 0 0 1 1 *",
+        "AGENTS_SYNC_VERTEX_SCHEDULE": "0 0 0 1 1 *",
     }
     env.update(overrides)
     return env

@@ -19,6 +19,9 @@ param adminKeyUri string
 @description('Versionless secret URI of gateway-key-hash-secret.')
 param keyHashUri string
 
+@description('JSON list of agent sync connections (no secrets: credentials are named UPSTREAM_SECRET_* settings).')
+param agentsSyncConnections string = '[]'
+
 resource site 'Microsoft.Web/sites@2024-11-01' existing = {
   name: functionAppName
 }
@@ -61,6 +64,13 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     GATEWAY_KEY_HASH_SECRET: '@Microsoft.KeyVault(SecretUri=${keyHashUri})'
 
     FLAG_CACHE_TTL_SECONDS: '5'
+
+    // Agents pillar: cloud sync timers (six-field NCRONTAB; Flex Consumption has no TimeSpan schedules) and
+    // the connections, a JSON list (docs/admin-guide.md). Credentials are UPSTREAM_SECRET_* settings named in
+    // it, added as Key Vault references by the operator; none by default.
+    AGENTS_SYNC_BEDROCK_SCHEDULE: '0 */15 * * * *'
+    AGENTS_SYNC_VERTEX_SCHEDULE: '0 */15 * * * *'
+    AGENTS_SYNC_CONNECTIONS: agentsSyncConnections
     FAIL_STATIC_MAX_SECONDS: '300'
 
     // Required by the azurefunctions-extensions-http-fastapi streaming extension.

@@ -22,6 +22,7 @@ from .wire import Message, SendResult, StreamResponse
 
 AGENT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 AgentId = Annotated[str, Field(pattern=AGENT_ID_PATTERN)]
+CONNECTION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"  # short: synced agents' ids are <connection>-<cloud id>
 
 # ---- lifecycle
 
@@ -48,7 +49,7 @@ def check_transition(current: str, target: str) -> None:
 
 # ---- the parts of an agent
 
-def _upstream_secret(name: str | None) -> str | None:
+def upstream_secret_name(name: str | None) -> str | None:
     # Any other setting (the admin key, the key pepper, connection strings) would ship to the upstream's host.
     if name is not None and not is_upstream_secret_name(name):
         raise ValueError(f"must name an app setting {UPSTREAM_SECRET_PREFIX}<NAME> (upper-case letters, digits, _); "
@@ -105,7 +106,7 @@ class SecretAuth(Contract):
     @field_validator("setting")
     @classmethod
     def _secret_only(cls, name: str) -> str | None:
-        return _upstream_secret(name)
+        return upstream_secret_name(name)
 
 
 class ManagedIdentityAuth(Contract):
@@ -129,7 +130,7 @@ class AwsAuth(Contract):
     @field_validator("access_key_id_setting", "secret_access_key_setting")
     @classmethod
     def _secret_only(cls, name: str | None) -> str | None:
-        return _upstream_secret(name)
+        return upstream_secret_name(name)
 
     @model_validator(mode="after")
     def _both_keys_or_none(self) -> "AwsAuth":
@@ -149,7 +150,7 @@ class GoogleAuth(Contract):
     @field_validator("service_account_setting")
     @classmethod
     def _secret_only(cls, name: str) -> str | None:
-        return _upstream_secret(name)
+        return upstream_secret_name(name)
 
 
 OutboundAuth = Annotated[NoAuth | SecretAuth | ManagedIdentityAuth | AwsAuth | GoogleAuth,
@@ -157,8 +158,10 @@ OutboundAuth = Annotated[NoAuth | SecretAuth | ManagedIdentityAuth | AwsAuth | G
 
 
 class BedrockRef(Contract):
-    agent_id: str = Field(pattern=r"^[0-9a-zA-Z]{10}$")
-    alias_id: str = Field(pattern=r"^([0-9a-zA-Z]{10}|TSTALIASID)$")
+    # AWS documents 10 alphanumerics; accepted a little wider (emulators and future formats), still no separators.
+    agent_id: str = Field(pattern=r"^[0-9a-zA-Z]{1,64}$")
+    alias_id: str | None = Field(default=None, pattern=r"^([0-9a-zA-Z]{10}|TSTALIASID)$",
+                                 description="The alias invoked; None: not invocable until one is known.")
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
 
@@ -215,7 +218,7 @@ class SyncOrigin(Contract):
     """Where a synced agent came from and what the cloud said last (for change detection)."""
 
     cloud: Literal["bedrock", "vertex"]
-    connection: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    connection: str = Field(pattern=CONNECTION_PATTERN)
     cloud_id: str = Field(min_length=1, max_length=512)
     fingerprint: str = Field(max_length=128, description="Hash of the mapped upstream fields.")
     upstream_status: str = Field(default="", max_length=64)
@@ -235,6 +238,8 @@ class Agent(Entity):
     # The upstream card as fetched and validated (source a2a); the gateway rewrites it, never serves it raw.
     card: dict[str, JsonValue] | None = None
     origin: SyncOrigin | None = None
+    # Top level so a sync can list its agents with one equality query (the store queries top-level fields).
+    sync_connection: str | None = None
 
     def interface(self, prefer: str = "1.0") -> A2AInterface | None:
         """The upstream interface to call: the preferred protocol version if the agent offers it."""
@@ -349,7 +354,7 @@ class AgentDirectory(Protocol):
         """Agents a caller can discover: published and deprecated."""
 
 
-def _visible_to(principal: Principal | None, project_id: str) -> bool:
+def visible_to(principal: Principal | None, project_id: str) -> bool:
     return principal is None or principal.project_id is None or principal.project_id == project_id
 
 
@@ -366,7 +371,7 @@ class MemoryAgentDirectory:
 
     async def resolve(self, project_id: str, agent_id: str, principal: Principal | None = None) -> Invocation:
         agent = self._agents.get((project_id, agent_id))
-        if agent is None or not _visible_to(principal, project_id):
+        if agent is None or not visible_to(principal, project_id):
             raise NotFound(f"agent '{agent_id}' does not exist.")
         return check_invocable(agent)
 
