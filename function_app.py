@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import azure.functions as func
 
-from functions import (admin_api, agents_admin_api, agents_portal_api, agents_sync, credentials_api, health_api,
+from functions import (admin_api, agents_admin_api, agents_api, agents_portal_api, agents_sync, credentials_api, health_api,
                        keys_api, models_admin_api, models_api, portal_api)
 from shared.config import SettingProblem, Settings, load_settings
 from shared.services import Services
@@ -38,6 +38,7 @@ def build_app(settings: Settings, services: Services | None = None, *,
         models_api.build(services),
         agents_admin_api.build(services),
         agents_portal_api.build(services),
+        agents_api.build(services),
     ]
 
     def operations() -> list[Operation]:

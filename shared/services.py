@@ -26,6 +26,8 @@ from .storage.repository import Repository
 from .storage.tables import StorageProbe
 
 if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
+    from .pillars.agents.a2a.card import CardRenderer
+    from .pillars.agents.a2a.card import CardRenderer
     from .pillars.agents.pillar import AgentsPillar
     from .pipeline import Pipeline
     from .quotas.book import QuotaBook
@@ -179,6 +181,26 @@ class Services:
                           enforcer=self.enforcer)
         return Pipeline(spec, quotas=self.quota_book, enforcer=self.enforcer, breakers=Breakers(),
                         usage=self.usage_log, flags=self.flags)
+
+    @cached_property
+    def agents_pipeline(self) -> "Pipeline":
+        from .pillars.agents.spec import AgentsSpec
+        from .pipeline import Pipeline
+        from .routing.breaker import Breakers
+        from .upstreams.egress_transport import guarded_client
+
+        # A2A upstreams: every connection through the egress policy, on the address actually connected to.
+        http = guarded_client(self.egress, limits=httpx.Limits(max_connections=500, max_keepalive_connections=100))
+        self._closeables.append(http)
+        spec = AgentsSpec(directory=self.agents.directory, http=http)
+        return Pipeline(spec, quotas=self.quota_book, enforcer=self.enforcer, breakers=Breakers(),
+                        usage=self.usage_log, flags=self.flags)
+
+    @cached_property
+    def agents_cards(self) -> "CardRenderer":
+        from .pillars.agents.a2a.card import CardRenderer
+
+        return CardRenderer.from_settings(self.settings)
 
     @cached_property
     def models(self) -> Repository[Model]:

@@ -72,3 +72,20 @@ def card_v03(agent: Agent, base_url: str) -> dict[str, Any]:
 
 def gateway_card(agent: Agent, base_url: str, version: str) -> dict[str, Any]:
     return card_v1(agent, base_url) if version == "1.0" else card_v03(agent, base_url)
+
+
+class CardRenderer:
+    """Renders the gateway's cards; signs them when a signing key is configured (see signing.py)."""
+
+    def __init__(self, signer: "Any | None" = None) -> None:
+        self.signer = signer
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "CardRenderer":
+        return cls(None)
+
+    def render(self, agent: Agent, base_url: str, version: str) -> dict[str, Any]:
+        card = gateway_card(agent, base_url, version)
+        if self.signer is not None:
+            card["signatures"] = [self.signer.sign(card)]
+        return card
