@@ -211,3 +211,42 @@ def test_a2a_sdk_03_client_through_the_gateway(world, a2a03_python, agent, tag):
     assert res["send"]["state"] == "completed" and res["send"]["text"] == f"echo({tag}): old"
     assert res["stream"]["state"] == "completed" and "artifact-update" in res["stream"]["events"]
     assert res["get"] == {"state": "completed", "text": f"echo({tag}): old"}
+
+
+# ---- the request log and the lifecycle (last: it deprecates and suspends)
+
+def test_every_call_is_in_the_request_log(world, emulators):
+    from azure.data.tables import TableClient
+
+    rid = "a2a-" + uuid.uuid4().hex[:10]
+    r = httpx.post(f"{world['url']}/agents/echo03", headers={"Authorization": f"Bearer {world['key']}",
+                                                             "A2A-Version": "1.0", "x-request-id": rid},
+                   content=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": _msg_v1("log")}))
+    task_id = r.json()["result"]["task"]["id"]
+
+    def rows() -> list[dict]:
+        with TableClient.from_connection_string(emulators.storage_connection_string, "gatewayrequests") as t:
+            return list(t.query_entities(f"request_id eq '{rid}'"))
+
+    row = wait_until(rows, timeout=10, message="the call's request-log row")[0]
+    assert (row["pillar"], row["resource"], row["operation"], row["status"]) == ("agents", "echo03", "SendMessage", 200)
+    assert row["task_id"] == task_id and row["task_state"] == "TASK_STATE_COMPLETED"
+    assert row["client_version"] == "1.0" and row["upstream_version"] == "0.3" and row["agent"] == "echo03"
+    assert row["caller"] and row["latency_ms"] > 0
+
+
+def test_deprecated_agents_answer_with_the_notice_and_suspended_ones_do_not_answer(world):
+    admin = {"Authorization": f"Bearer {world['admin_key']}"}
+    base = f"{world['url']}/manage/projects/{world['pid']}/agents"
+    r = httpx.post(f"{base}/echo03/transitions", headers=admin,
+                   json={"to": "deprecated", "reason": "use echo1", "replacement": "echo1"})
+    assert r.status_code in (200, 201), r.text
+    ok = wait_until(lambda: (a := _rpc(world, "echo03", "SendMessage", _msg_v1("old"))).headers.get("Deprecation")
+                    and a, timeout=10, message="the deprecation notice")  # the directory caches for 1 s here
+    assert ok.status_code == 200 and ok.headers["Deprecation"].startswith("@")
+    assert 'rel="successor-version"' in ok.headers["Link"] and "echo1" in ok.headers["Link"]
+    r = httpx.post(f"{base}/echo1/transitions", headers=admin, json={"to": "suspended", "reason": "incident"})
+    assert r.status_code in (200, 201), r.text
+    r = wait_until(lambda: (a := _rpc(world, "echo1", "SendMessage", _msg_v1("x"))).status_code == 403 and a,
+                   timeout=10, message="the suspension")
+    assert r.status_code == 403 and r.json()["error"]["data"]["error"]["code"] == "agent_suspended"
