@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from shared.auth.guards import DataPlaneGuard
 from shared.domain.base import Pillar
-from shared.errors import GatewayError
+from shared.errors import GatewayError, NotFound
 from shared.pillars.agents.a2a import bridge
 from shared.pillars.agents.a2a.card import gateway_card
 from shared.pillars.agents.a2a.protocol import (GATEWAY_REFUSED, PUSH_NOT_SUPPORTED, PUSH_V1, PUSH_V03, V1, A2AError,
@@ -43,6 +43,11 @@ class AgentCardOut(BaseModel):
     version: str
 
 
+class JwksOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    keys: list[dict[str, Any]] = Field(max_length=8)
+
+
 def _rpc_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
 
@@ -63,6 +68,15 @@ def build(services: Services) -> ApiBlueprint:
         base = str(call.req.base_url).rstrip("/")
         body = services.agents_cards.render(invocation.agent, base, version)
         return Response(orjson.dumps(body), headers=dict(invocation.headers), media_type="application/json")
+
+    @api.route("agents/.well-known/jwks.json", "GET", name="agent_card_jwks", guard=None, response=JwksOut,
+               summary="The public key(s) that verify the gateway's signed agent cards (JWKS).")
+    async def jwks(call: Call):
+        signer = services.agents_cards.signer
+        if signer is None:
+            raise NotFound("Agent cards are not signed on this gateway (AGENT_CARD_SIGNING_JWK is not set).")
+        return Response(orjson.dumps(signer.jwks()), media_type="application/json",
+                        headers={"cache-control": "public, max-age=300"})
 
     @api.route("agents/{agent}", "POST", name="agent_jsonrpc",
                summary="A2A JSON-RPC endpoint (v1.0 and v0.3 methods; streaming methods answer with SSE).",

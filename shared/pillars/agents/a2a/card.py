@@ -82,10 +82,20 @@ class CardRenderer:
 
     @classmethod
     def from_settings(cls, settings: Any) -> "CardRenderer":
-        return cls(None)
+        from .signing import CardSigner
+
+        jwk = settings.agent_card_signing_jwk
+        return cls(CardSigner(jwk.get_secret_value()) if jwk is not None else None)
 
     def render(self, agent: Agent, base_url: str, version: str) -> dict[str, Any]:
         card = gateway_card(agent, base_url, version)
         if self.signer is not None:
-            card["signatures"] = [self.signer.sign(card)]
+            card["signatures"] = [self.signer.sign(card, jku=jwks_url(base_url))]
         return card
+
+
+def jwks_url(base_url: str) -> str:
+    return f"{base_url.rstrip('/')}{JWKS_PATH}"
+
+
+JWKS_PATH = "/agents/.well-known/jwks.json"
