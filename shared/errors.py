@@ -217,6 +217,5 @@ class AgentRetired(Gone):
     code = "agent_retired"
 
 
-
 class AgentNotAllowed(ResourceNotAllowed):
     code = "agent_not_allowed"

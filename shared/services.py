@@ -27,7 +27,6 @@ from .storage.tables import StorageProbe
 
 if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
     from .pillars.agents.a2a.card import CardRenderer
-    from .pillars.agents.a2a.card import CardRenderer
     from .pillars.agents.pillar import AgentsPillar
     from .pipeline import Pipeline
     from .quotas.book import QuotaBook
@@ -116,7 +115,8 @@ class Services:
         http = guarded_client(self.egress, limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
         self._closeables.append(http)
         return AgentsPillar(self.settings, self.store, self.egress, http,
-                            project_exists=lambda pid: self.projects.get(pid, pid))
+                            project_exists=lambda pid: self.projects.get(pid, pid),
+                            azure_credential=lambda: self.credential)
 
     @cached_property
     def key_requests(self) -> Repository[KeyRequest]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from ...auth.principal import Principal
 from ...errors import DependencyUnavailable, NotFound
 from ...storage.repository import Repository
-from .domain import INVOCABLE, Agent, Invocation, visible_to, check_invocable
+from .domain import INVOCABLE, Agent, Invocation, check_invocable, check_scope, visible_to
 
 _MAX_ENTRIES = 4096
 
@@ -44,6 +44,7 @@ class RepositoryAgentDirectory:
         agent = await self._get(project_id, agent_id) if visible_to(principal, project_id) else None
         if agent is None:
             raise NotFound(f"agent '{agent_id}' does not exist.")
+        check_scope(principal, agent_id)
         return check_invocable(agent)
 
     async def list_published(self, project_id: str) -> list[Agent]:

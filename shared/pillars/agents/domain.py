@@ -16,8 +16,9 @@ from pydantic import Field, HttpUrl, JsonValue, field_validator, model_validator
 
 from ...auth.principal import Principal
 from ...config import UPSTREAM_SECRET_PATTERN, UPSTREAM_SECRET_PREFIX, is_upstream_secret_name
-from ...domain.base import Contract, Entity, utcnow
-from ...errors import AgentNotInvocable, AgentRetired, AgentSuspended, InvalidTransition, NotFound
+from ...domain.base import Contract, Entity, Pillar, utcnow
+from ...errors import (AgentNotInvocable, AgentRetired, AgentSuspended, InvalidTransition, NotFound,
+                       ResourceNotAllowed)
 from .wire import Message, SendResult, StreamResponse
 
 AGENT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -26,6 +27,8 @@ CONNECTION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"  # short: synced agents' ids a
 
 # ---- lifecycle
 
+# The shared states of shared.domain.lifecycle (same values; a unit test keeps them equal). Unlike models, a draft
+# agent is not callable: agents are published on purpose (synced ones arrive as drafts).
 Lifecycle = Literal["draft", "published", "deprecated", "retired", "suspended"]
 
 # Allowed moves. `suspended` is the kill switch: any live state can be suspended, and a suspension is lifted back
@@ -358,6 +361,12 @@ def visible_to(principal: Principal | None, project_id: str) -> bool:
     return principal is None or principal.project_id is None or principal.project_id == project_id
 
 
+def check_scope(principal: Principal | None, agent_id: str) -> None:
+    """The key's agents scope (Principal.scopes[agents]); no scope: every agent of its project."""
+    if principal is not None and not principal.may_use(Pillar.agents, agent_id):
+        raise ResourceNotAllowed(f"This key may not call agent '{agent_id}'.", code="agent_not_allowed")
+
+
 class MemoryAgentDirectory:
     """In-process directory for unit tests and composition: the same rules as the registry-backed one."""
 
@@ -373,6 +382,7 @@ class MemoryAgentDirectory:
         agent = self._agents.get((project_id, agent_id))
         if agent is None or not visible_to(principal, project_id):
             raise NotFound(f"agent '{agent_id}' does not exist.")
+        check_scope(principal, agent_id)
         return check_invocable(agent)
 
     async def list_published(self, project_id: str) -> list[Agent]:

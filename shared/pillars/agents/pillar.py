@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from ...config import Settings
+from ...errors import DependencyUnavailable
 from ...egress import EgressPolicy
 from ...storage.documents import DocumentStore
 from ...storage.repository import Repository
@@ -18,6 +19,7 @@ from .clouds.bedrock import BedrockAliasSwitch, BedrockCatalog, client_config, c
 from .clouds.bedrock_runtime import BedrockBackend
 from .clouds.google_token import GoogleTokens
 from .clouds.vertex import VertexBackend, VertexCatalog
+from .credentials import AgentCredentials
 from .directory import RepositoryAgentDirectory
 from .domain import Agent, AgentBackend, AwsAuth, LifecycleEvent, SyncError, SyncRun, utcnow
 from .policy import AgentsPolicy, policy_reader
@@ -31,11 +33,13 @@ log = logging.getLogger("gateway.agents")
 class AgentsPillar:
     def __init__(self, settings: Settings, store: DocumentStore, egress: EgressPolicy, http: httpx.AsyncClient, *,
                  project_exists: Callable[[str], Any], google_credentials: Callable[[str], Any] | None = None,
-                 boto_clients: Callable[[str, Any], Any] | None = None) -> None:
+                 boto_clients: Callable[[str, Any], Any] | None = None,
+                 azure_credential: Callable[[], Any] | None = None) -> None:
         self.settings, self._store, self._egress, self._http = settings, store, egress, http
         self._project_exists = project_exists
         self._google_credentials = google_credentials
         self._boto = boto_clients  # (service, connection-or-agent-auth) → client; tests may inject
+        self._azure_credential = azure_credential or _no_azure_credential
         self.connections, self.problems = parse_connections(settings.agents_sync_connections)
         self._clients: dict[tuple[str, str], Any] = {}
 
@@ -142,12 +146,21 @@ class AgentsPillar:
     # ---- data plane: how each agent is called
 
     @cached_property
+    def credentials(self) -> AgentCredentials:
+        """Upstream auth headers for A2A agents (the A2A backend adds them to every upstream request)."""
+        from ..models.credentials import TokenCache
+
+        return AgentCredentials(self.settings, TokenCache(self._azure_credential), self.google)
+
+    @cached_property
     def bedrock_backend(self) -> BedrockBackend:
         def client_for(agent: Agent) -> Any:
             conn = self.bedrock_connections.get(agent.sync_connection or "")
             if conn is not None:
                 return self._client("bedrock-agent-runtime", conn)
-            auth = agent.spec.auth if isinstance(agent.spec.auth, AwsAuth) else AwsAuth(region=agent.spec.bedrock.region)
+            auth = agent.spec.auth
+            if not isinstance(auth, AwsAuth):
+                auth = AwsAuth(region=agent.spec.bedrock.region if agent.spec.bedrock else "us-east-1")
             return self._client("bedrock-agent-runtime", auth)
 
         return BedrockBackend(client_for)
@@ -175,6 +188,11 @@ class AgentsPillar:
         if agent.spec.source == "vertex" and not agent.spec.interfaces:
             return self.vertex_backend  # type: ignore[return-value]
         return a2a
+
+
+def _no_azure_credential() -> Any:
+    raise DependencyUnavailable("No Azure credential is configured for managed-identity agents.",
+                                code="upstream_credential_unavailable")
 
 
 class _Failing:

@@ -114,3 +114,23 @@ def test_backend_protocol_is_structural():
             raise NotImplementedError
 
     assert isinstance(Echo(), AgentBackend)
+
+
+def test_the_lifecycle_states_are_the_shared_ones():
+    from typing import get_args
+
+    from shared.domain.lifecycle import Lifecycle as Shared
+    from shared.pillars.agents.domain import Lifecycle
+
+    assert set(get_args(Lifecycle)) == {s.value for s in Shared} == set(TRANSITIONS)
+
+
+async def test_a_key_scoped_to_other_agents_is_refused():
+    from shared.domain.base import Pillar
+    from shared.errors import ResourceNotAllowed
+
+    d = MemoryAgentDirectory([agent("a"), agent("b")])
+    scoped = Principal(kind="virtual_key", subject="k", project_id="p1", scopes={Pillar.agents: frozenset({"b"})})
+    with pytest.raises(ResourceNotAllowed):
+        await d.resolve("p1", "a", scoped)
+    assert (await d.resolve("p1", "b", scoped)).agent.id == "b"

@@ -265,3 +265,55 @@ async def test_a_draft_is_not_found_through_the_memory_directory_either():
 
     with pytest.raises(NotFound):
         await MemoryAgentDirectory([Agent(id="d", project_id="p", spec=SPEC)]).resolve("p", "d")
+
+
+async def test_upstream_credentials_come_from_the_agents_auth_only(monkeypatch):
+    from shared.config import Settings
+    from shared.pillars.agents.clouds.google_token import GoogleTokens
+    from shared.pillars.agents.credentials import AgentCredentials
+
+    class Entra:
+        async def token(self, scope: str) -> str:
+            return f"entra-for-{scope}"
+
+    class Creds:
+        token, expiry, _token_uri = "google-token", None, None
+
+        def refresh(self, request) -> None:
+            pass
+
+    monkeypatch.setenv("UPSTREAM_SECRET_HELPER", "s3cret")
+    settings = Settings()
+    creds = AgentCredentials(settings, Entra(), GoogleTokens(settings, EgressPolicy(), factory=lambda s: Creds()))
+
+    def with_auth(auth: dict) -> Agent:
+        return Agent(id="a", project_id="p", spec=SPEC.model_copy(update={"auth": AgentSpec(
+            name="x", interfaces=SPEC.interfaces, auth=auth).auth}))
+
+    assert await creds.headers(with_auth({"type": "none"})) == {}
+    assert await creds.headers(with_auth({"type": "secret", "setting": "UPSTREAM_SECRET_HELPER",
+                                          "header": "X-Api-Key", "prefix": ""})) == {"x-api-key": "s3cret"}
+    assert await creds.headers(with_auth({"type": "managed_identity", "scope": "api://a/.default"})) == {
+        "authorization": "Bearer entra-for-api://a/.default"}
+    assert await creds.headers(with_auth({"type": "google", "service_account_setting": "UPSTREAM_SECRET_SA"})) == {
+        "authorization": "Bearer google-token"}
+    with pytest.raises(DependencyUnavailable):
+        await creds.headers(with_auth({"type": "secret", "setting": "UPSTREAM_SECRET_MISSING"}))
+
+
+async def test_an_unreadable_vertex_engine_is_reported_and_blocks_retirement():
+    from shared.pillars.agents.clouds.vertex import VertexCatalog
+    from shared.pillars.agents.sync.connections import VertexConnection
+
+    page = {"reasoningEngines": [
+        {"name": "projects/acme-prod/locations/us-central1/reasoningEngines/1", "displayName": "ok"},
+        {"name": "not/a/resource/name"}]}
+    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda req: httpx.Response(200, json=page)))
+    conn = VertexConnection(name="gcp", project="pp", gcp_project="acme-prod", location="us-central1")
+
+    async def token() -> str:
+        return "t"
+
+    listing = await VertexCatalog(conn, http, token).list_agents()
+    assert [a.spec.name for a in listing.agents] == ["ok"] and not listing.complete
+    assert listing.errors[0].code == "unmappable_engine"

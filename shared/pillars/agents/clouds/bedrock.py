@@ -12,10 +12,9 @@ from typing import Any
 
 from ....config import Settings
 from ....errors import DependencyUnavailable
-from ..domain import Agent, AgentSkill, AgentSpec, AwsAuth, BedrockRef
+from ..domain import Agent, AgentSkill, AgentSpec, AwsAuth, BedrockRef, SyncError
 from ..sync.connections import BedrockConnection
 from ..sync.engine import CloudAgent, Listing
-from ..domain import SyncError
 
 log = logging.getLogger("gateway.agents.bedrock")
 TEST_ALIAS = "TSTALIASID"  # Bedrock's built-in alias of the working draft: never what the gateway fronts
@@ -44,7 +43,8 @@ def session_for(settings: Settings, auth: AwsAuth) -> Any:
 def client_config(timeout: float) -> Any:
     from botocore.config import Config
 
-    return Config(connect_timeout=min(timeout, 10), read_timeout=timeout, retries={"max_attempts": 2, "mode": "standard"})
+    return Config(connect_timeout=min(timeout, 10), read_timeout=timeout,
+                  retries={"max_attempts": 2, "mode": "standard"})
 
 
 def connection_auth(conn: BedrockConnection) -> AwsAuth:
@@ -104,7 +104,8 @@ class BedrockCatalog:
 
     def _list(self) -> Listing:
         out = Listing(agents=[])
-        pages = self._client.get_paginator("list_agents").paginate(PaginationConfig={"PageSize": self._conn.page_size})
+        pages = self._client.get_paginator("list_agents").paginate(
+            PaginationConfig={"PageSize": self._conn.page_size})
         for page in pages:
             for summary in page.get("agentSummaries") or []:
                 try:

@@ -22,6 +22,7 @@ from typing import Any
 from ....errors import DependencyUnavailable
 from ....routing.failover import UpstreamUnavailable
 from ..domain import Agent, InvocationContext
+from .bedrock import _error_code as _code
 from ..wire import (Artifact, Message, Part, StreamResponse, Task, TaskArtifactUpdateEvent, TaskStatus,
                     TaskStatusUpdateEvent)
 
@@ -186,10 +187,3 @@ def _failed(text: str, session: str, task_id: str) -> TaskStatus:
 def _control_message(body: dict[str, Any], session: str, task_id: str) -> Message:
     return Message(message_id=uuid.uuid4().hex, role="ROLE_AGENT", context_id=session, task_id=task_id,
                    parts=[Part(data={"returnControl": _json_safe(body)}, media_type="application/json")])
-
-
-def _code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code") or type(exc).__name__)
-    return type(exc).__name__

@@ -15,7 +15,7 @@ import orjson
 
 from ....errors import DependencyUnavailable
 from ....routing.failover import UpstreamUnavailable as UpstreamError
-from ..domain import A2AInterface, Agent, AgentSkill, AgentSpec, GoogleAuth, InvocationContext, VertexRef
+from ..domain import A2AInterface, Agent, AgentSkill, AgentSpec, GoogleAuth, InvocationContext, SyncError, VertexRef
 from ..sync.connections import VertexConnection
 from ..sync.engine import CloudAgent, Listing
 from ..wire import Artifact, Message, Part, StreamResponse, Task, TaskArtifactUpdateEvent, TaskStatus, \
@@ -84,7 +84,12 @@ class VertexCatalog:
                 raise _upstream_failure(resp, "reasoningEngines.list")
             body = resp.json()
             for engine in body.get("reasoningEngines") or []:
-                out.agents.append(map_engine(engine, conn))
+                try:
+                    out.agents.append(map_engine(engine, conn))
+                except (KeyError, TypeError, ValueError) as exc:  # one unreadable engine: reported, never retired
+                    out.errors.append(SyncError(code="unmappable_engine", cloud_id=str(engine.get("name"))[:512]
+                                                if isinstance(engine, dict) else None, message=str(exc)[:2000]))
+                    out.complete = False
             page_token = body.get("nextPageToken") or ""
             if not page_token:
                 return out

@@ -47,7 +47,8 @@ class VertexConnection(ConnectionBase):
     location: str = Field(pattern=r"^[a-z]+-[a-z]+\d{1,2}$")
     service_account_setting: SecretSetting | None = Field(
         default=None, description="Service-account JSON; None: the injected/default credential.")
-    api_endpoint: HttpUrl | None = Field(default=None, description="Default https://{location}-aiplatform.googleapis.com")
+    api_endpoint: HttpUrl | None = Field(default=None,
+                                         description="Default https://{location}-aiplatform.googleapis.com")
     page_size: int = Field(default=100, ge=1, le=1000)
 
     @field_validator("service_account_setting")
