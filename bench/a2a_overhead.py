@@ -47,6 +47,11 @@ from shared.usage.log import MemoryUsageSink, UsageLog
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class NoCredentials:
+    async def headers(self, agent: Agent) -> dict[str, str]:
+        return {}
+
+
 def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -99,7 +104,7 @@ async def main(rates: list[float], seconds: float) -> None:
                 {"name": "Echo", "interfaces": [{"url": url}]}))
             usage = UsageLog(MemoryUsageSink(), flush_seconds=1)
             upstream = guarded_client(EgressPolicy(allow_loopback=True, allow_private=False, allowed_hosts=frozenset()))
-            pipeline = Pipeline(AgentsSpec(directory=MemoryAgentDirectory([agent]), http=upstream),
+            pipeline = Pipeline(AgentsSpec(directory=MemoryAgentDirectory([agent]), http=upstream, credentials=NoCredentials()),
                                 quotas=QuotaBook(Repository(store, Quota), ttl=60, max_stale=600),
                                 enforcer=QuotaEnforcer(MemoryCounterStore()), breakers=Breakers(), usage=usage,
                                 flags=FlagService(Repository(store, Project), Repository(store, GlobalFlags),

@@ -215,7 +215,3 @@ class AgentSuspended(Forbidden):
 
 class AgentRetired(Gone):
     code = "agent_retired"
-
-
-class AgentNotAllowed(ResourceNotAllowed):
-    code = "agent_not_allowed"

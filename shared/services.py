@@ -192,7 +192,7 @@ class Services:
         # A2A upstreams: every connection through the egress policy, on the address actually connected to.
         http = guarded_client(self.egress, limits=httpx.Limits(max_connections=500, max_keepalive_connections=100))
         self._closeables.append(http)
-        spec = AgentsSpec(directory=self.agents.directory, http=http)
+        spec = AgentsSpec(directory=self.agents.directory, http=http, credentials=self.agents.credentials)
         return Pipeline(spec, quotas=self.quota_book, enforcer=self.enforcer, breakers=Breakers(),
                         usage=self.usage_log, flags=self.flags)
 

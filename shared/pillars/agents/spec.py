@@ -8,44 +8,45 @@ Stateless across instances: task ids are the upstream's own and the agent is in 
 SubscribeToTask for a task started on another instance reach the same upstream."""
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
 
 from shared.domain.base import Pillar
 from shared.domain.routing import RoutingPolicy
-from shared.errors import AgentNotAllowed, PayloadTooLarge
+from shared.errors import PayloadTooLarge
 from shared.pipeline.exchange import Estimate, Exchange, Relayed, Usage
 
 from .a2a import bridge
 from .a2a.protocol import (INVALID_AGENT_RESPONSE, UNSUPPORTED_OPERATION, V1, A2AError, RpcCall, error,
                            result)
-from .a2a.upstream import Endpoint, Secrets, endpoints, request_body, request_headers, sse_data
+from .a2a.upstream import Endpoint, endpoints, request_body, request_headers, sse_data
 from .domain import Agent, AgentDirectory
 
 DEFAULT_TIMEOUT = 60.0
+
+
+class Credentials(Protocol):
+    async def headers(self, agent: Agent) -> dict[str, str]: ...
 
 
 class AgentsSpec:
     pillar = Pillar.agents
     noun = "agent"
 
-    def __init__(self, *, directory: AgentDirectory, http: httpx.AsyncClient, secrets: Secrets = os.environ.get,
+    def __init__(self, *, directory: AgentDirectory, http: httpx.AsyncClient, credentials: Credentials,
                  default_timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._directory, self._http, self._secrets = directory, http, secrets
+        self._directory, self._http, self._credentials = directory, http, credentials
         self._timeout = default_timeout
 
     async def resolve(self, x: Exchange) -> None:
         p = x.principal
         assert p.project_id is not None
-        invocation = await self._directory.resolve(p.project_id, x.resource, p)
+        invocation = await self._directory.resolve(p.project_id, x.resource, p)  # lifecycle and key scope
         agent = invocation.agent
-        if not p.may_use(Pillar.agents, agent.id):
-            raise AgentNotAllowed(f"This key may not call the agent '{agent.id}'.")
         limit = agent.spec.limits.max_message_bytes
         if limit is not None and x.scratch.get("body_bytes", 0) > limit:
             raise PayloadTooLarge(f"The message is larger than the agent's limit of {limit} bytes.",
@@ -72,8 +73,9 @@ class AgentsSpec:
         agent: Agent = x.entity
         body = request_body(call.method, call.params, x.request_id, target.version)
         timeout = agent.spec.limits.task_timeout_seconds or self._timeout
+        headers = request_headers(target.version, x.stream) | await self._credentials.headers(agent)
         request = self._http.build_request(
-            "POST", target.url, content=body, headers=request_headers(agent, target.version, x.stream, self._secrets),
+            "POST", target.url, content=body, headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
         return await self._http.send(request, stream=x.stream)
 

@@ -14,7 +14,7 @@ from shared.auth.principal import Principal
 from shared.domain.base import Pillar
 from shared.domain.projects import GlobalFlags, Project
 from shared.domain.quotas import Quota
-from shared.errors import AgentNotAllowed, PayloadTooLarge
+from shared.errors import PayloadTooLarge, ResourceNotAllowed
 from shared.flags.service import FlagService
 from shared.pillars.agents.a2a.protocol import RpcCall
 from shared.pillars.agents.domain import Agent, AgentSpec, MemoryAgentDirectory
@@ -36,6 +36,13 @@ def agent(version: str = "0.3", **limits) -> Agent:
     return Agent(id="a", project_id="p1", spec=spec, lifecycle="published")
 
 
+class StaticCredentials:
+    """The agent's credential headers (AgentCredentials is tested with the registry's tests)."""
+
+    async def headers(self, agent: Agent) -> dict[str, str]:
+        return {"x-api-key": "s3cret"}
+
+
 class World:
     def __init__(self, handler, ag: Agent) -> None:
         self.seen: list[httpx.Request] = []
@@ -49,8 +56,7 @@ class World:
         self.usage = UsageLog(self.sink, flush_seconds=60)
         flags = FlagService(Repository(store, Project), Repository(store, GlobalFlags), ttl=60, max_stale=600)
         self.http = httpx.AsyncClient(transport=httpx.MockTransport(record))
-        spec = AgentsSpec(directory=MemoryAgentDirectory([ag]), http=self.http,
-                          secrets={"UPSTREAM_SECRET_A": "s3cret"}.get)
+        spec = AgentsSpec(directory=MemoryAgentDirectory([ag]), http=self.http, credentials=StaticCredentials())
         self.pipeline = Pipeline(spec, quotas=QuotaBook(Repository(store, Quota), ttl=60, max_stale=600),
                                  enforcer=QuotaEnforcer(MemoryCounterStore()), breakers=Breakers(), usage=self.usage,
                                  flags=flags)
@@ -128,6 +134,7 @@ async def test_limits_and_scopes_refuse_before_any_upstream_call():
     w = World(lambda req: httpx.Response(500), agent(max_message_bytes=100))
     with pytest.raises(PayloadTooLarge):
         await w.call("SendMessage", MSG, size=101)
-    with pytest.raises(AgentNotAllowed):
+    with pytest.raises(ResourceNotAllowed) as e:
         await w.call("SendMessage", MSG, scopes={Pillar.agents: frozenset({"other"})})
+    assert e.value.code == "agent_not_allowed"
     assert w.seen == []

@@ -2,18 +2,16 @@
 upstream's own protocol version, and a small SSE reader for streamed answers."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
 
-from ..domain import Agent, SecretAuth
+from ..domain import Agent
 from . import bridge
 from .protocol import V1, V1_TO_V03
-
-Secrets = Callable[[str], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,17 +42,13 @@ def request_body(method: str, params: dict[str, Any], rid: str, version: str) ->
     return orjson.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
 
 
-def request_headers(agent: Agent, version: str, stream: bool, secrets: Secrets) -> dict[str, str]:
-    # An allow-list: nothing of the client's request (its gateway key above all) reaches the upstream.
+def request_headers(version: str, stream: bool) -> dict[str, str]:
+    """An allow-list: nothing of the client's request (its gateway key above all) reaches the upstream; the
+    agent's own credential is added by AgentCredentials (shared/pillars/agents/credentials.py)."""
     headers = {"content-type": "application/json",
                "accept": "text/event-stream" if stream else "application/json"}
     if version == V1:
         headers["A2A-Version"] = V1
-    auth = agent.spec.auth
-    if isinstance(auth, SecretAuth):
-        secret = secrets(auth.setting)
-        if secret:
-            headers[auth.header] = auth.prefix + secret
     return headers
 
 
