@@ -15,7 +15,6 @@ from shared.auth.guards import DataPlaneGuard
 from shared.domain.base import Pillar
 from shared.errors import GatewayError, NotFound
 from shared.pillars.agents.a2a import bridge
-from shared.pillars.agents.a2a.card import gateway_card
 from shared.pillars.agents.a2a.protocol import (GATEWAY_REFUSED, PUSH_NOT_SUPPORTED, PUSH_V1, PUSH_V03, V1, A2AError,
                                                 RpcCall, V03_TO_V1, error, parse_call, result, version_of)
 from shared.pipeline import Exchange
@@ -87,7 +86,7 @@ def build(services: Services) -> ApiBlueprint:
         raw = await read_body(call.req, limit)
         rid: Any = None
         try:
-            rid, method, params = parse_call(raw, call.req.headers.get("a2a-version"))
+            rid, method, params = parse_call(raw)
             version = version_of(method, call.req.headers.get("a2a-version"))
             if method in PUSH_V1 or method in PUSH_V03:
                 raise A2AError(PUSH_NOT_SUPPORTED, "Push notifications are not supported through the gateway.")
@@ -104,7 +103,8 @@ def build(services: Services) -> ApiBlueprint:
             x.scratch["body_bytes"] = len(raw)
             return await services.agents_pipeline.run(x)
         except A2AError as exc:
-            return _rpc_response(error(rid, exc.code, exc.message, exc.data), exc.status)
+            return _rpc_response(error(rid if exc.rid is None else exc.rid, exc.code, exc.message, exc.data),
+                                 exc.status)
         except GatewayError as exc:  # governance refusals, in JSON-RPC form, with the gateway's HTTP status
             headers = dict(exc.headers) or None
             return _rpc_response(error(rid, GATEWAY_REFUSED, exc.message, {"error": exc.to_body()["error"]}),

@@ -8,7 +8,6 @@ Stateless across instances: task ids are the upstream's own and the agent is in 
 SubscribeToTask for a task started on another instance reach the same upstream."""
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -180,7 +179,3 @@ async def _one(answer: dict[str, Any]) -> AsyncIterator[bytes]:
 
 def _clip(text: str, limit: int = 30_000) -> str:
     return text if len(text) <= limit else text[:limit] + "…[truncated]"
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex

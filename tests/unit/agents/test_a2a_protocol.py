@@ -74,8 +74,14 @@ def test_params_blocking_and_push_config():
                                       (b'{"jsonrpc":"2.0","method":"x","params":[1]}', -32602)])
 def test_envelope_faults(raw, code):
     with pytest.raises(A2AError) as e:
-        parse_call(raw, None)
+        parse_call(raw)
     assert e.value.code == code and e.value.status == 200
+
+
+def test_an_invalid_request_keeps_its_id():
+    with pytest.raises(A2AError) as e:
+        parse_call(b'{"jsonrpc":"2.0","id":"r7","method":"SendMessage","params":"x"}')
+    assert e.value.rid == "r7"
 
 
 def test_versions_from_the_method_and_the_header():

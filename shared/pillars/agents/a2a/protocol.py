@@ -43,9 +43,10 @@ GATEWAY_REFUSED = -32000
 class A2AError(Exception):
     """A protocol error answered as a JSON-RPC error object (HTTP 200, as JSON-RPC over HTTP does)."""
 
-    def __init__(self, code: int, message: str, data: Any = None, status: int = 200) -> None:
+    def __init__(self, code: int, message: str, data: Any = None, status: int = 200,
+                 rid: str | int | None = None) -> None:
         super().__init__(message)
-        self.code, self.message, self.data, self.status = code, message, data, status
+        self.code, self.message, self.data, self.status, self.rid = code, message, data, status, rid
 
 
 @dataclass(slots=True)
@@ -59,20 +60,19 @@ class RpcCall:
     version: str
 
 
-def parse_call(raw: bytes, header_version: str | None) -> tuple[str | int | None, str, dict[str, Any]]:
+def parse_call(raw: bytes) -> tuple[str | int | None, str, dict[str, Any]]:
     """The envelope: (id, method as sent, params). Raises A2AError with the JSON-RPC code for each fault."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise A2AError(PARSE_ERROR, "Parse error: the body is not valid JSON.") from None
     if not isinstance(body, dict) or body.get("jsonrpc") != "2.0" or not isinstance(body.get("method"), str):
-        rid = body.get("id") if isinstance(body, dict) else None
-        raise A2AError(INVALID_REQUEST, "Invalid Request: a JSON-RPC 2.0 object with a method is required.",
-                       data={"id": _safe_id(rid)})
+        rid = _safe_id(body.get("id")) if isinstance(body, dict) else None
+        raise A2AError(INVALID_REQUEST, "Invalid Request: a JSON-RPC 2.0 object with a method is required.", rid=rid)
     rid = _safe_id(body.get("id"))
     params = body.get("params", {})
     if not isinstance(params, dict):
-        raise _with_id(A2AError(INVALID_PARAMS, "Invalid params: params must be an object."), rid)
+        raise A2AError(INVALID_PARAMS, "Invalid params: params must be an object.", rid=rid)
     return rid, body["method"], params
 
 
@@ -92,11 +92,6 @@ def version_of(method: str, header_version: str | None) -> str:
 
 def _safe_id(rid: Any) -> str | int | None:
     return rid if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None
-
-
-def _with_id(err: A2AError, rid: Any) -> A2AError:
-    err.data = {**(err.data or {}), "id": rid} if isinstance(err.data, dict) or err.data is None else err.data
-    return err
 
 
 def result(rid: Any, value: Any) -> dict[str, Any]:
