@@ -67,6 +67,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)  # explicit: a shell may start us with SIGINT ignored
     host: subprocess.Popen[bytes] | None = None
     upstream: subprocess.Popen[bytes] | None = None
+    agent: subprocess.Popen[bytes] | None = None
     try:
         emulators.start()
         print(f"emulators up: Azurite {emulators.ports.blob}-{emulators.ports.table}, "
@@ -79,6 +80,11 @@ def main() -> int:
         wait_http(f"http://127.0.0.1:{PORT}/healthz", 60, host)
         gw = f"http://127.0.0.1:{PORT}"
         demo = seed(gw, values["GATEWAY_ADMIN_KEY"], f"http://127.0.0.1:{UPSTREAM_PORT}", ROOT / ".local" / "demo.json")
+        # A tiny local A2A agent (a2a-sdk 1.x), published in the demo project as 'echo'.
+        agent = subprocess.Popen([sys.executable, "tests/agents/a2a_v1_agent.py", str(AGENT_PORT)], cwd=ROOT,
+                                 stdout=subprocess.DEVNULL)
+        wait_http(f"http://127.0.0.1:{AGENT_PORT}/.well-known/agent-card.json", 30, agent)
+        seed_agent(gw, values["GATEWAY_ADMIN_KEY"], f"http://127.0.0.1:{AGENT_PORT}/.well-known/agent-card.json")
         print(f"""
 Gateway running at http://127.0.0.1:{PORT}
   OpenAPI:    http://127.0.0.1:{PORT}/spec/openapi.json
@@ -91,6 +97,9 @@ Demo project 'demo' (models pillar on, quota 20 requests/min), model '{MODEL}' o
   First governed call:
     curl {gw}/v1/chat/completions -H "Authorization: Bearer {demo['key']}" \\
          -H 'content-type: application/json' -d '{{"model":"{MODEL}","messages":[{{"role":"user","content":"hi"}}]}}'
+Demo agent 'echo' (A2A, a2a-sdk): card {gw}/agents/echo/.well-known/agent-card.json
+    curl {gw}/agents/echo -H "Authorization: Bearer {demo['key']}" -H 'A2A-Version: 1.0' \\
+         -d '{{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{{"message":{{"messageId":"m1","role":"ROLE_USER","parts":[{{"text":"hi"}}]}}}}}}'
 Ctrl-C stops the gateway and the emulators.
 """, flush=True)
         host.wait()
@@ -98,7 +107,7 @@ Ctrl-C stops the gateway and the emulators.
     except KeyboardInterrupt:
         return 0
     finally:
-        for proc in (host, upstream):
+        for proc in (host, upstream, agent):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
                 try:
@@ -107,6 +116,20 @@ Ctrl-C stops the gateway and the emulators.
                     proc.kill()
         emulators.stop()
         print("stopped.", flush=True)
+
+
+AGENT_PORT = 7075
+
+
+def seed_agent(gw: str, admin_key: str, card_url: str) -> None:
+    """Agents pillar on for the demo project, the local agent registered by its card and published (idempotent)."""
+    import httpx
+
+    with httpx.Client(base_url=gw, headers={"Authorization": f"Bearer {admin_key}"}, timeout=20) as admin:
+        admin.put("/manage/projects/demo/flags/agents", json={"enabled": True}).raise_for_status()
+        r = admin.post("/manage/projects/demo/agents", json={"id": "echo", "card_url": card_url})
+        if r.status_code == 201:
+            admin.post("/manage/projects/demo/agents/echo/transitions", json={"to": "published"}).raise_for_status()
 
 
 if __name__ == "__main__":

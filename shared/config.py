@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     # host from AGENTS_SYNC_BEDROCK_SCHEDULE / AGENTS_SYNC_VERTEX_SCHEDULE (six-field NCRONTAB), not by Python.
     # A JSON list of connections; each is validated alone (a bad one is reported on its sync runs, never app-wide).
     agents_sync_connections: str = Field(default="[]", max_length=65_536, validation_alias="AGENTS_SYNC_CONNECTIONS")
+    # --- agents pillar: A2A gateway. A private JWK (EC P-256 → ES256, RSA → RS256, Ed25519 → EdDSA) that signs the
+    # gateway's agent cards; unset: cards are served unsigned. Its public half is served at /agents/.well-known/jwks.json.
+    agent_card_signing_jwk: SecretStr | None = Field(default=None, max_length=16_384,
+                                                     validation_alias="AGENT_CARD_SIGNING_JWK")
 
     @field_validator("*", mode="before")
     @classmethod

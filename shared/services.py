@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
     from .guardrails.book import GuardrailBook
     from .guardrails.policy import GuardrailPolicy
     from .guardrails.step import GuardrailStep
+    from .pillars.agents.a2a.card import CardRenderer
     from .pillars.agents.pillar import AgentsPillar
     from .pipeline.pipeline import Pipeline
     from .quotas.enforcer import QuotaEnforcer
@@ -315,6 +316,21 @@ class Services:
     def quota_registry(self) -> QuotaRegistry:
         # scope word → existence check of the named resource; the tools/agents pillars add theirs here
         return QuotaRegistry(self.quotas, self.quota_book, {"key": self.keys.get, "model": self.models.get})
+
+    @cached_property
+    def agents_pipeline(self) -> "Pipeline":
+        from .pillars.agents.assemble import assemble_agents_pipeline
+
+        return assemble_agents_pipeline(self.agents, quotas=self.quota_book, enforcer=self.enforcer,
+                                        usage=self.usage_log, flags=self.flags, egress=self.egress,
+                                        on_close=self._on_close, telemetry=self.telemetry,
+                                        instrument=self._instrument)
+
+    @cached_property
+    def agents_cards(self) -> "CardRenderer":
+        from .pillars.agents.a2a.card import CardRenderer
+
+        return CardRenderer.from_settings(self.settings)
 
     @cached_property
     def models(self) -> Repository[Model]:
