@@ -12,8 +12,10 @@ from collections.abc import Sequence
 
 import azure.functions as func
 
-from functions import admin_api, credentials_api, health_api, keys_api, models_admin_api, models_api, portal_api
-from functions import mcp_api, mcp_approvals_api, tools_admin_api, tools_approvals, tools_portal_api
+from functions import (admin_api, agents_admin_api, agents_api, agents_portal_api, agents_sync, alerts_api,
+                       analytics_api, credentials_api, guardrails_admin_api, health_api, keys_api, mcp_api,
+                       mcp_approvals_api, models_admin_api, models_api, monitoring_timers, portal_api, requestlog_api,
+                       tools_admin_api, tools_approvals, tools_portal_api)
 from shared.auth.guards import DataPlaneGuard, RoleGuard
 from shared.auth.principal import Role
 from shared.config import SettingProblem, Settings, load_settings
@@ -45,6 +47,8 @@ def build_app(settings: Settings, services: Services | None = None, *,
                        max_body_bytes=manage, max_rotation_overlap=settings.key_rotation_max_overlap_seconds),
         models_admin_api.build(services.model_registry, services.quota_registry, projects, admin,
                                max_body_bytes=manage),
+        guardrails_admin_api.build(services.guardrail_policies, services.guardrail_book, projects, services.keys,
+                                   services.egress, admin, max_body_bytes=manage),
         portal_api.build(projects, services.flags, developer, max_body_bytes=manage, catalog=services.catalog,
                          quota_book=services.quota_book),
         credentials_api.build(services.key_service, services.key_requests, projects, developer, admin,
@@ -60,6 +64,17 @@ def build_app(settings: Settings, services: Services | None = None, *,
         mcp_approvals_api.build(lambda: tools.mcp.approvals, admin, max_body_bytes=manage),
         mcp_api.build(lambda: tools.mcp.transport, DataPlaneGuard(services.key_service, services.flags, Pillar.tools),
                       max_body_bytes=settings.max_data_body_bytes),
+        # the monitoring tables open on first use, inside the worker's event loop
+        requestlog_api.build(lambda: services.request_log_table, admin, max_body_bytes=manage),
+        analytics_api.build(lambda: services.request_log_table, lambda: services.analytics_table, services.projects,
+                            services.keys, services.key_requests, services.models, admin, max_body_bytes=manage),
+        alerts_api.build(services.alert_rules, projects, services.egress, admin, max_body_bytes=manage),
+        # the agents pillar is assembled on first use, inside the worker's event loop
+        agents_admin_api.build(lambda: services.agents, projects, admin, max_body_bytes=manage),
+        agents_portal_api.build(lambda: services.agents, projects, developer, max_body_bytes=manage),
+        agents_api.build(lambda: services.agents, lambda: services.agents_pipeline, lambda: services.agents_cards,
+                         DataPlaneGuard(services.key_service, services.flags, Pillar.agents),
+                         max_body_bytes=settings.max_data_body_bytes),
     ]
 
     def endpoints() -> list[Endpoint]:
@@ -70,6 +85,9 @@ def build_app(settings: Settings, services: Services | None = None, *,
     served.append(health)
     for surface in served:
         app.register_functions(surface.blueprint)
+    app.register_functions(monitoring_timers.build(services, problems))
+    # Timers carry no HTTP surface; a misconfigured app still indexes them (they log and return).
+    app.register_functions(agents_sync.build(lambda: services.agents, problems))
     app.register_functions(tools_approvals.background(tools, problems))  # approvals queue + pinning timer
     app.register_functions(fallback_blueprint(endpoints))  # unknown paths/methods: the gateway's error body
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests

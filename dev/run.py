@@ -28,6 +28,10 @@ def ensure_local_settings(path: Path, sample: Path) -> dict[str, str]:
     data = json.loads((path if path.exists() else sample).read_text())
     values = data.setdefault("Values", {})
     changed = not path.exists()
+    # Settings added since the file was created (e.g. timer schedules, which the host needs): from the sample.
+    for key, value in json.loads(sample.read_text()).get("Values", {}).items():
+        if key not in values:
+            values[key], changed = value, True
     for key in ("GATEWAY_ADMIN_KEY", "GATEWAY_KEY_HASH_SECRET"):
         if not values.get(key):
             values[key] = ("gwadmin-" if key == "GATEWAY_ADMIN_KEY" else "") + secrets.token_urlsafe(32)
@@ -66,6 +70,7 @@ def main() -> int:
     host: subprocess.Popen[bytes] | None = None
     upstream: subprocess.Popen[bytes] | None = None
     mcp: subprocess.Popen[bytes] | None = None
+    agent: subprocess.Popen[bytes] | None = None
     try:
         emulators.start()
         print(f"emulators up: Azurite {emulators.ports.blob}-{emulators.ports.table}, "
@@ -81,6 +86,11 @@ def main() -> int:
         gw = f"http://127.0.0.1:{PORT}"
         demo = seed(gw, values["GATEWAY_ADMIN_KEY"], f"http://127.0.0.1:{UPSTREAM_PORT}", ROOT / ".local" / "demo.json")
         toolbox = seed_tools(gw, values["GATEWAY_ADMIN_KEY"], f"http://127.0.0.1:{MCP_PORT}/mcp")
+        # A tiny local A2A agent (a2a-sdk 1.x), published in the demo project as 'echo'.
+        agent = subprocess.Popen([sys.executable, "tests/agents/a2a_v1_agent.py", str(AGENT_PORT)], cwd=ROOT,
+                                 stdout=subprocess.DEVNULL)
+        wait_http(f"http://127.0.0.1:{AGENT_PORT}/.well-known/agent-card.json", 30, agent)
+        seed_agent(gw, values["GATEWAY_ADMIN_KEY"], f"http://127.0.0.1:{AGENT_PORT}/.well-known/agent-card.json")
         print(f"""
 Gateway running at http://127.0.0.1:{PORT}
   OpenAPI:    http://127.0.0.1:{PORT}/spec/openapi.json
@@ -98,6 +108,9 @@ Toolbox '{toolbox}' (tools pillar on): a local MCP server's approved tools at {g
     curl {gw}/mcp/{toolbox} -H "Authorization: Bearer {demo['key']}" -H 'content-type: application/json' \
          -H 'accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' \
          -H 'Mcp-Method: tools/call' -H 'Mcp-Name: glossary__lookup' -d '{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"glossary__lookup","arguments":{{"term":"toolbox"}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}'
+Demo agent 'echo' (A2A, a2a-sdk): card {gw}/agents/echo/.well-known/agent-card.json
+    curl {gw}/agents/echo -H "Authorization: Bearer {demo['key']}" -H 'A2A-Version: 1.0' \\
+         -d '{{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{{"message":{{"messageId":"m1","role":"ROLE_USER","parts":[{{"text":"hi"}}]}}}}}}'
 Ctrl-C stops the gateway and the emulators.
 """, flush=True)
         host.wait()
@@ -105,7 +118,7 @@ Ctrl-C stops the gateway and the emulators.
     except KeyboardInterrupt:
         return 0
     finally:
-        for proc in (host, upstream, mcp):
+        for proc in (host, upstream, mcp, agent):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
                 try:
@@ -114,6 +127,20 @@ Ctrl-C stops the gateway and the emulators.
                     proc.kill()
         emulators.stop()
         print("stopped.", flush=True)
+
+
+AGENT_PORT = 7075
+
+
+def seed_agent(gw: str, admin_key: str, card_url: str) -> None:
+    """Agents pillar on for the demo project, the local agent registered by its card and published (idempotent)."""
+    import httpx
+
+    with httpx.Client(base_url=gw, headers={"Authorization": f"Bearer {admin_key}"}, timeout=20) as admin:
+        admin.put("/manage/projects/demo/flags/agents", json={"enabled": True}).raise_for_status()
+        r = admin.post("/manage/projects/demo/agents", json={"id": "echo", "card_url": card_url})
+        if r.status_code == 201:
+            admin.post("/manage/projects/demo/agents/echo/transitions", json={"to": "published"}).raise_for_status()
 
 
 if __name__ == "__main__":

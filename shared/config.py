@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import Any, Literal
 
 from dataclasses import dataclass
 
@@ -123,6 +123,37 @@ class Settings(BaseSettings):
     mcp_approval_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 86_400,
                                           validation_alias="MCP_APPROVAL_TTL_SECONDS")
     mcp_list_ttl_ms: int = Field(default=0, ge=0, le=3_600_000, validation_alias="MCP_LIST_TTL_MS")
+    # --- monitoring (issue 12). Timer schedules are app settings read by the host (%SETTING%), not fields.
+    request_log_retention_days: int = Field(default=30, ge=1, le=3650, validation_alias="REQUEST_LOG_RETENTION_DAYS")
+    # Rows one retention run deletes at most; the next run continues (bounded work per timer invocation).
+    request_log_retention_max_rows: int = Field(default=50_000, ge=100, le=1_000_000,
+                                                validation_alias="REQUEST_LOG_RETENTION_MAX_ROWS")
+    # Each rollup run recomputes this many past hours (plus the current one): rows that reach the log later than
+    # this (buffered through a long Storage outage) are not counted in analytics.
+    analytics_rollup_lookback_hours: int = Field(default=3, ge=1, le=48,
+                                                 validation_alias="ANALYTICS_ROLLUP_LOOKBACK_HOURS")
+    alert_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60,
+                                                 validation_alias="ALERT_WEBHOOK_TIMEOUT_SECONDS")
+    alert_webhook_attempts: int = Field(default=4, ge=1, le=10, validation_alias="ALERT_WEBHOOK_ATTEMPTS")
+
+    # --- telemetry (issue 12, shared/telemetry): off unless enabled (tests and the benchmark run without it)
+    telemetry_enabled: bool = Field(default=False, validation_alias="TELEMETRY_ENABLED")
+    telemetry_exporter: Literal["auto", "azure_monitor", "otlp", "console"] = Field(
+        default="auto", validation_alias="TELEMETRY_EXPORTER")
+    appinsights_connection_string: SecretStr | None = Field(
+        default=None, validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING")
+    # Application Insights with local auth disabled: ingest with the app's managed identity (Entra ID).
+    telemetry_entra_auth: bool = Field(default=False, validation_alias="TELEMETRY_ENTRA_AUTH")
+    telemetry_sampling_ratio: float = Field(default=1.0, ge=0, le=1, validation_alias="TELEMETRY_SAMPLING_RATIO")
+
+    # --- agents pillar: cloud sync (docs/admin-guide.md "Cross-cloud sync"). The schedules are read by the Functions
+    # host from AGENTS_SYNC_BEDROCK_SCHEDULE / AGENTS_SYNC_VERTEX_SCHEDULE (six-field NCRONTAB), not by Python.
+    # A JSON list of connections; each is validated alone (a bad one is reported on its sync runs, never app-wide).
+    agents_sync_connections: str = Field(default="[]", max_length=65_536, validation_alias="AGENTS_SYNC_CONNECTIONS")
+    # --- agents pillar: A2A gateway. A private JWK (EC P-256 → ES256, RSA → RS256, Ed25519 → EdDSA) that signs the
+    # gateway's agent cards; unset: cards are served unsigned. Its public half is served at /agents/.well-known/jwks.json.
+    agent_card_signing_jwk: SecretStr | None = Field(default=None, max_length=16_384,
+                                                     validation_alias="AGENT_CARD_SIGNING_JWK")
 
     @field_validator("*", mode="before")
     @classmethod

@@ -225,3 +225,45 @@ class McpRefused(GatewayError):
         super().__init__(message, code=code)
         self.rpc_error = rpc_error
         self.status = status  # type: ignore[misc]  # per refusal: 400 arguments, 403 policy, 202 approval pending
+
+
+class GuardrailBlocked(BadRequest):
+    """A guardrail policy's check refused the request (or the answer); `details` names the policy and the check,
+    never the text that matched."""
+
+    code = "guardrail_blocked"
+
+
+class GuardrailUnavailable(GatewayError):
+    """A fail-closed remote guardrail (Azure AI Content Safety) could not give a verdict in time."""
+
+    status, code, type = 503, "guardrail_unavailable", "server_error"
+    retryable = True
+
+# ---- agents pillar
+
+
+class Gone(GatewayError):
+    status, code, type = 410, "gone", "invalid_request_error"
+
+
+class InvalidTransition(Conflict):
+    """A lifecycle change the state machine does not allow (e.g. retired → published)."""
+
+    code = "invalid_transition"
+
+
+class AgentNotInvocable(Conflict):
+    """Base of the states in which an agent takes no calls; `details` names its state (and replacement)."""
+
+    code = "agent_not_invocable"
+
+
+class AgentSuspended(Forbidden):
+    """The per-agent kill switch is on; the registration and its history are kept."""
+
+    code = "agent_suspended"
+
+
+class AgentRetired(Gone):
+    code = "agent_retired"

@@ -37,10 +37,17 @@ from .quotas.registry import QuotaRegistry
 from .registry.projects import ProjectRegistry
 
 if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
+    from .guardrails.book import GuardrailBook
+    from .guardrails.policy import GuardrailPolicy
+    from .guardrails.step import GuardrailStep
+    from .pillars.agents.a2a.card import CardRenderer
+    from .pillars.agents.pillar import AgentsPillar
     from .pipeline.pipeline import Pipeline
     from .quotas.enforcer import QuotaEnforcer
     from .usage.log import UsageLog
     from .pillars.tools.wiring import ToolsPillar
+    from .domain.monitoring import AlertRule
+    from .routing.breaker import Breakers
 
 log = logging.getLogger("gateway.services")
 
@@ -132,7 +139,8 @@ class Services:
     @property
     def owned_by_project(self) -> list[Repository[Any]]:
         """Every repository whose documents live in a project's partition (a project is deletable when empty)."""
-        return [self.keys, self.models, self.quotas, self.key_requests, *self.tools.registry.owned]
+        return [self.keys, self.models, self.quotas, self.key_requests, self.guardrail_policies, self.alert_rules,
+                *self.agents.owned_repositories, *self.tools.registry.owned]
 
     @cached_property
     def key_requests(self) -> Repository[KeyRequest]:
@@ -175,13 +183,55 @@ class Services:
         self._on_close("request log", usage.close)  # flushes before Storage closes (LIFO)
         return usage
 
+    # ---- monitoring (issue 12): request-log reads, analytics rollups, alert rules
+
+    @cached_property
+    def request_log_table(self) -> Any:
+        from .monitoring.tables import REQUEST_LOG_TABLE, ReadTable
+
+        return ReadTable(self.storage.tables.get_table_client(REQUEST_LOG_TABLE))
+
+    @cached_property
+    def analytics_table(self) -> Any:
+        from .monitoring.tables import ANALYTICS_TABLE, ReadTable
+
+        return ReadTable(self.storage.tables.get_table_client(ANALYTICS_TABLE))
+
+    @cached_property
+    def alert_rules(self) -> "Repository[AlertRule]":
+        from .domain.monitoring import AlertRule
+
+        return Repository(self.store, AlertRule)
+
+    @cached_property
+    def alert_sources(self) -> Any:
+        from .alerts.sources import GatewaySources
+
+        # Tools/agents pillars pass their sync-failure and approval sources here when they land.
+        return GatewaySources(log_table=self.request_log_table, agg_table=self.analytics_table,
+                              quotas=self.quotas, key_requests=self.key_requests)
+
+    @cached_property
+    def alert_notifier(self) -> Any:
+        from .alerts.webhook import WebhookNotifier
+        from .upstreams.egress_transport import guarded_client
+
+        http = guarded_client(self.egress)  # the webhook's address passes the egress policy on every connect
+        self._on_close("alert webhooks http", http.aclose)
+        s = self.settings
+        return WebhookNotifier(http, s.upstream_secret, attempts=s.alert_webhook_attempts,
+                               timeout=s.alert_webhook_timeout_seconds)
+
     @cached_property
     def models_pipeline(self) -> "Pipeline":
         from .pillars.models.assemble import assemble_models
+        from .pillars.models.guardrails import ModelsGuardrails
 
         pipeline = assemble_models(self.settings, catalog=self.catalog, quotas=self.quota_book,
                                    enforcer=self.enforcer, usage=self.usage_log, flags=self.flags,
-                                   egress=self.egress, credential=lambda: self.credential, on_close=self._on_close)
+                                   egress=self.egress, credential=lambda: self.credential, on_close=self._on_close,
+                                   steps=[ModelsGuardrails(self.guardrail_step)], telemetry=self.telemetry,
+                                   instrument=self._instrument)
         # Once the worker has warmed up (SDK clients, BPE tables, caches), move that long-lived heap out of the
         # garbage collector's full passes: gen-2 collections over it took 36–55 ms (docs/benchmarks.md).
         # function_app.py freezes the import-time heap; this is the second, post-warm-up freeze.
@@ -191,12 +241,71 @@ class Services:
         pipeline.steps.append(cache_step(self, pipeline.spec))  # the response cache (shared/cache_semantic)
         return pipeline
 
+    @cached_property
+    def agents(self) -> "AgentsPillar":
+        from .pillars.agents.assemble import assemble_agents
+
+        return assemble_agents(self.settings, store=self.store, egress=self.egress,
+                               project_exists=lambda pid: self.projects.get(pid, pid),
+                               credential=lambda: self.credential, on_close=self._on_close)
+
+    @cached_property
+    def telemetry(self) -> Any:
+        """The pipeline's telemetry: OpenTelemetry when TELEMETRY_ENABLED, else the pipeline's no-op."""
+        s = self.settings
+        if not s.telemetry_enabled:
+            from .pipeline.telemetry import NoTelemetry
+
+            return NoTelemetry()
+        from .telemetry.hooks import OtelTelemetry
+        from .telemetry.setup import start
+
+        conn = s.appinsights_connection_string.get_secret_value() if s.appinsights_connection_string else None
+        providers = start(s.telemetry_exporter, connection_string=conn, entra_auth=s.telemetry_entra_auth,
+                          sampling_ratio=s.telemetry_sampling_ratio)
+        self._on_close("telemetry providers", _ProviderCloser(providers).close)  # after the pipelines (LIFO)
+        return OtelTelemetry(providers.tracer_provider.get_tracer("ai-gateway"),
+                             providers.meter_provider.get_meter("ai-gateway"))
+
+    def _instrument(self, upstream_http: httpx.AsyncClient, breakers: "Breakers") -> None:
+        """Given to each pillar's assembly: W3C trace context on its upstream client, its breakers as a gauge."""
+        if self.settings.telemetry_enabled:
+            from .telemetry.propagation import install
+
+            install(upstream_http)
+            self.telemetry.observe_breakers(breakers)
+
+    @cached_property
+    def guardrail_policies(self) -> "Repository[GuardrailPolicy]":
+        from .guardrails.policy import GuardrailPolicy
+
+        return Repository(self.store, GuardrailPolicy)
+
+    @cached_property
+    def guardrail_book(self) -> "GuardrailBook":
+        from .guardrails.book import GuardrailBook
+
+        s = self.settings
+        return GuardrailBook(self.guardrail_policies, ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
+
+    @cached_property
+    def guardrail_step(self) -> "GuardrailStep":
+        """The guardrail pipeline step (all pillars): policies from the book, local checks, Content Safety."""
+        from .guardrails.content_safety import ContentSafety
+        from .guardrails.engine import GuardrailEngine
+        from .guardrails.step import GuardrailStep
+
+        remote = ContentSafety(self.settings, lambda: self.credential, self.egress)
+        self._on_close("content safety", remote.close)
+        return GuardrailStep(self.guardrail_book, GuardrailEngine(remote))
+
     # ---- registry services (control plane): each drops the caches its writes affect
 
     @cached_property
     def project_registry(self) -> ProjectRegistry:
         return ProjectRegistry(self.projects, self.global_flags, self.flags, owned=lambda: self.owned_by_project,
-                               invalidate=(self.catalog.invalidate, self.quota_book.invalidate),
+                               invalidate=(self.catalog.invalidate, self.quota_book.invalidate,
+                                           self.guardrail_book.invalidate),
                                on_purge=self._forget_purged_key)
 
     def _forget_purged_key(self, entity: object) -> None:
@@ -213,6 +322,21 @@ class Services:
         return QuotaRegistry(self.quotas, self.quota_book, {
             "key": self.keys.get, "model": self.models.get,
             "tool": lambda pid, name: self.tools.registry.tools.get(pid, name)})  # lazy: tools load on first use
+
+    @cached_property
+    def agents_pipeline(self) -> "Pipeline":
+        from .pillars.agents.assemble import assemble_agents_pipeline
+
+        return assemble_agents_pipeline(self.agents, quotas=self.quota_book, enforcer=self.enforcer,
+                                        usage=self.usage_log, flags=self.flags, egress=self.egress,
+                                        on_close=self._on_close, telemetry=self.telemetry,
+                                        instrument=self._instrument)
+
+    @cached_property
+    def agents_cards(self) -> "CardRenderer":
+        from .pillars.agents.a2a.card import CardRenderer
+
+        return CardRenderer.from_settings(self.settings)
 
     @cached_property
     def models(self) -> Repository[Model]:
@@ -280,3 +404,16 @@ class Services:
     async def close(self) -> None:
         """Unwind the exit stack: everything in reverse creation order; a failing step is logged and counted."""
         await self._stack.aclose()
+
+
+class _ProviderCloser:
+    """Flushes the telemetry providers at shutdown (spans are batched off the request path)."""
+
+    def __init__(self, providers: Any) -> None:
+        self._providers = providers
+
+    async def close(self) -> None:
+        for provider in (self._providers.tracer_provider, self._providers.meter_provider):
+            shutdown = getattr(provider, "shutdown", None)
+            if shutdown is not None:
+                await asyncio.to_thread(shutdown)

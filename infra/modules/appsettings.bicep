@@ -23,6 +23,9 @@ param adminKeyUri string
 @description('Versionless secret URI of gateway-key-hash-secret.')
 param keyHashUri string
 
+@description('JSON list of agent sync connections (no secrets: credentials are named UPSTREAM_SECRET_* settings).')
+param agentsSyncConnections string = '[]'
+
 resource site 'Microsoft.Web/sites@2024-11-01' existing = {
   name: functionAppName
 }
@@ -68,16 +71,31 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     GATEWAY_KEY_HASH_SECRET: '@Microsoft.KeyVault(SecretUri=${keyHashUri})'
 
     FLAG_CACHE_TTL_SECONDS: '5'
+
+    // Agents pillar: cloud sync timers (six-field NCRONTAB; Flex Consumption has no TimeSpan schedules) and
+    // the connections, a JSON list (docs/admin-guide.md). Credentials are UPSTREAM_SECRET_* settings named in
+    // it, added as Key Vault references by the operator; none by default.
+    AGENTS_SYNC_BEDROCK_SCHEDULE: '0 */15 * * * *'
+    AGENTS_SYNC_VERTEX_SCHEDULE: '0 */15 * * * *'
+    AGENTS_SYNC_CONNECTIONS: agentsSyncConnections
     FAIL_STATIC_MAX_SECONDS: '300'
 
     // Tools pillar: the approvals queue (and its -poison queue, both declared in storage.bicep) and the
     // six-field NCRONTAB of the tool-pinning check (%TOOLS_PINNING_SCHEDULE% in the timer binding).
     TOOLS_APPROVALS_QUEUE: toolsApprovalsQueue
     TOOLS_PINNING_SCHEDULE: '0 */15 * * * *'
+    // Monitoring jobs (issue 12): six-field NCRONTAB (Flex Consumption has no TimeSpan schedules).
+    REQUEST_LOG_RETENTION_DAYS: '30'
+    REQUEST_LOG_RETENTION_SCHEDULE: '0 17 3 * * *'
+    ANALYTICS_ROLLUP_SCHEDULE: '0 */5 * * * *'
+    ANALYTICS_ROLLUP_LOOKBACK_HOURS: '3'
+    ALERTS_SCHEDULE: '30 * * * * *'
 
     // Required by the azurefunctions-extensions-http-fastapi streaming extension.
     PYTHON_ENABLE_INIT_INDEXING: '1'
 
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+    // The gateway's own spans and metrics (GenAI conventions) through the Azure Monitor distro (shared/telemetry).
+    TELEMETRY_ENABLED: 'true'
   }
 }

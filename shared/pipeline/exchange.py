@@ -76,5 +76,7 @@ class Exchange:
     failed_attempts: list[dict[str, Any]] = field(default_factory=list)  # when routing raised
     payload_in: str | None = None  # only when the project logs payloads
     payload_out: str | None = None
+    # guardrail verdicts (policy, check, action, stage, hits, latency; never matched text): logged, for telemetry
+    guardrails: list[dict[str, Any]] = field(default_factory=list)
     # per-step and per-spec scratch (a cache key, a stream tally, …), never logged
     scratch: dict[str, Any] = field(default_factory=dict)

@@ -210,4 +210,4 @@ class Pipeline:
             retries=max(0, len(tried) - 1), failovers=len({a["target"] for a in tried}) - 1 if tried else 0,
             attempts=tried, streamed=x.streamed,
             attributes={**(usage.attributes if usage is not None else {}), **x.attributes},
-            prompt=x.payload_in, completion=x.payload_out)
+            prompt=x.payload_in, completion=x.payload_out, guardrails=x.guardrails)

@@ -65,6 +65,8 @@ class UsageRecord(BaseModel):
     at: datetime = Field(default_factory=utcnow)
     prompt: str | None = None  # only when the project opts in
     completion: str | None = None
+    # Guardrail verdicts (policy, check, type, action, stage, hits, latency_ms, labels/scores): never matched text.
+    guardrails: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("request_id")
     @classmethod
@@ -77,6 +79,10 @@ class UsageRecord(BaseModel):
         entity = {k: v for k, v in self.attributes.items() if k not in _GENERIC}  # never shadows a generic column
         entity.update((k, v) for k, v in self.__dict__.items() if v is not None and k not in _NOT_COLUMNS)
         entity["attempts"] = orjson.dumps(self.attempts).decode()
+        if self.guardrails:
+            entity["guardrails"] = orjson.dumps(self.guardrails).decode()
+        else:
+            entity.pop("guardrails", None)
         ms = int(self.at.timestamp() * 1000)
         # newest first inside a day's partition
         entity["PartitionKey"] = f"{self.project_id}|{self.at:%Y%m%d}"

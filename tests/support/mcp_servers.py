@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import venv
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,20 @@ from dev.emulators import free_port
 ROOT = Path(__file__).resolve().parents[2]
 NPM_DIR = ROOT / "tests" / "mcp_servers"
 BIN = NPM_DIR / "node_modules" / ".bin"
+FASTMCP_VENV = NPM_DIR / ".venv-fastmcp"
+
+
+def fastmcp_python() -> str:
+    """fastmcp cannot share the test venv (its OpenTelemetry pins differ from the app's): its own, built once."""
+    python = FASTMCP_VENV / "bin" / "python"
+    marker = FASTMCP_VENV / ".installed"
+    reqs = (NPM_DIR / "requirements-fastmcp.txt").read_text()
+    if not marker.exists() or marker.read_text() != reqs:
+        venv.EnvBuilder(with_pip=True, clear=True).create(FASTMCP_VENV)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
+                        str(NPM_DIR / "requirements-fastmcp.txt")], check=True, timeout=600)
+        marker.write_text(reqs)
+    return str(python)
 
 
 def npm_ci() -> None:
@@ -87,7 +102,7 @@ def start_fleet(log_dir: Path, files_dir: Path) -> Fleet:
         "everything": (["node", str(BIN / "mcp-server-everything"), "streamableHttp"], "/mcp",
                        {"PORT": str(ports["everything"])}),
         "sdk": ([py, str(NPM_DIR / "sdk_server.py"), str(ports["sdk"])], "/mcp", None),
-        "fastmcp": ([py, str(NPM_DIR / "fastmcp_server.py"), str(ports["fastmcp"])], "/mcp", None),
+        "fastmcp": ([fastmcp_python(), str(NPM_DIR / "fastmcp_server.py"), str(ports["fastmcp"])], "/mcp", None),
         "memory": ([*sg, "--stdio", f"node {BIN / 'mcp-server-memory'}", "--port", str(ports["memory"]),
                     "--logLevel", "none"], "/sse", {"MEMORY_FILE_PATH": str(files_dir / "memory.jsonl")}),
         "filesystem": ([*sg, "--stdio", f"node {BIN / 'mcp-server-filesystem'} {files_dir}", "--outputTransport",

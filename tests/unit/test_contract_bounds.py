@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 import shared.domain
 import shared.pillars.tools.domain  # noqa: F401  (tools registry contracts are checked too)
+import shared.pillars
 from shared.domain.base import Contract
 from shared.domain.keys import KeyRotate
 from shared.pillars.models.domain import ModelSpec
@@ -18,6 +19,9 @@ from shared.domain.quotas import QuotaLimits
 
 for _mod in pkgutil.iter_modules(shared.domain.__path__):  # every contract, including ones added later
     importlib.import_module(f"shared.domain.{_mod.name}")
+importlib.import_module("shared.guardrails.policy")  # guardrail policies are admin contracts too
+for _mod in pkgutil.walk_packages(shared.pillars.__path__, "shared.pillars."):  # each pillar's contracts too
+    importlib.import_module(_mod.name)
 
 
 def contracts() -> list[type[Contract]]:

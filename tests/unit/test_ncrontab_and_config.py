@@ -182,6 +182,8 @@ def test_every_error_is_listed_like_the_host_logs_them():
 
 
 def test_the_gateway_passes_every_check():
+    import json
+
     import function_app
     from tests.conformance.conftest import bicep_literal_settings
 

@@ -1,7 +1,7 @@
 """Assembling the models pillar: its upstream client, its spec, and the pipeline it runs on."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -10,6 +10,8 @@ from shared.config import Settings
 from shared.egress import EgressPolicy
 from shared.flags.service import FlagService
 from shared.pipeline.pipeline import Pipeline
+from shared.pipeline.steps import Step
+from shared.pipeline.telemetry import Telemetry
 from shared.quotas.book import QuotaBook
 from shared.quotas.enforcer import QuotaEnforcer
 from shared.routing.breaker import Breakers
@@ -25,12 +27,20 @@ from .tokens import TokenEstimator
 
 def assemble_models(settings: Settings, *, catalog: ModelCatalog, quotas: QuotaBook, enforcer: QuotaEnforcer,
                     usage: UsageLog, flags: FlagService, egress: EgressPolicy, credential: Callable[[], Any],
-                    on_close: Callable[[str, Callable[[], Any]], None]) -> Pipeline:
-    """`on_close(name, aclose)`: registers what this pillar opened with the composition root's exit stack."""
+                    on_close: Callable[[str, Callable[[], Any]], None], steps: Sequence[Step] = (),
+                    telemetry: Telemetry | None = None,
+                    instrument: Callable[[httpx.AsyncClient, Breakers], None] | None = None) -> Pipeline:
+    """`on_close(name, aclose)`: registers what this pillar opened with the composition root's exit stack;
+    `steps`: the request steps around the forward (guardrails, …), in order; `instrument(upstream, breakers)`:
+    the telemetry's hooks on this pillar's upstream client and breakers."""
     # Every upstream connection goes through the egress policy (on the address connected to, not the name).
     upstream_http = guarded_client(egress, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200))
     on_close("models upstream http", upstream_http.aclose)
     credentials = UpstreamCredentials(settings, TokenCache(credential))
     spec = ModelsSpec(catalog=catalog, http=OpenAIHttp(upstream_http, credentials), tokens=TokenEstimator(),
                       enforcer=enforcer)  # encodings load on first use per model, off the event loop
-    return Pipeline(spec, quotas=quotas, enforcer=enforcer, breakers=Breakers(), usage=usage, flags=flags)
+    breakers = Breakers()
+    if instrument is not None:
+        instrument(upstream_http, breakers)
+    return Pipeline(spec, quotas=quotas, enforcer=enforcer, breakers=breakers, usage=usage, flags=flags,
+                    steps=steps, telemetry=telemetry)

@@ -142,6 +142,9 @@ class ModelsSpec:
             reported, streamed = read_usage(payload.get("usage")), []
             if x.payload_in is not None:
                 x.payload_out = _clip(orjson.dumps(_answers(payload)).decode())
+        shown = x.scratch.get("guardrails.shown_text")  # a guardrail rewrote or cut the answer: log only that
+        if shown is not None and x.payload_in is not None:
+            x.payload_out = _clip("".join(shown))
         if reported is not None:
             return _billed(model, reported, relay.tally.usage if relay is not None else payload.get("usage"))
         else:

@@ -69,5 +69,8 @@ class SseRelay:
         return True
 
 
-def error_event(code: str, message: str) -> bytes:
-    return b"data: " + orjson.dumps({"error": {"code": code, "message": message, "type": "server_error"}}) + b"\n\n"
+def error_event(code: str, message: str, *, details: object = None, type_: str = "server_error") -> bytes:
+    error: dict[str, object] = {"code": code, "message": message, "type": type_}
+    if details is not None:
+        error["details"] = details
+    return b"data: " + orjson.dumps({"error": error}) + b"\n\n"

@@ -1,0 +1,148 @@
+"""Added latency of A2A SendMessage through the gateway's agents pipeline vs calling the agent directly.
+
+    .venv/bin/python -m bench.a2a_overhead [--rates 20,50] [--seconds 10]
+
+Upstream: the real a2a-sdk 1.x echo agent (tests/agents/a2a_v1_agent.py) on 127.0.0.1, in its own process.
+Gateway path: the same objects the host builds — Pipeline(AgentsSpec) with the memory registry stores, the real
+quota enforcer/book, breakers and UsageLog (memory sink), the egress-guarded upstream client — driven in process
+(no Functions host, no HTTP hop into the gateway: that part is the same for every pillar and measured in
+docs/benchmarks.md's gateway sections). Direct path: the same JSON-RPC POST with a plain httpx client.
+Calls are paced at fixed rates (open loop); per rate: p50/p99 of both paths, the added p50/p99, and the gateway
+path's extra CPU per call (process CPU time, minus the direct path's, per call).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from shared.auth.principal import Principal
+from shared.domain.base import Pillar
+from shared.domain.projects import GlobalFlags, Project
+from shared.domain.quotas import Quota
+from shared.egress import EgressPolicy
+from shared.flags.service import FlagService
+from shared.pillars.agents.a2a.protocol import RpcCall
+from shared.pillars.agents.domain import Agent, AgentSpec, MemoryAgentDirectory
+from shared.pillars.agents.spec import AgentsSpec
+from shared.pipeline import Exchange, Pipeline
+from shared.quotas.book import QuotaBook
+from shared.quotas.enforcer import QuotaEnforcer
+from shared.quotas.store import MemoryCounterStore
+from shared.routing.breaker import Breakers
+from shared.storage.memory import MemoryDocumentStore
+from shared.storage.repository import Repository
+from shared.upstreams.egress_transport import guarded_client
+from shared.usage.log import MemoryUsageSink, UsageLog
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class NoCredentials:
+    async def headers(self, agent: Agent) -> dict[str, str]:
+        return {}
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _params() -> dict:
+    return {"message": {"messageId": uuid.uuid4().hex, "role": "ROLE_USER", "parts": [{"text": "bench"}]}}
+
+
+async def _paced(rate: float, seconds: float, call) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    tasks = []
+    cpu0, start = time.process_time(), time.perf_counter()
+    n = int(rate * seconds)
+
+    async def one() -> None:
+        t = time.perf_counter()
+        await call()
+        latencies.append((time.perf_counter() - t) * 1000)
+
+    for i in range(n):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    return latencies, (time.process_time() - cpu0) / n * 1e6
+
+
+def _q(xs: list[float], q: float) -> float:
+    return statistics.quantiles(xs, n=100)[int(q) - 1]
+
+
+async def main(rates: list[float], seconds: float) -> None:
+    port = _port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests/agents/a2a_v1_agent.py"), str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        async with httpx.AsyncClient() as direct:
+            for _ in range(100):
+                try:
+                    (await direct.get(url + ".well-known/agent-card.json")).raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+            store = MemoryDocumentStore()
+            agent = Agent(id="echo", project_id="p1", lifecycle="published", spec=AgentSpec.model_validate(
+                {"name": "Echo", "interfaces": [{"url": url}]}))
+            usage = UsageLog(MemoryUsageSink(), flush_seconds=1)
+            upstream = guarded_client(EgressPolicy(allow_loopback=True, allow_private=False, allowed_hosts=frozenset()))
+            pipeline = Pipeline(AgentsSpec(directory=MemoryAgentDirectory([agent]), http=upstream, credentials=NoCredentials()),
+                                quotas=QuotaBook(Repository(store, Quota), ttl=60, max_stale=600),
+                                enforcer=QuotaEnforcer(MemoryCounterStore()), breakers=Breakers(), usage=usage,
+                                flags=FlagService(Repository(store, Project), Repository(store, GlobalFlags),
+                                                  ttl=60, max_stale=600))
+            principal = Principal(kind="virtual_key", subject="k", project_id="p1", key_id="k", key_prefix="sk-gw-k")
+
+            async def via_direct() -> None:
+                body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": _params()}
+                r = await direct.post(url, json=body, headers={"A2A-Version": "1.0"})
+                assert "result" in r.json()
+
+            async def via_gateway() -> None:
+                x = Exchange(Pillar.agents, "SendMessage", principal, uuid.uuid4().hex,
+                             RpcCall(1, "SendMessage", _params(), "1.0"), {}, time.perf_counter(), resource="echo")
+                r = await pipeline.run(x)
+                assert b'"result"' in r.body
+
+            for warm in (via_direct, via_gateway):
+                for _ in range(50):
+                    await warm()
+            print("| rate (calls/s) | direct p50 / p99 (ms) | gateway p50 / p99 (ms) | added p50 / p99 (ms) "
+                  "| added CPU per call (µs) |")
+            print("|---|---|---|---|---|")
+            for rate in rates:
+                d, d_cpu = await _paced(rate, seconds, via_direct)
+                g, g_cpu = await _paced(rate, seconds, via_gateway)
+                print(f"| {rate:g} | {_q(d, 50):.2f} / {_q(d, 99):.2f} | {_q(g, 50):.2f} / {_q(g, 99):.2f} | "
+                      f"{_q(g, 50) - _q(d, 50):.2f} / {_q(g, 99) - _q(d, 99):.2f} | {g_cpu - d_cpu:.0f} |")
+            await usage.close()
+            await upstream.aclose()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rates", default="20,50")
+    ap.add_argument("--seconds", type=float, default=10)
+    a = ap.parse_args()
+    asyncio.run(main([float(r) for r in a.rates.split(",")], a.seconds))

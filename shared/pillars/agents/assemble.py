@@ -1,0 +1,50 @@
+"""Assembling the agents pillar: its operate side (registry, directory, sync, cloud backends) over one upstream
+client, and its A2A data plane on the governance pipeline. Imported on first use (cold start stays small)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from shared.config import Settings
+from shared.egress import EgressPolicy
+from shared.flags.service import FlagService
+from shared.pipeline.pipeline import Pipeline
+from shared.pipeline.telemetry import Telemetry
+from shared.quotas.book import QuotaBook
+from shared.quotas.enforcer import QuotaEnforcer
+from shared.routing.breaker import Breakers
+from shared.storage.documents import DocumentStore
+from shared.upstreams.egress_transport import guarded_client
+from shared.usage.log import UsageLog
+
+from .pillar import AgentsPillar
+
+
+def assemble_agents(settings: Settings, *, store: DocumentStore, egress: EgressPolicy,
+                    project_exists: Callable[[str], Any], credential: Callable[[], Any],
+                    on_close: Callable[[str, Callable[[], Any]], None]) -> AgentsPillar:
+    """`on_close(name, aclose)`: registers what this pillar opened with the composition root's exit stack."""
+    # Every connection through the egress policy, on the address connected to.
+    http = guarded_client(egress, limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+    on_close("agents upstream http", http.aclose)
+    return AgentsPillar(settings, store, egress, http, project_exists=project_exists, azure_credential=credential)
+
+
+def assemble_agents_pipeline(agents: AgentsPillar, *, quotas: QuotaBook, enforcer: QuotaEnforcer, usage: UsageLog,
+                             flags: FlagService, egress: EgressPolicy,
+                             on_close: Callable[[str, Callable[[], Any]], None], telemetry: Telemetry | None = None,
+                             instrument: Callable[[httpx.AsyncClient, Breakers], None] | None = None) -> Pipeline:
+    """The A2A data plane on the governance pipeline; `instrument(upstream, breakers)`: the telemetry's hooks."""
+    from .spec import AgentsSpec
+
+    # A2A upstreams: every connection through the egress policy, on the address actually connected to.
+    http = guarded_client(egress, limits=httpx.Limits(max_connections=500, max_keepalive_connections=100))
+    on_close("agents a2a upstream http", http.aclose)
+    breakers = Breakers()
+    if instrument is not None:
+        instrument(http, breakers)
+    spec = AgentsSpec(directory=agents.directory, http=http, credentials=agents.credentials)
+    return Pipeline(spec, quotas=quotas, enforcer=enforcer, breakers=breakers, usage=usage, flags=flags,
+                    telemetry=telemetry)
