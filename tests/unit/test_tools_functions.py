@@ -16,7 +16,7 @@ def _background(app):
 
 
 def test_queue_and_timer_bindings_read_settings():
-    fns = _background(build_app(Settings()))
+    fns = {n: f for n, f in _background(build_app(Settings())).items() if n.startswith("tools")}
     assert set(fns) == {"toolsprobesubmission", "toolspoisonsubmission", "toolspinningcheck"}
     bindings = {n: json.loads(f.get_function_json())["bindings"][0] for n, f in fns.items()}
     assert bindings["toolsprobesubmission"]["queueName"] == "%TOOLS_APPROVALS_QUEUE%"
