@@ -118,9 +118,7 @@ def build(agents: Callable[[], AgentsPillar], projects: ProjectRegistry, admin: 
         return agents()
 
     async def project_of(call: Call) -> str:
-        pid = call.path("project")
-        await projects.get(pid)
-        return pid
+        return await projects.require(call.path("project"))
 
     def out(agent, status: int = 200, extra: dict | None = None):
         pillar().directory.invalidate(agent.project_id, agent.id)

@@ -25,9 +25,7 @@ def build(policies: Repository[GuardrailPolicy], book: GuardrailBook, projects: 
     repo = policies
 
     async def project_of(call: Call) -> str:
-        pid = call.path("project")
-        await projects.get(pid)
-        return pid
+        return await projects.require(call.path("project"))
 
     async def check_spec(pid: str, spec: PolicySpec) -> None:
         a = spec.attach

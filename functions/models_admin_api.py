@@ -24,9 +24,7 @@ def build(models: ModelRegistry, quotas: QuotaRegistry, projects: ProjectRegistr
     api = ApiBlueprint("models-admin", max_body_bytes=max_body_bytes)
 
     async def project_of(call: Call) -> str:
-        pid = call.path("project")
-        await projects.get(pid)
-        return pid
+        return await projects.require(call.path("project"))
 
     def with_etag(model: ModelOut, etag: str | None, status: int = 200) -> Response:
         return json_response(model, status, {"etag": etag or ""})

@@ -74,9 +74,7 @@ def build(tools: ToolsPillar, projects: ProjectRegistry, admin: Guard, *, max_bo
     api = ApiBlueprint("tools-admin", max_body_bytes=max_body_bytes)
 
     async def project_of(call: Call) -> str:
-        pid = call.path("project")
-        await projects.get(pid)
-        return pid
+        return await projects.require(call.path("project"))
 
     def same_id(expected: str, got: str) -> None:
         if expected != got:

@@ -90,9 +90,7 @@ def build(tools: ToolsPillar, projects: ProjectRegistry, admin: Guard, *, max_bo
     listing = submissions_of(tools)
 
     async def project_of(call: Call) -> str:
-        pid = call.path("project")
-        await projects.get(pid)
-        return pid
+        return await projects.require(call.path("project"))
 
     def actor(call: Call) -> str:
         return call.principal.subject if call.principal else "admin"

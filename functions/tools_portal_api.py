@@ -85,9 +85,7 @@ def build(tools: ToolsPillar, projects: ProjectRegistry, developer: Guard, *, ma
     listing = submissions_of(tools)
 
     async def project_of(call: Call) -> str:
-        pid = call.path("project")
-        await projects.get(pid)
-        return pid
+        return await projects.require(call.path("project"))
 
     def me(call: Call) -> Principal:
         assert call.principal is not None

@@ -35,6 +35,11 @@ class ProjectRegistry:
     async def list(self, *, limit: int, cursor: str | None) -> Page[Project]:
         return await self._projects.list(None, limit=limit, cursor=cursor)
 
+    async def require(self, pid: str) -> str:
+        """`pid` once the project is known to exist (404 `project_not_found` otherwise): for routes under it."""
+        await self.get(pid)
+        return pid
+
     async def get(self, pid: str) -> Project:
         return await self._projects.get(pid, pid)
 

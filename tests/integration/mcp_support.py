@@ -95,6 +95,16 @@ def register(admin: httpx.Client, project: str, fleet: Fleet, *, sensitive: set[
     return box
 
 
+async def _probe_only_server(servers: Any, defs: Any, project: str, name: str, url: str) -> str:
+    """An approved server with one approved `probe` tool, written straight into the registry; its tool's name."""
+    await servers.create(McpServer(id=name, project_id=project, lifecycle="published", approval="approved",
+                                   spec=McpServerSpec(id=name, url=url, namespace=name)))
+    full, pinned = namespaced_name(name, "probe"), PinnedDefinition(name="probe")
+    await defs.create(ToolDefinition(id=full, project_id=project, server_id=name, original_name="probe", name=full,
+                                     definition=pinned, pinned_hash=definition_hash(pinned), status="approved"))
+    return full
+
+
 async def tamper(cosmos: str, database: str, project: str, box: Seeded, *, drifted: set[str],
                  unreachable: dict[str, str], legacy: Fleet | None = None) -> None:
     """What the admin API refuses on purpose, written straight into the registry: an approved definition the
@@ -130,13 +140,7 @@ async def tamper(cosmos: str, database: str, project: str, box: Seeded, *, drift
                 t.pinned_hash = definition_hash(t.definition)
             await defs.update(project, full, change)
         for name, url in unreachable.items():
-            await servers.create(McpServer(id=name, project_id=project, lifecycle="published", approval="approved",
-                                           spec=McpServerSpec(id=name, url=url, namespace=name)))
-            full = namespaced_name(name, "probe")
-            await defs.create(ToolDefinition(id=full, project_id=project, server_id=name, original_name="probe",
-                                             name=full, definition=PinnedDefinition(name="probe"),
-                                             pinned_hash=definition_hash(PinnedDefinition(name="probe")),
-                                             status="approved"))
+            full = await _probe_only_server(servers, defs, project, name, url)
             box.tools[name] = [full]
 
             def add(b: Toolbox, full: str = full) -> None:
@@ -175,14 +179,7 @@ async def seed(cosmos: str, database: str, project: str, fleet: Fleet, *, extra_
                     sensitive=full in sensitive, limits=limits.get(full, ToolLimits())))
                 (box.tools[name] if status == "approved" else box.hidden).append(full)
         for name, url in extra_servers.items():  # servers that must be refused at call time (SSRF)
-            await servers.create(McpServer(id=name, project_id=project, lifecycle="published", approval="approved",
-                                           spec=McpServerSpec(id=name, url=url, namespace=name)))
-            full = namespaced_name(name, "probe")
-            await defs.create(ToolDefinition(id=full, project_id=project, server_id=name, original_name="probe",
-                                             name=full, definition=PinnedDefinition(name="probe"),
-                                             pinned_hash=definition_hash(PinnedDefinition(name="probe")),
-                                             status="approved"))
-            box.tools[name] = [full]
+            box.tools[name] = [await _probe_only_server(servers, defs, project, name, url)]
         every = [t for names in box.tools.values() for t in names] + box.hidden
         await boxes.create(Toolbox(id=box.toolbox, project_id=project, spec=ToolboxSpec(id=box.toolbox, tools=every)))
     finally:
