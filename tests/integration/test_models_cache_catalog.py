@@ -2,6 +2,8 @@
 step (exact hits, streamed hits, bypass), Azure OpenAI v1 paths with the official SDK, the developer catalog."""
 from __future__ import annotations
 
+import time
+
 import httpx
 from openai import OpenAI
 
@@ -29,12 +31,16 @@ def test_cache_hits_stream_and_bypass_through_the_gateway(gateway, admin, jwks: 
         for _ in range(40):  # the catalog change reaches the worker within its cache TTL
             if first.headers.get("x-gateway-cache"):
                 break
-            import time
             time.sleep(0.25)
             first = ask()
         assert first.headers["x-gateway-cache"] == "miss"
-        calls = len(up.requests)
-        hit = ask()
+        # The miss is stored in the background after the answer went out: wait for the store, not a fixed sleep.
+        for _ in range(40):
+            calls = len(up.requests)
+            hit = ask()
+            if hit.headers["x-gateway-cache"] == "hit":
+                break
+            time.sleep(0.05)
         assert hit.headers["x-gateway-cache"] == "hit" and len(up.requests) == calls
         assert hit.parse().choices[0].message.content == first.parse().choices[0].message.content
         chunks = list(client.chat.completions.create(
