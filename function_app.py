@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import azure.functions as func
 
 from functions import (admin_api, agents_admin_api, agents_api, agents_portal_api, agents_sync, alerts_api,
-                       analytics_api, credentials_api, guardrails_admin_api, health_api, keys_api, mcp_api,
-                       mcp_approvals_api, models_admin_api, models_api, monitoring_timers, portal_api, requestlog_api,
-                       tools_admin_api, tools_approvals, tools_portal_api)
+                       analytics_api, credentials_api, experiments_api, guardrails_admin_api, health_api, keys_api,
+                       mcp_api, mcp_approvals_api, models_admin_api, models_api, monitoring_timers, portal_api,
+                       requestlog_api, tools_admin_api, tools_approvals, tools_portal_api)
 from shared.auth.guards import DataPlaneGuard, RoleGuard
 from shared.auth.principal import Role
 from shared.config import SettingProblem, Settings, load_settings
@@ -57,6 +57,11 @@ def build_app(settings: Settings, services: Services | None = None, *,
         models_api.build(lambda: services.models_pipeline, services.catalog,
                          DataPlaneGuard(services.key_service, services.flags, Pillar.models),
                          max_body_bytes=settings.max_data_body_bytes),
+        # A/B experiments on model names: the feedback service and the request log open on first use
+        experiments_api.build(services.experiment_registry, lambda: services.experiment_feedback_service,
+                              lambda: services.request_log_table, projects, admin,
+                              DataPlaneGuard(services.key_service, services.flags, Pillar.models),
+                              max_body_bytes=manage, max_rows=settings.experiment_results_max_rows),
         # the tools pillar: its parts (and the MCP data plane) are built on first use, inside the worker's loop
         tools_admin_api.build(tools, projects, admin, max_body_bytes=manage),
         tools_approvals.build(tools, projects, admin, max_body_bytes=manage),

@@ -98,6 +98,12 @@ class Settings(BaseSettings):
                                       validation_alias="USAGE_LOG_BUFFER_RECORDS")
     key_rotation_max_overlap_seconds: int = Field(default=7 * 86400, gt=0,
                                                   validation_alias="KEY_ROTATION_MAX_OVERLAP_SECONDS")
+    # --- A/B experiments (shared/experiments): the request-log rows one results read may scan (newest first
+    # beyond it, reported as `truncated`), and how old a call may be and still take feedback.
+    experiment_results_max_rows: int = Field(default=200_000, ge=1_000, le=2_000_000,
+                                             validation_alias="EXPERIMENT_RESULTS_MAX_ROWS")
+    experiment_feedback_max_age_days: int = Field(default=7, ge=1, le=92,
+                                                  validation_alias="EXPERIMENT_FEEDBACK_MAX_AGE_DAYS")
 
     # --- tools pillar (MCP). The approvals queue; `<name>-poison` is where the host moves a message after
     # maxDequeueCount failed deliveries. ≤ 56 characters so the poison queue's name stays within 63.

@@ -37,6 +37,10 @@ from .quotas.registry import QuotaRegistry
 from .registry.projects import ProjectRegistry
 
 if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
+    from .experiments.book import ExperimentBook
+    from .experiments.domain import Experiment
+    from .experiments.feedback import Feedback, FeedbackService
+    from .experiments.registry import ExperimentRegistry
     from .guardrails.book import GuardrailBook
     from .guardrails.policy import GuardrailPolicy
     from .guardrails.step import GuardrailStep
@@ -140,6 +144,7 @@ class Services:
     def owned_by_project(self) -> list[Repository[Any]]:
         """Every repository whose documents live in a project's partition (a project is deletable when empty)."""
         return [self.keys, self.models, self.quotas, self.key_requests, self.guardrail_policies, self.alert_rules,
+                self.experiments, self.experiment_feedback,
                 *self.agents.owned_repositories, *self.tools.registry.owned]
 
     @cached_property
@@ -226,11 +231,13 @@ class Services:
     def models_pipeline(self) -> "Pipeline":
         from .pillars.models.assemble import assemble_models
         from .pillars.models.guardrails import ModelsGuardrails
+        from .pillars.models.experiment_step import ExperimentStep
 
         pipeline = assemble_models(self.settings, catalog=self.catalog, quotas=self.quota_book,
                                    enforcer=self.enforcer, usage=self.usage_log, flags=self.flags,
                                    egress=self.egress, credential=lambda: self.credential, on_close=self._on_close,
-                                   steps=[ModelsGuardrails(self.guardrail_step)], telemetry=self.telemetry,
+                                   steps=[ExperimentStep(self.experiment_book), ModelsGuardrails(self.guardrail_step)],
+                                   telemetry=self.telemetry,
                                    instrument=self._instrument)
         # Once the worker has warmed up (SDK clients, BPE tables, caches), move that long-lived heap out of the
         # garbage collector's full passes: gen-2 collections over it took 36–55 ms (docs/benchmarks.md).
@@ -299,13 +306,50 @@ class Services:
         self._on_close("content safety", remote.close)
         return GuardrailStep(self.guardrail_book, GuardrailEngine(remote))
 
+    # ---- A/B experiments (shared/experiments): registry objects, the data plane's view, feedback
+
+    @cached_property
+    def experiments(self) -> "Repository[Experiment]":
+        from .experiments.domain import Experiment
+
+        return Repository(self.store, Experiment)
+
+    @cached_property
+    def experiment_feedback(self) -> "Repository[Feedback]":
+        from .experiments.feedback import Feedback
+
+        return Repository(self.store, Feedback)
+
+    @cached_property
+    def experiment_book(self) -> "ExperimentBook":
+        from .experiments.book import ExperimentBook
+
+        s = self.settings
+        return ExperimentBook(self.experiments, ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
+
+    @cached_property
+    def experiment_registry(self) -> "ExperimentRegistry":
+        from .experiments.registry import ExperimentRegistry
+
+        return ExperimentRegistry(self.experiments, find_model=self.models.find,
+                                  on_change=self.experiment_book.invalidate)
+
+    @cached_property
+    def experiment_feedback_service(self) -> "FeedbackService":
+        from datetime import timedelta
+
+        from .experiments.feedback import FeedbackService
+
+        return FeedbackService(self.experiment_feedback, self.experiments, self.request_log_table,
+                               max_age=timedelta(days=self.settings.experiment_feedback_max_age_days))
+
     # ---- registry services (control plane): each drops the caches its writes affect
 
     @cached_property
     def project_registry(self) -> ProjectRegistry:
         return ProjectRegistry(self.projects, self.global_flags, self.flags, owned=lambda: self.owned_by_project,
                                invalidate=(self.catalog.invalidate, self.quota_book.invalidate,
-                                           self.guardrail_book.invalidate),
+                                           self.guardrail_book.invalidate, self.experiment_book.invalidate),
                                on_purge=self._forget_purged_key)
 
     def _forget_purged_key(self, entity: object) -> None:

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from ..domain.base import Contract, Entity
+from ..domain.base import Contract, Entity, InvalidDocument
 
 ExperimentStatus = Literal["draft", "running", "paused", "stopped"]
 # Which transitions an admin may make: stopped is final (its results stay readable).
@@ -42,10 +43,54 @@ class ExperimentSpec(Contract):
         return self
 
 
+Action = Literal["create", "update", "start", "pause", "stop"]
+# The status an action leads to (update keeps the status; start also resumes a paused experiment).
+ACTION_STATUS: dict[str, ExperimentStatus] = {"start": "running", "pause": "paused", "stop": "stopped"}
+MAX_HISTORY = 100  # audit entries kept on the document (the oldest are dropped first)
+
+
+class AuditEntry(Contract):
+    """Who changed an experiment, when, and from which status to which."""
+
+    action: Action
+    from_status: ExperimentStatus | None = None
+    to_status: ExperimentStatus
+    by: str = Field(max_length=256)
+    at: datetime
+
+
 class Experiment(Entity):
     kind: ClassVar[str] = "experiment"
     spec: ExperimentSpec
     status: ExperimentStatus = "draft"
+    started_at: datetime | None = None  # the first start: results count calls from here
+    stopped_at: datetime | None = None  # … until here (or now)
+    history: list[AuditEntry] = Field(default_factory=list, max_length=MAX_HISTORY)
+
+    @property
+    def control(self) -> Variant:
+        """The first variant is the control: where all traffic goes while the experiment is paused."""
+        return self.spec.variants[0]
+
+
+class ExperimentOut(ExperimentSpec):
+    project_id: str
+    status: ExperimentStatus
+    started_at: datetime | None
+    stopped_at: datetime | None
+    history: list[AuditEntry]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, e: Experiment) -> "ExperimentOut":
+        return cls(**e.spec.model_dump(), project_id=e.project_id, status=e.status, started_at=e.started_at,
+                   stopped_at=e.stopped_at, history=e.history, created_at=e.created_at, updated_at=e.updated_at)
+
+
+class ExperimentList(BaseModel):
+    items: list[ExperimentOut]
+    invalid: list[InvalidDocument] = Field(default_factory=list, description="Stored but no longer valid.")
 
 
 def assign(experiment_id: str, subject: str, variants: list[Variant]) -> Variant:

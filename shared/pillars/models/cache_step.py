@@ -28,6 +28,8 @@ from shared.quotas.enforcer import QuotaEnforcer
 
 log = logging.getLogger(__name__)
 HEADER = "x-gateway-cache"
+# Set by a step before this one to key the cache more finely than by model (an A/B variant: experiment_step.py).
+SCOPE_MODEL = "cache.scope_model"
 
 
 class CacheStep:
@@ -49,7 +51,8 @@ class CacheStep:
             return None
         p = x.principal
         lookup = await self._cache.lookup(settings, project_id=p.project_id or "", key_id=p.key_id,
-                                          model=x.resource, body=x.request, headers=dict(x.headers))
+                                          model=x.scratch.get(SCOPE_MODEL, x.resource), body=x.request,
+                                          headers=dict(x.headers))
         x.scratch["cache"] = lookup
         x.attributes.update(lookup.attributes())
         if lookup.status != "hit" or lookup.answer is None:
