@@ -20,6 +20,8 @@ from shared.domain.quotas import QuotaLimits
 for _mod in pkgutil.iter_modules(shared.domain.__path__):  # every contract, including ones added later
     importlib.import_module(f"shared.domain.{_mod.name}")
 importlib.import_module("shared.guardrails.policy")  # guardrail policies are admin contracts too
+for _name in ("domain", "feedback"):  # A/B experiments and the feedback contract
+    importlib.import_module(f"shared.experiments.{_name}")
 for _mod in pkgutil.walk_packages(shared.pillars.__path__, "shared.pillars."):  # each pillar's contracts too
     importlib.import_module(_mod.name)
 
