@@ -168,9 +168,13 @@ def test_whole_surface_survives_fuzzing(fuzz_gateway, upstream):
         assert r.status_code == 201, r.text
         secret = new_key(admin, pid)
         key_id = admin.get(f"/manage/projects/{pid}/keys").json()["items"][0]["id"]
+        r = admin.post(f"/manage/projects/{pid}/experiments", json={  # A/B routing on the fuzzed model's calls
+            "name": "fuzz-exp", "model": model, "variants": [{"id": "c", "weight": 1}, {"id": "t", "weight": 1}]})
+        assert r.status_code == 201 and admin.post(f"/manage/projects/{pid}/experiments/fuzz-exp/start").is_success
     schema = schemathesis.openapi.from_dict(_spec(gw.url))
     operations = [result.ok() for result in schema.get_all_operations()]
-    ids = {"project": pid, "model": model, "deployment": model, "key": key_id, "target": model}
+    ids = {"project": pid, "model": model, "deployment": model, "key": key_id, "target": model,
+           "experiment": "fuzz-exp"}
     found = Found()
     started = time.monotonic()
     # The virtual key first (the admin run may revoke the key, delete the model or switch the pillar off), each with
