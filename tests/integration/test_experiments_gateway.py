@@ -69,6 +69,12 @@ def test_experiment_end_to_end(gateway, admin, fakes, setup):
     assert 114 <= len(calls["control"]) <= 166 and len(calls["control"]) + len(calls["mini"]) == 200
     assert len(a.requests) == len(calls["control"]) and len(b.requests) == len(calls["mini"])  # routed as announced
     assert {r.body["model"] for r in b.requests} == {"b-mini"}  # the variant's model version
+    assert not any("x-gateway-user" in r.headers for r in a.requests + b.requests)  # never forwarded upstream
+    streamed = c.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": "hi"}], stream=True,
+        extra_headers={"x-gateway-user": USERS[0]})
+    assert streamed.headers["x-gateway-variant"] == seen[USERS[0]]
+    assert "".join(ch.choices[0].delta.content or "" for ch in streamed.parse() if ch.choices)
     assert all(ask(c, model, u)[0] == seen[u] for u in USERS[:15])  # sticky per user
 
     # feedback: the caller's own calls only; wait for the batched request log
@@ -96,11 +102,11 @@ def test_experiment_end_to_end(gateway, admin, fakes, setup):
     assert {ask(c, model, u)[0] for u in USERS[:30]} == {"control"}
     assert len(a.requests) == 30 and b.requests == []
 
-    results = wait_until(lambda: (r := admin.get(base + "/results").json())["rows_counted"] >= 215 and r,
+    results = wait_until(lambda: (r := admin.get(base + "/results").json())["rows_counted"] >= 216 and r,
                          timeout=15, message="every counted call in the request log")
     by = {v["variant"]: v for v in results["variants"]}
-    # the first 200 calls and the 15 stickiness calls count; the 30 paused calls and the draft call do not
-    assert by["control"]["requests"] + by["mini"]["requests"] == 215
+    # the first 200 calls, the 15 stickiness calls and the stream count; the 30 paused calls and the draft call do not
+    assert by["control"]["requests"] + by["mini"]["requests"] == 216
     assert by["control"]["feedback_count"] == 3 and by["control"]["mean_feedback"] == pytest.approx(5 / 3)
     assert by["mini"]["feedback_count"] == 3 and by["mini"]["mean_feedback"] == pytest.approx(13 / 3)
     assert by["control"]["error_rate"] == 0 and by["control"]["latency_p95_ms"] >= by["control"]["latency_p50_ms"]
