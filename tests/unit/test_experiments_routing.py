@@ -35,6 +35,7 @@ from shared.routing.breaker import Breakers
 from shared.storage.memory import MemoryDocumentStore
 from shared.storage.repository import Repository
 from shared.usage.log import MemoryUsageSink, UsageLog
+from tests.unit.test_models_pipeline import NoToken
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 
@@ -51,11 +52,6 @@ class Upstream:
             return httpx.Response(500, json={"error": {"message": "down"}})
         return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": "ok"}}],
                                          "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
-
-
-class NoToken:
-    async def get_token(self, scope: str):
-        raise RuntimeError("unused")
 
 
 @pytest.fixture
