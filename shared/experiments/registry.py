@@ -14,11 +14,12 @@ cache TTL (FLAG_CACHE_TTL_SECONDS)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from ..domain.base import utcnow
 from ..errors import AlreadyExists, Conflict, InvalidStoredDocument, InvalidTransition, ValidationFailed
 from ..storage.repository import Page, Repository
-from .domain import (ACTION_STATUS, MAX_HISTORY, TRANSITIONS, Action, AuditEntry, Experiment, ExperimentSpec)
+from .domain import ACTION_STATUS, MAX_HISTORY, TRANSITIONS, Action, AuditEntry, Experiment, ExperimentSpec
 
 ACTIVE = frozenset({"running", "paused"})
 FindModel = Callable[[str, str], Awaitable[object | None]]  # (project, model name) → Model | None
@@ -133,7 +134,7 @@ class ExperimentRegistry:
                                "stop it first.", code="experiment_active", details={"experiment": other.id})
 
 
-def _audit(e: Experiment, action: Action, to_status: str, by: str):
+def _audit(e: Experiment, action: Action, to_status: str, by: str) -> datetime:
     now = utcnow()
     entry = AuditEntry(action=action, from_status=e.status, to_status=to_status, by=by[:256], at=now)
     e.history = [*e.history, entry][-MAX_HISTORY:]

@@ -81,10 +81,14 @@ async def test_variants_change_only_while_nothing_is_measured(env):
     assert [v.id for v in saved.spec.variants] == ["control", "treat"] and saved.history[-1].action == "update"
     with pytest.raises(ValidationFailed):
         await reg.update("p", "exp", spec(name="other"), "a", None)  # the name is the URL's
-    with pytest.raises(Conflict):
-        await reg.transition("p", "exp", "start", "a") and await reg.delete("p", "exp", None)
-    with pytest.raises(Conflict):
+    await reg.transition("p", "exp", "start", "a")
+    with pytest.raises(Conflict) as running:
         await reg.delete("p", "exp", None)  # running: pause or stop first
+    assert running.value.code == "experiment_running"
+    await reg.transition("p", "exp", "stop", "a")
+    await reg.delete("p", "exp", None)
+    with pytest.raises(NotFound):
+        await reg.get("p", "exp")
 
 
 async def test_model_and_backends_are_checked_and_one_experiment_per_model_is_active(env):
