@@ -254,3 +254,22 @@ async def test_an_unstarted_experiment_has_empty_results(env):
     e = await reg.create("p", spec(), "a")
     r = await compute(e, MemoryTable(), [], T0, max_rows=1000)
     assert r.since is None and r.rows_counted == 0 and r.summary.startswith("not yet significant")
+
+
+async def test_deleting_an_experiment_deletes_its_feedback(results_env):
+    exp, table, fb, reg = results_env
+    now = T0 + timedelta(hours=1)
+    for rid in ("ra0", "rb0"):
+        await fb.submit("p", "k1", FeedbackIn(request_id=rid, score=1), now)
+    await reg.transition("p", "exp", "stop", "a")
+    await reg.delete("p", "exp", None)
+    assert await fb.delete_for("p", "exp") == 2 and await fb.for_experiment("p", "exp", 100) == []
+
+
+async def test_two_active_experiments_on_one_model_resolve_the_same_way_everywhere(env):
+    reg, repo, _, _ = env
+    for name, minutes in (("late", 5), ("early", 1)):  # as if two instances raced past the registry's check
+        e = await repo.create(Experiment(id=name, project_id="p", spec=spec(name), status="running",
+                                         started_at=T0 + timedelta(minutes=minutes)))
+    assert (await ExperimentBook(repo, ttl=60, max_stale=60).active("p", "m")).id == "early"
+    assert await ExperimentBook(repo, ttl=60, max_stale=60).active("p", "other-model") is None

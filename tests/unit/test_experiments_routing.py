@@ -165,3 +165,20 @@ async def test_the_cache_is_keyed_per_variant(gw):
         await step.before(x)
         scopes.add(x.scratch[SCOPE_MODEL])
     assert scopes == {"m@exp/control", "m@exp/mini"}
+
+
+async def test_a_variant_whose_backends_are_gone_is_served_by_the_whole_pool(gw, caplog):
+    _, _, _, registry = gw
+    await start(registry)
+    model = Model(id="m", project_id="p", spec=ModelSpec(name="m", backends=[  # b and c removed after the start
+        {"id": "a", "kind": "openai_compatible", "endpoint": "https://a.example/v1", "deployment": "d"}]))
+    step = ExperimentStep(registry.book)
+    pools = {}
+    for i in range(20):
+        who = Principal(kind="virtual_key", subject="s", project_id="p", key_id=f"k{i}")
+        x = exchange("chat", orjson.dumps(CHAT), None, principal=who, request_id="r", headers={}, started=0.0)
+        x.entity = model
+        await step.before(x)
+        pools[x.attributes["variant"]] = [(b.id, b.deployment) for b in x.targets]
+    assert pools == {"control": [("a", "d")], "mini": [("a", "gpt-4o-mini")]}
+    assert "names no backend" in caplog.text
