@@ -182,3 +182,12 @@ async def test_a_variant_whose_backends_are_gone_is_served_by_the_whole_pool(gw,
         pools[x.attributes["variant"]] = [(b.id, b.deployment) for b in x.targets]
     assert pools == {"control": [("a", "d")], "mini": [("a", "gpt-4o-mini")]}
     assert "names no backend" in caplog.text
+
+
+async def test_variants_without_a_pool_use_all_backends(gw):
+    call, upstream, rows, registry = gw
+    await start(registry, variants=[{"id": "c", "weight": 1}, {"id": "t", "weight": 1, "deployment": "v2"}])
+    answers = [await call(f"key{i}") for i in range(20)]
+    assert all(r.status_code == 200 for r in answers)
+    assert {r.headers[HEADER] for r in answers} == {"c", "t"}
+    assert {m for _, m in upstream.calls} == {"gpt-4o", "v2"}
