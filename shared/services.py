@@ -275,6 +275,14 @@ class Services:
             install(upstream_http)
             self.telemetry.observe_breakers(breakers)
 
+    def _trace_carrier(self) -> Any:
+        """Telemetry on: the current span's W3C trace context (MCP `_meta`, A2A message metadata); else None."""
+        if not self.settings.telemetry_enabled:
+            return None
+        from .telemetry.propagation import carrier
+
+        return carrier
+
     @cached_property
     def guardrail_policies(self) -> "Repository[GuardrailPolicy]":
         from .guardrails.policy import GuardrailPolicy
@@ -330,7 +338,7 @@ class Services:
         return assemble_agents_pipeline(self.agents, quotas=self.quota_book, enforcer=self.enforcer,
                                         usage=self.usage_log, flags=self.flags, egress=self.egress,
                                         on_close=self._on_close, telemetry=self.telemetry,
-                                        instrument=self._instrument)
+                                        instrument=self._instrument, trace=self._trace_carrier())
 
     @cached_property
     def agents_cards(self) -> "CardRenderer":
@@ -350,7 +358,9 @@ class Services:
 
         return assemble_tools(self.settings, store=self.store, egress=self.egress, quotas=self.quota_book,
                               flags=self.flags, enforcer=lambda: self.enforcer, usage=lambda: self.usage_log,
-                              credential=lambda: self.credential, on_close=self._on_close)
+                              credential=lambda: self.credential, on_close=self._on_close,
+                              telemetry=lambda: self.telemetry, instrument=self._instrument,
+                              trace=self._trace_carrier())
 
     @cached_property
     def catalog(self) -> ModelCatalog:
