@@ -87,8 +87,9 @@ def build_app(settings: Settings, services: Services | None = None, *,
         app.register_functions(surface.blueprint)
     app.register_functions(monitoring_timers.build(services, problems))
     # Timers carry no HTTP surface; a misconfigured app still indexes them (they log and return).
-    app.register_functions(agents_sync.build(lambda: services.agents, problems))
-    app.register_functions(tools_approvals.background(tools, problems))  # approvals queue + pinning timer
+    app.register_functions(agents_sync.build(lambda: services.agents, problems, outcome=services.job_outcome))
+    # approvals queue + pinning timer
+    app.register_functions(tools_approvals.background(tools, problems, outcome=services.job_outcome))
     app.register_functions(fallback_blueprint(endpoints))  # unknown paths/methods: the gateway's error body
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
     # Everything imported and built so far lives as long as the worker: keep it out of full GC passes.

@@ -275,6 +275,12 @@ class Services:
             install(upstream_http)
             self.telemetry.observe_breakers(breakers)
 
+    def job_outcome(self, job: str, outcome: str) -> None:
+        """`gateway.job.outcomes{job, outcome}`: queue messages, sync runs and timers by outcome (telemetry on).
+        Callers pass fixed words (bounded cardinality); nothing is built when telemetry is off."""
+        if self.settings.telemetry_enabled:
+            self.telemetry.outcome(job[:64], outcome[:40])
+
     def _trace_carrier(self) -> Any:
         """Telemetry on: the current span's W3C trace context (MCP `_meta`, A2A message metadata); else None."""
         if not self.settings.telemetry_enabled:
