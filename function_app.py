@@ -67,7 +67,8 @@ def build_app(settings: Settings, services: Services | None = None, *,
         # the monitoring tables open on first use, inside the worker's event loop
         requestlog_api.build(lambda: services.request_log_table, admin, max_body_bytes=manage),
         analytics_api.build(lambda: services.request_log_table, lambda: services.analytics_table, services.projects,
-                            services.keys, services.key_requests, services.models, admin, max_body_bytes=manage),
+                            services.keys, services.key_requests, services.models, admin, max_body_bytes=manage,
+                            adoption_sources=lambda: services.adoption_sources),
         alerts_api.build(services.alert_rules, projects, services.egress, admin, max_body_bytes=manage),
         # the agents pillar is assembled on first use, inside the worker's event loop
         agents_admin_api.build(lambda: services.agents, projects, admin, max_body_bytes=manage),

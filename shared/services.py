@@ -206,10 +206,34 @@ class Services:
     @cached_property
     def alert_sources(self) -> Any:
         from .alerts.sources import GatewaySources
+        from .pillars.agents.monitoring import AgentSyncFailures
+        from .pillars.agents.domain import SyncRun
+        from .pillars.tools.monitoring import QuarantinedTools, ToolApprovalsWaiting
+        from .pillars.tools.call_approvals import CallApproval
+        from .pillars.tools.domain import Submission, ToolDefinition
 
-        # Tools/agents pillars pass their sync-failure and approval sources here when they land.
+        store = self.store
         return GatewaySources(log_table=self.request_log_table, agg_table=self.analytics_table,
-                              quotas=self.quotas, key_requests=self.key_requests)
+                              quotas=self.quotas, key_requests=self.key_requests,
+                              sync=AgentSyncFailures(Repository(store, SyncRun)),
+                              tool_approvals=ToolApprovalsWaiting(Repository(store, Submission),
+                                                                  Repository(store, CallApproval)),
+                              quarantined=QuarantinedTools(Repository(store, ToolDefinition)))
+
+    @cached_property
+    def adoption_sources(self) -> Any:
+        """The tools and agents pillars' adoption counters (registered tools, toolboxes, agents; tool approvals)."""
+        from .monitoring.adoption import AdoptionSources
+        from .pillars.agents.domain import Agent
+        from .pillars.agents.monitoring import AgentsAdoption
+        from .pillars.tools.domain import Submission, ToolDefinition, Toolbox
+        from .pillars.tools.monitoring import ToolsAdoption
+
+        store = self.store
+        tools = ToolsAdoption(Repository(store, ToolDefinition), Repository(store, Toolbox),
+                              Repository(store, Submission))
+        return AdoptionSources(tools=tools.tools, agents=AgentsAdoption(Repository(store, Agent)),
+                               extra={"toolboxes": tools.toolboxes}, tool_approvals=tools.approval_timings)
 
     @cached_property
     def alert_notifier(self) -> Any:
