@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 HEADER = "x-correlation-id"
+_HEADER_B, _TRACEPARENT_B = HEADER.encode(), b"traceparent"
 _ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 _ZERO_TRACE = "0" * 32
@@ -30,14 +31,27 @@ def trace_id_of(traceparent: Any) -> str | None:
 
 
 def correlation_of(headers: Mapping[str, str], carrier: Mapping[str, Any] | None = None) -> str | None:
-    explicit = headers.get(HEADER)
+    raw = getattr(headers, "raw", None)
+    if raw is not None:  # Starlette's Headers: one pass over the ASGI (lower-case) pairs, no per-lookup allocation
+        explicit_b = parent_b = None
+        for name, value in raw:
+            if name == _HEADER_B:
+                explicit_b = value
+            elif name == _TRACEPARENT_B:
+                parent_b = value
+        if explicit_b is None and parent_b is None and carrier is None:
+            return None
+        explicit = explicit_b.decode("latin-1") if explicit_b is not None else None
+        parent = parent_b.decode("latin-1") if parent_b is not None else None
+    else:
+        explicit, parent = headers.get(HEADER), headers.get("traceparent")
     if explicit is not None and _ID.fullmatch(explicit):
         return explicit
     if carrier is not None:
         found = trace_id_of(carrier.get("traceparent"))
         if found is not None:
             return found
-    return trace_id_of(headers.get("traceparent"))
+    return trace_id_of(parent)
 
 
 def new_correlation(request_id: str) -> str:

@@ -47,6 +47,19 @@ def test_correlation_prefers_the_explicit_header_then_meta_then_the_traceparent_
     assert new_correlation("req-1") == "req-1" and len(new_correlation("bad id")) == 32
 
 
+@pytest.mark.parametrize("raw, expected", [
+    ([(b"x-correlation-id", b"order-42"), (b"traceparent", TP.encode())], "order-42"),
+    ([(b"authorization", b"Bearer k"), (b"traceparent", TP.encode())], TRACE),
+    ([(b"x-correlation-id", b"bad id"), (b"traceparent", b"garbage")], None),
+    ([(b"authorization", b"Bearer k")], None)])
+def test_correlation_from_asgi_headers_in_one_pass(raw, expected):
+    from starlette.datastructures import Headers
+
+    assert correlation_of(Headers(raw=raw)) == expected
+    assert correlation_of(Headers(raw=raw), {"traceparent": f"00-{'b' * 32}-00f067aa0ba902b7-01"}) == (
+        expected if expected == "order-42" else "b" * 32)
+
+
 def test_carriers_replace_the_clients_trace_keys_and_keep_everything_else():
     params = {"name": "t", "_meta": {"traceparent": "client", "progressToken": 3}}
     out = with_meta(params, {"traceparent": TP})
