@@ -177,8 +177,28 @@ async def test_the_call_graph_from_rows_the_pipeline_wrote_with_an_agents_correl
             await pipeline.run(x)
     await usage.close()
     log = table_with([r.to_entity() for r in sink.records])
-    now = utcnow()  # the pipeline stamps rows with the wall clock
+    # the pipeline stamps rows with the wall clock; `until` is exclusive at millisecond resolution
+    now = utcnow() + timedelta(seconds=1)
     graph = await call_graph(log, PID, LogFilter(since=(now - timedelta(hours=1)).isoformat()), now)
     assert graph.correlations == 1 and graph.rows_read == 4
     assert [(e.source, e.target, e.calls) for e in graph.edges] == [("agents/planner", "models/gpt", 1),
                                                                    ("agents/planner", "tools/search", 1)]
+
+
+async def test_services_wire_the_pillars_monitoring_sources():
+    """The composition root hands the alert timer and the adoption report the tools and agents sources."""
+    from shared.config import Settings
+    from shared.services import Services
+
+    store = await seeded_store()
+    services = Services(Settings(AzureWebJobsStorage="UseDevelopmentStorage=true"), store=store)
+    try:
+        sources = services.alert_sources
+        assert await sources.tools_quarantined("p1") == 2
+        assert await sources.sync_failures("p1", NOW - timedelta(minutes=15)) == 2
+        assert await sources.approvals_waiting("p1", timedelta(hours=1), NOW) == 2
+        adoption_sources = services.adoption_sources
+        assert await adoption_sources.tools("p1") == 3 and await adoption_sources.agents("p1") == 2
+        assert await adoption_sources.extra["toolboxes"]("p1") == 2
+    finally:
+        await services.close()
