@@ -165,7 +165,6 @@ def build(tools: ToolsPillar, projects: ProjectRegistry, admin: Guard, *, max_bo
                "schedule).", guard=admin, response=PinningReport)
     async def pinning_now(call: Call):
         summary = await check_all(tools.registry, tools.prober, tools.pinning)
-        count("tools_pinning", "quarantined" if summary.quarantined else "ok")
         return PinningReport(servers=summary.servers, quarantined=summary.quarantined,
                              unreachable=summary.unreachable)
 

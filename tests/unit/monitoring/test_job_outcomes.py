@@ -92,3 +92,18 @@ def test_services_count_outcomes_only_with_telemetry_on():
     on.job_outcome("alertsEvaluate", "ok")
     [point] = otel.metrics()["gateway.job.outcomes"]
     assert point.value == 2 and dict(point.attributes) == {"gateway.job": "alertsEvaluate", "gateway.outcome": "ok"}
+
+
+async def test_pinning_runs_are_counted(monkeypatch):
+    seen = Outcomes()
+    found = [[], ["p1/gh__x"]]
+
+    async def check_all(registry, prober, pinning):
+        return SimpleNamespace(servers=2, quarantined=found.pop(0), unreachable=[])
+
+    monkeypatch.setattr(tools_approvals, "check_all", check_all)
+    tools = SimpleNamespace(registry=None, prober=None, pinning=None)
+    fns = functions_of(tools_approvals.background(tools, outcome=seen))
+    await fns["toolspinningcheck"](TimerRequest())
+    await fns["toolspinningcheck"](TimerRequest())
+    assert seen == [("tools_pinning", "ok"), ("tools_pinning", "quarantined")]
