@@ -5,7 +5,10 @@ Span names: models `chat {model}` / `embeddings {model}`, tools `execute_tool {t
 {agent}`. Attributes: `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.tool.name`,
 `gen_ai.agent.name`, `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`,
 `gen_ai.usage.cache_read.input_tokens`, `gen_ai.usage.reasoning.output_tokens`, plus `gateway.*` (project, key
-id, target, status, error code, overhead, failovers, cost) and `error.type`.
+id, target, status, error code, overhead, failovers, cost, correlation id) and `error.type`. Tools add
+`gen_ai.tool.type`, `mcp.method.name`, `mcp.protocol.version`, `jsonrpc.request.id`; agents `gen_ai.agent.id`,
+`gen_ai.provider.name`, `gen_ai.conversation.id` (the A2A context id), `rpc.method`. The call span's parent is the
+caller's W3C trace context (its headers, or an MCP request's `params._meta`).
 
 Never a prompt, completion, key secret or header value: the usage row's payload fields are copied only when the
 project opted into payload logging (`gen_ai.input.messages` / `gen_ai.output.messages`, clipped); exceptions are
@@ -203,7 +206,7 @@ def _tool_attributes(a: dict[str, Any], x: Any, attrs: dict[str, Any]) -> None:
             a[dst] = attrs[src]
     call_id = getattr(getattr(x.request, "msg", None), "id", None)
     if isinstance(call_id, (str, int)) and not isinstance(call_id, bool):
-        a["gen_ai.tool.call.id"] = str(call_id)[:128]
+        a["jsonrpc.request.id"] = str(call_id)[:128]  # MCP semconv; gen_ai.tool.call.id is the model's own id
 
 
 def _agent_attributes(a: dict[str, Any], x: Any, attrs: dict[str, Any]) -> None:

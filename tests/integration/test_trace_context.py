@@ -152,7 +152,7 @@ async def test_mcp_tools_call_carries_the_attempt_span_in_meta(mcp_server):
     assert _ids(seen["traceparent"]) == (client.trace_id, attempt.context.span_id)
     assert call.attributes["gen_ai.operation.name"] == "execute_tool"
     assert call.attributes["gen_ai.tool.name"] == name
-    assert call.attributes["gen_ai.tool.call.id"] == "7"
+    assert call.attributes["jsonrpc.request.id"] == "7"
     assert call.attributes["mcp.method.name"] == "tools/call"
     [row] = await w.rows()
     assert row.attributes["correlation_id"] == format(client.trace_id, "032x")
