@@ -72,7 +72,8 @@ def build_app(settings: Settings, services: Services | None = None, *,
         # the monitoring tables open on first use, inside the worker's event loop
         requestlog_api.build(lambda: services.request_log_table, admin, max_body_bytes=manage),
         analytics_api.build(lambda: services.request_log_table, lambda: services.analytics_table, services.projects,
-                            services.keys, services.key_requests, services.models, admin, max_body_bytes=manage),
+                            services.keys, services.key_requests, services.models, admin, max_body_bytes=manage,
+                            adoption_sources=lambda: services.adoption_sources),
         alerts_api.build(services.alert_rules, projects, services.egress, admin, max_body_bytes=manage),
         # the agents pillar is assembled on first use, inside the worker's event loop
         agents_admin_api.build(lambda: services.agents, projects, admin, max_body_bytes=manage),
@@ -92,8 +93,9 @@ def build_app(settings: Settings, services: Services | None = None, *,
         app.register_functions(surface.blueprint)
     app.register_functions(monitoring_timers.build(services, problems))
     # Timers carry no HTTP surface; a misconfigured app still indexes them (they log and return).
-    app.register_functions(agents_sync.build(lambda: services.agents, problems))
-    app.register_functions(tools_approvals.background(tools, problems))  # approvals queue + pinning timer
+    app.register_functions(agents_sync.build(lambda: services.agents, problems, outcome=services.job_outcome))
+    # approvals queue + pinning timer
+    app.register_functions(tools_approvals.background(tools, problems, outcome=services.job_outcome))
     app.register_functions(fallback_blueprint(endpoints))  # unknown paths/methods: the gateway's error body
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
     # Everything imported and built so far lives as long as the worker: keep it out of full GC passes.

@@ -20,8 +20,11 @@ if TYPE_CHECKING:  # imported lazily: the pillar (and its cloud SDKs) load on fi
 log = logging.getLogger("gateway.agents.sync")
 
 
-def build(agents: Callable[[], AgentsPillar], problems: Sequence[SettingProblem] = ()) -> func.Blueprint:
-    """`agents`: the pillar, assembled on the first run (inside the worker's event loop)."""
+def build(agents: Callable[[], AgentsPillar], problems: Sequence[SettingProblem] = (),
+          outcome: Callable[[str, str], None] | None = None) -> func.Blueprint:
+    """`agents`: the pillar, assembled on the first run (inside the worker's event loop); `outcome(job, result)`:
+    the `gateway.job.outcomes` metric (one per connection run: its status; `error` when the run could not start)."""
+    count = outcome if outcome is not None else (lambda job, result: None)
     bp = func.Blueprint()
 
     async def run(cloud: str, timer: func.TimerRequest) -> None:
@@ -33,8 +36,10 @@ def build(agents: Callable[[], AgentsPillar], problems: Sequence[SettingProblem]
             runs = await agents().sync(cloud, past_due=bool(timer.past_due))
         except Exception:  # noqa: BLE001 - e.g. the registry is down: logged; the next occurrence tries again
             log.exception("agent sync (%s) could not run", cloud)
+            count(f"agents_sync_{cloud}", "error")
             return
         for r in runs:
+            count(f"agents_sync_{cloud}", str(r.status))
             log.info("agent sync %s/%s: %s created=%d updated=%d retired=%d unchanged=%d errors=%d (%.0f ms)",
                      cloud, r.connection, r.status, r.counts.created, r.counts.updated, r.counts.retired,
                      r.counts.unchanged, len(r.errors), r.duration_ms)

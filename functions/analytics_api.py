@@ -13,7 +13,7 @@ from functions.requestlog_api import FILTERS, project_of, query_of
 from shared.domain.base import Pillar, utcnow
 from shared.domain.projects import Project
 from shared.domain.monitoring import AdoptionQuery, AnalyticsQuery, LogFilter, SlaQuery
-from shared.monitoring.adoption import Adoption, ProjectInputs, adoption
+from shared.monitoring.adoption import Adoption, AdoptionSources, ProjectInputs, adoption
 from shared.monitoring.paging import list_all
 from shared.monitoring.analytics import CallGraph, Group, Point, breakdown, call_graph, timeseries
 from shared.monitoring.sla import WindowSla, sla
@@ -43,10 +43,13 @@ class SlaReport(BaseModel):
     windows: list[WindowSla]
 
 
+
 def build(log_table: Callable[[], ReadTable], analytics_table: Callable[[], ReadTable], projects: Repository[Project],
           keys: Repository[VirtualKey], key_requests: Repository[KeyRequest], models: Repository[Model],
-          admin: Guard, *, max_body_bytes: int) -> ApiBlueprint:
-    """The tables are opened on first use (inside the worker's event loop); the repositories feed adoption."""
+          admin: Guard, *, max_body_bytes: int, adoption_sources: Callable[[], AdoptionSources] | None = None
+          ) -> ApiBlueprint:
+    """The tables are opened on first use (inside the worker's event loop); the repositories feed adoption, and so
+    do the tools and agents pillars' counters (`adoption_sources`, built on first use)."""
     api = ApiBlueprint("analytics", max_body_bytes=max_body_bytes)
 
     @api.route("manage/projects/{project}/analytics/timeseries", "GET", name="manage_analytics_timeseries",
@@ -60,7 +63,8 @@ def build(log_table: Callable[[], ReadTable], analytics_table: Callable[[], Read
 
     @api.route("manage/projects/{project}/analytics/breakdown", "GET", name="manage_analytics_breakdown",
                summary="The same figures grouped by pillar, resource (model/tool/agent) or key.", guard=admin,
-               response=Breakdown, query=RANGE + DIMS + (("by", "pillar, resource (default) or key."),))
+               response=Breakdown, query=RANGE + DIMS + (("by", "pillar, resource (default), key, or one "
+                                                                 "pillar's resources: model, tool, agent."),))
     async def groups(call: Call):
         q = query_of(call, AnalyticsQuery)
         return Breakdown(by=q.by, groups=await breakdown(analytics_table(), project_of(call), q,
@@ -91,18 +95,20 @@ def build(log_table: Callable[[], ReadTable], analytics_table: Callable[[], Read
         q = query_of(call, AdoptionQuery)
         gate = asyncio.Semaphore(16)
 
+        src = adoption_sources() if adoption_sources is not None else AdoptionSources()
+
         async def inputs_of(p: Project) -> ProjectInputs:
             async with gate:
+                timings = await src.tool_approvals(p.id) if src.tool_approvals is not None else []
                 return ProjectInputs(project=p, keys=await list_all(keys, p.id),
-                                     requests=await list_all(key_requests, p.id))
+                                     requests=await list_all(key_requests, p.id), tool_approvals=timings)
 
         inputs = list(await asyncio.gather(*(inputs_of(p) for p in await list_all(projects, None))))
 
         async def model_count(project: str) -> int:
             return len(await list_all(models, project))
 
-        # Tools and agents register their counters here when those pillars land (None: not reported yet).
-        counters = {Pillar.models: model_count, Pillar.tools: None, Pillar.agents: None}
-        return await adoption(analytics_table(), inputs, counters, q, utcnow())
+        counters = {Pillar.models: model_count, Pillar.tools: src.tools, Pillar.agents: src.agents}
+        return await adoption(analytics_table(), inputs, counters, q, utcnow(), extra=src.extra)
 
     return api

@@ -56,7 +56,12 @@ def build(services: Services, problems: Sequence[SettingProblem] = ()) -> func.B
             if problems:
                 log.error("%s skipped: app settings are malformed (%s)", name, ", ".join(p.setting for p in problems))
                 return
-            result = await job(services)
+            try:
+                result = await job(services)
+            except Exception:
+                services.job_outcome(name, "error")  # the host logs the exception; the next occurrence retries
+                raise
+            services.job_outcome(name, "ok")
             log.info("%s done%s: %s", name, " (past due)" if timer.past_due else "", result)
 
         run.__name__ = run.__qualname__ = name

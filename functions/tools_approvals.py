@@ -3,7 +3,7 @@ queue function that probes each submission (and the one that records poison mess
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -171,11 +171,13 @@ def build(tools: ToolsPillar, projects: ProjectRegistry, admin: Guard, *, max_bo
     return api
 
 
-def background(tools: ToolsPillar, problems: Sequence[SettingProblem] = ()) -> func.Blueprint:
+def background(tools: ToolsPillar, problems: Sequence[SettingProblem] = (),
+               outcome: Callable[[str, str], None] | None = None) -> func.Blueprint:
     """Queue and timer functions. Queue names and the schedule come from app settings (%…%). With malformed
     settings they are still indexed but refuse to run (raise): a queue message is then retried and kept,
     never probed by a misconfigured app."""
     bp = func.Blueprint()
+    count = outcome if outcome is not None else (lambda job, result: None)  # `gateway.job.outcomes`
 
     def ready() -> None:
         if problems:
@@ -185,15 +187,21 @@ def background(tools: ToolsPillar, problems: Sequence[SettingProblem] = ()) -> f
     @bp.queue_trigger(arg_name="msg", queue_name="%TOOLS_APPROVALS_QUEUE%", connection="AzureWebJobsStorage")
     async def probe_submission(msg: func.QueueMessage) -> None:
         ready()
-        outcome = await tools.approvals.process(msg.get_body())
-        log.info("approvals: message %s → %s (dequeue %s)", msg.id, outcome, msg.dequeue_count)
+        try:
+            result = await tools.approvals.process(msg.get_body())
+        except Exception:
+            count("tools_approvals_queue", "retry")  # a dependency error: the host redelivers
+            raise
+        count("tools_approvals_queue", result.split(":", 1)[0])
+        log.info("approvals: message %s → %s (dequeue %s)", msg.id, result, msg.dequeue_count)
 
     @bp.function_name("toolspoisonsubmission")
     @bp.queue_trigger(arg_name="msg", queue_name="%TOOLS_APPROVALS_QUEUE%-poison", connection="AzureWebJobsStorage")
     async def poison_submission(msg: func.QueueMessage) -> None:
         ready()
-        outcome = await tools.approvals.poisoned(msg.get_body())
-        log.warning("approvals: poison message %s → %s", msg.id, outcome)
+        result = await tools.approvals.poisoned(msg.get_body())
+        count("tools_approvals_queue", "poison")
+        log.warning("approvals: poison message %s → %s", msg.id, result)
 
     @bp.function_name("toolspinningcheck")
     @bp.timer_trigger(arg_name="timer", schedule="%TOOLS_PINNING_SCHEDULE%", run_on_startup=False,
@@ -201,6 +209,7 @@ def background(tools: ToolsPillar, problems: Sequence[SettingProblem] = ()) -> f
     async def pinning_check(timer: func.TimerRequest) -> None:
         ready()
         summary = await check_all(tools.registry, tools.prober, tools.pinning)
+        count("tools_pinning", "quarantined" if summary.quarantined else "ok")
         log.info("pinning check: %s servers, quarantined %s, unreachable %s", summary.servers,
                  summary.quarantined, summary.unreachable)
 

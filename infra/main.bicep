@@ -83,6 +83,10 @@ param enablePrivateNetworking bool = false
 ])
 param storageSkuName string = 'Standard_ZRS'
 
+@description('Upstream credentials as app settings resolved from Key Vault, kept across deploys: [{ name: \'UPSTREAM_SECRET_X\', keyVaultSecretName: \'x\' }] (docs/deploy.md, "Upstream secrets").')
+@maxLength(200)
+param upstreamSecrets array = []
+
 @description('Key Vault soft-delete retention (7-90 days); fixed when the vault is created (purge protection is always on).')
 @minValue(7)
 @maxValue(90)
@@ -110,6 +114,15 @@ module monitoring 'modules/monitoring.bicep' = {
 
 module alerts 'modules/alerts.bicep' = {
   name: 'alerts'
+  params: {
+    appInsightsName: monitoring.outputs.appInsightsName
+    location: location
+    tags: tags
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
   params: {
     appInsightsName: monitoring.outputs.appInsightsName
     location: location
@@ -217,6 +230,8 @@ module appSettings 'modules/appsettings.bicep' = {
     entraAudience: entraAudience
     adminKeyUri: keyVault.outputs.adminKeyUri
     keyHashUri: keyVault.outputs.keyHashUri
+    upstreamSecrets: upstreamSecrets
+    keyVaultName: keyVault.outputs.name
   }
 }
 

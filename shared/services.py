@@ -211,10 +211,34 @@ class Services:
     @cached_property
     def alert_sources(self) -> Any:
         from .alerts.sources import GatewaySources
+        from .pillars.agents.monitoring import AgentSyncFailures
+        from .pillars.agents.domain import SyncRun
+        from .pillars.tools.monitoring import QuarantinedTools, ToolApprovalsWaiting
+        from .pillars.tools.call_approvals import CallApproval
+        from .pillars.tools.domain import Submission, ToolDefinition
 
-        # Tools/agents pillars pass their sync-failure and approval sources here when they land.
+        store = self.store
         return GatewaySources(log_table=self.request_log_table, agg_table=self.analytics_table,
-                              quotas=self.quotas, key_requests=self.key_requests)
+                              quotas=self.quotas, key_requests=self.key_requests,
+                              sync=AgentSyncFailures(Repository(store, SyncRun)),
+                              tool_approvals=ToolApprovalsWaiting(Repository(store, Submission),
+                                                                  Repository(store, CallApproval)),
+                              quarantined=QuarantinedTools(Repository(store, ToolDefinition)))
+
+    @cached_property
+    def adoption_sources(self) -> Any:
+        """The tools and agents pillars' adoption counters (registered tools, toolboxes, agents; tool approvals)."""
+        from .monitoring.adoption import AdoptionSources
+        from .pillars.agents.domain import Agent
+        from .pillars.agents.monitoring import AgentsAdoption
+        from .pillars.tools.domain import Submission, ToolDefinition, Toolbox
+        from .pillars.tools.monitoring import ToolsAdoption
+
+        store = self.store
+        tools = ToolsAdoption(Repository(store, ToolDefinition), Repository(store, Toolbox),
+                              Repository(store, Submission))
+        return AdoptionSources(tools=tools.tools, agents=AgentsAdoption(Repository(store, Agent)),
+                               extra={"toolboxes": tools.toolboxes}, tool_approvals=tools.approval_timings)
 
     @cached_property
     def alert_notifier(self) -> Any:
@@ -281,6 +305,20 @@ class Services:
 
             install(upstream_http)
             self.telemetry.observe_breakers(breakers)
+
+    def job_outcome(self, job: str, outcome: str) -> None:
+        """`gateway.job.outcomes{job, outcome}`: queue messages, sync runs and timers by outcome (telemetry on).
+        Callers pass fixed words (bounded cardinality); nothing is built when telemetry is off."""
+        if self.settings.telemetry_enabled:
+            self.telemetry.outcome(job[:64], outcome[:40])
+
+    def _trace_carrier(self) -> Any:
+        """Telemetry on: the current span's W3C trace context (MCP `_meta`, A2A message metadata); else None."""
+        if not self.settings.telemetry_enabled:
+            return None
+        from .telemetry.propagation import carrier
+
+        return carrier
 
     @cached_property
     def guardrail_policies(self) -> "Repository[GuardrailPolicy]":
@@ -374,7 +412,7 @@ class Services:
         return assemble_agents_pipeline(self.agents, quotas=self.quota_book, enforcer=self.enforcer,
                                         usage=self.usage_log, flags=self.flags, egress=self.egress,
                                         on_close=self._on_close, telemetry=self.telemetry,
-                                        instrument=self._instrument)
+                                        instrument=self._instrument, trace=self._trace_carrier())
 
     @cached_property
     def agents_cards(self) -> "CardRenderer":
@@ -394,7 +432,9 @@ class Services:
 
         return assemble_tools(self.settings, store=self.store, egress=self.egress, quotas=self.quota_book,
                               flags=self.flags, enforcer=lambda: self.enforcer, usage=lambda: self.usage_log,
-                              credential=lambda: self.credential, on_close=self._on_close)
+                              credential=lambda: self.credential, on_close=self._on_close,
+                              telemetry=lambda: self.telemetry, instrument=self._instrument,
+                              trace=self._trace_carrier())
 
     @cached_property
     def catalog(self) -> ModelCatalog:

@@ -26,6 +26,26 @@ param keyHashUri string
 @description('JSON list of agent sync connections (no secrets: credentials are named UPSTREAM_SECRET_* settings).')
 param agentsSyncConnections string = '[]'
 
+// Upstream credentials (model backends, MCP servers, agents, webhooks) are app settings named UPSTREAM_SECRET_*,
+// the only settings an admin may reference (shared/config.py). This resource replaces the whole app settings
+// set on every deploy, so a hand-added setting would be lost: each one is declared here instead, as a Key Vault
+// reference resolved with the app's identity (Key Vault Secrets User on this vault, roles.bicep).
+@description('Upstream secrets as Key Vault references: [{ name: \'UPSTREAM_SECRET_GITHUB\', keyVaultSecretName: \'upstream-github\' }]; name: UPSTREAM_SECRET_ then A-Z, 0-9 or _ (at most 116 characters); keyVaultSecretName: A-Z, a-z, 0-9 or - (at most 127). docs/deploy.md, "Upstream secrets".')
+@maxLength(200)
+param upstreamSecrets array = []
+
+@description('Key Vault holding the upstream secrets (keyvault.bicep).')
+param keyVaultName string = ''
+
+// Allow-lists, checked with what the template language has (checkov's parser reads neither user-defined types
+// nor fail()): uriComponent(x) == x leaves only A-Z a-z 0-9 - _ . ~; then case and the extra characters narrow it
+// to exactly UPSTREAM_SECRET_[A-Z0-9_]+ and [A-Za-z0-9-]+. Both are then safe inside the JSON built below.
+var invalidUpstreamSecrets = filter(upstreamSecrets, s => !startsWith(s.name, 'UPSTREAM_SECRET_') || length(s.name) < 17 || length(s.name) > 116 || uriComponent(s.name) != s.name || toUpper(s.name) != s.name || contains(s.name, '-') || contains(s.name, '.') || contains(s.name, '~') || empty(s.keyVaultSecretName) || length(s.keyVaultSecretName) > 127 || uriComponent(s.keyVaultSecretName) != s.keyVaultSecretName || contains(s.keyVaultSecretName, '_') || contains(s.keyVaultSecretName, '.') || contains(s.keyVaultSecretName, '~'))
+
+// A name outside the allow-list fails the deployment (json() of a message is not JSON), naming the entries:
+// never a silently dropped setting, never a way to overwrite another setting such as GATEWAY_ADMIN_KEY.
+var upstreamSecretSettings = empty(invalidUpstreamSecrets) ? json('{${join(map(upstreamSecrets, s => '"${s.name}":"@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${s.keyVaultSecretName})"'), ',')}}') : json('upstreamSecrets: invalid entries (name must be UPSTREAM_SECRET_[A-Z0-9_], keyVaultSecretName [A-Za-z0-9-]): ${string(map(invalidUpstreamSecrets, s => s.name))}')
+
 resource site 'Microsoft.Web/sites@2024-11-01' existing = {
   name: functionAppName
 }
@@ -48,7 +68,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
   //checkov:skip=CKV_AZURE_222: this is the appsettings resource, not the site; the site's public network access is justified in functionapp.bicep.
   parent: site
   name: 'appsettings'
-  properties: {
+  properties: union({
     // Identity-based host storage: no connection string, the host derives the
     // blob/queue endpoints from the account name and uses the managed identity.
     AzureWebJobsStorage__accountName: storageAccountName
@@ -97,5 +117,5 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     // The gateway's own spans and metrics (GenAI conventions) through the Azure Monitor distro (shared/telemetry).
     TELEMETRY_ENABLED: 'true'
-  }
+  }, upstreamSecretSettings)
 }

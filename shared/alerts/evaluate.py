@@ -33,6 +33,8 @@ async def measure(rule: AlertRule, sources: AlertSources, now: datetime) -> floa
         return await sources.sync_failures(project, since)
     if spec.kind == "approvals_waiting":  # the window is the approval SLA
         return await sources.approvals_waiting(project, timedelta(minutes=spec.window_minutes), now)
+    if spec.kind == "tools_quarantined":
+        return await sources.tools_quarantined(project)
     stats = await sources.window_stats(project, LogFilter(since=since, until=now, pillar=spec.pillar,
                                                           resource=spec.resource), now)
     if spec.kind == "failover_spike":

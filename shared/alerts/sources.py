@@ -2,8 +2,10 @@
 
 Implemented here from what exists: call statistics from the request log (error rate, p95 latency, failovers,
 refusals because every backend's breaker was open), the month's cost against the project's cost quota, and
-pending key requests past their SLA. Sync failures (tools) and tool approvals are read through `ExtraSource`
-callables the tools/agents pillars register; until they do, those rules evaluate to "no data" and never fire.
+pending key requests past their SLA. The pillars' own sources are `ExtraSource` callables the composition root
+passes in (shared/services.py): agent sync failures (shared/pillars.agents.monitoring.py), tool submissions
+and per-call approvals waiting, quarantined tools (shared/pillars.tools.monitoring.py). Without one, its
+rules evaluate to "no data" and never fire.
 """
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ class AlertSources(Protocol):
 
     async def approvals_waiting(self, project: str, sla: timedelta, now: datetime) -> int | None: ...
 
+    async def tools_quarantined(self, project: str) -> int | None: ...
+
 
 ExtraSource = Callable[..., Awaitable[int | None]]
 
@@ -54,10 +58,10 @@ ExtraSource = Callable[..., Awaitable[int | None]]
 class GatewaySources:
     def __init__(self, *, log_table: Any, agg_table: Any, quotas: Repository[Quota],
                  key_requests: Repository[KeyRequest], sync: ExtraSource | None = None,
-                 tool_approvals: ExtraSource | None = None) -> None:
+                 tool_approvals: ExtraSource | None = None, quarantined: ExtraSource | None = None) -> None:
         self._log, self._agg = log_table, agg_table
         self._quotas, self._requests = quotas, key_requests
-        self._sync, self._tool_approvals = sync, tool_approvals
+        self._sync, self._tool_approvals, self._quarantined = sync, tool_approvals, quarantined
 
     async def window_stats(self, project: str, f: LogFilter, now: datetime) -> WindowStats:
         s = WindowStats()
@@ -87,3 +91,6 @@ class GatewaySources:
         if self._tool_approvals is not None:
             waiting += await self._tool_approvals(project, sla, now) or 0
         return waiting
+
+    async def tools_quarantined(self, project: str) -> int | None:
+        return None if self._quarantined is None else await self._quarantined(project)

@@ -60,7 +60,8 @@ class LogExport(LogFilter):
     format: Literal["csv", "jsonl"] = "jsonl"
 
 
-Dimension = Literal["pillar", "resource", "key"]
+# model / tool / agent: the resources of one pillar
+Dimension = Literal["pillar", "resource", "key", "model", "tool", "agent"]
 
 
 class AnalyticsQuery(TimeRange):
@@ -74,7 +75,7 @@ class AnalyticsQuery(TimeRange):
 # ---- alert rules
 
 AlertKind = Literal["budget", "error_rate", "latency_slo", "failover_spike", "breaker_open", "sync_failure",
-                    "approvals_waiting"]
+                    "approvals_waiting", "tools_quarantined"]
 
 
 class AlertRuleSpec(Contract):
@@ -82,7 +83,9 @@ class AlertRuleSpec(Contract):
     kind: AlertKind
     threshold: float = Field(ge=0, le=10**9, allow_inf_nan=False, description=(
         "budget: % of the monthly cost quota used; error_rate: % of calls failing; latency_slo: p95 ms; "
-        "failover_spike: failovers in the window; breaker_open / sync_failure / approvals_waiting: count."))
+        "failover_spike: failovers in the window; breaker_open / sync_failure (agent sync runs failed or partial "
+        "in the window) / approvals_waiting (key requests, tool submissions and per-call tool approvals older "
+        "than the window) / tools_quarantined (tools now quarantined): count."))
     window_minutes: int = Field(default=15, ge=5, le=1440)
     pillar: Pillar | None = None
     resource: Name | None = None

@@ -5,7 +5,8 @@ is a distinct requester of a key that made calls this month (an admin-issued key
 virtual-key adoption is the share of projects with at least one live key and the share of this month's calls
 made with a virtual key; time to first governed call is measured for projects created inside the report's range
 (earliest hour with a call − creation); approval SLA attainment is over key requests decided in the range.
-Registered tools and agents come from their pillars' sources (None until those pillars provide one).
+Registered models, tools, agents and toolboxes come from the pillars' counters (functions/analytics_api.py);
+tool approval SLA attainment is over server/API-source submissions decided in the range.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import asyncio
 import statistics
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,13 +29,32 @@ from .analytics import aggregates
 from .rollup import NO_KEY
 
 Counter = Callable[[str], Awaitable[int]]
-CONCURRENCY = 16  # projects read at once (one aggregate range query + the pillar counters each)  # project → registered resources of one pillar
+CONCURRENCY = 16  # projects read at once (one aggregate range query + the pillar counters each)
+
+
+class Timing(BaseModel):
+    """One approval of another kind (a tool submission): when it was asked for, when (if) it was decided."""
+
+    created_at: datetime
+    decided_at: datetime | None = None
+
+
+@dataclass
+class AdoptionSources:
+    """The tools and agents pillars' adoption counters (None: that pillar reports nothing); wired in
+    shared/services.py (`adoption_sources`) from shared/pillars/{tools,agents}/monitoring.py."""
+
+    tools: Counter | None = None
+    agents: Counter | None = None
+    extra: dict[str, Counter] = field(default_factory=dict)  # other registered things, e.g. "toolboxes"
+    tool_approvals: Callable[[str], Awaitable[list["Timing"]]] | None = None
 
 
 class ProjectInputs(BaseModel):
     project: Project
     keys: list[VirtualKey]
     requests: list[KeyRequest]
+    tool_approvals: list[Timing] = []
 
 
 class ApprovalSla(BaseModel):
@@ -57,6 +78,20 @@ class Adoption(BaseModel):
     time_to_first_call_hours_median: float | None
     time_to_first_call_measured: int
     approvals: ApprovalSla
+    tool_approvals: ApprovalSla  # server / API-source submissions: submitted → approved or rejected
+
+
+def approval_sla(timings: list[Timing], since: datetime, now: datetime, sla: timedelta) -> ApprovalSla:
+    """Attainment over what was decided in the range; still-undecided ones older than the SLA are counted apart."""
+    decided = within = late = 0
+    for t in timings:
+        if t.decided_at is not None and t.decided_at >= since:
+            decided += 1
+            within += t.decided_at - t.created_at <= sla
+        elif t.decided_at is None and now - t.created_at > sla:
+            late += 1
+    return ApprovalSla(decided=decided, within_sla=within, pending_past_sla=late,
+                       attainment_pct=round(100 * within / decided, 4) if decided else None)
 
 
 def month_start(at: datetime, back: int = 0) -> datetime:
@@ -67,10 +102,14 @@ def month_start(at: datetime, back: int = 0) -> datetime:
 
 
 async def adoption(agg_table: Any, inputs: list[ProjectInputs], counters: dict[Pillar, Counter | None],
-                   q: AdoptionQuery, now: datetime) -> Adoption:
+                   q: AdoptionQuery, now: datetime, extra: dict[str, Counter] | None = None) -> Adoption:
+    """`counters`: registered resources per pillar (None: not reported); `extra`: other registered things by name
+    (e.g. "toolboxes"), reported under `registered` too."""
     since, this_month = month_start(now, q.months - 1), month_start(now)
     by_month: dict[str, int] = {month_start(now, b).strftime("%Y-%m"): 0 for b in reversed(range(q.months))}
     registered: dict[str, int | None] = {p.value: (0 if counters.get(p) else None) for p in Pillar}
+    registered.update({name: 0 for name in extra or {}})
+    every = {**{p.value: c for p, c in counters.items() if c is not None}, **(extra or {})}
     with_pillar = {p.value: 0 for p in Pillar}
     active_keys: set[tuple[str, str]] = set()
     developers: set[str] = set()
@@ -83,14 +122,16 @@ async def adoption(agg_table: Any, inputs: list[ProjectInputs], counters: dict[P
     async def read(inp: ProjectInputs) -> tuple[list[Any], dict[Pillar, int]]:
         async with gate:
             rows = await aggregates(agg_table, inp.project.id, AnalyticsQuery(since=since, until=now), now)
-            counts = {pl: await c(inp.project.id) for pl, c in counters.items() if c is not None}
+            counts = {name: await c(inp.project.id) for name, c in every.items()}
             return rows, counts
 
     reads = await asyncio.gather(*(read(inp) for inp in inputs))
+    tool_timings: list[Timing] = []
     for inp, (rows, counts) in zip(inputs, reads):
         p = inp.project
-        for pillar, n in counts.items():
-            registered[pillar.value] = (registered[pillar.value] or 0) + n
+        tool_timings += inp.tool_approvals
+        for name, n in counts.items():
+            registered[name] = (registered[name] or 0) + n
         for pillar, state in p.pillars.items():
             with_pillar[pillar.value] += state.enabled
         live_key_projects += any(k.revoked_at is None and (k.expires_at is None or k.expires_at > now)
@@ -123,4 +164,5 @@ async def adoption(agg_table: Any, inputs: list[ProjectInputs], counters: dict[P
                     time_to_first_call_measured=len(first_call),
                     approvals=ApprovalSla(decided=decided, within_sla=within,
                                           attainment_pct=round(100 * within / decided, 4) if decided else None,
-                                          pending_past_sla=pending_late))
+                                          pending_past_sla=pending_late),
+                    tool_approvals=approval_sla(tool_timings, since, now, sla))

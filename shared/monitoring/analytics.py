@@ -67,10 +67,17 @@ async def timeseries(agg_table: Any, project: str, q: AnalyticsQuery, now: datet
     return [Point(start=k, summary=Summary.of(v)) for k, v in sorted(buckets.items())]
 
 
+_PILLAR_OF = {"model": "models", "tool": "tools", "agent": "agents"}
+
+
 async def breakdown(agg_table: Any, project: str, q: AnalyticsQuery, now: datetime) -> list[Group]:
-    dims_by = {"pillar": ("pillar",), "resource": ("pillar", "resource"), "key": ("key_id",)}[q.by]
+    """Groups by pillar, resource (any pillar), key, or one pillar's resources (`model`, `tool`, `agent`)."""
+    only = _PILLAR_OF.get(q.by)
+    dims_by = {"pillar": ("pillar",), "key": ("key_id",)}.get(q.by, ("pillar", "resource"))
     groups: dict[tuple[Any, ...], Aggregate] = defaultdict(Aggregate)
     for dims, agg in await aggregates(agg_table, project, q, now):
+        if only is not None and dims["pillar"] != only:
+            continue
         groups[tuple(dims[d] for d in dims_by)].merge(agg)
     out = [Group(**{d: (None if v == NO_KEY else v) for d, v in zip(dims_by, k)}, summary=Summary.of(a))
            for k, a in groups.items()]

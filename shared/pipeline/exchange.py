@@ -57,6 +57,9 @@ class Exchange:
     headers: Mapping[str, str]
     started: float  # perf_counter at arrival
     stream: bool = False
+    # W3C trace context the caller sent outside the HTTP headers (an MCP request's `params._meta`); else headers
+    trace_carrier: Mapping[str, Any] | None = None
+    correlation_id: str | None = None  # shared/pipeline/correlation.py; a log column when set
     # resolved by the spec
     resource: str = ""  # the model / tool / agent name (quota scope, log column)
     entity: Any = None  # the registry entity behind it (a Model, a Tool, an Agent)

@@ -24,6 +24,7 @@ from ..quotas.enforcer import QuotaEnforcer
 from ..routing.breaker import Breakers
 from ..routing.failover import call_with_failover
 from ..usage.log import UsageLog, UsageRecord
+from .correlation import correlation_of
 from .exchange import Exchange, Relayed
 from .spec import PillarSpec
 from .steps import Step
@@ -44,6 +45,8 @@ class Pipeline:
         self._clock = clock  # failover's time budget (tests inject one; breakers carry their own)
 
     async def run(self, x: Exchange) -> Response:
+        if x.correlation_id is None:
+            x.correlation_id = correlation_of(x.headers, x.trace_carrier)
         self._telemetry.call_started(x)
         streaming = False
         try:
@@ -201,6 +204,9 @@ class Pipeline:
     def _record(self, x: Exchange, usage: Any) -> UsageRecord:
         p, outcome = x.principal, x.outcome
         tried = [a.__dict__ for a in outcome.attempts] if outcome is not None else x.failed_attempts
+        attributes = {**(usage.attributes if usage is not None else {}), **x.attributes}
+        if x.correlation_id is not None:
+            attributes["correlation_id"] = x.correlation_id
         return UsageRecord(
             request_id=x.request_id, project_id=p.project_id or "", key_id=p.key_id, key_prefix=p.key_prefix,
             pillar=x.pillar.value, operation=x.operation, resource=x.resource,
@@ -209,5 +215,5 @@ class Pipeline:
             latency_ms=(time.perf_counter() - x.started) * 1000, overhead_ms=max(0.0, x.overhead_ms),
             retries=max(0, len(tried) - 1), failovers=len({a["target"] for a in tried}) - 1 if tried else 0,
             attempts=tried, streamed=x.streamed,
-            attributes={**(usage.attributes if usage is not None else {}), **x.attributes},
+            attributes=attributes,
             prompt=x.payload_in, completion=x.payload_out, guardrails=x.guardrails)

@@ -5,7 +5,10 @@ Span names: models `chat {model}` / `embeddings {model}`, tools `execute_tool {t
 {agent}`. Attributes: `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.tool.name`,
 `gen_ai.agent.name`, `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`,
 `gen_ai.usage.cache_read.input_tokens`, `gen_ai.usage.reasoning.output_tokens`, plus `gateway.*` (project, key
-id, target, status, error code, overhead, failovers, cost) and `error.type`.
+id, target, status, error code, overhead, failovers, cost, correlation id) and `error.type`. Tools add
+`gen_ai.tool.type`, `mcp.method.name`, `mcp.protocol.version`, `jsonrpc.request.id`; agents `gen_ai.agent.id`,
+`gen_ai.provider.name`, `gen_ai.conversation.id` (the A2A context id), `rpc.method`. The call span's parent is the
+caller's W3C trace context (its headers, or an MCP request's `params._meta`).
 
 Never a prompt, completion, key secret or header value: the usage row's payload fields are copied only when the
 project opted into payload logging (`gen_ai.input.messages` / `gen_ai.output.messages`, clipped); exceptions are
@@ -18,6 +21,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.propagate import extract
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ..domain.base import Pillar
@@ -58,15 +62,23 @@ class OtelTelemetry:
         self.outcomes = m.create_counter("gateway.job.outcomes", unit="{outcome}",
                                          description="Queue messages and sync runs by outcome.")
         self._meter = meter
+        self._breakers: list[Any] = []
 
     # ---- pipeline hooks
 
     def call_started(self, x: Any) -> None:
-        span = self._tracer.start_span(operation_name(x), kind=SpanKind.SERVER, record_exception=False,
+        # The caller's W3C trace context (an MCP request's `_meta`, else its HTTP headers) is the call's parent,
+        # so a client's trace, an agent's trace, and the upstream's spans join into one.
+        parent = extract(x.trace_carrier) if x.trace_carrier is not None else extract(x.headers)
+        span = self._tracer.start_span(operation_name(x), context=parent, kind=SpanKind.SERVER,
+                                       record_exception=False,
                                        attributes={"gateway.pillar": x.pillar.value,
                                                    "gateway.request_id": x.request_id})
         x.scratch["otel.span"] = span
         x.scratch["otel.ctx"] = trace.set_span_in_context(span)
+        if x.correlation_id is None and x.pillar == Pillar.agents:
+            # the agent receives this trace id in its traceparent and sends it back on its own calls
+            x.correlation_id = format(span.get_span_context().trace_id, "032x")
 
     def span(self, x: Any, name: str, **attributes: Any) -> AbstractContextManager[Any]:
         attempt = name == "attempt"
@@ -96,6 +108,12 @@ class OtelTelemetry:
             a[_NAME_ATTR[x.pillar]] = x.resource
         if x.principal.key_id:
             a["gateway.key_id"] = x.principal.key_id  # an id, never the secret or its prefix
+        if x.correlation_id is not None:
+            a["gateway.correlation_id"] = x.correlation_id
+        if x.pillar == Pillar.tools:
+            _tool_attributes(a, x, attrs)
+        elif x.pillar == Pillar.agents:
+            _agent_attributes(a, x, attrs)
         target = x.outcome.target if x.outcome is not None else None
         if target is not None:
             a["gateway.target"] = target.id
@@ -160,12 +178,49 @@ class OtelTelemetry:
         self.outcomes.add(1, {"gateway.job": job, "gateway.outcome": outcome})
 
     def observe_breakers(self, breakers: Any) -> None:
-        """`gateway.breaker.open`: targets whose breaker is open in this worker (an observable gauge)."""
+        """`gateway.breaker.open`: targets whose breaker is open (or half open) in this worker, over every pillar's
+        breakers — one observable gauge, created with the first pillar (an instrument name registers once)."""
+        self._breakers.append(breakers)
+        if len(self._breakers) > 1:
+            return
         from opentelemetry.metrics import Observation
 
         def observe(_options: Any) -> list[Any]:
-            states = [b.state for b in list(getattr(breakers, "_backends", {}).values())]
+            states = [b.state for group in list(self._breakers)
+                      for b in list(getattr(group, "_backends", {}).values())]
             return [Observation(sum(s == "open" for s in states), {"gateway.breaker.state": "open"}),
                     Observation(sum(s == "half_open" for s in states), {"gateway.breaker.state": "half_open"})]
 
         self._meter.create_observable_gauge("gateway.breaker.open", callbacks=[observe], unit="{target}")
+
+
+# ---- the GenAI conventions for the other pillars (semconv gen-ai agent spans: execute_tool, invoke_agent; MCP)
+
+def _tool_attributes(a: dict[str, Any], x: Any, attrs: dict[str, Any]) -> None:
+    """execute_tool: the tool the client named, MCP method and revision, the server that ran it."""
+    a["gen_ai.tool.type"] = "extension"  # run by an external service (an MCP server or an HTTP API)
+    a["mcp.method.name"] = x.operation
+    for src, dst in (("mcp_version", "mcp.protocol.version"), ("server", "gateway.tool.server"),
+                     ("toolbox", "gateway.toolbox"), ("jsonrpc_error", "rpc.jsonrpc.error_code")):
+        if attrs.get(src) not in (None, ""):
+            a[dst] = attrs[src]
+    call_id = getattr(getattr(x.request, "msg", None), "id", None)
+    if isinstance(call_id, (str, int)) and not isinstance(call_id, bool):
+        a["jsonrpc.request.id"] = str(call_id)[:128]  # MCP semconv; gen_ai.tool.call.id is the model's own id
+
+
+def _agent_attributes(a: dict[str, Any], x: Any, attrs: dict[str, Any]) -> None:
+    """invoke_agent: the agent's registry id and name, where it runs, the A2A method, task and context ids."""
+    agent = x.entity
+    if agent is not None:
+        a["gen_ai.agent.id"] = str(getattr(agent, "id", x.resource))
+        source = getattr(getattr(agent, "spec", None), "source", None)
+        a["gen_ai.provider.name"] = _AGENT_PROVIDERS.get(str(getattr(source, "value", source)), "a2a")
+    for src, dst in (("method", "rpc.method"), ("context_id", "gen_ai.conversation.id"),
+                     ("task_id", "gateway.a2a.task_id"), ("task_state", "gateway.a2a.task_state"),
+                     ("upstream_version", "gateway.a2a.upstream_version")):
+        if attrs.get(src) not in (None, ""):
+            a[dst] = attrs[src]
+
+
+_AGENT_PROVIDERS = {"bedrock": "aws.bedrock", "vertex": "gcp.vertex_ai", "foundry": "azure.ai.inference"}

@@ -4,6 +4,7 @@ Run: python tests/agents/a2a_v1_agent.py PORT"""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 
 import uvicorn
@@ -14,6 +15,7 @@ from a2a.server.request_handlers import DefaultRequestHandlerV2
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
 from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
 from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill, Part
+from google.protobuf.json_format import MessageToDict
 from starlette.applications import Starlette
 
 
@@ -27,6 +29,11 @@ class Echo(AgentExecutor):
         await updater.start_work()
         if text == "slow":
             await asyncio.sleep(30)
+        if text == "trace":  # what reached the agent: trace context headers and message metadata (telemetry tests)
+            headers = (context.call_context.state.get("headers") or {}) if context.call_context else {}
+            meta = MessageToDict(context.message.metadata) if context.message.HasField("metadata") else {}
+            text = json.dumps({"headers": {k: headers.get(k) for k in ("traceparent", "tracestate", "x-correlation-id")},
+                               "metadata": meta})
         await updater.add_artifact([Part(text=f"echo(v1): {text}")], name="echo")
         await updater.complete()
 

@@ -18,7 +18,8 @@ APP_SETTINGS_BICEP = REPO / "infra" / "modules" / "appsettings.bicep"
 def bicep_literal_settings() -> dict[str, str]:
     """The app settings infra/ deploys with a literal value (`NAME: 'value'`); the rest are resource references."""
     text = APP_SETTINGS_BICEP.read_text()
-    block = text[text.index("properties: {"):]
+    # the settings resource's properties (`properties: union({…}, upstreamSecretSettings)`)
+    block = text[text.index("properties:", text.index("name: 'appsettings'")):]
     return dict(re.findall(r"^\s*([A-Za-z_][A-Za-z0-9_]*):\s*'([^'$]*)'\s*$", block, re.M))
 
 

@@ -120,5 +120,12 @@ def test_alert_rules_and_analytics_surfaces(admin: httpx.Client):
     assert series.status_code == 200 and series.json() == {"interval": "day", "points": []}
     assert admin.get(f"/manage/projects/{pid}/analytics/breakdown", params={"by": "nope"}).status_code == 422
     assert admin.get(f"/manage/projects/{pid}/sla").json()["windows"][0]["window"] == "1h"
+    assert admin.get(f"/manage/projects/{pid}/analytics/breakdown", params={"by": "tool"}).json() == {
+        "by": "tool", "groups": []}
+    assert admin.post(base, json={"id": "q1", "kind": "tools_quarantined", "threshold": 0}).status_code == 201
     adoption = admin.get("/manage/adoption", params={"months": 1}, timeout=60)  # reads every project
     assert adoption.status_code == 200 and adoption.json()["projects"] >= 1
+    # the tools and agents pillars report (over Cosmos): counts, not "not reported"
+    registered = adoption.json()["registered"]
+    assert all(isinstance(registered[k], int) for k in ("models", "tools", "agents", "toolboxes"))
+    assert set(adoption.json()["tool_approvals"]) == {"decided", "within_sla", "attainment_pct", "pending_past_sla"}

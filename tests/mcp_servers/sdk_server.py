@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import sys
 
-from mcp.server.mcpserver import MCPServer
+import json
+
+from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel
 
 app = MCPServer("sdk-weather")
@@ -24,6 +26,14 @@ def forecast(city: str, days: int = 1) -> Forecast:
 def shout(text: str) -> str:
     """Upper-cases the text."""
     return text.upper()
+
+
+@app.tool()
+def trace_meta(ctx: Context) -> str:
+    """The W3C trace context this request carried in `params._meta` (the gateway's telemetry tests read it)."""
+    meta = ctx.request_context.meta or {}
+    meta = meta if isinstance(meta, dict) else meta.model_dump()
+    return json.dumps({k: meta.get(k) for k in ("traceparent", "tracestate")})
 
 
 @app.resource("weather://cities")

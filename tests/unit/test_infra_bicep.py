@@ -158,13 +158,19 @@ def test_parameters_file_supplies_required_params():
     assert values["principalId"] == "${AZURE_PRINCIPAL_ID}"
 
 
+def app_settings_object(body):
+    """The literal settings of `properties: union({...}, upstreamSecretSettings)`."""
+    value = props(body)["properties"]
+    return value if value.type == "object" else next(n for n in walk(value) if n.type == "object")
+
+
 def test_app_settings():
     found = [
         body for f in BICEP_FILES for rtype, body in resources(f)
         if rtype.startswith("Microsoft.Web/sites/config@") and literal(props(body)["name"]) == "appsettings"
     ]
     assert len(found) == 1
-    settings = props(props(found[0])["properties"])
+    settings = props(app_settings_object(found[0]))
     assert set(settings) == EXPECTED_APP_SETTINGS
     for name, value in LITERAL_SETTINGS.items():
         assert literal(settings[name]) == value, name

@@ -35,8 +35,10 @@ def assemble_agents(settings: Settings, *, store: DocumentStore, egress: EgressP
 def assemble_agents_pipeline(agents: AgentsPillar, *, quotas: QuotaBook, enforcer: QuotaEnforcer, usage: UsageLog,
                              flags: FlagService, egress: EgressPolicy,
                              on_close: Callable[[str, Callable[[], Any]], None], telemetry: Telemetry | None = None,
-                             instrument: Callable[[httpx.AsyncClient, Breakers], None] | None = None) -> Pipeline:
-    """The A2A data plane on the governance pipeline; `instrument(upstream, breakers)`: the telemetry's hooks."""
+                             instrument: Callable[[httpx.AsyncClient, Breakers], None] | None = None,
+                             trace: Callable[[], dict[str, str]] | None = None) -> Pipeline:
+    """The A2A data plane on the governance pipeline; `instrument(upstream, breakers)`: the telemetry's hooks;
+    `trace()`: the current W3C trace context (telemetry on), also carried in A2A message metadata."""
     from .spec import AgentsSpec
 
     # A2A upstreams: every connection through the egress policy, on the address actually connected to.
@@ -45,6 +47,6 @@ def assemble_agents_pipeline(agents: AgentsPillar, *, quotas: QuotaBook, enforce
     breakers = Breakers()
     if instrument is not None:
         instrument(http, breakers)
-    spec = AgentsSpec(directory=agents.directory, http=http, credentials=agents.credentials)
+    spec = AgentsSpec(directory=agents.directory, http=http, credentials=agents.credentials, trace=trace)
     return Pipeline(spec, quotas=quotas, enforcer=enforcer, breakers=breakers, usage=usage, flags=flags,
                     telemetry=telemetry)

@@ -8,7 +8,7 @@ Stateless across instances: task ids are the upstream's own and the agent is in 
 SubscribeToTask for a task started on another instance reach the same upstream."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import httpx
@@ -17,6 +17,8 @@ import orjson
 from shared.domain.base import Pillar
 from shared.domain.routing import RoutingPolicy
 from shared.errors import PayloadTooLarge
+from shared.pipeline.correlation import HEADER as CORRELATION_HEADER
+from shared.pipeline.correlation import new_correlation, with_message_metadata
 from shared.pipeline.exchange import Estimate, Exchange, Relayed, Usage
 
 from .a2a import bridge
@@ -26,6 +28,7 @@ from .a2a.upstream import Endpoint, endpoints, request_body, request_headers, ss
 from .domain import Agent, AgentDirectory
 
 DEFAULT_TIMEOUT = 60.0
+_MESSAGE_METHODS = frozenset({"SendMessage", "SendStreamingMessage"})
 
 
 class Credentials(Protocol):
@@ -37,9 +40,10 @@ class AgentsSpec:
     noun = "agent"
 
     def __init__(self, *, directory: AgentDirectory, http: httpx.AsyncClient, credentials: Credentials,
-                 default_timeout: float = DEFAULT_TIMEOUT) -> None:
+                 default_timeout: float = DEFAULT_TIMEOUT, trace: Callable[[], dict[str, str]] | None = None) -> None:
         self._directory, self._http, self._credentials = directory, http, credentials
         self._timeout = default_timeout
+        self._trace = trace  # telemetry on: the attempt span's W3C trace context (also in message metadata)
 
     async def resolve(self, x: Exchange) -> None:
         p = x.principal
@@ -70,9 +74,15 @@ class AgentsSpec:
     async def send(self, x: Exchange, target: Endpoint) -> httpx.Response:
         call: RpcCall = x.request
         agent: Agent = x.entity
-        body = request_body(call.method, call.params, x.request_id, target.version)
+        params = call.params
+        if self._trace is not None and call.method in _MESSAGE_METHODS:
+            params = with_message_metadata(params, self._trace())
+        body = request_body(call.method, params, x.request_id, target.version)
         timeout = agent.spec.limits.task_timeout_seconds or self._timeout
         headers = request_headers(target.version, x.stream) | await self._credentials.headers(agent)
+        if x.correlation_id is None:
+            x.correlation_id = new_correlation(x.request_id)
+        headers[CORRELATION_HEADER] = x.correlation_id  # the agent sends it back on its own calls (cross-pillar)
         request = self._http.build_request(
             "POST", target.url, content=body, headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))

@@ -21,9 +21,13 @@ if TYPE_CHECKING:
 def assemble_tools(settings: Settings, *, store: DocumentStore, egress: EgressPolicy, quotas: QuotaBook,
                    flags: FlagService, enforcer: Callable[[], "QuotaEnforcer"], usage: Callable[[], "UsageLog"],
                    credential: Callable[[], Any], on_close: OnClose,
-                   queue: SubmissionQueue | None = None) -> ToolsPillar:
+                   queue: SubmissionQueue | None = None, telemetry: Callable[[], Any] | None = None,
+                   instrument: Callable[[Any, Any], None] | None = None,
+                   trace: Callable[[], dict[str, str]] | None = None) -> ToolsPillar:
     """`on_close(name, aclose)`: registers what this pillar opens with the composition root's exit stack;
-    `enforcer`/`usage`/`credential` are lazy (their clients bind to the worker's event loop)."""
+    `enforcer`/`usage`/`credential`/`telemetry` are lazy (their clients bind to the worker's event loop);
+    `instrument(upstream_http, breakers)` and `trace()` are the telemetry's hooks (None: telemetry off)."""
     deps = ToolsDeps(settings=settings, store=store, egress=egress, quota_book=quotas, flags=flags,
-                     enforcer=enforcer, usage=usage, credential=credential, on_close=on_close)
+                     enforcer=enforcer, usage=usage, credential=credential, on_close=on_close,
+                     telemetry=telemetry, instrument=instrument, trace=trace)
     return ToolsPillar(deps, queue=queue)

@@ -52,7 +52,8 @@ def build(tools: "ToolsPillar", *, directory: ToolDirectory | None = None,
     directory = directory or tools.directory
     if upstream_http is None:
         upstream_http = tools.guarded_http("mcp upstream http", connections=1000, keepalive=200)
-    upstream = McpUpstream(upstream_http, timeout=s.mcp_call_timeout_seconds, max_bytes=s.mcp_max_result_bytes)
+    upstream = McpUpstream(upstream_http, timeout=s.mcp_call_timeout_seconds, max_bytes=s.mcp_max_result_bytes,
+                           trace=deps.trace)
     pool = SessionPool(upstream)
 
     async def auth(server: Any) -> dict[str, str]:
@@ -65,8 +66,12 @@ def build(tools: "ToolsPillar", *, directory: ToolDirectory | None = None,
     from ...pipeline.pipeline import Pipeline
     from ...routing.breaker import Breakers
 
+    breakers = Breakers()
+    if deps.instrument is not None:
+        deps.instrument(upstream_http, breakers)  # traceparent on every upstream request, breakers as a gauge
     pipeline = Pipeline(ToolsSpec(calls, book), quotas=book, enforcer=deps.enforcer(),  # type: ignore[arg-type]
-                        breakers=Breakers(), usage=deps.usage(), flags=deps.flags)
+                        breakers=breakers, usage=deps.usage(), flags=deps.flags,
+                        telemetry=deps.telemetry() if deps.telemetry is not None else None)
     runner = ToolCallRunner(pipeline)
     server = ToolboxServer(directory, pool, auth, runner, list_ttl_ms=s.mcp_list_ttl_ms,
                            pin_check=tools.check_listed)

@@ -23,7 +23,7 @@ class ToolCallRunner:
         req = ToolCallRequest(ctx, msg)
         x = Exchange(pillar=Pillar.tools, operation="tools/call", principal=ctx.principal,
                      request_id=ctx.request_id, request=req, headers=ctx.headers,
-                     started=ctx.started or time.perf_counter())
+                     started=ctx.started or time.perf_counter(), trace_carrier=_trace_meta(msg))
         try:
             await self._pipeline.run(x)
         except rpc.Fault as fault:
@@ -50,6 +50,12 @@ class ToolCallRunner:
         ctx.started = time.perf_counter()
         reply = await self(ctx, msg)  # approved: a governed call of its own (admission, failover, its log row)
         return reply.message or rpc.error(msg.id, rpc.APPROVAL_PENDING, "Approval pending.")
+
+
+def _trace_meta(msg: rpc.Message) -> dict[str, Any] | None:
+    """The client's W3C trace context in `params._meta` (MCP SEP-414), when it sent one."""
+    meta = msg.params.get("_meta")
+    return meta if isinstance(meta, dict) and "traceparent" in meta else None
 
 
 def _gateway_error(msg: rpc.Message, exc: GatewayError) -> dict[str, Any]:

@@ -48,6 +48,9 @@ class ToolsDeps:
     usage: Callable[[], "UsageLog"]
     credential: Callable[[], Any]
     on_close: OnClose
+    telemetry: Callable[[], Any] | None = None  # the pipeline's Telemetry (lazy)
+    instrument: Callable[[Any, Any], None] | None = None  # (upstream http, breakers) → trace headers, breaker gauge
+    trace: Callable[[], dict[str, str]] | None = None  # the current W3C trace context for MCP `_meta`
 
 
 class ToolsPillar:

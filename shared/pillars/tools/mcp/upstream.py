@@ -23,6 +23,7 @@ from . import jsonrpc as rpc
 from . import revisions as rev
 from .session import UpstreamSession
 from .sse import events
+from ....pipeline.correlation import with_meta
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,10 @@ ServerRequestHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class McpUpstream:
-    def __init__(self, http: httpx.AsyncClient, *, timeout: float, max_bytes: int) -> None:
+    def __init__(self, http: httpx.AsyncClient, *, timeout: float, max_bytes: int,
+                 trace: Callable[[], dict[str, str]] | None = None) -> None:
         self._http = http
+        self._trace = trace  # telemetry on: the current span's W3C trace context, sent in every request's _meta
         self._timeout = timeout
         self._max = max_bytes
 
@@ -100,6 +103,8 @@ class McpUpstream:
         """The upstream's result object, or `rpc.Fault` carrying its JSON-RPC error. `timeout`/`max_bytes` lower
         the defaults for one call (a tool's own limits)."""
         limits = _Limits(min(timeout or self._timeout, self._timeout), min(max_bytes or self._max, self._max))
+        if self._trace is not None:
+            params = with_meta(params, self._trace())
         if ep.transport == "sse":
             return await self._legacy_sse(ep, method, params, limits)
         return await self._post(ep, session, method, params, on_server_request, limits)
