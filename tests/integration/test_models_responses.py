@@ -27,9 +27,10 @@ def setup(gateway, fakes):
         pid, name, secret = setup_model(admin, [backend(a, "ra", key="UPSTREAM_SECRET_TEST_A", priority=0),
                                                 backend(b, "rb", key="UPSTREAM_SECRET_TEST_B", priority=1)],
                                         prices=(1.0, 2.0))
+        spec = {k: v for k, v in admin.get(f"/manage/projects/{pid}/models/{name}").json().items()
+                if k not in ("project_id", "created_at", "updated_at")}
         r = admin.put(f"/manage/projects/{pid}/models/{name}", json={
-            **admin.get(f"/manage/projects/{pid}/models/{name}").json(), "cached_input_price_per_1k": 0.5,
-            "reasoning_price_per_1k": 4.0})
+            **spec, "cached_input_price_per_1k": 0.5, "reasoning_price_per_1k": 4.0})
         assert r.status_code == 200, r.text
         _, _, other = setup_model(admin, [backend(a, "ra", key="UPSTREAM_SECRET_TEST_A")])  # another project
     return pid, name, secret, other
