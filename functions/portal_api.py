@@ -39,9 +39,17 @@ class ModelPrices(BaseModel):
     reasoning_per_1k: float | None
 
 
+class LimitLeft(BaseModel):
+    limit: str  # requests_per_minute | tokens_per_minute | tokens_per_day | tokens_per_month | cost_per_month_usd
+    allowed: float
+    remaining: float = Field(description="Left in the current window (USD for cost), read without consuming.")
+    resets_in_seconds: float
+
+
 class ModelLimit(BaseModel):
     scope: str  # project | model: the limits every key of the project shares, and this model's own
     limits: QuotaLimits
+    remaining: list[LimitLeft] = Field(default_factory=list)
 
 
 class CatalogModel(BaseModel):
@@ -61,8 +69,9 @@ class CatalogModels(BaseModel):
 
 
 def build(projects: ProjectRegistry, flags: FlagService, developer: Guard, *, max_body_bytes: int,
-          catalog: Any = None, quota_book: Any = None) -> ApiBlueprint:
-    """`catalog`/`quota_book`: the models pillar's, for the developer model catalog."""
+          catalog: Any = None, quota_book: Any = None, enforcer: Any = None) -> ApiBlueprint:
+    """`catalog`/`quota_book`: the models pillar's, for the developer model catalog; `enforcer`: reads what is
+    left of each limit (without consuming)."""
     api = ApiBlueprint("portal", max_body_bytes=max_body_bytes)
 
     @api.route("portal/me", "GET", name="portal_me", summary="The signed-in principal and its roles.",
@@ -84,11 +93,20 @@ def build(projects: ProjectRegistry, flags: FlagService, developer: Guard, *, ma
         return CatalogProjects(items=items, next_cursor=page.cursor)
 
     if catalog is not None and quota_book is not None:
-        _model_catalog(api, developer, catalog, quota_book)
+        _model_catalog(api, developer, catalog, quota_book, enforcer)
     return api
 
 
-def _model_catalog(api: ApiBlueprint, developer: Guard, catalog: Any, quota_book: Any) -> None:
+async def _limits(quotas: list[Any], enforcer: Any) -> list[ModelLimit]:
+    left: dict[str, list[LimitLeft]] = {}
+    for quota, metric, limit, remaining, resets in (await enforcer.remaining(quotas) if enforcer else []):
+        scale = 1e6 if metric == "cost_per_month_usd" else 1  # the enforcer counts cost in micro-dollars
+        left.setdefault(quota.id, []).append(LimitLeft(limit=metric, allowed=limit / scale,
+                                                       remaining=remaining / scale, resets_in_seconds=round(resets, 3)))
+    return [ModelLimit(scope=q.scope, limits=q.limits, remaining=left.get(q.id, [])) for q in quotas]
+
+
+def _model_catalog(api: ApiBlueprint, developer: Guard, catalog: Any, quota_book: Any, enforcer: Any) -> None:
     @api.route("portal/projects/{project}/models", "GET", name="portal_project_models",
                summary="The model catalog of a project: capabilities, limits, prices, lifecycle, cache.",
                guard=developer, response=CatalogModels)
@@ -106,5 +124,5 @@ def _model_catalog(api: ApiBlueprint, developer: Guard, catalog: Any, quota_book
                                    cached_input_per_1k=s.cached_input_price_per_1k,
                                    reasoning_per_1k=s.reasoning_price_per_1k),
                 cache=bool(cache and cache.enabled), semantic_cache=bool(cache and cache.enabled and cache.semantic),
-                limits=[ModelLimit(scope=q.scope, limits=q.limits) for q in quotas]))
+                limits=await _limits(quotas, enforcer)))
         return CatalogModels(items=items)

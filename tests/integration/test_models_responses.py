@@ -4,6 +4,8 @@ path, usage read from `usage` (cached and reasoning details priced apart) into t
 4xx for bad input and ids the caller's project was never served."""
 from __future__ import annotations
 
+import json
+
 import httpx
 import openai
 import pytest
@@ -142,3 +144,45 @@ def test_azure_v1_path_and_bad_input(gateway, setup, clean):
     assert r.status_code == 400 and r.json()["error"]["details"][0]["field"] == "model"
     r = httpx.get(f"{gateway.url}/v1/responses/bad%20id!", headers=h)
     assert r.status_code == 400 and r.json()["error"]["details"][0]["field"] == "response_id"
+
+
+def test_playground_streams_the_answer_and_the_trace_as_the_developers_own_key(gateway, clean, jwks):
+    a, _ = clean
+    with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+        pid, name, _ = setup_model(admin, [backend(a, "ra", key="UPSTREAM_SECRET_TEST_A")], prices=(1.0, 2.0))
+        mine = admin.post(f"/manage/projects/{pid}/keys", json={"name": "dev", "metadata": {"owner": "dev-7"}}).json()
+        theirs = admin.post(f"/manage/projects/{pid}/keys", json={"name": "x", "metadata": {"owner": "x"}}).json()
+        assert admin.put(f"/manage/projects/{pid}/quotas/model/{name}",
+                         json={"requests_per_minute": 100}).status_code in (200, 201)
+    dev = {"Authorization": f"Bearer {jwks.token(roles=['Gateway.Developer'], oid='dev-7')}"}
+    url = f"{gateway.url}/portal/projects/{pid}/models/{name}/playground"
+    ask = {"key_id": mine["id"], "messages": [{"role": "user", "content": "hello there"}]}
+    with httpx.stream("POST", url, headers=dev, json=ask, timeout=30) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        body = r.read().decode()
+    events = [e for e in body.split("\n\n") if e.strip()]
+    answer = "".join(json.loads(e.split("data: ", 1)[1])["delta"] for e in events[:-1])
+    assert answer.strip() == "Hello from fake" and events[-1].startswith("event: trace")
+    trace = json.loads(events[-1].split("data: ", 1)[1])
+    assert trace["ok"] is True and trace["backend"] == "ra" and trace["key_id"] == mine["id"]
+    assert trace["prompt_tokens"] > 0 and trace["completion_tokens"] == 3 and trace["cost_usd"] > 0
+    assert a.requests[-1].headers["authorization"] == f"Bearer {UPSTREAM_KEYS['a']}"
+
+    one = httpx.post(url, headers=dev, json={**ask, "stream": False}, timeout=30).json()
+    assert one["answer"] == "Hello from fake" and one["trace"]["status"] == 200
+    refused = httpx.post(url, headers=dev, json={**ask, "key_id": theirs["id"]}, timeout=30)
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "key_not_found"
+    missing = httpx.post(f"{gateway.url}/portal/projects/{pid}/models/nope/playground", headers=dev, json=ask,
+                         timeout=30).json()
+    assert missing["trace"]["ok"] is False and missing["trace"]["error_code"] == "model_not_found"
+
+    # the catalog shows what is left of the model's own limit (two playground calls took two), consuming nothing
+    cat = httpx.get(f"{gateway.url}/portal/projects/{pid}/models", headers=dev, timeout=10).json()
+    limits = next(m for m in cat["items"] if m["name"] == name)["limits"]
+    left = next(lim for lim in limits if lim["scope"] == "model")["remaining"]
+    assert left[0]["limit"] == "requests_per_minute" and left[0]["allowed"] == 100
+    assert left[0]["remaining"] in (98, 97, 96)  # a minute boundary may fall between the calls
+    again = httpx.get(f"{gateway.url}/portal/projects/{pid}/models", headers=dev, timeout=10).json()
+    left_again = next(lim for lim in next(m for m in again["items"] if m["name"] == name)["limits"]
+                      if lim["scope"] == "model")["remaining"]
+    assert left_again[0]["remaining"] in (left[0]["remaining"], 100)  # reading took nothing (or a new minute)
