@@ -15,6 +15,9 @@ from shared.guardrails.step import GuardrailRun, GuardrailStep
 from shared.guardrails.stream import GuardedSse
 from shared.pipeline.exchange import Exchange, Relayed
 
+from . import responses_guard as rg
+from .responses_contracts import RESPONSES, OPERATIONS as RESPONSES_OPS
+from .responses_sse import error_event as responses_error_event
 from .sse import error_event
 
 # What the models spec logs as the completion instead of the upstream's text when a guardrail rewrote or cut it.
@@ -32,7 +35,7 @@ class ModelsGuardrails:
         try:
             await self._step.on_input(run, project_id=x.principal.project_id or "", pillar=x.pillar,
                                       resource=x.resource, key_id=x.principal.key_id, payload=x.request,
-                                      extract=chat_input, apply=apply_chat_input)
+                                      **_input_shapes(x.operation))
         finally:
             x.guardrails = run.public()
         return None
@@ -41,9 +44,11 @@ class ModelsGuardrails:
         run: GuardrailRun | None = x.scratch.get("guardrails")
         if run is None or not run.policies:
             return relayed  # no policy attached: nothing to do, not even a header
-        if relayed.status < 300 and x.operation == "chat":
+        if relayed.status < 300 and x.operation in ("chat", RESPONSES):
             if relayed.chunks is not None:
                 guard = self._step.stream(run)
+                if guard is not None and x.operation == RESPONSES:
+                    guard = rg.GuardedResponsesSse(guard.checks)
                 if guard is not None:
                     x.scratch[SHOWN_TEXT] = guard.released
                     relayed.chunks = self._guarded(x, run, guard, relayed.chunks)
@@ -61,13 +66,17 @@ class ModelsGuardrails:
             return body
         if not isinstance(answer, dict):
             return body
+        responses = x.operation == RESPONSES
+        extract, apply = (rg.responses_output, rg.apply_responses_output) if responses else (chat_output,
+                                                                                             apply_chat_output)
         try:
-            changed = self._step.on_output(run, answer, chat_output, apply_chat_output)
+            changed = self._step.on_output(run, answer, extract, apply)
         finally:
             x.guardrails = run.public()
         if not changed:
             return body
-        x.scratch[SHOWN_TEXT] = [orjson.dumps([c.get("message") for c in answer.get("choices") or []]).decode()]
+        shown = answer.get("output") if responses else [c.get("message") for c in answer.get("choices") or []]
+        x.scratch[SHOWN_TEXT] = [orjson.dumps(shown).decode()]
         return orjson.dumps(answer)
 
     async def _guarded(self, x: Exchange, run: GuardrailRun, guard: GuardedSse,
@@ -80,10 +89,27 @@ class ModelsGuardrails:
         except GuardrailBlocked as exc:
             # The blocked text was held back in the window: it never reaches the client nor the log.
             x.error_code = exc.code
-            yield error_event(exc.code, exc.message, details=exc.details, type_="invalid_request_error")
+            if x.operation == RESPONSES:
+                relay = x.scratch.get("responses.relay")
+                yield responses_error_event(exc.code, exc.message, relay.tally.sequence if relay else 0,
+                                            details=exc.details, type_="invalid_request_error")
+            else:
+                yield error_event(exc.code, exc.message, details=exc.details, type_="invalid_request_error")
         finally:
             aclose: Any = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()  # the spec's generator closes its upstream response
             run.verdicts += guard.verdicts()
             x.guardrails = run.public()
+
+
+def _input_shapes(operation: str) -> dict[str, Any]:
+    """The segment extractor and writer of an operation's request (the Responses API's by-id calls have none)."""
+    if operation in RESPONSES_OPS:
+        return {"extract": rg.responses_input if operation == RESPONSES else _nothing,
+                "apply": rg.apply_responses_input}
+    return {"extract": chat_input, "apply": apply_chat_input}
+
+
+def _nothing(_payload: Any) -> list[Any]:
+    return []

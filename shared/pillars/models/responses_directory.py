@@ -39,8 +39,10 @@ class ResponseDirectory:
         if served.expires <= self._clock():
             del self._entries[response_id]
             return None
-        # another project's id is indistinguishable from an unknown one
-        return served if served.project_id == project_id else None
+        if served.project_id != project_id:
+            return None  # another project's id is indistinguishable from an unknown one
+        self._entries.move_to_end(response_id)
+        return served
 
     def forget(self, response_id: str) -> None:
         self._entries.pop(response_id, None)
