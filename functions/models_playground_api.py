@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from shared.domain.keys import VirtualKey
 from shared.flags.service import FlagService
-from shared.pillars.models.playground import ModelPlayground, PlaygroundChat, PlaygroundResult
+from shared.pillars.models.playground import ModelPlayground, ModelPlaygroundChat, ModelPlaygroundResult
 from shared.registry.projects import ProjectRegistry
 from shared.storage.repository import Repository
 from shared.web.api import ApiBlueprint, Call, Guard
@@ -25,8 +25,8 @@ def build(pipeline: Callable[[], "Pipeline"], keys: Repository[VirtualKey], flag
     @api.route("portal/projects/{project}/models/{model}/playground", "POST", name="portal_model_playground",
                summary="Chat with a model as one of your own keys, through the full governance pipeline; the "
                "answer (streamed as `answer` events when `stream`) and the governance trace (policies and "
-               "verdicts, cache, backend, tokens, cost).", guard=developer, body=PlaygroundChat,
-               response=PlaygroundResult)
+               "verdicts, cache, backend, tokens, cost).", guard=developer, body=ModelPlaygroundChat,
+               response=ModelPlaygroundResult)
     async def chat(call: Call):
         assert call.principal is not None
         pid = await projects.require(call.path("project"))

@@ -70,8 +70,8 @@ class CatalogModels(BaseModel):
 
 def build(projects: ProjectRegistry, flags: FlagService, developer: Guard, *, max_body_bytes: int,
           catalog: Any = None, quota_book: Any = None, enforcer: Any = None) -> ApiBlueprint:
-    """`catalog`/`quota_book`: the models pillar's, for the developer model catalog; `enforcer`: reads what is
-    left of each limit (without consuming)."""
+    """`catalog`/`quota_book`: the models pillar's, for the developer model catalog; `enforcer()`: the quota
+    enforcer (built on first use), which reads what is left of each limit without consuming."""
     api = ApiBlueprint("portal", max_body_bytes=max_body_bytes)
 
     @api.route("portal/me", "GET", name="portal_me", summary="The signed-in principal and its roles.",
@@ -99,7 +99,7 @@ def build(projects: ProjectRegistry, flags: FlagService, developer: Guard, *, ma
 
 async def _limits(quotas: list[Any], enforcer: Any) -> list[ModelLimit]:
     left: dict[str, list[LimitLeft]] = {}
-    for quota, metric, limit, remaining, resets in (await enforcer.remaining(quotas) if enforcer else []):
+    for quota, metric, limit, remaining, resets in (await enforcer().remaining(quotas) if enforcer else []):
         scale = 1e6 if metric == "cost_per_month_usd" else 1  # the enforcer counts cost in micro-dollars
         left.setdefault(quota.id, []).append(LimitLeft(limit=metric, allowed=limit / scale,
                                                        remaining=remaining / scale, resets_in_seconds=round(resets, 3)))

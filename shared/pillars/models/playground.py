@@ -25,7 +25,7 @@ from shared.storage.repository import Repository
 from .contracts import ChatMessage, exchange
 
 
-class PlaygroundChat(BaseModel):
+class ModelPlaygroundChat(BaseModel):
     key_id: str = Field(min_length=1, max_length=128, description="One of your own virtual keys in this project.")
     messages: list[ChatMessage] = Field(min_length=1, max_length=100)
     max_tokens: int | None = Field(default=None, ge=1, le=32_768)
@@ -33,7 +33,7 @@ class PlaygroundChat(BaseModel):
     stream: bool = True
 
 
-class PlaygroundTrace(BaseModel):
+class ModelPlaygroundTrace(BaseModel):
     ok: bool
     status: int
     error_code: str | None = None
@@ -54,9 +54,9 @@ class PlaygroundTrace(BaseModel):
     latency_ms: float = 0.0
 
 
-class PlaygroundResult(BaseModel):
+class ModelPlaygroundResult(BaseModel):
     answer: str
-    trace: PlaygroundTrace
+    trace: ModelPlaygroundTrace
 
 
 class ModelPlayground:
@@ -74,7 +74,7 @@ class ModelPlayground:
         return Principal(kind="virtual_key", subject=key.id, project_id=project_id, key_id=key.id,
                          key_prefix=key.prefix, name=key.name, scopes=key.scopes(), project=project)
 
-    async def run(self, developer: Principal, project_id: str, model: str, chat: PlaygroundChat,
+    async def run(self, developer: Principal, project_id: str, model: str, chat: ModelPlaygroundChat,
                   request_id: str) -> Response:
         principal = await self.acting_as(developer, project_id, chat.key_id)
         body = {"model": model, "messages": [m.model_dump(exclude_none=True) for m in chat.messages],
@@ -87,12 +87,12 @@ class ModelPlayground:
             response = await pipeline.run(x)
         except GatewayError as exc:
             trace = self._trace(pipeline, x, chat.key_id, error=exc)
-            return _json(PlaygroundResult(answer="", trace=trace))
+            return _json(ModelPlaygroundResult(answer="", trace=trace))
         if isinstance(response, StreamingResponse):
             events = self._events(pipeline, x, chat.key_id, response.body_iterator)
             return StreamingResponse(events, media_type="text/event-stream", headers={"cache-control": "no-cache"})
         answer = _answer(response.body)
-        return _json(PlaygroundResult(answer=answer, trace=self._trace(pipeline, x, chat.key_id)))
+        return _json(ModelPlaygroundResult(answer=answer, trace=self._trace(pipeline, x, chat.key_id)))
 
     async def _events(self, pipeline: Any, x: Exchange, key_id: str,
                       chunks: AsyncIterator[Any]) -> AsyncIterator[bytes]:
@@ -115,9 +115,9 @@ class ModelPlayground:
         yield b"event: trace\ndata: " + trace.model_dump_json().encode() + b"\n\n"
 
     @staticmethod
-    def _trace(pipeline: Any, x: Exchange, key_id: str, error: GatewayError | None = None) -> PlaygroundTrace:
+    def _trace(pipeline: Any, x: Exchange, key_id: str, error: GatewayError | None = None) -> ModelPlaygroundTrace:
         streamed_error = x.scratch.get("playground.error") or {}
-        t = PlaygroundTrace(
+        t = ModelPlaygroundTrace(
             ok=error is None and x.status < 300 and x.error_code is None, status=error.status if error else x.status,
             error_code=error.code if error else x.error_code, request_id=x.request_id, model=x.resource,
             key_id=key_id, error_message=error.message if error else streamed_error.get("message"),
@@ -134,7 +134,7 @@ class ModelPlayground:
         return t
 
 
-def _tokens(t: PlaygroundTrace, attrs: dict[str, Any]) -> None:
+def _tokens(t: ModelPlaygroundTrace, attrs: dict[str, Any]) -> None:
     for name in ("prompt_tokens", "completion_tokens", "cached_prompt_tokens", "reasoning_tokens",
                  "usage_estimated"):
         if name in attrs:
@@ -164,5 +164,5 @@ def _answer(body: bytes) -> str:
         return ""
 
 
-def _json(result: PlaygroundResult) -> Response:
+def _json(result: ModelPlaygroundResult) -> Response:
     return Response(result.model_dump_json(), media_type="application/json")
