@@ -18,7 +18,9 @@ from shared.pipeline.exchange import Exchange, Relayed
 
 from . import responses_guard as rg
 from .responses_contracts import RESPONSES, OPERATIONS as RESPONSES_OPS
+from .responses_ops import RELAY as RESPONSES_RELAY
 from .responses_sse import error_event as responses_error_event
+from .spec import _json_object
 from .sse import error_event
 
 # What the models spec logs as the completion instead of the upstream's text when a guardrail rewrote or cut it.
@@ -71,7 +73,7 @@ class ModelsGuardrails:
         if (run is None or relayed.body is None or relayed.status >= 300 or x.operation not in ("chat", RESPONSES)
                 or not run.remote_output()):
             return relayed
-        answer = _object(relayed.body)
+        answer = _json_object(relayed.body)
         if answer is None:
             return relayed
         extract, apply = _output_shapes(x.operation)
@@ -87,7 +89,7 @@ class ModelsGuardrails:
         return relayed
 
     def _check_body(self, x: Exchange, run: GuardrailRun, body: bytes) -> bytes:
-        answer = _object(body)
+        answer = _json_object(body)
         if answer is None:
             return body
         extract, apply = _output_shapes(x.operation)
@@ -124,7 +126,7 @@ class ModelsGuardrails:
             # The blocked text was held back in the window: it never reaches the client nor the log.
             x.error_code = exc.code
             if x.operation == RESPONSES:
-                relay = x.scratch.get("responses.relay")
+                relay = x.scratch.get(RESPONSES_RELAY)
                 yield responses_error_event(exc.code, exc.message, relay.tally.sequence if relay else 0,
                                             details=exc.details, type_=exc.type)
             else:
@@ -153,11 +155,3 @@ def _output_shapes(operation: str) -> tuple[Any, Any]:
     if operation == RESPONSES:
         return rg.responses_output, rg.apply_responses_output
     return chat_output, apply_chat_output
-
-
-def _object(body: bytes) -> dict[str, Any] | None:
-    try:
-        answer = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return answer if isinstance(answer, dict) else None

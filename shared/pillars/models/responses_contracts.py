@@ -7,15 +7,14 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from shared.domain.base import Pillar
-from shared.errors import InvalidRequest, MalformedJson
+from shared.errors import InvalidRequest
 from shared.pipeline.exchange import Exchange
-from shared.web.inputs import check_json_depth, validate
+from shared.web.inputs import validate
 
-from .contracts import MAX_INT32, _Passthrough
+from .contracts import MAX_INT32, _Passthrough, read_object
 
 if TYPE_CHECKING:
     from shared.auth.principal import Principal
@@ -53,14 +52,7 @@ def check_id(value: str) -> str:
 
 def create(raw: bytes, *, principal: Principal, request_id: str, headers: Mapping[str, str],
            started: float) -> Exchange:
-    check_json_depth(raw)
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedJson(f"The request body is not valid JSON: {exc}.") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.",
-                             details=[{"field": "body", "message": "expected an object", "type": "type"}])
+    body = read_object(raw)
     parsed = validate(ResponsesRequest, body, error=InvalidRequest)
     return Exchange(Pillar.models, RESPONSES, principal, request_id, body, headers, started,
                     stream=parsed.stream is True, resource=parsed.model)

@@ -6,7 +6,7 @@ directory of which backend stores which response id."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -21,6 +21,7 @@ from .openai_http import OpenAIHttp
 from .responses_contracts import RESPONSE_ID, RESPONSES
 from .responses_directory import ResponseDirectory
 from .responses_sse import ResponsesSseRelay, error_event
+from .spec import _clip, _json_object, relay_events  # (spec.py imports this module only inside ModelsSpec.__init__)
 from .tokens import TokenEstimator
 
 # Azure OpenAI's deployment-style (pre-v1) Responses API needs a preview api-version at least this recent.
@@ -136,8 +137,9 @@ class ResponsesOps:
         if x.stream and upstream.status_code < 300 and not upstream.is_closed:
             relay = x.scratch[RELAY] = ResponsesSseRelay()
             headers["cache-control"] = "no-cache"
-            return Relayed(upstream.status_code, headers, chunks=self._events(x, upstream, relay),
-                           media_type="text/event-stream")
+            return Relayed(upstream.status_code, headers, chunks=relay_events(
+                x, upstream, relay, lambda code, message: error_event(code, message, relay.tally.sequence),
+                fed=lambda: self._remember_streamed(x, relay)), media_type="text/event-stream")
         if upstream.status_code < 300:
             payload = _json_object(upstream.content)
             if payload is None:
@@ -155,29 +157,10 @@ class ResponsesOps:
         elif x.operation == RESPONSES and isinstance(response_id, str) and response_id:
             self.directory.record(x.principal.project_id or "", response_id[:256], x.resource, x.outcome.target.id)
 
-    async def _events(self, x: Exchange, upstream: httpx.Response, relay: ResponsesSseRelay) -> AsyncIterator[bytes]:
-        known = False
-        try:
-            async for chunk in upstream.aiter_raw():
-                out = relay.feed(chunk)
-                if not known and relay.tally.response_id is not None:
-                    known = True
-                    self._remember(x, relay.tally.response_id)
-                if out:
-                    yield out
-            tail = relay.rest()
-            if tail.strip():
-                yield tail
-            if not relay.tally.done:
-                x.error_code = "upstream_stream_incomplete"
-                yield error_event(x.error_code, "The model backend ended the stream before it was complete.",
-                                  relay.tally.sequence)
-        except (httpx.HTTPError, OSError) as exc:
-            x.error_code = "upstream_stream_broken"
-            yield error_event(x.error_code, f"The model backend's stream broke ({type(exc).__name__}).",
-                              relay.tally.sequence)
-        finally:
-            await upstream.aclose()
+    def _remember_streamed(self, x: Exchange, relay: ResponsesSseRelay) -> None:
+        if relay.tally.response_id is not None and not x.scratch.get("responses.remembered"):
+            x.scratch["responses.remembered"] = True  # from `response.created`, once
+            self._remember(x, relay.tally.response_id)
 
     # ---- usage
 
@@ -214,15 +197,3 @@ def _not_found(field: str, value: str) -> ResponseNotFound:
     return ResponseNotFound(
         f"No response '{value[:64]}' was served to this project by this gateway (or it has expired).",
         details={"field": field})
-
-
-def _json_object(content: bytes) -> dict[str, Any] | None:
-    try:
-        payload = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
-def _clip(text: str, limit: int = 30_000) -> str:
-    return text if len(text) <= limit else text[:limit] + "…[truncated]"

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from .sse import SseRelay
+
 TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
@@ -20,34 +22,25 @@ class ResponsesTally:
     content: list[str] = field(default_factory=list)
 
 
-class ResponsesSseRelay:
+class ResponsesSseRelay(SseRelay):
+    """The chat relay's event splitting (`feed`/`rest`), reading the Responses API's events; every event is
+    relayed unchanged."""
+
     def __init__(self) -> None:
-        self._buf = b""
-        self.tally = ResponsesTally()
+        super().__init__(strip_usage_chunk=False, collect_content=True)
+        self.tally = ResponsesTally()  # type: ignore[assignment]
 
-    def feed(self, chunk: bytes) -> bytes:
-        """Every complete event in the buffer, unchanged."""
-        self._buf += chunk
-        if b"\n\n" not in self._buf and b"\r\n\r\n" not in self._buf:
-            return b""
-        self._buf = self._buf.replace(b"\r\n", b"\n")
-        *events, self._buf = self._buf.split(b"\n\n")
-        for event in events:
-            self._inspect(event)
-        return b"".join(e + b"\n\n" for e in events)
-
-    def rest(self) -> bytes:
-        rest, self._buf = self._buf, b""
-        return rest
-
-    def _inspect(self, event: bytes) -> None:
+    def _inspect(self, event: bytes) -> bool:
         data = b"".join(line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:"))
         try:
             obj = orjson.loads(data) if data else None
         except orjson.JSONDecodeError:
-            return  # relayed as it came, just not read
-        if not isinstance(obj, dict):
-            return
+            return True  # relayed as it came, just not read
+        if isinstance(obj, dict):
+            self._read(obj)
+        return True
+
+    def _read(self, obj: dict[str, Any]) -> None:
         kind, t = obj.get("type"), self.tally
         seq = obj.get("sequence_number")
         if isinstance(seq, int) and not isinstance(seq, bool):

@@ -6,7 +6,7 @@ usage read on the way) → usage (real, else our estimate)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -124,24 +124,9 @@ class ModelsSpec:
         return Relayed(upstream.status_code, headers, chunks=self._events(x, upstream, relay),
                        media_type="text/event-stream")
 
-    async def _events(self, x: Exchange, upstream: httpx.Response, relay: SseRelay) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in upstream.aiter_raw():
-                out = relay.feed(chunk)
-                if out:
-                    yield out
-            tail = relay.rest()
-            if tail.strip():
-                yield tail
-            if not relay.tally.done:
-                x.error_code = "upstream_stream_incomplete"
-                yield error_event(x.error_code, "The model backend ended the stream before it was complete.")
-        except (httpx.HTTPError, OSError) as exc:
-            # Never retried once bytes reached the client; never a silent truncation either.
-            x.error_code = "upstream_stream_broken"
-            yield error_event(x.error_code, f"The model backend's stream broke ({type(exc).__name__}).")
-        finally:
-            await upstream.aclose()
+    def _events(self, x: Exchange, upstream: httpx.Response, relay: SseRelay) -> AsyncIterator[bytes]:
+        return relay_events(x, upstream, relay, error_event)
+
 
     def usage(self, x: Exchange) -> Usage:
         """Real usage when the upstream reported it (and it is believable), else our estimate (prompt + counted
@@ -233,3 +218,28 @@ def _cost_micros(model: Model, prompt: int, completion: int) -> int:
 def _clip(text: str, limit: int = 30_000) -> str:
     # An Azure Tables string property holds 64 KiB; keep prompts/completions well inside it.
     return text if len(text) <= limit else text[:limit] + "…[truncated]"
+
+
+async def relay_events(x: Exchange, upstream: httpx.Response, relay: Any, error: Callable[[str, str], bytes],
+                       fed: Callable[[], None] | None = None) -> AsyncIterator[bytes]:
+    """An upstream SSE stream through `relay` (chat's SseRelay or the Responses API's), ended by an `error`
+    event when the upstream breaks it or stops before its terminal event; `fed()` runs after each chunk."""
+    try:
+        async for chunk in upstream.aiter_raw():
+            out = relay.feed(chunk)
+            if fed is not None:
+                fed()
+            if out:
+                yield out
+        tail = relay.rest()
+        if tail.strip():
+            yield tail
+        if not relay.tally.done:
+            x.error_code = "upstream_stream_incomplete"
+            yield error(x.error_code, "The model backend ended the stream before it was complete.")
+    except (httpx.HTTPError, OSError) as exc:
+        # Never retried once bytes reached the client; never a silent truncation either.
+        x.error_code = "upstream_stream_broken"
+        yield error(x.error_code, f"The model backend's stream broke ({type(exc).__name__}).")
+    finally:
+        await upstream.aclose()
