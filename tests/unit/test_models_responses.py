@@ -161,3 +161,36 @@ def test_remaining_reads_the_counters_without_consuming():
     by_metric = {m: (limit, left, resets) for _, m, limit, left, resets in first}
     assert by_metric["requests_per_minute"][:2] == (100, 99) and by_metric["requests_per_minute"][2] == 55
     assert by_metric["cost_per_month_usd"][:2] == (1_500_000, 1_250_000)
+
+
+def test_remote_window_holds_events_until_each_batch_passed_with_overlap():
+    from shared.errors import GuardrailBlocked
+    from shared.guardrails.remote_stream import RemoteWindow
+
+    seen: list[str] = []
+
+    async def check(text: str) -> None:
+        seen.append(text)
+        if "hateword" in text:
+            raise GuardrailBlocked("no")
+
+    async def go():
+        w = RemoteWindow(check, batch=10, overlap=4)
+        outs = [await w.feed(b"e1", "12345"), await w.feed(b"e2", "67890"), await w.feed(b"e3", "ab")]
+        outs.append(await w.flush())
+        return w, outs
+
+    w, outs = asyncio.run(go())
+    assert outs == [b"", b"e1e2", b"", b"e3"] and seen == ["1234567890", "7890ab"] and w.passed == ["1234567890", "ab"]
+
+    async def blocked():
+        w = RemoteWindow(check, batch=10, overlap=4)
+        first = await w.feed(b"a", "calm words hate")  # passes; "hate" stays as overlap
+        try:
+            await w.feed(b"b", "word and more text")
+        except GuardrailBlocked:
+            return first, w.passed
+        raise AssertionError("not blocked")
+
+    first, passed = asyncio.run(blocked())
+    assert first == b"a" and passed == ["calm words hate"]  # the blocked batch's events and text never left
