@@ -153,7 +153,7 @@ def test_playground_streams_the_answer_and_the_trace_as_the_developers_own_key(g
         mine = admin.post(f"/manage/projects/{pid}/keys", json={"name": "dev", "metadata": {"owner": "dev-7"}}).json()
         theirs = admin.post(f"/manage/projects/{pid}/keys", json={"name": "x", "metadata": {"owner": "x"}}).json()
         assert admin.put(f"/manage/projects/{pid}/quotas/model/{name}",
-                         json={"requests_per_minute": 100}).status_code in (200, 201)
+                         json={"tokens_per_day": 100_000}).status_code in (200, 201)
     dev = {"Authorization": f"Bearer {jwks.token(roles=['Gateway.Developer'], oid='dev-7')}"}
     url = f"{gateway.url}/portal/projects/{pid}/models/{name}/playground"
     ask = {"key_id": mine["id"], "messages": [{"role": "user", "content": "hello there"}]}
@@ -176,13 +176,15 @@ def test_playground_streams_the_answer_and_the_trace_as_the_developers_own_key(g
                          timeout=30).json()
     assert missing["trace"]["ok"] is False and missing["trace"]["error_code"] == "model_not_found"
 
-    # the catalog shows what is left of the model's own limit (two playground calls took two), consuming nothing
-    cat = httpx.get(f"{gateway.url}/portal/projects/{pid}/models", headers=dev, timeout=10).json()
-    limits = next(m for m in cat["items"] if m["name"] == name)["limits"]
-    left = next(lim for lim in limits if lim["scope"] == "model")["remaining"]
-    assert left[0]["limit"] == "requests_per_minute" and left[0]["allowed"] == 100
-    assert left[0]["remaining"] in (98, 97, 96)  # a minute boundary may fall between the calls
-    again = httpx.get(f"{gateway.url}/portal/projects/{pid}/models", headers=dev, timeout=10).json()
-    left_again = next(lim for lim in next(m for m in again["items"] if m["name"] == name)["limits"]
-                      if lim["scope"] == "model")["remaining"]
-    assert left_again[0]["remaining"] in (left[0]["remaining"], 100)  # reading took nothing (or a new minute)
+    # the catalog shows what is left of the model's own limit (the two playground calls' real tokens), and
+    # reading it takes nothing
+    used = sum(t["prompt_tokens"] + t["completion_tokens"] for t in (trace, one["trace"]))
+
+    def left() -> dict:
+        cat = httpx.get(f"{gateway.url}/portal/projects/{pid}/models", headers=dev, timeout=10).json()
+        limits = next(m for m in cat["items"] if m["name"] == name)["limits"]
+        return next(lim for lim in limits if lim["scope"] == "model")["remaining"][0]
+
+    first = left()
+    assert first["limit"] == "tokens_per_day" and first["allowed"] == 100_000
+    assert first["remaining"] == 100_000 - used and left()["remaining"] == first["remaining"]

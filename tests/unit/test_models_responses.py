@@ -194,3 +194,14 @@ def test_remote_window_holds_events_until_each_batch_passed_with_overlap():
 
     first, passed = asyncio.run(blocked())
     assert first == b"a" and passed == ["calm words hate"]  # the blocked batch's events and text never left
+
+
+def test_a_stored_response_read_back_gets_the_output_checks_again():
+    step = make([{"type": "pii", "name": "pii", "stage": "output"}])
+    who = Principal(kind="virtual_key", subject="k1", project_id="proj", key_id="k1")
+    x = Exchange(Pillar.models, "responses.get", who, "rid", {"response_id": "resp_1", "query": {}}, {}, 0.0,
+                 resource="gpt")
+    asyncio.run(step.before(x))
+    stored = rwire.response("gpt", {}, "write to c@d.io", None)  # the upstream keeps what it generated
+    relayed = step.after(x, Relayed(200, {}, body=orjson.dumps(stored)))
+    assert orjson.loads(relayed.body)["output"][0]["content"][0]["text"] == "write to [REDACTED:email]"

@@ -25,6 +25,9 @@ from .sse import error_event
 
 # What the models spec logs as the completion instead of the upstream's text when a guardrail rewrote or cut it.
 SHOWN_TEXT = "guardrails.shown_text"
+# Operations whose answer carries model output: a stored response read back gets the same output checks as when
+# it was created (else a redacted stream's unredacted original would come back through `GET /v1/responses/{id}`).
+OUTPUT_OPS = frozenset({"chat", RESPONSES, "responses.get"})
 
 
 class ModelsGuardrails:
@@ -47,7 +50,7 @@ class ModelsGuardrails:
         run: GuardrailRun | None = x.scratch.get("guardrails")
         if run is None or not run.policies:
             return relayed  # no policy attached: nothing to do, not even a header
-        if relayed.status < 300 and x.operation in ("chat", RESPONSES):
+        if relayed.status < 300 and x.operation in OUTPUT_OPS:
             remote = bool(run.remote_output())
             if relayed.chunks is not None:
                 guard = self._step.stream(run)
@@ -70,7 +73,7 @@ class ModelsGuardrails:
     async def answered(self, x: Exchange, relayed: Relayed) -> Relayed:
         """A whole answer under a remote (Content Safety) output check: analysed before it leaves."""
         run: GuardrailRun | None = x.scratch.get("guardrails")
-        if (run is None or relayed.body is None or relayed.status >= 300 or x.operation not in ("chat", RESPONSES)
+        if (run is None or relayed.body is None or relayed.status >= 300 or x.operation not in OUTPUT_OPS
                 or not run.remote_output()):
             return relayed
         answer = _json_object(relayed.body)
@@ -102,7 +105,7 @@ class ModelsGuardrails:
     @staticmethod
     def _shown(x: Exchange, answer: dict[str, Any]) -> bytes:
         """The rewritten answer; what the request log gets as the completion."""
-        responses = x.operation == RESPONSES
+        responses = x.operation != "chat"
         shown = answer.get("output") if responses else [c.get("message") for c in answer.get("choices") or []]
         x.scratch[SHOWN_TEXT] = [orjson.dumps(shown).decode()]
         return orjson.dumps(answer)
@@ -152,6 +155,6 @@ def _nothing(_payload: Any) -> list[Any]:
 
 
 def _output_shapes(operation: str) -> tuple[Any, Any]:
-    if operation == RESPONSES:
+    if operation != "chat":  # a Responses API response object (created or read back)
         return rg.responses_output, rg.apply_responses_output
     return chat_output, apply_chat_output
