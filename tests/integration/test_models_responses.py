@@ -154,6 +154,9 @@ def test_playground_streams_the_answer_and_the_trace_as_the_developers_own_key(g
         theirs = admin.post(f"/manage/projects/{pid}/keys", json={"name": "x", "metadata": {"owner": "x"}}).json()
         assert admin.put(f"/manage/projects/{pid}/quotas/model/{name}",
                          json={"tokens_per_day": 100_000}).status_code in (200, 201)
+        assert admin.post(f"/manage/projects/{pid}/guardrails", json={
+            "id": "pii-" + name, "attach": {"scope": "resource", "pillar": "models", "resource": name},
+            "checks": [{"type": "pii", "name": "pii", "stage": "both"}]}).status_code == 201
     dev = {"Authorization": f"Bearer {jwks.token(roles=['Gateway.Developer'], oid='dev-7')}"}
     url = f"{gateway.url}/portal/projects/{pid}/models/{name}/playground"
     ask = {"key_id": mine["id"], "messages": [{"role": "user", "content": "hello there"}]}
@@ -168,8 +171,12 @@ def test_playground_streams_the_answer_and_the_trace_as_the_developers_own_key(g
     assert trace["prompt_tokens"] > 0 and trace["completion_tokens"] == 3 and trace["cost_usd"] > 0
     assert a.requests[-1].headers["authorization"] == f"Bearer {UPSTREAM_KEYS['a']}"
 
-    one = httpx.post(url, headers=dev, json={**ask, "stream": False}, timeout=30).json()
+    assert trace["guardrails"] == [] and trace["cache"] is None  # the policy ran and found nothing; no cache
+    mail = {**ask, "stream": False, "messages": [{"role": "user", "content": "mail a@b.co"}]}
+    one = httpx.post(url, headers=dev, json=mail, timeout=30).json()
     assert one["answer"] == "Hello from fake" and one["trace"]["status"] == 200
+    assert [(v["check"], v["action"], v["stage"]) for v in one["trace"]["guardrails"]] == [("pii", "redact", "input")]
+    assert a.requests[-1].body["messages"][0]["content"] == "mail [REDACTED:email]"
     refused = httpx.post(url, headers=dev, json={**ask, "key_id": theirs["id"]}, timeout=30)
     assert refused.status_code == 404 and refused.json()["error"]["code"] == "key_not_found"
     missing = httpx.post(f"{gateway.url}/portal/projects/{pid}/models/nope/playground", headers=dev, json=ask,
