@@ -50,7 +50,7 @@ def build_app(settings: Settings, services: Services | None = None, *,
         guardrails_admin_api.build(services.guardrail_policies, services.guardrail_book, projects, services.keys,
                                    services.egress, admin, max_body_bytes=manage),
         portal_api.build(projects, services.flags, developer, max_body_bytes=manage, catalog=services.catalog,
-                         quota_book=services.quota_book, enforcer=lambda: services.enforcer),
+                         quota_book=services.quota_book, enforcer=lambda: services.enforcer, keys=services.keys),
         credentials_api.build(services.key_service, services.key_requests, projects, developer, admin,
                               max_body_bytes=manage),
         # the pipeline is assembled on the first call, inside the worker's event loop

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from shared.domain.base import Pillar
 from shared.domain.lifecycle import serves
 from shared.domain.quotas import QuotaLimits
+from shared.auth.owned_keys import owned_key
 from shared.flags.service import FlagService
 from shared.registry.projects import ProjectRegistry
 from shared.web.api import ApiBlueprint, Call, Guard
@@ -47,7 +48,7 @@ class LimitLeft(BaseModel):
 
 
 class ModelLimit(BaseModel):
-    scope: str  # project | model: the limits every key of the project shares, and this model's own
+    scope: str  # project | model | key: the project's shared limits, this model's own, the `?key=` key's own
     limits: QuotaLimits
     remaining: list[LimitLeft] = Field(default_factory=list)
 
@@ -69,9 +70,10 @@ class CatalogModels(BaseModel):
 
 
 def build(projects: ProjectRegistry, flags: FlagService, developer: Guard, *, max_body_bytes: int,
-          catalog: Any = None, quota_book: Any = None, enforcer: Any = None) -> ApiBlueprint:
+          catalog: Any = None, quota_book: Any = None, enforcer: Any = None, keys: Any = None) -> ApiBlueprint:
     """`catalog`/`quota_book`: the models pillar's, for the developer model catalog; `enforcer()`: the quota
-    enforcer (built on first use), which reads what is left of each limit without consuming."""
+    enforcer (built on first use), which reads what is left of each limit without consuming; `keys`: the
+    virtual keys, for `?key=` (one of the caller's own keys: its scope and its own quota too)."""
     api = ApiBlueprint("portal", max_body_bytes=max_body_bytes)
 
     @api.route("portal/me", "GET", name="portal_me", summary="The signed-in principal and its roles.",
@@ -93,7 +95,7 @@ def build(projects: ProjectRegistry, flags: FlagService, developer: Guard, *, ma
         return CatalogProjects(items=items, next_cursor=page.cursor)
 
     if catalog is not None and quota_book is not None:
-        _model_catalog(api, developer, catalog, quota_book, enforcer)
+        _model_catalog(api, developer, catalog, quota_book, enforcer, keys)
     return api
 
 
@@ -106,17 +108,25 @@ async def _limits(quotas: list[Any], enforcer: Any) -> list[ModelLimit]:
     return [ModelLimit(scope=q.scope, limits=q.limits, remaining=left.get(q.id, [])) for q in quotas]
 
 
-def _model_catalog(api: ApiBlueprint, developer: Guard, catalog: Any, quota_book: Any, enforcer: Any) -> None:
+def _model_catalog(api: ApiBlueprint, developer: Guard, catalog: Any, quota_book: Any, enforcer: Any,
+                   keys: Any) -> None:
     @api.route("portal/projects/{project}/models", "GET", name="portal_project_models",
-               summary="The model catalog of a project: capabilities, limits, prices, lifecycle, cache.",
-               guard=developer, response=CatalogModels)
+               summary="The model catalog of a project: capabilities, limits, prices, lifecycle, cache, and what "
+               "is left of each limit.", guard=developer, response=CatalogModels,
+               query=(("key", "One of your own key ids: only the models it may call, with its own limits too."),))
     async def project_models(call: Call):
         project = call.path("project")
-        models = [m for m in await catalog.models(project) if serves(m.spec.lifecycle)]
+        key = None
+        if call.req.query_params.get("key") and keys is not None:
+            assert call.principal is not None
+            key = await owned_key(keys, call.principal, project, call.req.query_params["key"])
+        scope = key.scopes().get(Pillar.models) if key is not None else None
+        models = [m for m in await catalog.models(project) if serves(m.spec.lifecycle)
+                  and (scope is None or m.spec.name in scope)]
         items = []
         for m in sorted(models, key=lambda m: m.spec.name):
             s, cache = m.spec, m.spec.cache
-            quotas = await quota_book.for_call(project, None, Pillar.models, s.name)
+            quotas = await quota_book.for_call(project, key.id if key else None, Pillar.models, s.name)
             items.append(CatalogModel(
                 name=s.name, description=s.description, capabilities=list(s.capabilities),
                 context_window=s.context_window, lifecycle=s.lifecycle.value,

@@ -154,6 +154,8 @@ def test_playground_streams_the_answer_and_the_trace_as_the_developers_own_key(g
         theirs = admin.post(f"/manage/projects/{pid}/keys", json={"name": "x", "metadata": {"owner": "x"}}).json()
         assert admin.put(f"/manage/projects/{pid}/quotas/model/{name}",
                          json={"tokens_per_day": 100_000}).status_code in (200, 201)
+        assert admin.put(f"/manage/projects/{pid}/quotas/key/{mine['id']}",
+                         json={"tokens_per_day": 50_000}).status_code in (200, 201)
         assert admin.post(f"/manage/projects/{pid}/guardrails", json={
             "id": "pii-" + name, "attach": {"scope": "resource", "pillar": "models", "resource": name},
             "checks": [{"type": "pii", "name": "pii", "stage": "both"}]}).status_code == 201
@@ -187,11 +189,14 @@ def test_playground_streams_the_answer_and_the_trace_as_the_developers_own_key(g
     # reading it takes nothing
     used = sum(t["prompt_tokens"] + t["completion_tokens"] for t in (trace, one["trace"]))
 
-    def left() -> dict:
-        cat = httpx.get(f"{gateway.url}/portal/projects/{pid}/models", headers=dev, timeout=10).json()
+    def left(scope: str = "model", **query: str) -> dict:
+        cat = httpx.get(f"{gateway.url}/portal/projects/{pid}/models", headers=dev, params=query, timeout=10).json()
         limits = next(m for m in cat["items"] if m["name"] == name)["limits"]
-        return next(lim for lim in limits if lim["scope"] == "model")["remaining"][0]
+        return next(lim for lim in limits if lim["scope"] == scope)["remaining"][0]
 
     first = left()
     assert first["limit"] == "tokens_per_day" and first["allowed"] == 100_000
     assert first["remaining"] == 100_000 - used and left()["remaining"] == first["remaining"]
+    assert left("key", key=mine["id"])["remaining"] == 50_000 - used  # my own key's limit, on request
+    other = httpx.get(f"{gateway.url}/portal/projects/{pid}/models", headers=dev, params={"key": theirs["id"]})
+    assert other.status_code == 404 and other.json()["error"]["code"] == "key_not_found"

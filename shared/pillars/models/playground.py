@@ -14,10 +14,11 @@ import orjson
 from pydantic import BaseModel, Field
 from starlette.responses import Response, StreamingResponse
 
-from shared.auth.principal import Principal, Role
+from shared.auth.owned_keys import owned_key
+from shared.auth.principal import Principal
 from shared.domain.base import Pillar
 from shared.domain.keys import VirtualKey
-from shared.errors import Forbidden, GatewayError, NotFound
+from shared.errors import Forbidden, GatewayError
 from shared.flags.service import FlagService
 from shared.pipeline.exchange import Exchange
 from shared.storage.repository import Repository
@@ -65,9 +66,7 @@ class ModelPlayground:
 
     async def acting_as(self, developer: Principal, project_id: str, key_id: str) -> Principal:
         """The developer's own active key as a data-plane principal (an admin may act as any key)."""
-        key = await self._keys.find(project_id, key_id)
-        if key is None or (key.metadata.get("owner") != developer.subject and not developer.has(Role.admin)):
-            raise NotFound(f"You have no key '{key_id}' in this project.", code="key_not_found")
+        key = await owned_key(self._keys, developer, project_id, key_id)
         if key.state() != "active":
             raise Forbidden(f"The key '{key_id}' is {key.state()}.", code=f"key_{key.state()}")
         project = await self._flags.check(project_id, Pillar.models)
