@@ -14,8 +14,9 @@ import azure.functions as func
 
 from functions import (admin_api, agents_admin_api, agents_api, agents_portal_api, agents_sync, alerts_api,
                        analytics_api, credentials_api, experiments_api, guardrails_admin_api, health_api, keys_api,
-                       mcp_api, mcp_approvals_api, models_admin_api, models_api, monitoring_timers, portal_api,
-                       requestlog_api, tools_admin_api, tools_approvals, tools_portal_api)
+                       mcp_api, mcp_approvals_api, models_admin_api, models_api, models_playground_api,
+                       monitoring_timers, portal_api, requestlog_api, tools_admin_api, tools_approvals,
+                       tools_portal_api)
 from shared.auth.guards import DataPlaneGuard, RoleGuard
 from shared.auth.principal import Role
 from shared.config import SettingProblem, Settings, load_settings
@@ -50,7 +51,7 @@ def build_app(settings: Settings, services: Services | None = None, *,
         guardrails_admin_api.build(services.guardrail_policies, services.guardrail_book, projects, services.keys,
                                    services.egress, admin, max_body_bytes=manage),
         portal_api.build(projects, services.flags, developer, max_body_bytes=manage, catalog=services.catalog,
-                         quota_book=services.quota_book),
+                         quota_book=services.quota_book, enforcer=lambda: services.enforcer, keys=services.keys),
         credentials_api.build(services.key_service, services.key_requests, projects, developer, admin,
                               max_body_bytes=manage),
         # the pipeline is assembled on the first call, inside the worker's event loop
@@ -62,6 +63,8 @@ def build_app(settings: Settings, services: Services | None = None, *,
                               lambda: services.request_log_table, projects, admin,
                               DataPlaneGuard(services.key_service, services.flags, Pillar.models),
                               max_body_bytes=manage, max_rows=settings.experiment_results_max_rows),
+        models_playground_api.build(lambda: services.models_pipeline, services.keys, services.flags, projects,
+                                    developer, max_body_bytes=manage),
         # the tools pillar: its parts (and the MCP data plane) are built on first use, inside the worker's loop
         tools_admin_api.build(tools, projects, admin, max_body_bytes=manage),
         tools_approvals.build(tools, projects, admin, max_body_bytes=manage),

@@ -9,6 +9,8 @@ from shared.domain.lifecycle import serves
 from shared.pillars.models.domain import OpenAIModel, OpenAIModelList
 from shared.pillars.models.contracts import ChatRequest, EmbeddingsRequest, ModelsOperation, exchange
 from shared.pillars.models.catalog import ModelCatalog
+from shared.pillars.models import responses_contracts
+from shared.pillars.models.responses_contracts import ResponsesRequest
 from shared.web.api import ApiBlueprint, Call, Guard
 from shared.web.inputs import read_body
 
@@ -88,4 +90,42 @@ def build(pipeline: Callable[[], "Pipeline"], catalog: ModelCatalog, guard: Guar
     async def azure_v1_embeddings(call: Call):
         return await proxy(call, "embeddings")
 
+    _responses(api, guard, pipeline, limit)
     return api
+
+
+def _responses(api: ApiBlueprint, guard: Guard, pipeline: Callable[[], "Pipeline"], limit: int) -> None:
+    """The Responses API, on OpenAI's paths and on Azure OpenAI's v1 paths (same bodies, the body names the
+    model); a stored response is read or deleted on the backend that created it (responses_directory.py)."""
+    ids = (("after", "Input items: list after this id."), ("limit", "Input items: page size (1-100)."),
+           ("order", "Input items: asc | desc."))
+
+    async def create(call: Call):
+        assert call.principal is not None
+        x = responses_contracts.create(await read_body(call.req, limit), principal=call.principal,
+                                       request_id=call.request_id, headers=dict(call.req.headers),
+                                       started=call.started)
+        return await pipeline().run(x)
+
+    def by_id(op: str):
+        async def handler(call: Call):
+            assert call.principal is not None
+            x = responses_contracts.by_id(op, call.path("response"), call.req.query_params,
+                                          principal=call.principal, request_id=call.request_id,
+                                          headers=dict(call.req.headers), started=call.started)
+            return await pipeline().run(x)
+        return handler
+
+    for prefix, name, query in (("v1", "v1", ()), ("openai/v1", "azure_v1", AZURE)):
+        api.route(f"{prefix}/responses", "POST", name=f"{name}_create_response",
+                  summary="Create a model response (Responses API; `stream: true` for typed SSE events).",
+                  guard=guard, body=ResponsesRequest, parse_body=False, query=query)(create)
+        api.route(f"{prefix}/responses/{{response}}", "GET", name=f"{name}_get_response",
+                  summary="A stored model response, from the backend that created it.", guard=guard,
+                  query=query)(by_id("responses.get"))
+        api.route(f"{prefix}/responses/{{response}}", "DELETE", name=f"{name}_delete_response",
+                  summary="Delete a stored model response on the backend that created it.", guard=guard,
+                  query=query)(by_id("responses.delete"))
+        api.route(f"{prefix}/responses/{{response}}/input_items", "GET", name=f"{name}_response_input_items",
+                  summary="The input items of a stored model response.", guard=guard,
+                  query=(*query, *ids))(by_id("responses.input_items"))

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from shared.domain.base import Pillar
 from shared.domain.lifecycle import serves
 from shared.domain.quotas import QuotaLimits
+from shared.auth.owned_keys import owned_key
 from shared.flags.service import FlagService
 from shared.registry.projects import ProjectRegistry
 from shared.web.api import ApiBlueprint, Call, Guard
@@ -39,9 +40,17 @@ class ModelPrices(BaseModel):
     reasoning_per_1k: float | None
 
 
+class LimitLeft(BaseModel):
+    limit: str  # requests_per_minute | tokens_per_minute | tokens_per_day | tokens_per_month | cost_per_month_usd
+    allowed: float
+    remaining: float = Field(description="Left in the current window (USD for cost), read without consuming.")
+    resets_in_seconds: float
+
+
 class ModelLimit(BaseModel):
-    scope: str  # project | model: the limits every key of the project shares, and this model's own
+    scope: str  # project | model | key: the project's shared limits, this model's own, the `?key=` key's own
     limits: QuotaLimits
+    remaining: list[LimitLeft] = Field(default_factory=list)
 
 
 class CatalogModel(BaseModel):
@@ -61,8 +70,10 @@ class CatalogModels(BaseModel):
 
 
 def build(projects: ProjectRegistry, flags: FlagService, developer: Guard, *, max_body_bytes: int,
-          catalog: Any = None, quota_book: Any = None) -> ApiBlueprint:
-    """`catalog`/`quota_book`: the models pillar's, for the developer model catalog."""
+          catalog: Any = None, quota_book: Any = None, enforcer: Any = None, keys: Any = None) -> ApiBlueprint:
+    """`catalog`/`quota_book`: the models pillar's, for the developer model catalog; `enforcer()`: the quota
+    enforcer (built on first use), which reads what is left of each limit without consuming; `keys`: the
+    virtual keys, for `?key=` (one of the caller's own keys: its scope and its own quota too)."""
     api = ApiBlueprint("portal", max_body_bytes=max_body_bytes)
 
     @api.route("portal/me", "GET", name="portal_me", summary="The signed-in principal and its roles.",
@@ -84,21 +95,38 @@ def build(projects: ProjectRegistry, flags: FlagService, developer: Guard, *, ma
         return CatalogProjects(items=items, next_cursor=page.cursor)
 
     if catalog is not None and quota_book is not None:
-        _model_catalog(api, developer, catalog, quota_book)
+        _model_catalog(api, developer, catalog, quota_book, enforcer, keys)
     return api
 
 
-def _model_catalog(api: ApiBlueprint, developer: Guard, catalog: Any, quota_book: Any) -> None:
+async def _limits(quotas: list[Any], enforcer: Any) -> list[ModelLimit]:
+    left: dict[str, list[LimitLeft]] = {}
+    for quota, metric, limit, remaining, resets in (await enforcer().remaining(quotas) if enforcer else []):
+        scale = 1e6 if metric == "cost_per_month_usd" else 1  # the enforcer counts cost in micro-dollars
+        left.setdefault(quota.id, []).append(LimitLeft(limit=metric, allowed=limit / scale,
+                                                       remaining=remaining / scale, resets_in_seconds=round(resets, 3)))
+    return [ModelLimit(scope=q.scope, limits=q.limits, remaining=left.get(q.id, [])) for q in quotas]
+
+
+def _model_catalog(api: ApiBlueprint, developer: Guard, catalog: Any, quota_book: Any, enforcer: Any,
+                   keys: Any) -> None:
     @api.route("portal/projects/{project}/models", "GET", name="portal_project_models",
-               summary="The model catalog of a project: capabilities, limits, prices, lifecycle, cache.",
-               guard=developer, response=CatalogModels)
+               summary="The model catalog of a project: capabilities, limits, prices, lifecycle, cache, and what "
+               "is left of each limit.", guard=developer, response=CatalogModels,
+               query=(("key", "One of your own key ids: only the models it may call, with its own limits too."),))
     async def project_models(call: Call):
         project = call.path("project")
-        models = [m for m in await catalog.models(project) if serves(m.spec.lifecycle)]
+        key = None
+        if call.req.query_params.get("key") and keys is not None:
+            assert call.principal is not None
+            key = await owned_key(keys, call.principal, project, call.req.query_params["key"])
+        scope = key.scopes().get(Pillar.models) if key is not None else None
+        models = [m for m in await catalog.models(project) if serves(m.spec.lifecycle)
+                  and (scope is None or m.spec.name in scope)]
         items = []
         for m in sorted(models, key=lambda m: m.spec.name):
             s, cache = m.spec, m.spec.cache
-            quotas = await quota_book.for_call(project, None, Pillar.models, s.name)
+            quotas = await quota_book.for_call(project, key.id if key else None, Pillar.models, s.name)
             items.append(CatalogModel(
                 name=s.name, description=s.description, capabilities=list(s.capabilities),
                 context_window=s.context_window, lifecycle=s.lifecycle.value,
@@ -106,5 +134,5 @@ def _model_catalog(api: ApiBlueprint, developer: Guard, catalog: Any, quota_book
                                    cached_input_per_1k=s.cached_input_price_per_1k,
                                    reasoning_per_1k=s.reasoning_price_per_1k),
                 cache=bool(cache and cache.enabled), semantic_cache=bool(cache and cache.enabled and cache.semantic),
-                limits=[ModelLimit(scope=q.scope, limits=q.limits) for q in quotas]))
+                limits=await _limits(quotas, enforcer)))
         return CatalogModels(items=items)

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     # true in Azure (the container has a vector policy: VectorDistance); false for the local Cosmos server
     cache_vector_search: bool = Field(default=False, validation_alias="CACHE_VECTOR_SEARCH")
     cache_timeout_seconds: float = Field(default=1.0, gt=0, le=10, validation_alias="CACHE_TIMEOUT_SECONDS")
+    # Responses API: which backend served a response id (GET/DELETE go back there), per worker, bounded
+    responses_directory_max_entries: int = Field(default=100_000, ge=1, le=10_000_000,
+                                                 validation_alias="RESPONSES_DIRECTORY_MAX_ENTRIES")
+    responses_directory_ttl_seconds: float = Field(default=7 * 86400, gt=0, le=90 * 86400,
+                                                   validation_alias="RESPONSES_DIRECTORY_TTL_SECONDS")
 
     # --- Storage (tables for counters/logs, queues). Same account the Functions host uses.
     storage_connection_string: SecretStr | None = Field(

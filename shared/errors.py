@@ -168,6 +168,12 @@ class ModelNotFound(ResourceNotFound):
     code = "model_not_found"
 
 
+class ResponseNotFound(ResourceNotFound):
+    """A Responses API id this gateway did not serve to the caller's project (or no longer remembers)."""
+
+    code = "response_not_found"
+
+
 class ResourceNotAllowed(Forbidden):
     """The virtual key's scope for this pillar does not include the resource."""
 

@@ -113,15 +113,9 @@ class ContentSafetyCheck(_Check):
     timeout_seconds: float = Field(default=2.0, gt=0, le=30, allow_inf_nan=False)
     api_key_setting: str | None = Field(default=None, max_length=116, json_schema_extra={
         "pattern": UPSTREAM_SECRET_PATTERN}, description="An app setting named UPSTREAM_SECRET_*; none: Entra ID.")
+    # On output (stage output/both): a whole answer is analysed before it is returned; a stream is held back in
+    # batches until each has passed (shared/guardrails/remote_stream.py). Prompt Shields analyse input only.
     _redactable: ClassVar[bool] = False
-
-    @model_validator(mode="after")
-    def _input_only(self) -> "ContentSafetyCheck":
-        # Output runs where the pipeline cannot wait on a network call (a whole answer is checked synchronously,
-        # a stream chunk by chunk): the remote check guards prompts; local checks guard answers.
-        if self.stage != "input":
-            raise ValueError("a content_safety check runs on input only (stage: input)")
-        return self
 
     @field_validator("api_key_setting")
     @classmethod

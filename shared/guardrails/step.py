@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..domain.base import Pillar
@@ -35,6 +35,12 @@ class GuardrailRun:
     def has_output(self) -> bool:
         return any(c.applies("output") for p in self.policies for c in p.checks)
 
+    def remote_output(self) -> list[CompiledPolicy]:
+        """The policies' remote (Content Safety) output checks only; [] when there are none."""
+        found = [CompiledPolicy(p.id, p.rank, [c for c in p.checks if c.local is None and c.applies("output")])
+                 for p in self.policies]
+        return [p for p in found if p.checks]
+
 
 class GuardrailStep:
     def __init__(self, book: GuardrailBook, engine: GuardrailEngine) -> None:
@@ -60,6 +66,23 @@ class GuardrailStep:
         with _recording(run):
             result = self._engine.evaluate_local(run.policies, segments, "output")
         return _apply(run, result, payload, segments, apply)
+
+    async def on_output_remote(self, run: GuardrailRun, payload: Any, extract: Extract, apply: Apply) -> bool:
+        """Every output check (local, then remote) on a whole answer, for a call with remote output checks;
+        True if rewritten. Raises GuardrailBlocked / GuardrailUnavailable (fail-closed)."""
+        segments: list[Segment] = extract(payload)
+        with _recording(run):
+            result = await self._engine.evaluate(run.policies, segments, "output")
+        return _apply(run, result, payload, segments, apply)
+
+    async def check_streamed(self, run: GuardrailRun, text: str) -> None:
+        """The remote output checks on a batch of streamed text (the local ones ran in the window)."""
+        remote = run.remote_output()
+        if not remote or not text:
+            return
+        with _recording(run):
+            result = await self._engine.evaluate(remote, [Segment("assistant", text, ("stream",))], "output")
+        run.verdicts += [replace(v, detail={**v.detail, "streamed": True}) for v in result.verdicts]
 
     def stream(self, run: GuardrailRun) -> GuardedSse | None:
         checks = span_checks(run.policies, "output") if run.policies else []

@@ -29,7 +29,7 @@ class _Tally:
 class WindowGuard:
     def __init__(self, checks: list[tuple[CompiledCheck, SpanCheck]]) -> None:
         self._checks = checks
-        self.window = max(sc.window for _, sc in checks)
+        self.window = max((sc.window for _, sc in checks), default=0)  # no span check: nothing held back
         self._pending = ""
         self._context = ""
         self.tally: dict[int, _Tally] = {i: _Tally() for i in range(len(checks))}

@@ -55,7 +55,7 @@ class Pipeline:
             if relayed is None:
                 relayed = await self._forward(x)
             if self.steps:
-                relayed = self._after(x, relayed)
+                relayed = await self._answered(x, self._after(x, relayed))
             response = self._respond(x, relayed)
             streaming = relayed.chunks is not None
             return response
@@ -136,6 +136,15 @@ class Pipeline:
     def _after(self, x: Exchange, relayed: Relayed) -> Relayed:
         for step in reversed(self.steps):
             relayed = step.after(x, relayed)
+        return relayed
+
+    async def _answered(self, x: Exchange, relayed: Relayed) -> Relayed:
+        """Steps' optional async `answered` hook, after every `after`, on the answer before it leaves: what must
+        wait on the network (a remote output guardrail on a whole body); a stream is wrapped in `after` instead."""
+        for step in reversed(self.steps):
+            answered = getattr(step, "answered", None)
+            if answered is not None:
+                relayed = await answered(x, relayed)
         return relayed
 
     def _respond(self, x: Exchange, relayed: Relayed) -> Response:

@@ -10,6 +10,9 @@ answer exists it runs every `after` in reverse order (like middleware):
                    `before` are skipped but every `after` still runs on it. Logged with status and no target.
 - wrap the answer: `after` returns a Relayed, e.g. with `chunks` wrapped by an async generator that checks
                    the output as it streams (and may end it with an error event), or stores it in a cache.
+- wait on it:      an optional `async def answered(x, relayed) -> Relayed`, run after every `after` (in the same
+                   reverse order), may check a whole body over the network (a remote output guardrail) and
+                   raise a GatewayError (the upstream was called: usage is still settled and logged).
 
 Steps are per pillar instance, so a step may rely on the pillar's request type; a step meant for every pillar
 reads only the generic Exchange fields (pillar, resource, principal, request_id) plus its own `x.scratch` key.

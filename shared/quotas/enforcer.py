@@ -137,6 +137,20 @@ class QuotaEnforcer:
             if not admitted:
                 self.release(adm)
 
+    async def remaining(self, quotas: list[Quota]) -> list[tuple[Quota, str, int, int, float]]:
+        """(quota, metric, limit, remaining, seconds until the window resets) for every limit of `quotas`, read
+        from the shared counters without taking anything; budget this instance leased but has not used counts as
+        remaining. Cost limits and remainders are in micro-dollars."""
+        now, out = self._clock(), []
+        for quota, metric, wkind, _, limit in self._plan(quotas):
+            wid, left = window(wkind, now)
+            partition, row = f"{quota.project_id}|{quota.scope}|{quota.target}", f"{metric}:{wid}"
+            total = await self._store.read(partition, row)
+            local = self._counters.get((partition, row))
+            used = total - (local.local if local is not None else 0)
+            out.append((quota, metric, limit, max(0, min(limit, limit - used)), left))
+        return out
+
     @staticmethod
     def _refusal(quota: Quota, metric: str, kind: str, unit: str, limit: int, left: float) -> GatewayError:
         where = f"{quota.scope} '{quota.target}'"

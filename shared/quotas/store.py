@@ -22,6 +22,9 @@ class CounterStore(Protocol):
         """Unconditionally add (usage above the estimate; negative: leased units handed back, never taking the
         total below zero); return the new total."""
 
+    async def read(self, partition: str, row: str) -> int:
+        """The shared total, without taking or writing anything (0 for a window nobody used yet)."""
+
 
 def grant(total: int, want: int, limit: int, need: int) -> int:
     """What a lease may take from a row at `total`: up to `want` within `limit`, all or nothing below `need`."""
@@ -50,6 +53,9 @@ class MemoryCounterStore:
         total = self.totals.get((partition, row), 0)
         self.totals[(partition, row)] = total + addition(total, amount)
         return self.totals[(partition, row)]
+
+    async def read(self, partition: str, row: str) -> int:
+        return self.totals.get((partition, row), 0)
 
 
 class TableCounterStore:
@@ -116,3 +122,12 @@ class TableCounterStore:
 
     async def add(self, partition: str, row: str, amount: int) -> int:
         return (await self._bounded(self._update(partition, row, lambda total: addition(total, amount))))[1]
+
+    async def read(self, partition: str, row: str) -> int:
+        return await self._bounded(self._read(self._safe(partition), self._safe(row)))
+
+    async def _read(self, partition: str, row: str) -> int:
+        try:
+            return int((await self._table.get_entity(partition, row))["total"])
+        except ResourceNotFoundError:
+            return 0

@@ -102,3 +102,90 @@ def test_the_egress_policy_holds_on_the_sdk_connection(cs, host):
         evaluate(p, [Segment("user", "hello", ())], egress=EgressPolicy(allow_loopback=False))
     assert cs.cs_requests == []  # refused before any byte left
     assert evaluate(p, [Segment("user", "hello", ())]).verdicts == []  # the same endpoint, loopback allowed
+
+
+# ---- on output (whole answers and streams), through the models pillar's guardrail step
+
+def _models_step(cs, policy):
+    """The models guardrail step over the real Content Safety adapter, with `policy` attached to the project."""
+    from shared.guardrails.book import GuardrailBook
+    from shared.guardrails.step import GuardrailStep
+    from shared.pillars.models.guardrails import ModelsGuardrails
+    from shared.storage.memory import MemoryDocumentStore
+    from shared.storage.repository import Repository
+
+    async def make():
+        repo = Repository(MemoryDocumentStore(), GuardrailPolicy)
+        await repo.create(policy)
+        remote = ContentSafety(Settings(), lambda: None, EgressPolicy(allow_loopback=True))
+        return ModelsGuardrails(GuardrailStep(GuardrailBook(repo, ttl=60, max_stale=60), GuardrailEngine(remote))), \
+            remote
+    return make()
+
+
+def _chat_exchange(stream: bool):
+    from shared.auth.principal import Principal
+    from shared.domain.base import Pillar
+    from shared.pipeline.exchange import Exchange
+
+    who = Principal(kind="virtual_key", subject="k1", project_id="proj", key_id="k1")
+    return Exchange(Pillar.models, "chat", who, "rid", {"messages": [{"role": "user", "content": "hi"}]}, {}, 0.0,
+                    resource="gpt", stream=stream)
+
+
+def _sse(words):
+    import orjson
+
+    return [b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": {"content": w}}]}) + b"\n\n" for w in words] \
+        + [b"data: [DONE]\n\n"]
+
+
+def test_output_harm_blocks_a_whole_answer_and_a_stream_split_across_batches(cs):
+    import orjson
+
+    from shared.guardrails import remote_stream
+    from shared.pillars.models.guardrails import SHOWN_TEXT
+    from shared.pipeline.exchange import Relayed
+
+    policy = check(cs, stage="output", thresholds={"Hate": 4}, prompt_shields=False)
+
+    async def go():
+        step, remote = await _models_step(cs, policy)
+        try:
+            # a whole answer: analysed in the pipeline's async `answered` hook, before it leaves
+            x = _chat_exchange(False)
+            await step.before(x)
+            body = orjson.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "a hateword"}}]})
+            relayed = step.after(x, Relayed(200, {}, body=body))
+            assert relayed.body == body  # nothing decided synchronously: the remote check is still to come
+            with pytest.raises(Exception) as err:
+                await step.answered(x, relayed)
+            assert err.value.code == "guardrail_blocked" and x.guardrails[-1]["stage"] == "output"
+            calm = _chat_exchange(False)
+            await step.before(calm)
+            ok = await step.answered(calm, step.after(calm, Relayed(200, {}, body=body.replace(b"hateword", b"hi"))))
+            assert b"hi" in ok.body and calm.guardrails == []
+
+            # a stream: held in batches; the trigger word split across two batches is analysed whole
+            remote_stream.BATCH, remote_stream.OVERLAP = 20, 12
+            words = ["calm " * 3, "words and hate", "word again ", "more text " * 3]
+            s = _chat_exchange(True)
+            await step.before(s)
+
+            async def chunks():
+                for e in _sse(words):
+                    yield e
+
+            wrapped = step.after(s, Relayed(200, {}, chunks=chunks()))
+            out = b"".join([c async for c in wrapped.chunks])
+            return out, s
+        finally:
+            await remote.close()
+            remote_stream.BATCH, remote_stream.OVERLAP = 600, 200
+
+    out, s = asyncio.run(go())
+    assert b"guardrail_blocked" in out and b"[DONE]" not in out
+    assert b"calm" in out and b"again" not in out  # the first batch passed; the blocked one never left
+    assert s.error_code == "guardrail_blocked" and "again" not in "".join(s.scratch[SHOWN_TEXT])
+    analysed = [r.body["text"] for r in cs.cs_requests if r.path.endswith("analyze")]
+    assert any("hateword" in t for t in analysed)  # split across deltas and batches, analysed whole

@@ -41,6 +41,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from dev import openai_wire as wire
+from tests.support import fake_responses as rwire
 
 # --------------------------------------------------------------------------------------------- behaviours
 
@@ -52,6 +53,8 @@ class Ok:
     usage: bool = True
     extra: dict[str, Any] | None = None
     delay: float = 0.0
+    cached_tokens: int = 0  # Responses API usage details (input_tokens_details / output_tokens_details)
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,10 +94,12 @@ Behaviour = Ok | Stream | Error | Hang | CutStream | CloseConnection
 
 
 def ok(content: str = "Hello from fake", completion_tokens: int | None = None, usage: bool = True,
-       extra: dict[str, Any] | None = None, delay: float = 0.0) -> Ok:
+       extra: dict[str, Any] | None = None, delay: float = 0.0, *, cached_tokens: int = 0,
+       reasoning_tokens: int = 0) -> Ok:
     """A normal answer (SSE if the request asked for `stream: true`). `extra` top-level fields are merged into the
-    completion (and into every stream chunk) so tests can prove unknown fields pass through the gateway."""
-    return Ok(content, completion_tokens, usage, extra, delay)
+    completion (and into every stream chunk) so tests can prove unknown fields pass through the gateway.
+    `cached_tokens`/`reasoning_tokens`: the Responses API's usage details."""
+    return Ok(content, completion_tokens, usage, extra, delay, cached_tokens, reasoning_tokens)
 
 
 def stream(content: str = "Hello from fake", chunk_delay: float = 0.0, usage: bool = True) -> Stream:
@@ -156,15 +161,16 @@ def _error_body(status: int, message: str | None = None) -> dict[str, Any]:
 @dataclass
 class _Call:
     """What the behaviour needs to know about the request it answers."""
-    kind: str  # "chat" | "embeddings" | "models"
+    kind: str  # "chat" | "embeddings" | "models" | "responses"
     model: str
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)  # sent on every response
     scope: Scope = field(default_factory=dict)
+    store: dict[str, Any] | None = None  # the fake's stored responses (Responses API)
 
     @property
     def wants_stream(self) -> bool:
-        return self.kind == "chat" and self.body.get("stream") is True
+        return self.kind in ("chat", "responses") and self.body.get("stream") is True
 
     @property
     def include_usage(self) -> bool:
@@ -181,12 +187,33 @@ def _completion(call: _Call, b: Ok) -> dict[str, Any]:
         inputs = wire.embedding_inputs(call.body)
         tokens = wire.embedding_tokens(inputs) if b.usage else None
         return {**wire.embeddings(call.model, [_vector(x) for x in inputs], tokens), **(b.extra or {})}
+    if call.kind == "responses":
+        return _stored(call, rwire.response(call.model, call.body, b.content, _responses_usage(call, b),
+                                            extra=b.extra))
     usage = wire.chat_usage(call.body, b.content, b.completion_tokens) if b.usage else None
     return {**wire.chat_completion(call.model, b.content, usage, fingerprint="fp_fake"), **(b.extra or {})}
 
 
+def _responses_usage(call: _Call, b: Any) -> dict[str, Any] | None:
+    if not getattr(b, "usage", True):
+        return None
+    return rwire.usage(call.body, b.content, getattr(b, "completion_tokens", None),
+                       cached=getattr(b, "cached_tokens", 0), reasoning=getattr(b, "reasoning_tokens", 0))
+
+
+def _stored(call: _Call, resp: dict[str, Any]) -> dict[str, Any]:
+    if call.store is not None and call.body.get("store") is not False:
+        call.store[resp["id"]] = (resp, rwire.input_items(call.body))
+    return resp
+
+
 def _sse_events(call: _Call, content: str, *, usage: bool, completion_tokens: int | None = None,
-                extra: dict[str, Any] | None = None) -> list[bytes]:
+                extra: dict[str, Any] | None = None, b: Any = None) -> list[bytes]:
+    if call.kind == "responses":
+        rid = "resp_" + uuid.uuid4().hex
+        used = _responses_usage(call, b if b is not None else Ok(content, completion_tokens, usage))
+        _stored(call, rwire.response(call.model, call.body, content, used, response_id=rid))
+        return rwire.events(call.model, call.body, content, used, rid)
     with_usage = wire.chat_usage(call.body, content, completion_tokens) if usage and call.include_usage else None
     return wire.sse_events(call.model, content, with_usage, fingerprint="fp_fake", extra=extra)
 
@@ -234,6 +261,7 @@ class FakeOpenAI:
         self.url = ""
         self.port = 0
         self.requests: list[Recorded] = []
+        self.responses: dict[str, Any] = {}  # Responses API: id → (response, input items), as OpenAI stores them
         self._lock = threading.Lock()
         self._script: deque[Behaviour] = deque()
         self._default: Behaviour = Ok()
@@ -259,6 +287,7 @@ class FakeOpenAI:
             self._script.clear()
             self._default = Ok()
             self.requests.clear()  # in place: callers holding the list see it empty
+            self.responses.clear()
 
     @property
     def pending(self) -> int:
@@ -315,7 +344,14 @@ class FakeOpenAI:
             yield
 
         chat, emb = _Endpoint(self, "chat"), _Endpoint(self, "embeddings")
+        responses = [r for prefix in ("/v1", "/openai/v1") for r in (
+            Route(f"{prefix}/responses", _Endpoint(self, "responses"), methods=["POST"]),
+            Route(f"{prefix}/responses/{{rid}}", _Endpoint(self, "responses.get"), methods=["GET"]),
+            Route(f"{prefix}/responses/{{rid}}", _Endpoint(self, "responses.delete"), methods=["DELETE"]),
+            Route(f"{prefix}/responses/{{rid}}/input_items", _Endpoint(self, "responses.input_items"),
+                  methods=["GET"]))]
         return Starlette(lifespan=lifespan, routes=[
+            *responses,
             Route("/v1/chat/completions", chat, methods=["POST"]),
             Route("/v1/embeddings", emb, methods=["POST"]),
             Route("/v1/models", _Endpoint(self, "models"), methods=["GET"]),
@@ -355,6 +391,8 @@ class FakeOpenAI:
             reject = JSONResponse(_error_body(401, "Incorrect API key provided."), 401, headers=base)
         elif deployment is not None and "api-version" not in request.query_params:
             reject = JSONResponse({"error": {"code": "404", "message": "Resource not found"}}, 404, headers=base)
+        elif kind is not None and kind.startswith("responses."):
+            reject = self._stored_response(kind, scope["path_params"]["rid"], base)
         elif kind != "models" and body is None:
             reject = JSONResponse(_error_body(400, "We could not parse the JSON body of your request."), 400,
                                   headers=base)
@@ -363,7 +401,20 @@ class FakeOpenAI:
             return
         assert kind is not None
         model = deployment or str((body or {}).get("model") or f"{self.name}-model")
-        await self._apply(self._next(), _Call(kind, model, body or {}, base, scope), receive, send)
+        await self._apply(self._next(), _Call(kind, model, body or {}, base, scope, self.responses), receive, send)
+
+    def _stored_response(self, kind: str, rid: str, headers: dict[str, str]) -> Response:
+        """GET / DELETE / input_items of a stored response (they do not consume the script)."""
+        with self._lock:
+            found = self.responses.get(rid)
+            if found is not None and kind == "responses.delete":
+                del self.responses[rid]
+        if found is None:
+            return JSONResponse(_error_body(404, f"Response with id '{rid}' not found."), 404, headers=headers)
+        resp, items = found
+        body = {"responses.get": resp, "responses.delete": rwire.deleted(rid),
+                "responses.input_items": rwire.item_list(items)}[kind]
+        return JSONResponse(body, 200, headers=headers)
 
     async def _pause(self, seconds: float, receive: Receive) -> bool:
         """Sleep; False if cut short because the client disconnected or the fake is stopping."""
@@ -405,11 +456,11 @@ class FakeOpenAI:
                 return await _drop(receive, reset=False)
             if call.wants_stream:
                 await self._sse(_sse_events(call, b.content, usage=b.usage, completion_tokens=b.completion_tokens,
-                                            extra=b.extra), call, receive, send)
+                                            extra=b.extra, b=b), call, receive, send)
             else:
                 await JSONResponse(_completion(call, b), 200, call.headers)(call.scope, receive, send)
         elif isinstance(b, Stream):
-            if call.kind != "chat":
+            if call.kind not in ("chat", "responses"):
                 return await self._apply(Ok(b.content, usage=b.usage), call, receive, send)
             await self._sse(_sse_events(call, b.content, usage=b.usage), call, receive, send, delay=b.chunk_delay)
         elif isinstance(b, CutStream):

@@ -382,3 +382,27 @@ async def test_telemetry_sees_one_call_with_its_stages_and_attempts(world):
     assert w.telemetry.events == [("call", x.request_id), ("span", "resolve"), ("span", "admit"),
                                   ("span", "route"), ("span", "attempt", "a"), ("span", "attempt", "b"),
                                   ("end", x.request_id, "200")]
+
+
+async def test_an_async_answered_hook_can_refuse_an_answer_after_the_upstream_answered(world):
+    w = world
+
+    class RemoteCheck(PassStep):
+        name = "remote"
+
+        async def answered(self, x, relayed):
+            await asyncio.sleep(0)  # a network call
+            if relayed.body is not None and b"bad" in relayed.body.lower():
+                raise BadRequest("Refused on output.", code="guardrail_blocked")
+            relayed.headers["x-checked"] = "yes"
+            return relayed
+
+    w.pipeline.steps.append(RemoteCheck())
+    good = await w.pipeline.run(exchange())
+    assert good.headers["x-checked"] == "yes"
+    bad = exchange()
+    bad.request = {"args": {"q": "bad"}}  # the echo upstream answers with the request
+    with pytest.raises(GatewayError):
+        await w.pipeline.run(bad)
+    log = await rows(w)
+    assert [(r.status, r.target, r.error_code) for r in log] == [(200, "a", None), (400, "a", "guardrail_blocked")]

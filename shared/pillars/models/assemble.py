@@ -21,6 +21,7 @@ from shared.usage.log import UsageLog
 from .catalog import ModelCatalog
 from .credentials import TokenCache, UpstreamCredentials
 from .openai_http import OpenAIHttp
+from .responses_directory import ResponseDirectory
 from .spec import ModelsSpec
 from .tokens import TokenEstimator
 
@@ -37,8 +38,10 @@ def assemble_models(settings: Settings, *, catalog: ModelCatalog, quotas: QuotaB
     upstream_http = guarded_client(egress, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200))
     on_close("models upstream http", upstream_http.aclose)
     credentials = UpstreamCredentials(settings, TokenCache(credential))
+    responses = ResponseDirectory(max_entries=settings.responses_directory_max_entries,
+                                  ttl=settings.responses_directory_ttl_seconds)
     spec = ModelsSpec(catalog=catalog, http=OpenAIHttp(upstream_http, credentials), tokens=TokenEstimator(),
-                      enforcer=enforcer)  # encodings load on first use per model, off the event loop
+                      enforcer=enforcer, responses=responses)  # encodings load on first use per model, off the event loop
     breakers = Breakers()
     if instrument is not None:
         instrument(upstream_http, breakers)

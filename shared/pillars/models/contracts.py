@@ -60,6 +60,12 @@ CONTRACTS: dict[str, type[BaseModel]] = {"chat": ChatRequest, "embeddings": Embe
 def read_call(op: ModelsOperation, raw: bytes) -> tuple[dict[str, Any], BaseModel]:
     """The raw body (forwarded as sent, unknown fields kept) and its validated contract. Nesting is bounded before
     parsing, so a hostile body is a 400 here — never a serialiser failure after the quota was taken."""
+    body = read_object(raw)
+    return body, validate(CONTRACTS[op], body, error=InvalidRequest)
+
+
+def read_object(raw: bytes) -> dict[str, Any]:
+    """A depth-bounded JSON object body, or a 400 (malformed JSON, not an object)."""
     check_json_depth(raw)
     try:
         body = orjson.loads(raw)
@@ -68,7 +74,7 @@ def read_call(op: ModelsOperation, raw: bytes) -> tuple[dict[str, Any], BaseMode
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.",
                              details=[{"field": "body", "message": "expected an object", "type": "type"}])
-    return body, validate(CONTRACTS[op], body, error=InvalidRequest)
+    return body
 
 
 def wants_stream(op: str, parsed: BaseModel) -> bool:

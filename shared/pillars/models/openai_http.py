@@ -45,12 +45,19 @@ class OpenAIHttp:
         payload = dict(body)
         if backend.kind != "azure_openai" or backend.api_version == "v1":
             payload["model"] = backend.deployment  # Azure's deployment paths route by the URL instead
+        return await self.request(backend, "POST", upstream_url(backend, op), payload, client_headers, stream=stream)
+
+    async def request(self, backend: Backend, method: str, url: str, payload: dict[str, Any] | None,
+                      client_headers: dict[str, str], *, stream: bool) -> httpx.Response:
+        """One request to a backend with its credentials and the allow-listed client headers (the Responses
+        API's GET/DELETE carry no body)."""
         headers = {k.lower(): v for k, v in client_headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
         headers.update(await self._credentials.headers(backend))
-        headers["content-type"] = "application/json"
+        if payload is not None:
+            headers["content-type"] = "application/json"
         timeout = httpx.Timeout(backend.timeout_seconds, connect=min(10.0, backend.timeout_seconds))
-        request = self._http.build_request("POST", upstream_url(backend, op), content=orjson.dumps(payload),
-                                           headers=headers, timeout=timeout)
+        request = self._http.build_request(method, url, headers=headers, timeout=timeout,
+                                           content=orjson.dumps(payload) if payload is not None else None)
         return await self._http.send(request, stream=True) if stream else await self._send_read(request)
 
     async def _send_read(self, request: httpx.Request) -> httpx.Response:

@@ -6,7 +6,7 @@ usage read on the way) → usage (real, else our estimate)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -23,6 +23,8 @@ from .catalog import ModelCatalog
 from .contracts import CLIENT_ASKED_USAGE
 from .domain import Backend, Model
 from .openai_http import OpenAIHttp
+from .responses_contracts import OPERATIONS as RESPONSES_OPS, RESPONSES
+from .responses_directory import ResponseDirectory
 from .sse import SseRelay, error_event
 from .tokens import TokenEstimator
 from .usage import Usage as ReportedUsage, read_usage
@@ -37,12 +39,21 @@ class ModelsSpec:
     noun = "model backend"
 
     def __init__(self, *, catalog: ModelCatalog, http: OpenAIHttp, tokens: TokenEstimator,
-                 enforcer: QuotaEnforcer) -> None:
+                 enforcer: QuotaEnforcer, responses: ResponseDirectory | None = None) -> None:
+        from .responses_ops import ResponsesOps  # imports this module's helpers
+
         self._catalog, self._http, self._tokens = catalog, http, tokens
         self.http = http  # the upstream client, shared with steps that call models themselves (cache embeddings)
         self._completion_estimate = enforcer.completion_estimate
+        # the Responses API's operations (shared/pillars/models/responses_ops.py)
+        self.responses = ResponsesOps(
+            http=http, tokens=tokens, completion_estimate=enforcer.completion_estimate, family=_family,
+            cost=_cost_micros, directory=responses or ResponseDirectory(max_entries=100_000, ttl=7 * 86400))
 
     async def resolve(self, x: Exchange) -> None:
+        responses = x.operation in RESPONSES_OPS
+        if responses:
+            self.responses.model_of(x)  # a stored response's id names its model
         name, principal = x.resource, x.principal
         assert principal.project_id is not None
         model = await self._catalog.get(principal.project_id, name)
@@ -51,15 +62,18 @@ class ModelsSpec:
         if not principal.may_use(Pillar.models, name):
             raise ModelNotAllowed(f"This key may not call the model '{name}'.")
         # `x.stream` is the validated flag (contracts.exchange), never the raw body's; only chat streams
-        x.stream = stream = x.operation == "chat" and x.stream
-        caps = model.spec.capabilities
-        if x.operation not in caps or (stream and "streaming" not in caps):
+        x.stream = stream = x.operation in ("chat", RESPONSES) and x.stream
+        caps, needed = model.spec.capabilities, "chat" if responses else x.operation  # the Responses API is chat
+        if needed not in caps or (stream and "streaming" not in caps):
             raise CapabilityNotSupported(f"The model '{name}' does not support "
                                          f"{'streaming ' if stream else ''}{x.operation}.")
-        x.entity, x.targets, x.routing = model, model.spec.backends, model.spec.routing
+        x.entity, x.routing = model, model.spec.routing
+        x.targets = self.responses.targets(x, model) if responses else model.spec.backends
         x.scratch["stream"] = stream
 
     async def estimate(self, x: Exchange) -> Estimate:
+        if x.operation in RESPONSES_OPS:
+            return await self.responses.estimate(x)
         model: Model = x.entity
         body, name, family = x.request, model.spec.name, _family(model)
         if not self._tokens.is_ready(name, family):
@@ -84,12 +98,16 @@ class ModelsSpec:
         return target.tpm_capacity
 
     async def send(self, x: Exchange, target: Backend) -> httpx.Response:
+        if x.operation in RESPONSES_OPS:
+            return await self.responses.send(x, target)
         return await self._http.send(target, x.operation, x.request, x.headers, stream=x.stream)  # type: ignore[arg-type]
 
     def relay(self, x: Exchange) -> Relayed:
         assert x.outcome is not None
         upstream = x.outcome.response
         headers = {k: upstream.headers[k] for k in _PASS_HEADERS if k in upstream.headers}
+        if x.operation in RESPONSES_OPS:
+            return self.responses.relay(x, headers)
         if not (x.stream and upstream.status_code < 300 and not upstream.is_closed):
             if upstream.status_code < 300:
                 x.scratch["payload"] = payload = _json_object(upstream.content)
@@ -106,29 +124,16 @@ class ModelsSpec:
         return Relayed(upstream.status_code, headers, chunks=self._events(x, upstream, relay),
                        media_type="text/event-stream")
 
-    async def _events(self, x: Exchange, upstream: httpx.Response, relay: SseRelay) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in upstream.aiter_raw():
-                out = relay.feed(chunk)
-                if out:
-                    yield out
-            tail = relay.rest()
-            if tail.strip():
-                yield tail
-            if not relay.tally.done:
-                x.error_code = "upstream_stream_incomplete"
-                yield error_event(x.error_code, "The model backend ended the stream before it was complete.")
-        except (httpx.HTTPError, OSError) as exc:
-            # Never retried once bytes reached the client; never a silent truncation either.
-            x.error_code = "upstream_stream_broken"
-            yield error_event(x.error_code, f"The model backend's stream broke ({type(exc).__name__}).")
-        finally:
-            await upstream.aclose()
+    def _events(self, x: Exchange, upstream: httpx.Response, relay: SseRelay) -> AsyncIterator[bytes]:
+        return relay_events(x, upstream, relay, error_event)
+
 
     def usage(self, x: Exchange) -> Usage:
         """Real usage when the upstream reported it (and it is believable), else our estimate (prompt + counted
         streamed text); nothing when the call failed upstream or answered a body the gateway cannot read."""
         assert x.outcome is not None
+        if x.operation in RESPONSES_OPS:
+            return self._responses_usage(x)
         response, model = x.outcome.response, x.entity
         relay: SseRelay | None = x.scratch.get("relay")
         if relay is not None:
@@ -152,6 +157,22 @@ class ModelsSpec:
             completion = (self._tokens.count_text("".join(streamed), model.spec.name, _family(model))
                           if streamed else 0)
         return _usage(model, prompt, completion, estimated=reported is None)
+
+    def _responses_usage(self, x: Exchange) -> Usage:
+        """As `usage`, from the Responses API's shapes (responses_ops.ResponsesOps.reported)."""
+        model: Model = x.entity
+        raw, streamed, billable = self.responses.reported(x)
+        if not billable:
+            return _usage(model, 0, 0, estimated=False)  # a read/delete, a failed or unreadable answer
+        if x.payload_in is not None:
+            shown = x.scratch.get("guardrails.shown_text")
+            x.payload_out = _clip("".join(shown) if shown is not None else self.responses.output_text(x) or "")
+        reported = read_usage(raw)
+        if reported is not None and raw is not None:
+            return _billed(model, reported, raw)
+        completion = (self._tokens.count_text("".join(streamed), model.spec.name, _family(model))
+                      if streamed else 0)
+        return _usage(model, x.scratch["prompt_estimate"], completion, estimated=True)
 
 
 def _billed(model: Model, reported: ReportedUsage, raw: dict[str, Any]) -> Usage:
@@ -197,3 +218,28 @@ def _cost_micros(model: Model, prompt: int, completion: int) -> int:
 def _clip(text: str, limit: int = 30_000) -> str:
     # An Azure Tables string property holds 64 KiB; keep prompts/completions well inside it.
     return text if len(text) <= limit else text[:limit] + "…[truncated]"
+
+
+async def relay_events(x: Exchange, upstream: httpx.Response, relay: Any, error: Callable[[str, str], bytes],
+                       fed: Callable[[], None] | None = None) -> AsyncIterator[bytes]:
+    """An upstream SSE stream through `relay` (chat's SseRelay or the Responses API's), ended by an `error`
+    event when the upstream breaks it or stops before its terminal event; `fed()` runs after each chunk."""
+    try:
+        async for chunk in upstream.aiter_raw():
+            out = relay.feed(chunk)
+            if fed is not None:
+                fed()
+            if out:
+                yield out
+        tail = relay.rest()
+        if tail.strip():
+            yield tail
+        if not relay.tally.done:
+            x.error_code = "upstream_stream_incomplete"
+            yield error(x.error_code, "The model backend ended the stream before it was complete.")
+    except (httpx.HTTPError, OSError) as exc:
+        # Never retried once bytes reached the client; never a silent truncation either.
+        x.error_code = "upstream_stream_broken"
+        yield error(x.error_code, f"The model backend's stream broke ({type(exc).__name__}).")
+    finally:
+        await upstream.aclose()
