@@ -57,8 +57,10 @@ class AgentsPillar:
 
     @property
     def owned_repositories(self) -> list[Repository[Any]]:
+        from .composition.tasks import CompositeTask
+
         r = self.repos
-        return [r.agents, r.events, r.runs, self.policies]
+        return [r.agents, r.events, r.runs, self.policies, Repository(self._store, CompositeTask)]
 
     # ---- operate
 
