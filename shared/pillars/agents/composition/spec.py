@@ -87,9 +87,11 @@ class CompositeSpec(AgentsSpec):
                             task_id=uuid.uuid4().hex)
 
     async def _drive(self, x: Exchange, run: CompositeRun) -> AsyncIterator[StreamResponse]:
-        """Run the task, storing it when it starts and when it ends (GetTask from any instance)."""
+        """Run the task and store it when it ends (GetTask from any instance). A stream also stores it when it
+        starts: its client learns the task id from the first event and may ask for it before the end; a plain
+        SendMessage's client learns the id only with the answer, so one write is enough there."""
         project, owner = x.principal.project_id or "", owner_of(x.principal)
-        stored = await self._tasks.save(project, run.agent_id, owner, run.task)
+        stored = await self._tasks.save(project, run.agent_id, owner, run.task) if x.stream else None
         try:
             async for event in run.events():
                 yield event
