@@ -61,6 +61,8 @@ class Members:
         text = body["params"]["message"]["parts"][0]["text"]
         self.calls.append((aid, text))
         self.on_call()
+        if aid == "slow":
+            return self._hang()
         if aid == "err":
             return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"],
                                              "error": {"code": -32603, "message": "boom"}})
@@ -70,6 +72,14 @@ class Members:
                 "artifacts": [{"artifactId": "a", "parts": [{"text": f"{aid}({text})"}]}],
                 "metadata": {"usage": {"totalTokens": tokens, "toolCalls": tools}}}
         return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "result": {"task": task}})
+
+
+    @staticmethod
+    async def _hang() -> httpx.Response:
+        import asyncio
+
+        await asyncio.sleep(30)
+        raise AssertionError("the task's time budget should have cancelled this hop")
 
 
 class StaticCredentials:
@@ -280,6 +290,20 @@ async def test_the_time_budget_is_checked_before_each_hop():
     assert task["metadata"]["gateway"]["limit"] == "time" and [a for a, _ in w.members.calls] == ["aa"]
 
 
+async def test_a_hop_still_running_when_the_time_budget_ends_is_cancelled_and_logged():
+    w = World([member("aa"), member("slow"),
+               composite("seq", {"mode": "sequential", "members": ["aa", "slow"], "budget": {"max_seconds": 0.3}})])
+    started = time.perf_counter()
+    task = await w.send("seq", "x")
+    assert time.perf_counter() - started < 5
+    gw = task["metadata"]["gateway"]
+    assert (gw["reason"], gw["limit"]) == ("budget_exhausted", "time") and gw["hops"][-1]["state"] == "timeout"
+    assert [a["parts"][0]["text"] for a in task["artifacts"]] == ["aa(x)"]
+    rows = await w.rows()
+    [cut] = [r for r in rows if r.resource == "slow"]
+    assert cut.status == 499 and cut.attributes["hop"] == 2  # the cancelled hop still released and logged
+
+
 async def test_nested_composites_share_one_budget():
     inner = composite("inner", {"mode": "sequential", "members": ["aa", "aa"]})
     outer = composite("outer", {"mode": "sequential", "members": ["bb", "inner", "bb"], "budget": {"max_hops": 3}})
@@ -358,3 +382,25 @@ async def test_a_suspended_composite_takes_no_calls():
 def test_budget_defaults_are_bounded():
     b = TaskBudget()
     assert b.max_hops == 8 and b.max_seconds == 120 and b.max_tokens is None
+
+
+async def test_the_pillars_registry_checks_compositions_on_register_and_update():
+    from shared.config import Settings
+    from shared.egress import EgressPolicy
+    from shared.pillars.agents.pillar import AgentsPillar
+
+    pillar = AgentsPillar(Settings(), MemoryDocumentStore(), EgressPolicy(allow_loopback=True), None,  # type: ignore
+                          project_exists=lambda pid: None)
+    reg = pillar.registry
+    await reg.register("p1", "aa", member("aa").spec, "admin", lifecycle="published")
+    await reg.register("p1", "dd", member("dd").spec, "admin")  # a draft
+    seq = composite("seq", SEQ | {"members": ["aa"]}).spec
+    await reg.register("p1", "seq", seq, "admin")
+    with pytest.raises(ValidationFailed) as e:
+        await reg.register("p1", "bad", composite("bad", {"mode": "router", "default": "dd"}).spec, "admin")
+    assert e.value.code == "member_not_published"
+    with pytest.raises(ValidationFailed) as e:
+        await reg.update("p1", "seq", seq.model_copy(update={"composition": Composition.model_validate(
+            {"mode": "sequential", "members": ["aa", "seq"]})}), "admin")
+    assert e.value.code == "composition_cycle"
+    assert any(r.kind == "agent_composite_task" for r in pillar.owned_repositories)  # cascaded with the project
