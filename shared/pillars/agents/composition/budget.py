@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .contracts import TaskBudget
 
@@ -17,6 +18,7 @@ class BudgetExhausted(Exception):
     def __init__(self, limit: str, used: float, allowed: float) -> None:
         super().__init__(f"The task's {limit.replace('_', ' ')} budget is exhausted ({used:g} of {allowed:g}).")
         self.limit, self.used, self.allowed = limit, used, allowed
+        self.partial: tuple[str, list[Any]] | None = None  # (member, output parts) of the hop that went over
 
 
 @dataclass

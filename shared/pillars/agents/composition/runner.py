@@ -132,6 +132,9 @@ class CompositeRun:
             try:
                 result = await self._hop(member, why, parts)
             except BudgetExhausted as exc:
+                if exc.partial is not None:
+                    partial.append(Artifact(artifact_id=f"hop-{len(self.hops)}", name=f"partial:{exc.partial[0]}",
+                                            parts=exc.partial[1]))
                 async for e in self._fail(partial, {"reason": "budget_exhausted", "limit": exc.limit,
                                                     "detail": str(exc)}):
                     yield e
@@ -166,7 +169,12 @@ class CompositeRun:
         if result.inner_reason is not None and result.inner_reason.get("reason") == "budget_exhausted":
             raise _Propagated(result.inner_reason)
         if not result.charged:
-            self.budget.charge(result.tokens, result.tool_calls)  # may raise: this hop's output is still partial
+            try:
+                self.budget.charge(result.tokens, result.tool_calls)
+            except BudgetExhausted as exc:  # the hop ran (and spent): its output is reported with the partial ones
+                if result.state == COMPLETED:
+                    exc.partial = (member, _clip(result.parts))
+                raise
         if result.state == "refused":
             self.reason = {"reason": "member_refused", "agent": member, "code": result.code,
                            "detail": result.message[:500]}
@@ -191,5 +199,5 @@ class _Propagated(BudgetExhausted):
     """A nested composite ran out of the shared budget: the outer task stops for the same reason."""
 
     def __init__(self, inner: dict[str, Any]) -> None:
-        Exception.__init__(self, str(inner.get("detail", "budget exhausted"))[:500])
-        self.limit, self.used, self.allowed = str(inner.get("limit", "hops")), 0, 0
+        super().__init__(str(inner.get("limit", "hops")), 0, 0)
+        self.args = (str(inner.get("detail", "budget exhausted"))[:500],)
