@@ -93,8 +93,10 @@ class World:
         store = MemoryDocumentStore()
         self.sink = MemoryUsageSink()
         self.usage = UsageLog(self.sink, flush_seconds=60)
-        flags = FlagService(Repository(store, Project), Repository(store, GlobalFlags), ttl=60, max_stale=600)
-        directory = MemoryAgentDirectory(agents)
+        self.store = store
+        self.flags = flags = FlagService(Repository(store, Project), Repository(store, GlobalFlags), ttl=60,
+                                         max_stale=600)
+        self.directory = directory = MemoryAgentDirectory(agents)
         http = httpx.AsyncClient(transport=httpx.MockTransport(self.members))
         quotas = QuotaBook(Repository(store, Quota), ttl=60, max_stale=600)
         enforcer = QuotaEnforcer(MemoryCounterStore())
@@ -405,3 +407,30 @@ async def test_the_pillars_registry_checks_compositions_on_register_and_update()
             {"mode": "sequential", "members": ["aa", "seq"]})}), "admin")
     assert e.value.code == "composition_cycle"
     assert any(r.kind == "agent_composite_task" for r in pillar.owned_repositories)  # cascaded with the project
+
+
+# ---- the developer's playground (same front, the developer's identity)
+
+async def test_the_playground_shows_reply_states_and_the_trace_and_stops_where_governance_refuses():
+    from shared.auth.principal import Role
+    from shared.pillars.agents.playground import AgentPlayground, AgentPlaygroundCall
+
+    w = World([member("aa"), member("bb"), composite("seq", SEQ), composite("off", SEQ, lifecycle="suspended")])
+    dev = Principal(kind="entra", subject="dev@x", roles=frozenset({Role.developer}))
+    pg = AgentPlayground(w.directory, w.flags, w.front.run)
+    await Repository(w.store, Project).create(Project(id="p1", name="P", pillars={"agents": {"enabled": True}}))
+    await Repository(w.store, Project).create(Project(id="p2", name="P2"))  # agents pillar off
+    out = await pg.run(dev, "p2", AgentPlaygroundCall(agent="seq", text="x"))
+    assert not out.ok and out.trace[-1].step == "pillar_flag" and "pillar_disabled" in out.trace[-1].detail
+    out = await pg.run(dev, "p1", AgentPlaygroundCall(agent="seq", text="x"))
+    assert out.ok and out.reply == "bb(aa(x))" and out.task_id
+    assert out.states[0] == "TASK_STATE_SUBMITTED" and out.states[-1] == "TASK_STATE_COMPLETED"
+    steps = [t.step for t in out.trace]
+    assert steps == ["pillar_flag", "resolve", "admit", "route", "hop 1", "hop 2", "answer"], steps
+    assert "composite" in out.trace[1].detail and out.request_id in out.trace[-1].detail
+    out = await pg.run(dev, "p1", AgentPlaygroundCall(agent="off", text="x"))
+    assert not out.ok and out.trace[-1].step == "resolve" and "agent_suspended" in out.trace[-1].detail
+    out = await pg.run(dev, "p1", AgentPlaygroundCall(agent="aa", text="direct"))
+    assert out.ok and out.reply == "aa(direct)" and out.states == ["TASK_STATE_COMPLETED"]
+    rows = [r for r in await w.rows() if r.request_id == out.request_id]
+    assert rows and rows[0].attributes["caller"] == "dev@x"  # logged like any call, as the developer
