@@ -91,6 +91,18 @@ def _q(xs: list[float], q: float) -> float:
     return statistics.quantiles(xs, n=100)[int(q) - 1]
 
 
+async def _table(label: str, rates: list[float], seconds: float, direct, other) -> None:
+    """One markdown table: per rate, the direct path against `other` (latency percentiles, added CPU)."""
+    print(f"| rate (calls/s) | direct p50 / p99 (ms) | {label} p50 / p99 (ms) | added p50 / p99 (ms) "
+          "| added CPU per call (µs) |")
+    print("|---|---|---|---|---|")
+    for rate in rates:
+        d, d_cpu = await _paced(rate, seconds, direct)
+        g, g_cpu = await _paced(rate, seconds, other)
+        print(f"| {rate:g} | {_q(d, 50):.2f} / {_q(d, 99):.2f} | {_q(g, 50):.2f} / {_q(g, 99):.2f} | "
+              f"{_q(g, 50) - _q(d, 50):.2f} / {_q(g, 99) - _q(d, 99):.2f} | {g_cpu - d_cpu:.0f} |")
+
+
 async def main(rates: list[float], seconds: float) -> None:
     port = _port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests/agents/a2a_v1_agent.py"), str(port)],
@@ -141,23 +153,9 @@ async def main(rates: list[float], seconds: float) -> None:
             for warm in (via_direct, via_gateway, via_composite):
                 for _ in range(50):
                     await warm()
-            print("| rate (calls/s) | direct p50 / p99 (ms) | gateway p50 / p99 (ms) | added p50 / p99 (ms) "
-                  "| added CPU per call (µs) |")
-            print("|---|---|---|---|---|")
-            for rate in rates:
-                d, d_cpu = await _paced(rate, seconds, via_direct)
-                g, g_cpu = await _paced(rate, seconds, via_gateway)
-                print(f"| {rate:g} | {_q(d, 50):.2f} / {_q(d, 99):.2f} | {_q(g, 50):.2f} / {_q(g, 99):.2f} | "
-                      f"{_q(g, 50) - _q(d, 50):.2f} / {_q(g, 99) - _q(d, 99):.2f} | {g_cpu - d_cpu:.0f} |")
+            await _table("gateway", rates, seconds, via_direct, via_gateway)
             print("\nComposite agent, one hop (router → echo) vs the direct call:\n")
-            print("| rate (calls/s) | direct p50 / p99 (ms) | composite p50 / p99 (ms) | added p50 / p99 (ms) "
-                  "| added CPU per call (µs) |")
-            print("|---|---|---|---|---|")
-            for rate in rates:
-                d, d_cpu = await _paced(rate, seconds, via_direct)
-                c, c_cpu = await _paced(rate, seconds, via_composite)
-                print(f"| {rate:g} | {_q(d, 50):.2f} / {_q(d, 99):.2f} | {_q(c, 50):.2f} / {_q(c, 99):.2f} | "
-                      f"{_q(c, 50) - _q(d, 50):.2f} / {_q(c, 99) - _q(d, 99):.2f} | {c_cpu - d_cpu:.0f} |")
+            await _table("composite", rates, seconds, via_direct, via_composite)
             await usage.close()
             await upstream.aclose()
     finally:
