@@ -354,6 +354,30 @@ async def test_streaming_emits_the_task_hop_progress_the_answer_and_the_final_st
     assert got["status"]["state"] == "TASK_STATE_COMPLETED" and answer(got) == "bb(aa(s))"
 
 
+async def test_a_v03_stream_of_a_composite_is_bridged_and_ends_final():
+    w = World([member("aa"), member("bb"), composite("seq", SEQ)])
+    r = await w.call("seq", "SendStreamingMessage", msg("s"), version="0.3", stream=True)
+    body = b"".join([c async for c in r.body_iterator])
+    events = [orjson.loads(line[6:])["result"] for line in body.split(b"\n") if line.startswith(b"data: ")]
+    assert events[0]["kind"] == "task" and events[-1]["kind"] == "status-update"
+    assert events[-1]["status"]["state"] == "completed" and events[-1]["final"] is True
+    assert not any(e.get("final") for e in events[:-1])
+
+
+async def test_a_stream_closed_mid_task_leaves_a_canceled_task_not_a_working_one():
+    w = World([member("aa"), member("bb"), composite("seq", SEQ)])
+    r = await w.call("seq", "SendStreamingMessage", msg("s"), stream=True)
+    chunks = r.body_iterator
+    first = await chunks.__anext__()  # the task, stored when it started
+    task_id = orjson.loads(first[6:])["result"]["task"]["id"]
+    await chunks.aclose()  # the client goes away
+    got = orjson.loads((await w.call("seq", "GetTask", {"id": task_id})).body)["result"]
+    assert got["status"]["state"] == "TASK_STATE_CANCELED"
+    assert got["metadata"]["gateway"]["reason"] == "client_closed"
+    [row] = [r for r in await w.rows() if r.operation == "SendStreamingMessage"]  # once, when its stream ended
+    assert row.attributes["stop_reason"] == "client_closed"
+
+
 async def test_get_task_is_for_the_key_that_started_it_and_cancel_is_refused():
     w = World([member("aa"), member("bb"), composite("seq", SEQ)])
     task = await w.send("seq", "x")

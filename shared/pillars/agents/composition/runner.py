@@ -5,7 +5,7 @@ last task state of the same run, so both paths share one code path).
 Outcomes are stable: TASK_STATE_COMPLETED with the last member's output as the `answer` artifact; or
 TASK_STATE_FAILED with `metadata.gateway.reason` one of `budget_exhausted` (+ `limit`), `member_refused` (the
 gateway refused the hop: lifecycle, scope, quota), `member_failed` (the member answered an error or a
-non-completed task) — the outputs of the hops that completed are kept as `partial` artifacts."""
+non-completed task); a stream whose client went away ends TASK_STATE_CANCELED (`client_closed`) — the outputs of the hops that completed are kept as `partial` artifacts."""
 from __future__ import annotations
 
 import asyncio
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..wire import (Artifact, Message, Part, StreamResponse, Task, TaskArtifactUpdateEvent, TaskStatus,
-                    TaskStatusUpdateEvent)
+from ..wire import (TERMINAL_STATES, Artifact, Message, Part, StreamResponse, Task, TaskArtifactUpdateEvent,
+                    TaskStatus, TaskStatusUpdateEvent)
 from .budget import Budget, BudgetExhausted
 from .contracts import Composition
 
@@ -184,6 +184,14 @@ class CompositeRun:
                            "code": result.code, "detail": result.message[:500]}
             return None
         return _clip(result.parts)
+
+    def abandon(self) -> None:
+        """The stream's client went away mid-task: the run was cancelled with it. The stored task must not stay
+        WORKING forever: it ends CANCELED with reason `client_closed`."""
+        if self.task.status.state in TERMINAL_STATES:
+            return
+        self.reason = {"reason": "client_closed", "detail": "the caller closed the stream before the task ended"}
+        self._status("TASK_STATE_CANCELED", f"Composite agent '{self.agent_id}' stopped: client_closed")
 
     async def _fail(self, partial: list[Artifact], reason: dict[str, Any]) -> AsyncIterator[StreamResponse]:
         self.reason = reason

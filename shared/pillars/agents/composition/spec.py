@@ -65,7 +65,7 @@ class CompositeSpec(AgentsSpec):
             return _answer(call.id, {"task": run.task.dump()})
         if call.method == "SendStreamingMessage":
             run = self._run(x)
-            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=self._sse(x, run))
+            return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=_Events(self._sse(x, run)))
         if call.method in ("GetTask", "CancelTask", "SubscribeToTask"):
             return await self._existing(x)
         return _answer(call.id, None, UNSUPPORTED_OPERATION, f"{call.method} is not supported by composite agents.")
@@ -97,11 +97,16 @@ class CompositeSpec(AgentsSpec):
                 yield event
         finally:
             x.scratch["composite_run"] = run
+            run.abandon()  # no-op once the task ended; a stream closed mid-task ends CANCELED, not WORKING forever
             await self._tasks.save(project, run.agent_id, owner, run.task, stored)
 
     async def _sse(self, x: Exchange, run: CompositeRun) -> AsyncIterator[bytes]:
-        async for event in self._drive(x, run):
-            yield b"data: " + orjson.dumps(result(x.request.id, event.dump())) + b"\n\n"
+        events = self._drive(x, run)
+        try:
+            async for event in events:
+                yield b"data: " + orjson.dumps(result(x.request.id, event.dump())) + b"\n\n"
+        finally:  # closed early (client gone): close the run now, not whenever the generator is collected
+            await events.aclose()  # type: ignore[attr-defined]
 
     # ---- an existing task
 
@@ -132,6 +137,21 @@ class CompositeSpec(AgentsSpec):
         used.attributes.pop("total_tokens", None)
         used.tokens = 0  # each hop settled its own tokens
         return used
+
+
+class _Events(httpx.AsyncByteStream):
+    """The run's SSE bytes as an httpx stream whose `aclose` closes the run too: when the client goes away, the
+    relay closes the "upstream" response, and the run's `finally` stores the task as ended (not WORKING)."""
+
+    def __init__(self, events: AsyncIterator[bytes]) -> None:
+        self._events = events
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._events:
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._events.aclose()  # type: ignore[attr-defined]
 
 
 def _answer(rid: Any, value: Any, code: int | None = None, message: str = "") -> httpx.Response:
