@@ -378,6 +378,25 @@ async def test_a_stream_closed_mid_task_leaves_a_canceled_task_not_a_working_one
     assert row.attributes["stop_reason"] == "client_closed"
 
 
+async def test_cancel_task_stops_a_running_stream_before_its_next_hop():
+    w = World([member("aa"), member("bb"), composite("seq", SEQ)])
+    r = await w.call("seq", "SendStreamingMessage", msg("s"), stream=True)
+    chunks = r.body_iterator
+    task_id = orjson.loads((await chunks.__anext__())[6:])["result"]["task"]["id"]
+    other = orjson.loads((await w.call("seq", "CancelTask", {"id": task_id}, key="k2")).body)
+    assert other["error"]["code"] == -32001  # not this key's task
+    canceled = orjson.loads((await w.call("seq", "CancelTask", {"id": task_id})).body)["result"]
+    assert canceled["status"]["state"] == "TASK_STATE_CANCELED"
+    rest = b"".join([c async for c in chunks])
+    last = orjson.loads(rest.strip().split(b"\n\n")[-1][6:])["result"]["statusUpdate"]
+    assert last["status"]["state"] == "TASK_STATE_CANCELED" and last["metadata"]["gateway"]["reason"] == "canceled"
+    assert w.members.calls == []  # stopped before its first hop
+    got = orjson.loads((await w.call("seq", "GetTask", {"id": task_id})).body)["result"]
+    assert got["status"]["state"] == "TASK_STATE_CANCELED"
+    again = orjson.loads((await w.call("seq", "CancelTask", {"id": task_id})).body)
+    assert again["error"]["code"] == -32002
+
+
 async def test_get_task_is_for_the_key_that_started_it_and_cancel_is_refused():
     w = World([member("aa"), member("bb"), composite("seq", SEQ)])
     task = await w.send("seq", "x")

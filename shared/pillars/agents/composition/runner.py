@@ -80,8 +80,10 @@ class CompositeRun:
     """One task of one composite agent. `events()` runs it; `task` is its latest state (final once drained)."""
 
     def __init__(self, agent_id: str, comp: Composition, message: Message, call: HopCaller, budget: Budget, *,
-                 correlation_id: str, task_id: str | None = None) -> None:
+                 correlation_id: str, task_id: str | None = None,
+                 canceled: Callable[[], Awaitable[bool]] | None = None) -> None:
         self.agent_id, self.comp, self.message, self._call, self.budget = agent_id, comp, message, call, budget
+        self._canceled = canceled  # read before each hop: CancelTask from any instance stops the task there
         self.correlation_id = correlation_id
         self.hops: list[dict[str, Any]] = []
         self.reason: dict[str, Any] | None = None
@@ -129,6 +131,10 @@ class CompositeRun:
         parts = self.message.parts
         partial: list[Artifact] = []
         for member, why in self.plan():
+            if self._canceled is not None and await self._canceled():
+                self.reason = {"reason": "canceled", "detail": "canceled by the caller (CancelTask)"}
+                yield self._status("TASK_STATE_CANCELED", f"Composite agent '{self.agent_id}' stopped: canceled")
+                return
             try:
                 result = await self._hop(member, why, parts)
             except BudgetExhausted as exc:

@@ -83,8 +83,13 @@ class CompositeSpec(AgentsSpec):
         else:
             budget = Budget(comp.budget, self._clock)
         hops = PipelineHops(self._front(), x.principal, agent.id, x.request_id)
-        return CompositeRun(agent.id, comp, message, hops, budget, correlation_id=x.request_id,
-                            task_id=uuid.uuid4().hex)
+        task_id, project = uuid.uuid4().hex, x.principal.project_id or ""
+
+        async def canceled() -> bool:  # a stream's task can be canceled from any instance (tasks.py)
+            return await self._tasks.is_canceled(project, task_id)
+
+        return CompositeRun(agent.id, comp, message, hops, budget, correlation_id=x.request_id, task_id=task_id,
+                            canceled=canceled if x.stream else None)
 
     async def _drive(self, x: Exchange, run: CompositeRun) -> AsyncIterator[StreamResponse]:
         """Run the task and store it when it ends (GetTask from any instance). A stream also stores it when it
@@ -113,14 +118,19 @@ class CompositeSpec(AgentsSpec):
     async def _existing(self, x: Exchange) -> httpx.Response:
         call: RpcCall = x.request
         task_id = call.params.get("id")
-        task = await self._tasks.get(x.principal.project_id or "", x.resource, owner_of(x.principal), task_id)
+        project, owner = x.principal.project_id or "", owner_of(x.principal)
+        if call.method == "CancelTask":
+            task, canceled = await self._tasks.cancel(project, x.resource, owner, task_id)
+            if task is None:
+                return _answer(call.id, None, TASK_NOT_FOUND, "Task not found.")
+            if not canceled:
+                return _answer(call.id, None, TASK_NOT_CANCELABLE, f"The task already ended ({task.status.state}).")
+            return _answer(call.id, task.dump())
+        task = await self._tasks.get(project, x.resource, owner, task_id)
         if task is None:
             return _answer(call.id, None, TASK_NOT_FOUND, "Task not found.")
         if call.method == "GetTask":
             return _answer(call.id, task.dump())
-        if call.method == "CancelTask":
-            return _answer(call.id, None, TASK_NOT_CANCELABLE,
-                           "A composite task runs until it completes or its budget stops it; it cannot be canceled.")
         return _answer(call.id, None, UNSUPPORTED_OPERATION,
                        "Composite tasks cannot be resubscribed to; read them with GetTask.")
 
