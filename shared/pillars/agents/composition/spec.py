@@ -34,6 +34,7 @@ class GatewayTarget:
 
     id: str = "composite"
     version: str = V1
+    binding: str = "jsonrpc"  # what the gateway's answer is shaped as (like an A2A Endpoint's interface)
     priority: int = 0
     weight: int = 1
 
