@@ -8,7 +8,10 @@ quota enforcer/book, breakers and UsageLog (memory sink), the egress-guarded ups
 (no Functions host, no HTTP hop into the gateway: that part is the same for every pillar and measured in
 docs/benchmarks.md's gateway sections). Direct path: the same JSON-RPC POST with a plain httpx client.
 Calls are paced at fixed rates (open loop); per rate: p50/p99 of both paths, the added p50/p99, and the gateway
-path's extra CPU per call (process CPU time, minus the direct path's, per call).
+path's extra CPU per call (process CPU time, minus the direct path's, per call). The gateway path goes through the
+A2A front (services.agents_front: composite agents dispatched to their own pipeline), as the HTTP adapter does.
+A second table: a one-hop composite agent (router → echo) against the same direct call — the composite's own
+pipeline run, its task record and the hop's governed call.
 """
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ from shared.domain.quotas import Quota
 from shared.egress import EgressPolicy
 from shared.flags.service import FlagService
 from shared.pillars.agents.a2a.protocol import RpcCall
+from shared.pillars.agents.composition.assemble import assemble_front
+from shared.pillars.agents.composition.contracts import Composition
 from shared.pillars.agents.domain import Agent, AgentSpec, MemoryAgentDirectory
 from shared.pillars.agents.spec import AgentsSpec
 from shared.pipeline import Exchange, Pipeline
@@ -86,6 +91,18 @@ def _q(xs: list[float], q: float) -> float:
     return statistics.quantiles(xs, n=100)[int(q) - 1]
 
 
+async def _table(label: str, rates: list[float], seconds: float, direct, other) -> None:
+    """One markdown table: per rate, the direct path against `other` (latency percentiles, added CPU)."""
+    print(f"| rate (calls/s) | direct p50 / p99 (ms) | {label} p50 / p99 (ms) | added p50 / p99 (ms) "
+          "| added CPU per call (µs) |")
+    print("|---|---|---|---|---|")
+    for rate in rates:
+        d, d_cpu = await _paced(rate, seconds, direct)
+        g, g_cpu = await _paced(rate, seconds, other)
+        print(f"| {rate:g} | {_q(d, 50):.2f} / {_q(d, 99):.2f} | {_q(g, 50):.2f} / {_q(g, 99):.2f} | "
+              f"{_q(g, 50) - _q(d, 50):.2f} / {_q(g, 99) - _q(d, 99):.2f} | {g_cpu - d_cpu:.0f} |")
+
+
 async def main(rates: list[float], seconds: float) -> None:
     port = _port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests/agents/a2a_v1_agent.py"), str(port)],
@@ -104,11 +121,16 @@ async def main(rates: list[float], seconds: float) -> None:
                 {"name": "Echo", "interfaces": [{"url": url}]}))
             usage = UsageLog(MemoryUsageSink(), flush_seconds=1)
             upstream = guarded_client(EgressPolicy(allow_loopback=True, allow_private=False, allowed_hosts=frozenset()))
-            pipeline = Pipeline(AgentsSpec(directory=MemoryAgentDirectory([agent]), http=upstream, credentials=NoCredentials()),
-                                quotas=QuotaBook(Repository(store, Quota), ttl=60, max_stale=600),
-                                enforcer=QuotaEnforcer(MemoryCounterStore()), breakers=Breakers(), usage=usage,
-                                flags=FlagService(Repository(store, Project), Repository(store, GlobalFlags),
-                                                  ttl=60, max_stale=600))
+            solo = Agent(id="solo", project_id="p1", lifecycle="published", spec=AgentSpec(
+                name="Solo", source="composite", composition=Composition(mode="router", default="echo")))
+            directory = MemoryAgentDirectory([agent, solo])
+            quotas = QuotaBook(Repository(store, Quota), ttl=60, max_stale=600)
+            enforcer = QuotaEnforcer(MemoryCounterStore())
+            flags = FlagService(Repository(store, Project), Repository(store, GlobalFlags), ttl=60, max_stale=600)
+            pipeline = Pipeline(AgentsSpec(directory=directory, http=upstream, credentials=NoCredentials()),
+                                quotas=quotas, enforcer=enforcer, breakers=Breakers(), usage=usage, flags=flags)
+            front = assemble_front(directory, lambda: pipeline, store=store, credentials=NoCredentials(),
+                                   quotas=quotas, enforcer=enforcer, usage=usage, flags=flags)
             principal = Principal(kind="virtual_key", subject="k", project_id="p1", key_id="k", key_prefix="sk-gw-k")
 
             async def via_direct() -> None:
@@ -116,23 +138,24 @@ async def main(rates: list[float], seconds: float) -> None:
                 r = await direct.post(url, json=body, headers={"A2A-Version": "1.0"})
                 assert "result" in r.json()
 
-            async def via_gateway() -> None:
+            async def via(agent_id: str) -> None:
                 x = Exchange(Pillar.agents, "SendMessage", principal, uuid.uuid4().hex,
-                             RpcCall(1, "SendMessage", _params(), "1.0"), {}, time.perf_counter(), resource="echo")
-                r = await pipeline.run(x)
-                assert b'"result"' in r.body
+                             RpcCall(1, "SendMessage", _params(), "1.0"), {}, time.perf_counter(), resource=agent_id)
+                r = await front.run(x)
+                assert b'"TASK_STATE_COMPLETED"' in r.body
 
-            for warm in (via_direct, via_gateway):
+            async def via_gateway() -> None:
+                await via("echo")
+
+            async def via_composite() -> None:
+                await via("solo")
+
+            for warm in (via_direct, via_gateway, via_composite):
                 for _ in range(50):
                     await warm()
-            print("| rate (calls/s) | direct p50 / p99 (ms) | gateway p50 / p99 (ms) | added p50 / p99 (ms) "
-                  "| added CPU per call (µs) |")
-            print("|---|---|---|---|---|")
-            for rate in rates:
-                d, d_cpu = await _paced(rate, seconds, via_direct)
-                g, g_cpu = await _paced(rate, seconds, via_gateway)
-                print(f"| {rate:g} | {_q(d, 50):.2f} / {_q(d, 99):.2f} | {_q(g, 50):.2f} / {_q(g, 99):.2f} | "
-                      f"{_q(g, 50) - _q(d, 50):.2f} / {_q(g, 99) - _q(d, 99):.2f} | {g_cpu - d_cpu:.0f} |")
+            await _table("gateway", rates, seconds, via_direct, via_gateway)
+            print("\nComposite agent, one hop (router → echo) vs the direct call:\n")
+            await _table("composite", rates, seconds, via_direct, via_composite)
             await usage.close()
             await upstream.aclose()
     finally:

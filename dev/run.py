@@ -111,6 +111,9 @@ Toolbox '{toolbox}' (tools pillar on): a local MCP server's approved tools at {g
 Demo agent 'echo' (A2A, a2a-sdk): card {gw}/agents/echo/.well-known/agent-card.json
     curl {gw}/agents/echo -H "Authorization: Bearer {demo['key']}" -H 'A2A-Version: 1.0' \\
          -d '{{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{{"message":{{"messageId":"m1","role":"ROLE_USER","parts":[{{"text":"hi"}}]}}}}}}'
+Composite agent 'echo-twice' (sequential: echo → echo, one budget per task): the same call at {gw}/agents/echo-twice
+  Agent playground (developer): curl {gw}/portal/projects/demo/agent-playground -H "Authorization: Bearer \\
+         {values['GATEWAY_ADMIN_KEY']}" -H 'content-type: application/json' -d '{{"agent":"echo-twice","text":"hi"}}'
 Ctrl-C stops the gateway and the emulators.
 """, flush=True)
         host.wait()
@@ -141,6 +144,13 @@ def seed_agent(gw: str, admin_key: str, card_url: str) -> None:
         r = admin.post("/manage/projects/demo/agents", json={"id": "echo", "card_url": card_url})
         if r.status_code == 201:
             admin.post("/manage/projects/demo/agents/echo/transitions", json={"to": "published"}).raise_for_status()
+        # A composite agent over it: the message goes through 'echo' twice, one budget (4 hops) for the task.
+        r = admin.post("/manage/projects/demo/agents/composites", json={
+            "id": "echo-twice", "name": "Echo twice", "description": "Sequential composite: echo, then echo again.",
+            "composition": {"mode": "sequential", "members": ["echo", "echo"], "budget": {"max_hops": 4}}})
+        if r.status_code == 201:
+            admin.post("/manage/projects/demo/agents/echo-twice/transitions",
+                       json={"to": "published"}).raise_for_status()
 
 
 if __name__ == "__main__":

@@ -168,6 +168,8 @@ def build(agents: Callable[[], AgentsPillar], projects: ProjectRegistry, admin: 
         except InvalidStoredDocument:  # the stored version no longer validates: a full PUT repairs it
             from shared.pillars.agents.domain import Agent
 
+            for check in pillar().registry.spec_checks:  # a repair is still a write: same checks (compositions)
+                await check(pid, aid, call.body)
             agent = await pillar().repos.agents.rewrite(Agent(id=aid, project_id=pid, spec=call.body),
                                                         call.req.headers.get("if-match"))
         return out(agent)

@@ -56,8 +56,9 @@ def _rpc_response(body: dict[str, Any], status: int = 200, headers: dict[str, st
 
 
 def build(pillar: Callable[[], AgentsPillar], pipeline: Callable[[], Pipeline], cards: Callable[[], CardRenderer],
-          guard: Guard, *, max_body_bytes: int) -> ApiBlueprint:
-    """`pillar`, `pipeline`, `cards`: assembled on first use, inside the worker's event loop."""
+          guard: Guard, *, max_body_bytes: int, front: Callable[[], Any] | None = None) -> ApiBlueprint:
+    """`pillar`, `pipeline`, `cards`: assembled on first use, inside the worker's event loop. `front` (optional):
+    dispatches composite agents to their own pipeline (shared/pillars/agents/composition/front.py)."""
     api = ApiBlueprint("agents", max_body_bytes=max_body_bytes)
     limit = max_body_bytes
 
@@ -106,7 +107,7 @@ def build(pillar: Callable[[], AgentsPillar], pipeline: Callable[[], Pipeline], 
             x = Exchange(Pillar.agents, v1_method, p, call.request_id, rpc, dict(call.req.headers), call.started,
                          stream=v1_method in ("SendStreamingMessage", "SubscribeToTask"), resource=call.path("agent"))
             x.scratch["body_bytes"] = len(raw)
-            return await pipeline().run(x)
+            return await (front() if front is not None else pipeline()).run(x)
         except A2AError as exc:
             return _rpc_response(error(rid if exc.rid is None else exc.rid, exc.code, exc.message, exc.data),
                                  exc.status)

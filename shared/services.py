@@ -415,6 +415,15 @@ class Services:
                                         instrument=self._instrument, trace=self._trace_carrier())
 
     @cached_property
+    def agents_front(self) -> Any:
+        """The A2A front: composite agents on their own pipeline, every other agent on agents_pipeline."""
+        from .pillars.agents.composition.assemble import assemble_front
+
+        return assemble_front(self.agents.directory, lambda: self.agents_pipeline, store=self.store,
+                              credentials=self.agents.credentials, quotas=self.quota_book, enforcer=self.enforcer,
+                              usage=self.usage_log, flags=self.flags, telemetry=self.telemetry)
+
+    @cached_property
     def agents_cards(self) -> "CardRenderer":
         from .pillars.agents.a2a.card import CardRenderer
 

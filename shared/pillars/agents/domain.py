@@ -19,6 +19,7 @@ from ...config import UPSTREAM_SECRET_PATTERN, UPSTREAM_SECRET_PREFIX, is_upstre
 from ...domain.base import Contract, Entity, Pillar, utcnow
 from ...errors import (AgentNotInvocable, AgentRetired, AgentSuspended, InvalidTransition, NotFound,
                        ResourceNotAllowed)
+from .composition.contracts import Composition
 from .wire import Message, SendResult, StreamResponse
 
 AGENT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -185,7 +186,7 @@ class AgentLimits(Contract):
     task_timeout_seconds: float | None = Field(default=None, gt=0, le=86_400, allow_inf_nan=False)
 
 
-Source = Literal["a2a", "manual", "bedrock", "vertex"]
+Source = Literal["a2a", "manual", "bedrock", "vertex", "composite"]
 
 
 class AgentSpec(Contract):
@@ -205,9 +206,14 @@ class AgentSpec(Contract):
     owner: str = Field(default="", max_length=200, description="Team or person answerable for the agent.")
     version: str = Field(default="", max_length=64)
     replacement: AgentId | None = Field(default=None, description="For a deprecated agent: the one to use instead.")
+    composition: Composition | None = Field(default=None, description="Source composite: its members and budget.")
 
     @model_validator(mode="after")
     def _source_has_its_target(self) -> "AgentSpec":
+        if (self.source == "composite") != (self.composition is not None):
+            raise ValueError("a composite agent (and only one) has a `composition`")
+        if self.source == "composite" and (self.interfaces or self.bedrock or self.vertex):
+            raise ValueError("a composite agent is answered by the gateway: no interfaces, bedrock or vertex")
         if self.source == "bedrock" and self.bedrock is None:
             raise ValueError("a bedrock agent needs `bedrock` (agent_id, alias_id, region)")
         if self.source == "vertex" and self.vertex is None and not self.interfaces:

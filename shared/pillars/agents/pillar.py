@@ -19,6 +19,7 @@ from .clouds.bedrock import BedrockAliasSwitch, BedrockCatalog, client_config, c
 from .clouds.bedrock_runtime import BedrockBackend
 from .clouds.google_token import GoogleTokens
 from .clouds.vertex import VertexBackend, VertexCatalog
+from .composition.validate import CompositionCheck
 from .credentials import AgentCredentials
 from .directory import RepositoryAgentDirectory
 from .domain import Agent, AgentBackend, AwsAuth, LifecycleEvent, SyncError, SyncRun, utcnow
@@ -56,15 +57,19 @@ class AgentsPillar:
 
     @property
     def owned_repositories(self) -> list[Repository[Any]]:
+        from .composition.tasks import CompositeTask
+
         r = self.repos
-        return [r.agents, r.events, r.runs, self.policies]
+        return [r.agents, r.events, r.runs, self.policies, Repository(self._store, CompositeTask)]
 
     # ---- operate
 
     @cached_property
     def registry(self) -> AgentRegistry:
         hooks = [BedrockAliasSwitch(self.bedrock_connections, lambda c: self._client("bedrock-agent", c))]
-        return AgentRegistry(self.repos, self._egress, self._http, hooks=hooks)  # type: ignore[list-item]
+        registry = AgentRegistry(self.repos, self._egress, self._http, hooks=hooks)  # type: ignore[list-item]
+        registry.spec_checks.append(CompositionCheck(self.repos.agents.find))
+        return registry
 
     @cached_property
     def directory(self) -> RepositoryAgentDirectory:

@@ -27,6 +27,9 @@ ADMIN_OWNED = {"auth", "limits", "owner", "replacement"}  # what a card (or a sy
 
 # Called after a transition is stored (e.g. stop a Bedrock alias at the source); failures are reported, not raised.
 TransitionHook = Callable[[Agent, str, str], Awaitable[str | None]]
+# Checked before an agent's spec is stored (project, agent id, spec): raise a GatewayError to refuse it
+# (e.g. composition/validate.py: members published, no cycles).
+SpecCheck = Callable[[str, str, AgentSpec], Awaitable[None]]
 
 
 def diff(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[FieldChange]:
@@ -60,6 +63,7 @@ class AgentRegistry:
         self._clock = clock
         self._card_timeout = card_timeout
         self.event_failures = 0
+        self.spec_checks: list[SpecCheck] = []
 
     # ---- audit
 
@@ -122,6 +126,8 @@ class AgentRegistry:
                        card: dict[str, Any] | None = None, lifecycle: Lifecycle = "draft",
                        sync_connection: str | None = None, origin: Any = None, reason: str = "") -> Agent:
         await self._check_egress(spec)
+        for check in self.spec_checks:
+            await check(project_id, agent_id, spec)
         agent = Agent(id=agent_id, project_id=project_id, spec=spec, card=card, lifecycle=lifecycle,
                       lifecycle_changed_at=self._clock(), sync_connection=sync_connection, origin=origin)
         try:
@@ -144,6 +150,8 @@ class AgentRegistry:
                      if_match: str | None = None, card: dict[str, Any] | None = None, action: str = "updated",
                      origin: Any = None, reason: str = "") -> tuple[Agent, list[FieldChange]]:
         await self._check_egress(spec)
+        for check in self.spec_checks:
+            await check(project_id, agent_id, spec)
         changes: list[FieldChange] = []
 
         def apply(a: Agent) -> None:
