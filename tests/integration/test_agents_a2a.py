@@ -115,7 +115,8 @@ def test_the_card_points_at_the_gateway_in_both_shapes(world, upstreams):
     headers = {"Authorization": f"Bearer {world['key']}"}
     base = f"{world['url']}/agents/echo03"
     v1 = httpx.get(f"{base}/.well-known/agent-card.json", headers={**headers, "A2A-Version": "1.0"}).json()
-    assert [i["protocolVersion"] for i in v1["supportedInterfaces"]] == ["1.0", "0.3"]
+    assert [(i["protocolBinding"], i["protocolVersion"]) for i in v1["supportedInterfaces"]] == [
+        ("JSONRPC", "1.0"), ("JSONRPC", "0.3"), ("HTTP+JSON", "1.0")]
     assert all(i["url"] == base for i in v1["supportedInterfaces"])
     assert v1["securitySchemes"]["gatewayVirtualKey"]["httpAuthSecurityScheme"]["scheme"] == "Bearer"
     assert v1["skills"][0]["id"] == "echo"

@@ -37,6 +37,7 @@ def assemble_agents_pipeline(agents: AgentsPillar, *, quotas: QuotaBook, enforce
                              on_close: Callable[[str, Callable[[], Any]], None], telemetry: Telemetry | None = None,
                              instrument: Callable[[httpx.AsyncClient, Breakers], None] | None = None) -> Pipeline:
     """The A2A data plane on the governance pipeline; `instrument(upstream, breakers)`: the telemetry's hooks."""
+    from .limits import LimitQuotas, Turns
     from .spec import AgentsSpec
 
     # A2A upstreams: every connection through the egress policy, on the address actually connected to.
@@ -45,6 +46,9 @@ def assemble_agents_pipeline(agents: AgentsPillar, *, quotas: QuotaBook, enforce
     breakers = Breakers()
     if instrument is not None:
         instrument(http, breakers)
-    spec = AgentsSpec(directory=agents.directory, http=http, credentials=agents.credentials)
-    return Pipeline(spec, quotas=quotas, enforcer=enforcer, breakers=breakers, usage=usage, flags=flags,
-                    telemetry=telemetry)
+    spec = AgentsSpec(directory=agents.directory, http=http, credentials=agents.credentials,
+                      backend_for=agents.cloud_backend, policies=agents.key_policies, turns=Turns(enforcer.store))
+    # Each agent's (and key's) rate limit is one more quota the pipeline admits.
+    limit_quotas = LimitQuotas(quotas, agents.agent_of, agents.key_policies)
+    return Pipeline(spec, quotas=limit_quotas, enforcer=enforcer, breakers=breakers, usage=usage,  # type: ignore[arg-type]
+                    flags=flags, telemetry=telemetry)

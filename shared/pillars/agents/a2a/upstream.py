@@ -23,6 +23,7 @@ class Endpoint:
     version: str
     priority: int
     weight: int = 1
+    kind: str = "a2a"  # "backend": a non-A2A agent (Bedrock, Vertex) called through its AgentBackend
 
 
 def endpoints(agent: Agent) -> list[Endpoint]:
