@@ -202,6 +202,73 @@ async def test_a2a_sdk_1x_client_through_the_gateway(world):
                     assert any(e.HasField("artifact_update") for e in events), events
 
 
+async def test_a2a_sdk_1x_http_json_client_through_the_gateway(world):
+    """The HTTP+JSON binding the gateway's card lists, used by a2a-sdk's RestTransport, in front of upstreams that
+    speak only JSON-RPC (1.0 and 0.3): send, stream, get, list, cancel, and the spec's errors."""
+    from a2a.client import ClientConfig, ClientFactory
+    from a2a.client.card_resolver import A2ACardResolver
+    from a2a.types import (CancelTaskRequest, GetTaskRequest, ListTasksRequest, Message, Part, Role,
+                           SendMessageRequest)
+    from a2a.utils.errors import TaskNotCancelableError, TaskNotFoundError, UnsupportedOperationError
+
+    seen: list[str] = []
+
+    async def note(request: httpx.Request) -> None:
+        seen.append(f"{request.method} {request.url.path}")
+
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {world['key']}"}, timeout=30,
+                                 event_hooks={"request": [note]}) as http:
+        for agent, tag in (("echo1", "v1"), ("echo03", "v0.3")):
+            card = await A2ACardResolver(http, f"{world['url']}/agents/{agent}").get_agent_card()
+            config = ClientConfig(httpx_client=http, supported_protocol_bindings=["HTTP+JSON"])
+            for streaming in (False, True):
+                config.streaming = streaming
+                client = ClientFactory(config).create(card)
+                msg = Message(role=Role.ROLE_USER, message_id=uuid.uuid4().hex, parts=[Part(text="rest")])
+                events = [e async for e in client.send_message(SendMessageRequest(message=msg))]
+                final = events[-1]
+                task_id = final.task.id if final.HasField("task") else final.status_update.task_id
+                got = await client.get_task(GetTaskRequest(id=task_id))
+                assert got.status.state == 3 and got.artifacts[0].parts[0].text == f"echo({tag}): rest"
+                if streaming:
+                    assert any(e.HasField("artifact_update") for e in events), events
+            with pytest.raises(TaskNotCancelableError):  # a completed task: the agent's error, REST-framed
+                await client.cancel_task(CancelTaskRequest(id=task_id))
+            with pytest.raises(TaskNotFoundError):
+                await client.get_task(GetTaskRequest(id="no-such-task"))
+            if agent == "echo1":
+                listed = await client.list_tasks(ListTasksRequest(page_size=50))
+                assert task_id in {t.id for t in listed.tasks}
+            else:  # A2A 0.3 has no ListTasks: refused by the gateway, in the binding's own error format
+                with pytest.raises(UnsupportedOperationError):
+                    await client.list_tasks(ListTasksRequest())
+    base = "/agents/echo1"
+    assert f"POST {base}/message:send" in seen and f"POST {base}/message:stream" in seen
+    assert f"GET {base}/tasks" in seen and any(s.endswith(":cancel") for s in seen)
+    assert not any(s == f"POST {base}" for s in seen)  # never the JSON-RPC endpoint
+
+
+def test_http_json_errors_and_refusals_are_google_rpc_status(world):
+    headers = {"Authorization": f"Bearer {world['key']}", "A2A-Version": "1.0"}
+    base = f"{world['url']}/agents/echo1"
+    r = httpx.post(f"{base}/message:send", content=b"{nope", headers=headers)
+    assert r.status_code == 400 and r.json()["error"]["details"][0]["reason"] == "INVALID_REQUEST"
+    r = httpx.get(f"{base}/tasks", params={"pageSize": "0"}, headers=headers)
+    assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT"
+    r = httpx.post(f"{base}/tasks/abc:teleport", headers=headers)
+    assert r.status_code == 404 and r.json()["error"]["details"][0]["reason"] == "METHOD_NOT_FOUND"
+    r = httpx.post(f"{base}/message:send", json=_msg_v1("x"), headers={**headers, "A2A-Version": "0.3"})
+    assert r.status_code == 400 and r.json()["error"]["details"][0]["reason"] == "VERSION_NOT_SUPPORTED"
+    narrow = {**headers, "Authorization": f"Bearer {world['narrow']}"}
+    r = httpx.post(f"{world['url']}/agents/echo03/message:send", json=_msg_v1("x"), headers=narrow)
+    err = r.json()["error"]
+    assert r.status_code == 403 and err["status"] == "PERMISSION_DENIED"
+    assert err["details"][0]["reason"] == "AGENT_NOT_ALLOWED" and err["details"][0]["metadata"]["code"] == \
+        "agent_not_allowed"
+    card = httpx.get(f"{base}/extendedAgentCard", headers=headers).json()
+    assert card["supportedInterfaces"][2] == {"url": base, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"}
+
+
 @pytest.mark.parametrize("agent,tag", [("echo1", "v1"), ("echo03", "v0.3")])
 def test_a2a_sdk_03_client_through_the_gateway(world, a2a03_python, agent, tag):
     out = subprocess.run([str(a2a03_python), str(AGENTS / "a2a_v03_client.py"), f"{world['url']}/agents/{agent}",

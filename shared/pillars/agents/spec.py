@@ -61,18 +61,18 @@ class AgentsSpec:
         assert p.project_id is not None
         invocation = await self._directory.resolve(p.project_id, x.resource, p)  # lifecycle and key scope
         agent = invocation.agent
-        x.entity = agent  # from here on the call is logged, refusals included
+        call: RpcCall = x.request
+        backend = self._backend_for(agent) if self._backend_for is not None else None
+        x.targets = self._targets(agent, call, backend, x)  # protocol refusals (A2AError) come first: not logged
+        x.routing = RoutingPolicy()
+        x.entity = agent  # from here on the call is logged, governance refusals included
         x.scratch["response_headers"] = dict(invocation.headers)
         policy = await self._policies.get(p.project_id, p.key_id) if self._policies is not None else None
         key_limits = policy.limits if policy is not None else None
         limits = x.scratch["limits"] = effective(agent.spec.limits, key_limits)
         check_size(limits, x.scratch.get("body_bytes", 0))
-        call: RpcCall = x.request
         if call.method in SENDS:
             check_skill(agent, policy, requested_skill(call.params))
-        backend = self._backend_for(agent) if self._backend_for is not None else None
-        x.targets = self._targets(agent, call, backend, x)
-        x.routing = RoutingPolicy()
         if call.method in IN_FLIGHT:
             self._hold(x, f"{p.project_id}/{agent.id}", agent.spec.limits.concurrent_tasks)
             if key_limits is not None and p.key_id:
