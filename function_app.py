@@ -16,6 +16,7 @@ from functions import (admin_api, agents_admin_api, agents_api, agents_portal_ap
                        analytics_api, credentials_api, guardrails_admin_api, health_api, keys_api, mcp_api,
                        mcp_approvals_api, models_admin_api, models_api, monitoring_timers, portal_api, requestlog_api,
                        tools_admin_api, tools_approvals, tools_portal_api)
+from functions import agents_keys_api
 from shared.auth.guards import DataPlaneGuard, RoleGuard
 from shared.auth.principal import Role
 from shared.config import SettingProblem, Settings, load_settings
@@ -71,6 +72,8 @@ def build_app(settings: Settings, services: Services | None = None, *,
         alerts_api.build(services.alert_rules, projects, services.egress, admin, max_body_bytes=manage),
         # the agents pillar is assembled on first use, inside the worker's event loop
         agents_admin_api.build(lambda: services.agents, projects, admin, max_body_bytes=manage),
+        agents_keys_api.build(lambda: services.agents, projects, lambda p, k: services.keys.get(p, k), admin,
+                              max_body_bytes=manage),
         agents_portal_api.build(lambda: services.agents, projects, developer, max_body_bytes=manage),
         agents_api.build(lambda: services.agents, lambda: services.agents_pipeline, lambda: services.agents_cards,
                          DataPlaneGuard(services.key_service, services.flags, Pillar.agents),
