@@ -25,7 +25,7 @@ class KeyAgentPolicyOut(KeyAgentPolicySpec):
 
     @classmethod
     def of(cls, p: KeyAgentPolicy) -> "KeyAgentPolicyOut":
-        return cls(key_id=p.id, project_id=p.project_id, skills=p.skills, limits=p.limits,
+        return cls(key_id=p.key_id, project_id=p.project_id, skills=p.skills, limits=p.limits,
                    updated_at=p.updated_at.isoformat())
 
 
@@ -48,7 +48,7 @@ def build(agents: Callable[[], AgentsPillar], projects: ProjectRegistry,
                summary="What this key may do with the project's agents (allowed skills, limits).")
     async def get(call: Call):
         pid, kid = await target(call)
-        found = await agents().key_policies.repo.find(pid, kid)
+        found = await agents().key_policies.repo.find(pid, KeyAgentPolicy.doc_id(kid))
         if found is None:
             raise NotFound(f"Key '{kid}' has no agent policy (every skill, the agents' own limits).")
         return KeyAgentPolicyOut.of(found)
@@ -59,15 +59,16 @@ def build(agents: Callable[[], AgentsPillar], projects: ProjectRegistry,
         pid, kid = await target(call)
         spec: KeyAgentPolicySpec = call.body
         policies = agents().key_policies
-        found = await policies.repo.find(pid, kid)
+        doc = KeyAgentPolicy.doc_id(kid)
+        found = await policies.repo.find(pid, doc)
         if found is None:
-            saved = await policies.repo.create(KeyAgentPolicy(id=kid, project_id=pid, skills=spec.skills,
-                                                              limits=spec.limits))
+            saved = await policies.repo.create(KeyAgentPolicy(id=doc, key_id=kid, project_id=pid,
+                                                              skills=spec.skills, limits=spec.limits))
         else:
             def change(p: KeyAgentPolicy) -> None:
                 p.skills, p.limits = spec.skills, spec.limits
 
-            saved = await policies.repo.update(pid, kid, change)
+            saved = await policies.repo.update(pid, doc, change)
         policies.invalidate(pid, kid)
         return json_response(KeyAgentPolicyOut.of(saved), 200)
 
@@ -76,7 +77,7 @@ def build(agents: Callable[[], AgentsPillar], projects: ProjectRegistry,
     async def delete(call: Call):
         pid, kid = await target(call)
         policies = agents().key_policies
-        await policies.repo.delete(pid, kid)
+        await policies.repo.delete(pid, KeyAgentPolicy.doc_id(kid))
         policies.invalidate(pid, kid)
         return Deleted(deleted=True)
 

@@ -48,11 +48,16 @@ class KeyAgentPolicySpec(Contract):
 
 
 class KeyAgentPolicy(Entity):
-    """One per key (id = the key's id), in the key's project partition."""
+    """One per key, in the key's project partition (ids are unique across kinds there: `agent-key.<key id>`)."""
 
     kind: ClassVar[str] = "agent_key_policy"
+    key_id: str = Field(max_length=64)
     skills: dict[str, list[str]] = Field(default_factory=dict, max_length=256)
     limits: AgentLimits = Field(default_factory=AgentLimits)
+
+    @staticmethod
+    def doc_id(key_id: str) -> str:
+        return f"agent-key.{key_id}"
 
 
 class KeyPolicies:
@@ -64,7 +69,7 @@ class KeyPolicies:
             self._load, ttl=ttl, max_stale=max_stale)
 
     async def _load(self, key: tuple[str, str]) -> KeyAgentPolicy | None:
-        return await self.repo.find(*key)
+        return await self.repo.find(key[0], KeyAgentPolicy.doc_id(key[1]))
 
     async def get(self, project_id: str, key_id: str | None) -> KeyAgentPolicy | None:
         return await self._cache.get((project_id, key_id)) if key_id else None
@@ -243,14 +248,16 @@ def conversation_of(params: dict[str, Any], assign: bool) -> str | None:
 
 async def within(events: AsyncIterator[Any], deadline: float, clock: Callable[[], float] = time.monotonic
                  ) -> AsyncIterator[Any]:
-    """`events` until `deadline` (clock time); raises TimeoutError when it passes mid-stream."""
+    """`events` until `deadline` (clock time); raises TimeoutError when it passes mid-stream. The wait runs in
+    the caller's task (`asyncio.timeout`, not `wait_for`): the upstream connection's reads stay in one task."""
     iterator = aiter(events)
     while True:
         left = deadline - clock()
         if left <= 0:
             raise TimeoutError
         try:
-            item = await asyncio.wait_for(anext(iterator), left)
+            async with asyncio.timeout(left):
+                item = await anext(iterator)
         except StopAsyncIteration:
             return
         yield item
