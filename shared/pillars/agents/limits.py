@@ -260,4 +260,6 @@ async def within(events: AsyncIterator[Any], deadline: float, clock: Callable[[]
                 item = await anext(iterator)
         except StopAsyncIteration:
             return
+        if clock() > deadline:  # arrived too late (the clock may not be the loop's)
+            raise TimeoutError
         yield item
