@@ -30,6 +30,10 @@ param gatewayAdminKey string
 @description('HMAC secret used to hash API keys; stored only in Key Vault. Changing it invalidates issued keys.')
 param gatewayKeyHashSecret string
 
+@secure()
+@description('Optional private JWK that signs the gateway\'s A2A agent cards; stored only in Key Vault. Empty: unsigned cards.')
+param agentCardSigningJwk string = ''
+
 // --- Flex Consumption scale (bounds: the plan's documented limits) ---------------------
 
 @description('Flex Consumption scale-out limit (plan range 1-1000); caps cost and the load on Cosmos DB, Storage and the upstream models.')
@@ -149,6 +153,7 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     gatewayAdminKey: gatewayAdminKey
     gatewayKeyHashSecret: gatewayKeyHashSecret
+    agentCardSigningJwk: agentCardSigningJwk
     softDeleteRetentionInDays: keyVaultSoftDeleteRetentionInDays
     privateNetworking: enablePrivateNetworking
   }
@@ -217,6 +222,7 @@ module appSettings 'modules/appsettings.bicep' = {
     entraAudience: entraAudience
     adminKeyUri: keyVault.outputs.adminKeyUri
     keyHashUri: keyVault.outputs.keyHashUri
+    cardSigningJwkUri: keyVault.outputs.cardSigningJwkUri
   }
 }
 
