@@ -50,5 +50,5 @@ def assemble_agents_pipeline(agents: AgentsPillar, *, quotas: QuotaBook, enforce
                       backend_for=agents.cloud_backend, policies=agents.key_policies, turns=Turns(enforcer.store))
     # Each agent's (and key's) rate limit is one more quota the pipeline admits.
     limit_quotas = LimitQuotas(quotas, agents.agent_of, agents.key_policies)
-    return Pipeline(spec, quotas=limit_quotas, enforcer=enforcer, breakers=breakers, usage=usage,  # type: ignore[arg-type]
-                    flags=flags, telemetry=telemetry)
+    return Pipeline(spec, quotas=limit_quotas,  # type: ignore[arg-type]  # QuotaBook's for_call/invalidate
+                    enforcer=enforcer, breakers=breakers, usage=usage, flags=flags, telemetry=telemetry)

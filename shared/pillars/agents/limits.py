@@ -24,7 +24,8 @@ from pydantic import Field
 from ...cache import FailStaticCache
 from ...domain.base import Contract, Entity, Pillar
 from ...domain.quotas import Quota, QuotaLimits
-from ...errors import AgentBusy, MaxTurnsExceeded, PayloadTooLarge, ResourceNotAllowed, ValidationFailed
+from ...errors import (AgentBusy, DependencyUnavailable, MaxTurnsExceeded, PayloadTooLarge, ResourceNotAllowed,
+                       ValidationFailed)
 from ...quotas.book import QuotaBook
 from ...quotas.store import CounterStore
 from ...storage.repository import Repository
@@ -33,13 +34,14 @@ from .domain import AGENT_ID_PATTERN, Agent, AgentLimits
 log = logging.getLogger("gateway.agents.limits")
 
 SkillId = Annotated[str, Field(min_length=1, max_length=128)]
+SkillList = Annotated[list[SkillId], Field(max_length=128)]
 SKILL_KEYS = ("skillId", "skill")  # where a message names the skill it wants (message or request metadata)
 
 
 class KeyAgentPolicySpec(Contract):
     """What one virtual key may do with the project's agents, on top of its `agents` scope."""
 
-    skills: dict[Annotated[str, Field(pattern=AGENT_ID_PATTERN)], Annotated[list[SkillId], Field(max_length=128)]] = Field(
+    skills: dict[Annotated[str, Field(pattern=AGENT_ID_PATTERN)], SkillList] = Field(
         default_factory=dict, max_length=256, description=(
             "agent id → the skills this key may use on it; a call must then name one in message.metadata.skillId. "
             "Agents not listed: every skill."))
@@ -214,8 +216,6 @@ class Turns:
     async def count(self, project_id: str, agent_id: str, conversation: str, limit: int) -> int:
         """Counts this turn; refuses it when the conversation already had `limit`. Fails open (logged) when
         the counters are unreachable: a storage outage must not stop every conversation."""
-        from ...errors import DependencyUnavailable
-
         try:
             total = await self._counters.add(f"{project_id}|agent-turns", f"{agent_id}|{conversation[:200]}", 1)
         except DependencyUnavailable:

@@ -15,7 +15,7 @@ from shared.errors import AgentBusy, UpstreamTimeout
 from shared.pillars.agents.a2a import rest
 from shared.pillars.agents.a2a.protocol import (INVALID_PARAMS, TASK_NOT_FOUND, UNSUPPORTED_OPERATION, A2AError,
                                                 RpcCall, error, result)
-from shared.pillars.agents.domain import Agent, AgentSpec, InvocationContext, MemoryAgentDirectory
+from shared.pillars.agents.domain import Agent, AgentSpec, InvocationContext
 from shared.pillars.agents.spec import AgentsSpec
 from shared.pillars.agents.wire import (Artifact, Message, Part, StreamResponse, Task, TaskArtifactUpdateEvent,
                                         TaskStatus, TaskStatusUpdateEvent)
