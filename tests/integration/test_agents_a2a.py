@@ -83,6 +83,11 @@ def world(gateway, upstreams) -> Iterator[dict[str, str]]:
             assert r.status_code == 201, r.text
             r = admin.post(f"/manage/projects/{pid}/agents/{agent}/transitions", json={"to": "published"})
             assert r.status_code in (200, 201), r.text
+        r = admin.post(f"/manage/projects/{pid}/agents", json={"id": "restonly", "spec": {
+            "name": "REST only", "interfaces": [{"url": upstreams["echo1"] + "/rest", "binding": "http_json"}]}})
+        assert r.status_code == 201, r.text
+        r = admin.post(f"/manage/projects/{pid}/agents/restonly/transitions", json={"to": "published"})
+        assert r.status_code in (200, 201), r.text
         r = admin.post(f"/manage/projects/{pid}/agents", json={"id": "hidden", "spec": {
             "name": "Hidden", "interfaces": [{"url": upstreams["echo1"] + "/"}]}})
         assert r.status_code == 201, r.text
@@ -246,6 +251,31 @@ async def test_a2a_sdk_1x_http_json_client_through_the_gateway(world):
     assert f"POST {base}/message:send" in seen and f"POST {base}/message:stream" in seen
     assert f"GET {base}/tasks" in seen and any(s.endswith(":cancel") for s in seen)
     assert not any(s == f"POST {base}" for s in seen)  # never the JSON-RPC endpoint
+
+
+async def test_an_upstream_that_speaks_only_http_json(world):
+    """A REST-only 1.0 agent (a Vertex-hosted A2A agent is one) reached by JSON-RPC clients of both versions and
+    by the HTTP+JSON binding: requests become REST calls, answers and errors come back in each client's terms."""
+    r = _rpc(world, "restonly", "SendMessage", _msg_v1("via rest"))
+    assert r.status_code == 200, r.text
+    task = r.json()["result"]["task"]
+    assert task["artifacts"][0]["parts"][0]["text"] == "echo(v1): via rest"
+    assert r.headers["x-gateway-backend"] == "rest-1.0@0"
+    assert _rpc(world, "restonly", "GetTask", {"id": task["id"]}).json()["result"]["id"] == task["id"]
+    assert _rpc(world, "restonly", "GetTask", {"id": "nope"}).json()["error"]["code"] == -32001  # 404 reason
+    assert _rpc(world, "restonly", "CancelTask", {"id": task["id"]}).json()["error"]["code"] == -32002
+    listed = _rpc(world, "restonly", "ListTasks", {"pageSize": 10}).json()["result"]
+    assert task["id"] in {t["id"] for t in listed["tasks"]}
+    old = _rpc(world, "restonly", "message/send", _msg_v03("old client"), version=None).json()["result"]
+    assert old["kind"] == "task" and old["artifacts"][0]["parts"][0]["text"] == "echo(v1): old client"
+    body = json.dumps({"jsonrpc": "2.0", "id": "s", "method": "SendStreamingMessage", "params": _msg_v1("flow")})
+    headers = {"Authorization": f"Bearer {world['key']}", "A2A-Version": "1.0"}
+    with httpx.stream("POST", f"{world['url']}/agents/restonly", content=body, headers=headers, timeout=30) as s:
+        events = [json.loads(line[5:]) for line in s.iter_lines() if line.startswith("data:")]
+    assert "artifactUpdate" in json.dumps(events) and events[-1]["result"]["statusUpdate"]["status"]["state"] == \
+        "TASK_STATE_COMPLETED" and all(e["id"] == "s" for e in events)
+    rest = httpx.post(f"{world['url']}/agents/restonly/message:send", json=_msg_v1("rest to rest"), headers=headers)
+    assert rest.json()["task"]["artifacts"][0]["parts"][0]["text"] == "echo(v1): rest to rest"
 
 
 def test_http_json_errors_and_refusals_are_google_rpc_status(world):

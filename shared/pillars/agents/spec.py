@@ -22,7 +22,7 @@ from shared.errors import GatewayError
 from shared.pipeline.exchange import Estimate, Exchange, Relayed, Usage
 
 from . import backend_upstream
-from .a2a import bridge, rest
+from .a2a import bridge, rest, rest_upstream
 from .a2a.protocol import (INVALID_AGENT_RESPONSE, UNSUPPORTED_OPERATION, V1, A2AError, RpcCall, error,
                            result)
 from .a2a.upstream import Endpoint, endpoints, request_body, request_headers, sse_data
@@ -66,6 +66,7 @@ class AgentsSpec:
         x.targets = self._targets(agent, call, backend, x)  # protocol refusals (A2AError) come first: not logged
         x.routing = RoutingPolicy()
         x.entity = agent  # from here on the call is logged, governance refusals included
+        x.attributes.update(agent=agent.id, caller=p.key_prefix or p.subject, method=call.method)
         x.scratch["response_headers"] = dict(invocation.headers)
         policy = await self._policies.get(p.project_id, p.key_id) if self._policies is not None else None
         key_limits = policy.limits if policy is not None else None
@@ -130,18 +131,30 @@ class AgentsSpec:
                 task_id=message.task_id, timeout_seconds=timeout)
             return await backend_upstream.call(x.scratch["backend"], agent, call, message, ctx, stream=x.stream,
                                                rid=x.request_id, clock=self._clock)
-        body = request_body(call.method, call.params, x.request_id, target.version)
         headers = request_headers(target.version, x.stream) | await self._credentials.headers(agent)
-        request = self._http.build_request(
-            "POST", target.url, content=body, headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+        limits = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        if target.kind == "rest":
+            verb, path, payload, query = rest_upstream.request(call.method, call.params)
+            request = self._http.build_request(verb, target.url.rstrip("/") + path, headers=headers, params=query,
+                                               content=orjson.dumps(payload) if payload is not None else None,
+                                               timeout=limits)
+        else:
+            body = request_body(call.method, call.params, x.request_id, target.version)
+            request = self._http.build_request("POST", target.url, content=body, headers=headers, timeout=limits)
         if x.stream:
-            return await self._http.send(request, stream=True)
+            response = await self._http.send(request, stream=True)
+            if target.kind != "rest":
+                return response
+            if "text/event-stream" in response.headers.get("content-type", ""):
+                return rest_upstream.stream(response, x.request_id)
+            await response.aread()
+            return rest_upstream.answer(response, x.request_id)
         try:  # the task time covers the whole answer, not each read
-            return await asyncio.wait_for(self._http.send(request), timeout)
+            response = await asyncio.wait_for(self._http.send(request), timeout)
         except TimeoutError:
             raise httpx.ReadTimeout(f"the agent did not answer within its task time ({timeout:g} s)",
                                     request=request) from None
+        return rest_upstream.answer(response, x.request_id) if target.kind == "rest" else response
 
     def relay(self, x: Exchange) -> Relayed:
         assert x.outcome is not None

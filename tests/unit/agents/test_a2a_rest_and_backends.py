@@ -155,3 +155,40 @@ async def test_the_task_time_covers_a_backend_call():
     with pytest.raises(UpstreamTimeout) as late:
         await call(w, "SendMessage", MSG)
     assert late.value.code == "agent_task_timeout"
+
+
+# ---- upstreams that speak only HTTP+JSON
+
+def test_rest_upstream_requests_and_answers():
+    from shared.pillars.agents.a2a import rest_upstream as ru
+
+    assert ru.request("SendMessage", {"message": {}}) == ("POST", "/message:send", {"message": {}}, {})
+    assert ru.request("GetTask", {"id": "a/b", "historyLength": 2}) == ("GET", "/tasks/a%2Fb", None,
+                                                                        {"historyLength": "2"})
+    assert ru.request("CancelTask", {"id": "t"})[:2] == ("POST", "/tasks/t:cancel")
+    assert ru.request("SubscribeToTask", {"id": "t"})[:2] == ("POST", "/tasks/t:subscribe")
+    assert ru.request("ListTasks", {"pageSize": 5, "includeArtifacts": True, "x": {"no": 1}})[3] == {
+        "pageSize": "5", "includeArtifacts": "true"}
+    with pytest.raises(LookupError):
+        ru.request("Teleport", {})
+    ok = ru.answer(httpx.Response(200, json={"task": {"id": "t"}}), "r1")
+    assert orjson.loads(ok.content) == {"jsonrpc": "2.0", "id": "r1", "result": {"task": {"id": "t"}}}
+    _, status = rest.a2a_error(TASK_NOT_FOUND, "gone")
+    missing = ru.answer(httpx.Response(404, json=status), "r1")
+    assert missing.status_code == 200 and orjson.loads(missing.content)["error"]["code"] == TASK_NOT_FOUND
+    for code in (429, 503):  # failures failover and breakers must see
+        assert ru.answer(httpx.Response(code, json={}), "r1").status_code == code
+    assert ru.status_error("r1", "not json", 400)["error"]["code"] == -32603
+
+
+async def test_rest_upstream_streams_are_reframed_event_by_event():
+    from shared.pillars.agents.a2a import rest_upstream as ru
+
+    _, status = rest.a2a_error(UNSUPPORTED_OPERATION, "no")
+    body = (b'data: {"task": {"id": "t"}}\r\n\r\nevent: error\ndata: ' + orjson.dumps(status) + b"\n\n"
+            b'data: {"tail": 1}')
+    upstream = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+    framed = ru.stream(upstream, "r1")
+    events = [orjson.loads(line[5:]) for line in (await framed.aread()).split(b"\n\n") if line.startswith(b"data:")]
+    assert events[0]["result"] == {"task": {"id": "t"}}
+    assert events[1]["error"]["code"] == UNSUPPORTED_OPERATION and events[2]["result"] == {"tail": 1}
