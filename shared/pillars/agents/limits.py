@@ -17,6 +17,8 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
@@ -80,15 +82,27 @@ class KeyPolicies:
         self._cache.invalidate((project_id, key_id))
 
 
-def effective(agent: AgentLimits, key: AgentLimits | None) -> AgentLimits:
+@dataclass(frozen=True, slots=True)
+class Effective:
+    """The limits that apply to one call (plain values: built per call, so no model validation)."""
+
+    requests_per_minute: int | None = None
+    concurrent_tasks: int | None = None
+    max_turns: int | None = None
+    max_message_bytes: int | None = None
+    task_timeout_seconds: float | None = None
+
+
+_LIMIT_FIELDS = tuple(f.name for f in fields(Effective))
+
+
+def effective(agent: AgentLimits, key: AgentLimits | None) -> Effective:
     """Field by field, the smaller of the two (None: no limit on that side)."""
-    if key is None:
-        return agent
     merged = {}
-    for name in AgentLimits.model_fields:
-        a, k = getattr(agent, name), getattr(key, name)
+    for name in _LIMIT_FIELDS:
+        a, k = getattr(agent, name), getattr(key, name) if key is not None else None
         merged[name] = k if a is None else a if k is None else min(a, k)
-    return AgentLimits(**merged)
+    return Effective(**merged)
 
 
 # ---- skills
@@ -136,7 +150,7 @@ def with_skills(agent: Agent, allowed: set[str] | None) -> Agent:
 
 # ---- message size
 
-def check_size(limits: AgentLimits, body_bytes: int) -> None:
+def check_size(limits: AgentLimits | Effective, body_bytes: int) -> None:
     limit = limits.max_message_bytes
     if limit is not None and body_bytes > limit:
         raise PayloadTooLarge(f"The message is larger than the agent's limit of {limit} bytes.",
@@ -149,14 +163,19 @@ def rate_quotas(project_id: str, agent: Agent, key_id: str | None, agent_limits:
                 key_limits: AgentLimits | None) -> list[Quota]:
     out = []
     if agent_limits.requests_per_minute is not None:
-        out.append(Quota(id=f"agent-limit.{agent.id}", project_id=project_id, scope="agent",
-                         target=f"{agent.id} (agent limit)",
-                         limits=QuotaLimits(requests_per_minute=agent_limits.requests_per_minute)))
+        out.append(_rate_quota(project_id, f"agent-limit.{agent.id}", f"{agent.id} (agent limit)",
+                               agent_limits.requests_per_minute))
     if key_limits is not None and key_limits.requests_per_minute is not None and key_id:
-        out.append(Quota(id=f"agent-key-limit.{agent.id}.{key_id}", project_id=project_id, scope="agent",
-                         target=f"{agent.id} (key {key_id} limit)",
-                         limits=QuotaLimits(requests_per_minute=key_limits.requests_per_minute)))
+        out.append(_rate_quota(project_id, f"agent-key-limit.{agent.id}.{key_id}", f"{agent.id} (key {key_id} limit)",
+                               key_limits.requests_per_minute))
     return out
+
+
+@lru_cache(maxsize=4096)
+def _rate_quota(project_id: str, quota_id: str, target: str, per_minute: int) -> Quota:
+    """Built once per (limit, value): the enforcer only reads quotas, and building one validates it."""
+    return Quota(id=quota_id, project_id=project_id, scope="agent", target=target,
+                 limits=QuotaLimits(requests_per_minute=per_minute))
 
 
 class LimitQuotas:

@@ -3,6 +3,7 @@ time with an injected clock) and the same limits on the real pipeline (memory st
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import httpx
 import pytest
@@ -32,7 +33,7 @@ def skilled(*skills: str, **limits) -> Agent:
 def test_the_smaller_of_agent_and_key_limits_applies():
     merged = effective(AgentLimits(requests_per_minute=10, max_turns=5),
                        AgentLimits(requests_per_minute=3, concurrent_tasks=2, task_timeout_seconds=9.5))
-    assert merged.model_dump() == {"requests_per_minute": 3, "concurrent_tasks": 2, "max_turns": 5,
+    assert dataclasses.asdict(merged) == {"requests_per_minute": 3, "concurrent_tasks": 2, "max_turns": 5,
                                    "max_message_bytes": None, "task_timeout_seconds": 9.5}
     assert effective(AgentLimits(max_turns=5), None).max_turns == 5
 
