@@ -12,11 +12,11 @@ from collections.abc import Sequence
 
 import azure.functions as func
 
-from functions import (admin_api, agents_admin_api, agents_api, agents_composition_api, agents_portal_api,
-                       agents_sync, alerts_api, analytics_api, credentials_api, experiments_api, guardrails_admin_api,
-                       health_api, keys_api, mcp_api, mcp_approvals_api, models_admin_api, models_api,
-                       models_playground_api, monitoring_timers, portal_api, requestlog_api, tools_admin_api,
-                       tools_approvals, tools_portal_api)
+from functions import (admin_api, agents_admin_api, agents_api, agents_composition_api, agents_keys_api,
+                       agents_portal_api, agents_sync, alerts_api, analytics_api, credentials_api, experiments_api,
+                       guardrails_admin_api, health_api, keys_api, mcp_api, mcp_approvals_api, models_admin_api,
+                       models_api, models_playground_api, monitoring_timers, portal_api, requestlog_api,
+                       tools_admin_api, tools_approvals, tools_portal_api)
 from shared.auth.guards import DataPlaneGuard, RoleGuard
 from shared.auth.principal import Role
 from shared.config import SettingProblem, Settings, load_settings
@@ -83,6 +83,8 @@ def build_app(settings: Settings, services: Services | None = None, *,
         agents_portal_api.build(lambda: services.agents, projects, developer, max_body_bytes=manage,
                                 flags=services.flags, front=lambda: services.agents_front),
         agents_composition_api.build(lambda: services.agents, projects, admin, max_body_bytes=manage),
+        agents_keys_api.build(lambda: services.agents, projects, lambda p, k: services.keys.get(p, k), admin,
+                              max_body_bytes=manage),
         agents_api.build(lambda: services.agents, lambda: services.agents_pipeline, lambda: services.agents_cards,
                          DataPlaneGuard(services.key_service, services.flags, Pillar.agents),
                          max_body_bytes=settings.max_data_body_bytes, front=lambda: services.agents_front),

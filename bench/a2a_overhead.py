@@ -1,6 +1,10 @@
 """Added latency of A2A SendMessage through the gateway's agents pipeline vs calling the agent directly.
 
-    .venv/bin/python -m bench.a2a_overhead [--rates 20,50] [--seconds 10]
+    .venv/bin/python -m bench.a2a_overhead [--rates 20,50] [--seconds 10] [--limits] [--binding http_json]
+
+`--limits`: the agent and the key carry every limit (rate, concurrent tasks, max turns, message size, task time),
+none of them reached — what enforcing them costs per call. `--binding http_json`: the answer framed for the
+HTTP+JSON binding instead of JSON-RPC.
 
 Upstream: the real a2a-sdk 1.x echo agent (tests/agents/a2a_v1_agent.py) on 127.0.0.1, in its own process.
 Gateway path: the same objects the host builds — Pipeline(AgentsSpec) with the memory registry stores, the real
@@ -103,7 +107,19 @@ async def _table(label: str, rates: list[float], seconds: float, direct, other) 
               f"{_q(g, 50) - _q(d, 50):.2f} / {_q(g, 99) - _q(d, 99):.2f} | {g_cpu - d_cpu:.0f} |")
 
 
-async def main(rates: list[float], seconds: float) -> None:
+def _limited(store: MemoryDocumentStore, quotas: QuotaBook, counters: MemoryCounterStore, agent: Agent) -> tuple:
+    """The spec's policies, turns and the rate-limit QuotaBook, with a key policy for key `k`."""
+    from shared.pillars.agents.limits import KeyAgentPolicy, KeyPolicies, LimitQuotas, Turns
+
+    policies = KeyPolicies(Repository(store, KeyAgentPolicy), ttl=60, max_stale=600)
+
+    async def agent_of(pid: str, aid: str) -> Agent:
+        return agent
+
+    return policies, Turns(counters), LimitQuotas(quotas, agent_of, policies)
+
+
+async def main(rates: list[float], seconds: float, limits: bool = False, binding: str = "jsonrpc") -> None:
     port = _port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests/agents/a2a_v1_agent.py"), str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -117,18 +133,32 @@ async def main(rates: list[float], seconds: float) -> None:
                 except httpx.HTTPError:
                     await asyncio.sleep(0.1)
             store = MemoryDocumentStore()
+            every = {"requests_per_minute": 10**6, "concurrent_tasks": 10**4, "max_turns": 10**4,
+                     "max_message_bytes": 10**6, "task_timeout_seconds": 60} if limits else {}
             agent = Agent(id="echo", project_id="p1", lifecycle="published", spec=AgentSpec.model_validate(
-                {"name": "Echo", "interfaces": [{"url": url}]}))
+                {"name": "Echo", "interfaces": [{"url": url}], "limits": every}))
             usage = UsageLog(MemoryUsageSink(), flush_seconds=1)
             upstream = guarded_client(EgressPolicy(allow_loopback=True, allow_private=False, allowed_hosts=frozenset()))
+            counters = MemoryCounterStore()
+            quotas = QuotaBook(Repository(store, Quota), ttl=60, max_stale=600)
+            policies = turns = None
+            if limits:
+                from shared.pillars.agents.limits import KeyAgentPolicy
+
+                policies, turns, quotas = _limited(store, quotas, counters, agent)
+                await policies.repo.create(KeyAgentPolicy(id="agent-key.k", key_id="k", project_id="p1",
+                                                          limits=AgentSpec.model_validate(
+                                                              {"name": "x", "interfaces": [{"url": url}],
+                                                               "limits": every}).limits))
             solo = Agent(id="solo", project_id="p1", lifecycle="published", spec=AgentSpec(
                 name="Solo", source="composite", composition=Composition(mode="router", default="echo")))
             directory = MemoryAgentDirectory([agent, solo])
-            quotas = QuotaBook(Repository(store, Quota), ttl=60, max_stale=600)
-            enforcer = QuotaEnforcer(MemoryCounterStore())
+            enforcer = QuotaEnforcer(counters)
             flags = FlagService(Repository(store, Project), Repository(store, GlobalFlags), ttl=60, max_stale=600)
-            pipeline = Pipeline(AgentsSpec(directory=directory, http=upstream, credentials=NoCredentials()),
-                                quotas=quotas, enforcer=enforcer, breakers=Breakers(), usage=usage, flags=flags)
+            spec = AgentsSpec(directory=directory, http=upstream, credentials=NoCredentials(),
+                              policies=policies, turns=turns)
+            pipeline = Pipeline(spec, quotas=quotas,  # type: ignore[arg-type]
+                                enforcer=enforcer, breakers=Breakers(), usage=usage, flags=flags)
             front = assemble_front(directory, lambda: pipeline, store=store, credentials=NoCredentials(),
                                    quotas=quotas, enforcer=enforcer, usage=usage, flags=flags)
             principal = Principal(kind="virtual_key", subject="k", project_id="p1", key_id="k", key_prefix="sk-gw-k")
@@ -140,9 +170,11 @@ async def main(rates: list[float], seconds: float) -> None:
 
             async def via(agent_id: str) -> None:
                 x = Exchange(Pillar.agents, "SendMessage", principal, uuid.uuid4().hex,
-                             RpcCall(1, "SendMessage", _params(), "1.0"), {}, time.perf_counter(), resource=agent_id)
+                             RpcCall(1, "SendMessage", _params(), "1.0", binding), {}, time.perf_counter(),
+                             resource=agent_id)
+                x.scratch["body_bytes"] = 200
                 r = await front.run(x)
-                assert b'"TASK_STATE_COMPLETED"' in r.body
+                assert r.status_code == 200 and b'"TASK_STATE_COMPLETED"' in r.body, r.body
 
             async def via_gateway() -> None:
                 await via("echo")
@@ -167,5 +199,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--rates", default="20,50")
     ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--limits", action="store_true")
+    ap.add_argument("--binding", choices=("jsonrpc", "http_json"), default="jsonrpc")
     a = ap.parse_args()
-    asyncio.run(main([float(r) for r in a.rates.split(",")], a.seconds))
+    asyncio.run(main([float(r) for r in a.rates.split(",")], a.seconds, a.limits, a.binding))

@@ -15,8 +15,8 @@ from starlette.responses import Response
 from shared.domain.base import Pillar
 from shared.errors import GatewayError, NotFound
 from shared.pillars.agents.a2a import bridge
-from shared.pillars.agents.a2a.protocol import (GATEWAY_REFUSED, PUSH_NOT_SUPPORTED, PUSH_V1, PUSH_V03, V1, A2AError,
-                                                RpcCall, V03_TO_V1, error, parse_call, result, version_of)
+from shared.pillars.agents.a2a.protocol import (GATEWAY_REFUSED, PUSH_NOT_SUPPORTED, PUSH_V1, PUSH_V03, STREAMING, V1,
+                                                A2AError, RpcCall, V03_TO_V1, error, parse_call, result, version_of)
 from shared.pipeline import Exchange
 from shared.web.api import ApiBlueprint, Call, Guard
 from shared.web.inputs import read_body
@@ -61,18 +61,15 @@ def build(pillar: Callable[[], AgentsPillar], pipeline: Callable[[], Pipeline], 
     dispatches composite agents to their own pipeline (shared/pillars/agents/composition/front.py)."""
     api = ApiBlueprint("agents", max_body_bytes=max_body_bytes)
     limit = max_body_bytes
+    runner: Callable[[], Any] = front if front is not None else pipeline  # composites answer on every binding
 
     @api.route("agents/{agent}/.well-known/agent-card.json", "GET", name="agent_card",
                summary="The gateway's A2A agent card for a published agent.", guard=guard, response=AgentCardOut,
                headers=VERSION_HEADER)
     async def card(call: Call):
-        p = call.principal
-        assert p is not None and p.project_id is not None
-        invocation = await pillar().directory.resolve(p.project_id, call.path("agent"), p)
         version = _card_version(call.req.headers.get("a2a-version"))
-        base = str(call.req.base_url).rstrip("/")
-        body = cards().render(invocation.agent, base, version)
-        return Response(orjson.dumps(body), headers=dict(invocation.headers), media_type="application/json")
+        body, headers = await gateway_card(call, pillar, cards, version)
+        return Response(orjson.dumps(body), headers=headers, media_type="application/json")
 
     @api.route("agents/.well-known/jwks.json", "GET", name="agent_card_jwks", guard=None, response=JwksOut,
                summary="The public key(s) that verify the gateway's signed agent cards (JWKS).")
@@ -100,14 +97,9 @@ def build(pillar: Callable[[], AgentsPillar], pipeline: Callable[[], Pipeline], 
             v1_params = params if version == V1 else bridge.params_to_v1(v1_method, params)
             rpc = RpcCall(rid, v1_method, v1_params, version)
             if v1_method == "GetExtendedAgentCard":  # the gateway's card: the upstream's would leak its address
-                assert p.project_id is not None
-                inv = await pillar().directory.resolve(p.project_id, call.path("agent"), p)
-                card_body = cards().render(inv.agent, _endpoint_base(call), version)
-                return _rpc_response(result(rid, card_body), headers=dict(inv.headers))
-            x = Exchange(Pillar.agents, v1_method, p, call.request_id, rpc, dict(call.req.headers), call.started,
-                         stream=v1_method in ("SendStreamingMessage", "SubscribeToTask"), resource=call.path("agent"))
-            x.scratch["body_bytes"] = len(raw)
-            return await (front() if front is not None else pipeline()).run(x)
+                card_body, headers = await gateway_card(call, pillar, cards, version)
+                return _rpc_response(result(rid, card_body), headers=headers)
+            return await dispatch(call, rpc, len(raw), runner)
         except A2AError as exc:
             return _rpc_response(error(rid if exc.rid is None else exc.rid, exc.code, exc.message, exc.data),
                                  exc.status)
@@ -116,7 +108,34 @@ def build(pillar: Callable[[], AgentsPillar], pipeline: Callable[[], Pipeline], 
             return _rpc_response(error(rid, GATEWAY_REFUSED, exc.message, {"error": exc.to_body()["error"]}),
                                  exc.status, headers)
 
+    from . import agents_rest_api  # the HTTP+JSON binding, on the same blueprint (it imports this module)
+
+    agents_rest_api.register(api, pillar, runner, cards, guard, max_body_bytes=limit)
     return api
+
+
+async def gateway_card(call: Call, pillar: Callable[[], AgentsPillar], cards: Callable[[], CardRenderer],
+                       version: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The gateway's card of the agent in the path, as this key sees it (only the skills it may use)."""
+    from shared.pillars.agents.limits import visible_skills, with_skills
+
+    p = call.principal
+    assert p is not None and p.project_id is not None
+    agents = pillar()
+    invocation = await agents.directory.resolve(p.project_id, call.path("agent"), p)
+    policy = await agents.key_policies.get(p.project_id, p.key_id)
+    agent = with_skills(invocation.agent, visible_skills(invocation.agent, policy))
+    return cards().render(agent, _endpoint_base(call), version), dict(invocation.headers)
+
+
+async def dispatch(call: Call, rpc: RpcCall, body_bytes: int, pipeline: Callable[[], Any]) -> Response:
+    """One A2A call (JSON-RPC or HTTP+JSON alike) onto the governance pipeline (or the composites' front)."""
+    p = call.principal
+    assert p is not None
+    x = Exchange(Pillar.agents, rpc.method, p, call.request_id, rpc, dict(call.req.headers), call.started,
+                 stream=rpc.method in STREAMING, resource=call.path("agent"))
+    x.scratch["body_bytes"] = body_bytes
+    return await pipeline().run(x)
 
 
 def _card_version(header: str | None) -> str:

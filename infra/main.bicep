@@ -30,6 +30,10 @@ param gatewayAdminKey string
 @description('HMAC secret used to hash API keys; stored only in Key Vault. Changing it invalidates issued keys.')
 param gatewayKeyHashSecret string
 
+@secure()
+@description('Optional private JWK that signs the gateway\'s A2A agent cards; stored only in Key Vault. Empty: unsigned cards.')
+param agentCardSigningJwk string = ''
+
 // --- Flex Consumption scale (bounds: the plan's documented limits) ---------------------
 
 @description('Flex Consumption scale-out limit (plan range 1-1000); caps cost and the load on Cosmos DB, Storage and the upstream models.')
@@ -162,6 +166,7 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     gatewayAdminKey: gatewayAdminKey
     gatewayKeyHashSecret: gatewayKeyHashSecret
+    agentCardSigningJwk: agentCardSigningJwk
     softDeleteRetentionInDays: keyVaultSoftDeleteRetentionInDays
     privateNetworking: enablePrivateNetworking
   }
@@ -232,6 +237,7 @@ module appSettings 'modules/appsettings.bicep' = {
     keyHashUri: keyVault.outputs.keyHashUri
     upstreamSecrets: upstreamSecrets
     keyVaultName: keyVault.outputs.name
+    cardSigningJwkUri: keyVault.outputs.cardSigningJwkUri
   }
 }
 

@@ -273,3 +273,15 @@ class AgentSuspended(Forbidden):
 
 class AgentRetired(Gone):
     code = "agent_retired"
+
+
+class AgentBusy(RateLimited):
+    """The agent (or this key on it) already has its maximum of calls in flight."""
+
+    code = "agent_concurrency_exceeded"
+
+
+class MaxTurnsExceeded(Forbidden):
+    """The conversation (A2A contextId/taskId) already had its maximum of turns with this agent."""
+
+    code = "max_turns_exceeded"

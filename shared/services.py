@@ -403,7 +403,8 @@ class Services:
         # scope word → existence check of the named resource; the tools/agents pillars add theirs here
         return QuotaRegistry(self.quotas, self.quota_book, {
             "key": self.keys.get, "model": self.models.get,
-            "tool": lambda pid, name: self.tools.registry.tools.get(pid, name)})  # lazy: tools load on first use
+            "tool": lambda pid, name: self.tools.registry.tools.get(pid, name),  # lazy: tools load on first use
+            "agent": lambda pid, name: self.agents.repos.agents.get(pid, name)})
 
     @cached_property
     def agents_pipeline(self) -> "Pipeline":

@@ -23,6 +23,9 @@ param adminKeyUri string
 @description('Versionless secret URI of gateway-key-hash-secret.')
 param keyHashUri string
 
+@description('Versionless secret URI of agent-card-signing-jwk (the secret is optional).')
+param cardSigningJwkUri string
+
 @description('JSON list of agent sync connections (no secrets: credentials are named UPSTREAM_SECRET_* settings).')
 param agentsSyncConnections string = '[]'
 
@@ -98,6 +101,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     AGENTS_SYNC_BEDROCK_SCHEDULE: '0 */15 * * * *'
     AGENTS_SYNC_VERTEX_SCHEDULE: '0 */15 * * * *'
     AGENTS_SYNC_CONNECTIONS: agentsSyncConnections
+    // The private JWK that signs the gateway's agent cards; while the secret is absent the reference does not
+    // resolve and the app serves unsigned cards (shared/config.py treats an unresolved reference as unset).
+    AGENT_CARD_SIGNING_JWK: '@Microsoft.KeyVault(SecretUri=${cardSigningJwkUri})'
     FAIL_STATIC_MAX_SECONDS: '300'
 
     // Tools pillar: the approvals queue (and its -poison queue, both declared in storage.bicep) and the

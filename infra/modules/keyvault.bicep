@@ -23,6 +23,10 @@ param gatewayAdminKey string
 @description('HMAC secret used to hash issued API keys before they are stored.')
 param gatewayKeyHashSecret string
 
+@secure()
+@description('Optional private JWK (EC P-256, RSA or Ed25519) that signs the gateway\'s A2A agent cards. Empty: no secret is written here; cards stay unsigned until an operator adds the secret agent-card-signing-jwk (docs/deploy.md).')
+param agentCardSigningJwk string = ''
+
 resource vault 'Microsoft.KeyVault/vaults@2024-11-01' = {
   //checkov:skip=CKV_AZURE_109: the firewall denies by default when privateNetworking is true; in the public setup Key Vault references are resolved from a Flex Consumption app with no fixed outbound IPs, so no IP rule could allow it (RBAC still limits access to the app identity).
   //checkov:skip=CKV_AZURE_189: public network access is Disabled when privateNetworking is true; the public setup needs it for the Key Vault references (see CKV_AZURE_109).
@@ -73,8 +77,20 @@ resource keyHash 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = {
   }
 }
 
+resource cardSigningJwk 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = if (!empty(agentCardSigningJwk)) {
+  //checkov:skip=CKV_AZURE_41: deliberately no expiry, like the gateway's other secrets: read through a Key Vault reference at every start; an expired secret would silently turn card signing off. Rotation is explicit (docs/deploy.md): publish the new key's JWKS first.
+  parent: vault
+  name: 'agent-card-signing-jwk'
+  properties: {
+    value: agentCardSigningJwk
+    contentType: 'application/jwk+json'
+  }
+}
+
 output name string = vault.name
 output id string = vault.id
 // Versionless URIs: a Key Vault reference to them follows secret rotation.
 output adminKeyUri string = adminKey.properties.secretUri
 output keyHashUri string = keyHash.properties.secretUri
+// Built from the vault URI (the secret may not exist yet): an unresolved reference reads as unset (unsigned cards).
+output cardSigningJwkUri string = '${vault.properties.vaultUri}secrets/agent-card-signing-jwk'

@@ -182,6 +182,9 @@ class Pipeline:
     # ---- the one place that releases and logs
 
     def _finish(self, x: Exchange) -> None:
+        finished = getattr(self.spec, "finished", None)
+        if finished is not None:  # optional spec hook: what the spec itself held for the call (in-flight slots)
+            finished(x)
         usage = None
         if x.outcome is not None:
             usage = self.spec.usage(x)

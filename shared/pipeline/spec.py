@@ -35,3 +35,6 @@ class PillarSpec(Protocol):
     def usage(self, x: Exchange) -> Usage:
         """After the relay (for streams: after the last chunk) — what the call really used; may set
         `x.payload_out`. Called only when an upstream answered."""
+
+    # Optional: `def finished(self, x: Exchange) -> None` — called once per call on every path (refusal, error,
+    # end of stream) before usage is settled; a spec releases there what it held itself (in-flight slots).

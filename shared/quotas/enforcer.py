@@ -65,6 +65,11 @@ class QuotaEnforcer:
         self.deferred_charges = 0
         self.deferred_returns = 0
 
+    @property
+    def store(self) -> CounterStore:
+        """The shared counter table, for pillars that count something else across instances (agent turns)."""
+        return self._store
+
     def _counter(self, partition: str, metric: str, window_id: str, limit: int, left: float) -> LeasedCounter:
         key = (partition, f"{metric}:{window_id}")
         counter = self._counters.get(key)

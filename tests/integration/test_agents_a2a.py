@@ -83,6 +83,11 @@ def world(gateway, upstreams) -> Iterator[dict[str, str]]:
             assert r.status_code == 201, r.text
             r = admin.post(f"/manage/projects/{pid}/agents/{agent}/transitions", json={"to": "published"})
             assert r.status_code in (200, 201), r.text
+        r = admin.post(f"/manage/projects/{pid}/agents", json={"id": "restonly", "spec": {
+            "name": "REST only", "interfaces": [{"url": upstreams["echo1"] + "/rest", "binding": "http_json"}]}})
+        assert r.status_code == 201, r.text
+        r = admin.post(f"/manage/projects/{pid}/agents/restonly/transitions", json={"to": "published"})
+        assert r.status_code in (200, 201), r.text
         r = admin.post(f"/manage/projects/{pid}/agents", json={"id": "hidden", "spec": {
             "name": "Hidden", "interfaces": [{"url": upstreams["echo1"] + "/"}]}})
         assert r.status_code == 201, r.text
@@ -115,7 +120,8 @@ def test_the_card_points_at_the_gateway_in_both_shapes(world, upstreams):
     headers = {"Authorization": f"Bearer {world['key']}"}
     base = f"{world['url']}/agents/echo03"
     v1 = httpx.get(f"{base}/.well-known/agent-card.json", headers={**headers, "A2A-Version": "1.0"}).json()
-    assert [i["protocolVersion"] for i in v1["supportedInterfaces"]] == ["1.0", "0.3"]
+    assert [(i["protocolBinding"], i["protocolVersion"]) for i in v1["supportedInterfaces"]] == [
+        ("JSONRPC", "1.0"), ("JSONRPC", "0.3"), ("HTTP+JSON", "1.0")]
     assert all(i["url"] == base for i in v1["supportedInterfaces"])
     assert v1["securitySchemes"]["gatewayVirtualKey"]["httpAuthSecurityScheme"]["scheme"] == "Bearer"
     assert v1["skills"][0]["id"] == "echo"
@@ -199,6 +205,98 @@ async def test_a2a_sdk_1x_client_through_the_gateway(world):
                 assert got.artifacts[0].parts[0].text == f"echo({tag}): sdk"
                 if streaming:
                     assert any(e.HasField("artifact_update") for e in events), events
+
+
+async def test_a2a_sdk_1x_http_json_client_through_the_gateway(world):
+    """The HTTP+JSON binding the gateway's card lists, used by a2a-sdk's RestTransport, in front of upstreams that
+    speak only JSON-RPC (1.0 and 0.3): send, stream, get, list, cancel, and the spec's errors."""
+    from a2a.client import ClientConfig, ClientFactory
+    from a2a.client.card_resolver import A2ACardResolver
+    from a2a.types import (CancelTaskRequest, GetTaskRequest, ListTasksRequest, Message, Part, Role,
+                           SendMessageRequest)
+    from a2a.utils.errors import TaskNotCancelableError, TaskNotFoundError, UnsupportedOperationError
+
+    seen: list[str] = []
+
+    async def note(request: httpx.Request) -> None:
+        seen.append(f"{request.method} {request.url.path}")
+
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {world['key']}"}, timeout=30,
+                                 event_hooks={"request": [note]}) as http:
+        for agent, tag in (("echo1", "v1"), ("echo03", "v0.3")):
+            card = await A2ACardResolver(http, f"{world['url']}/agents/{agent}").get_agent_card()
+            config = ClientConfig(httpx_client=http, supported_protocol_bindings=["HTTP+JSON"])
+            for streaming in (False, True):
+                config.streaming = streaming
+                client = ClientFactory(config).create(card)
+                msg = Message(role=Role.ROLE_USER, message_id=uuid.uuid4().hex, parts=[Part(text="rest")])
+                events = [e async for e in client.send_message(SendMessageRequest(message=msg))]
+                final = events[-1]
+                task_id = final.task.id if final.HasField("task") else final.status_update.task_id
+                got = await client.get_task(GetTaskRequest(id=task_id))
+                assert got.status.state == 3 and got.artifacts[0].parts[0].text == f"echo({tag}): rest"
+                if streaming:
+                    assert any(e.HasField("artifact_update") for e in events), events
+            with pytest.raises(TaskNotCancelableError):  # a completed task: the agent's error, REST-framed
+                await client.cancel_task(CancelTaskRequest(id=task_id))
+            with pytest.raises(TaskNotFoundError):
+                await client.get_task(GetTaskRequest(id="no-such-task"))
+            if agent == "echo1":
+                listed = await client.list_tasks(ListTasksRequest(page_size=50))
+                assert task_id in {t.id for t in listed.tasks}
+            else:  # A2A 0.3 has no ListTasks: refused by the gateway, in the binding's own error format
+                with pytest.raises(UnsupportedOperationError):
+                    await client.list_tasks(ListTasksRequest())
+    base = "/agents/echo1"
+    assert f"POST {base}/message:send" in seen and f"POST {base}/message:stream" in seen
+    assert f"GET {base}/tasks" in seen and any(s.endswith(":cancel") for s in seen)
+    assert not any(s == f"POST {base}" for s in seen)  # never the JSON-RPC endpoint
+
+
+async def test_an_upstream_that_speaks_only_http_json(world):
+    """A REST-only 1.0 agent (a Vertex-hosted A2A agent is one) reached by JSON-RPC clients of both versions and
+    by the HTTP+JSON binding: requests become REST calls, answers and errors come back in each client's terms."""
+    r = _rpc(world, "restonly", "SendMessage", _msg_v1("via rest"))
+    assert r.status_code == 200, r.text
+    task = r.json()["result"]["task"]
+    assert task["artifacts"][0]["parts"][0]["text"] == "echo(v1): via rest"
+    assert r.headers["x-gateway-backend"] == "rest-1.0@0"
+    assert _rpc(world, "restonly", "GetTask", {"id": task["id"]}).json()["result"]["id"] == task["id"]
+    assert _rpc(world, "restonly", "GetTask", {"id": "nope"}).json()["error"]["code"] == -32001  # 404 reason
+    assert _rpc(world, "restonly", "CancelTask", {"id": task["id"]}).json()["error"]["code"] == -32002
+    listed = _rpc(world, "restonly", "ListTasks", {"pageSize": 10}).json()["result"]
+    assert task["id"] in {t["id"] for t in listed["tasks"]}
+    old = _rpc(world, "restonly", "message/send", _msg_v03("old client"), version=None).json()["result"]
+    assert old["kind"] == "task" and old["artifacts"][0]["parts"][0]["text"] == "echo(v1): old client"
+    body = json.dumps({"jsonrpc": "2.0", "id": "s", "method": "SendStreamingMessage", "params": _msg_v1("flow")})
+    headers = {"Authorization": f"Bearer {world['key']}", "A2A-Version": "1.0"}
+    with httpx.stream("POST", f"{world['url']}/agents/restonly", content=body, headers=headers, timeout=30) as s:
+        events = [json.loads(line[5:]) for line in s.iter_lines() if line.startswith("data:")]
+    assert "artifactUpdate" in json.dumps(events) and events[-1]["result"]["statusUpdate"]["status"]["state"] == \
+        "TASK_STATE_COMPLETED" and all(e["id"] == "s" for e in events)
+    rest = httpx.post(f"{world['url']}/agents/restonly/message:send", json=_msg_v1("rest to rest"), headers=headers)
+    assert rest.json()["task"]["artifacts"][0]["parts"][0]["text"] == "echo(v1): rest to rest"
+
+
+def test_http_json_errors_and_refusals_are_google_rpc_status(world):
+    headers = {"Authorization": f"Bearer {world['key']}", "A2A-Version": "1.0"}
+    base = f"{world['url']}/agents/echo1"
+    r = httpx.post(f"{base}/message:send", content=b"{nope", headers=headers)
+    assert r.status_code == 400 and r.json()["error"]["details"][0]["reason"] == "INVALID_REQUEST"
+    r = httpx.get(f"{base}/tasks", params={"pageSize": "0"}, headers=headers)
+    assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT"
+    r = httpx.post(f"{base}/tasks/abc:teleport", headers=headers)
+    assert r.status_code == 404 and r.json()["error"]["details"][0]["reason"] == "METHOD_NOT_FOUND"
+    r = httpx.post(f"{base}/message:send", json=_msg_v1("x"), headers={**headers, "A2A-Version": "0.3"})
+    assert r.status_code == 400 and r.json()["error"]["details"][0]["reason"] == "VERSION_NOT_SUPPORTED"
+    narrow = {**headers, "Authorization": f"Bearer {world['narrow']}"}
+    r = httpx.post(f"{world['url']}/agents/echo03/message:send", json=_msg_v1("x"), headers=narrow)
+    err = r.json()["error"]
+    assert r.status_code == 403 and err["status"] == "PERMISSION_DENIED"
+    assert err["details"][0]["reason"] == "AGENT_NOT_ALLOWED" and err["details"][0]["metadata"]["code"] == \
+        "agent_not_allowed"
+    card = httpx.get(f"{base}/extendedAgentCard", headers=headers).json()
+    assert card["supportedInterfaces"][2] == {"url": base, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"}
 
 
 @pytest.mark.parametrize("agent,tag", [("echo1", "v1"), ("echo03", "v0.3")])

@@ -27,6 +27,7 @@ EXPECTED_APP_SETTINGS = {
     "REQUEST_LOG_RETENTION_DAYS", "REQUEST_LOG_RETENTION_SCHEDULE", "ANALYTICS_ROLLUP_SCHEDULE",
     "ANALYTICS_ROLLUP_LOOKBACK_HOURS", "ALERTS_SCHEDULE", "TELEMETRY_ENABLED",
     "AGENTS_SYNC_BEDROCK_SCHEDULE", "AGENTS_SYNC_VERTEX_SCHEDULE", "AGENTS_SYNC_CONNECTIONS",
+    "AGENT_CARD_SIGNING_JWK",  # agents pillar: signs the gateway's agent cards (a Key Vault reference)
 }
 LITERAL_SETTINGS = {
     "COSMOS_CREATE_IF_MISSING": "false", "FLAG_CACHE_TTL_SECONDS": "5",
@@ -174,7 +175,7 @@ def test_app_settings():
     assert set(settings) == EXPECTED_APP_SETTINGS
     for name, value in LITERAL_SETTINGS.items():
         assert literal(settings[name]) == value, name
-    for name in ("GATEWAY_ADMIN_KEY", "GATEWAY_KEY_HASH_SECRET"):
+    for name in ("GATEWAY_ADMIN_KEY", "GATEWAY_KEY_HASH_SECRET", "AGENT_CARD_SIGNING_JWK"):
         assert text(settings[name]).startswith("'@Microsoft.KeyVault(SecretUri=${"), name
     main_vars = {text(named(d)[0]): literal(named(d)[-1]) for d in declarations(MAIN, "variable_declaration")}
     assert main_vars["cosmosDatabaseName"] == "gateway"
@@ -204,7 +205,7 @@ def test_keyless_data_services():
 def test_key_vault_secrets():
     kv = INFRA / "modules" / "keyvault.bicep"
     names = {literal(props(b)["name"]) for t, b in resources(kv) if t.startswith("Microsoft.KeyVault/vaults/secrets@")}
-    assert names == {"gateway-admin-key", "gateway-key-hash-secret"}
+    assert names == {"gateway-admin-key", "gateway-key-hash-secret", "agent-card-signing-jwk"}
 
 
 def test_role_definition_guids():
@@ -398,10 +399,10 @@ def test_parameters_file_defaults_match_the_template():
     specs = param_specs(MAIN)
     mapped = {k: v["value"] for k, v in supplied.items() if "=" in str(v["value"])}
     assert set(mapped) == {"enablePrivateNetworking", "maximumInstanceCount", "instanceMemoryMB",
-                           "httpPerInstanceConcurrency", "httpAlwaysReadyInstances"}
+                           "httpPerInstanceConcurrency", "httpAlwaysReadyInstances", "agentCardSigningJwk"}
     for name, value in mapped.items():
         default = re.fullmatch(r"\$\{[A-Z_]+=([^}]*)\}", value).group(1)
-        assert default == text(specs[name]["default"]), name
+        assert default == text(specs[name]["default"]).strip("'"), name  # '' in Bicep is an empty default
 
 
 # --- checkov: every remaining finding justified in the Bicep --------------------------------

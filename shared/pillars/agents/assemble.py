@@ -39,6 +39,7 @@ def assemble_agents_pipeline(agents: AgentsPillar, *, quotas: QuotaBook, enforce
                              trace: Callable[[], dict[str, str]] | None = None) -> Pipeline:
     """The A2A data plane on the governance pipeline; `instrument(upstream, breakers)`: the telemetry's hooks;
     `trace()`: the current W3C trace context (telemetry on), also carried in A2A message metadata."""
+    from .limits import LimitQuotas, Turns
     from .spec import AgentsSpec
 
     # A2A upstreams: every connection through the egress policy, on the address actually connected to.
@@ -47,6 +48,9 @@ def assemble_agents_pipeline(agents: AgentsPillar, *, quotas: QuotaBook, enforce
     breakers = Breakers()
     if instrument is not None:
         instrument(http, breakers)
-    spec = AgentsSpec(directory=agents.directory, http=http, credentials=agents.credentials, trace=trace)
-    return Pipeline(spec, quotas=quotas, enforcer=enforcer, breakers=breakers, usage=usage, flags=flags,
-                    telemetry=telemetry)
+    spec = AgentsSpec(directory=agents.directory, http=http, credentials=agents.credentials,
+                      backend_for=agents.cloud_backend, policies=agents.key_policies, turns=Turns(enforcer.store), trace=trace)
+    # Each agent's (and key's) rate limit is one more quota the pipeline admits.
+    limit_quotas = LimitQuotas(quotas, agents.agent_of, agents.key_policies)
+    return Pipeline(spec, quotas=limit_quotas,  # type: ignore[arg-type]  # QuotaBook's for_call/invalidate
+                    enforcer=enforcer, breakers=breakers, usage=usage, flags=flags, telemetry=telemetry)

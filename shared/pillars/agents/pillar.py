@@ -23,6 +23,7 @@ from .composition.validate import CompositionCheck
 from .credentials import AgentCredentials
 from .directory import RepositoryAgentDirectory
 from .domain import Agent, AgentBackend, AwsAuth, LifecycleEvent, SyncError, SyncRun, utcnow
+from .limits import KeyAgentPolicy, KeyPolicies
 from .policy import AgentsPolicy, policy_reader
 from .registry import AgentRegistry, RegistryRepos
 from .sync.connections import BedrockConnection, VertexConnection, parse_connections
@@ -55,12 +56,18 @@ class AgentsPillar:
     def policies(self) -> Repository[AgentsPolicy]:
         return Repository(self._store, AgentsPolicy)
 
+    @cached_property
+    def key_policies(self) -> KeyPolicies:
+        s = self.settings
+        return KeyPolicies(Repository(self._store, KeyAgentPolicy), ttl=s.flag_cache_ttl_seconds,
+                           max_stale=s.fail_static_max_seconds)
+
     @property
     def owned_repositories(self) -> list[Repository[Any]]:
         from .composition.tasks import CompositeTask
 
         r = self.repos
-        return [r.agents, r.events, r.runs, self.policies, Repository(self._store, CompositeTask)]
+        return [r.agents, r.events, r.runs, self.policies, self.key_policies.repo, Repository(self._store, CompositeTask)]
 
     # ---- operate
 
@@ -184,6 +191,14 @@ class AgentsPillar:
             return await self.google.token(setting or "")
 
         return VertexBackend(self._http, token, base)
+
+    def cloud_backend(self, agent: Agent) -> AgentBackend | None:
+        """The gateway's A2A front: the backend of an agent that does not speak A2A; None for A2A upstreams."""
+        backend = self.backend_for(agent, None)  # type: ignore[arg-type]
+        return backend
+
+    async def agent_of(self, project_id: str, agent_id: str) -> Agent:
+        return (await self.directory.resolve(project_id, agent_id)).agent
 
     def backend_for(self, agent: Agent, a2a: AgentBackend) -> AgentBackend:
         """Bedrock agents → InvokeAgent; Vertex engines → :query/:streamQuery, unless the engine hosts an A2A agent

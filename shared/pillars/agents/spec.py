@@ -8,6 +8,8 @@ Stateless across instances: task ids are the upstream's own and the agent is in 
 SubscribeToTask for a task started on another instance reach the same upstream."""
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
@@ -16,19 +18,24 @@ import orjson
 
 from shared.domain.base import Pillar
 from shared.domain.routing import RoutingPolicy
-from shared.errors import PayloadTooLarge
+from shared.errors import GatewayError
 from shared.pipeline.correlation import HEADER as CORRELATION_HEADER
 from shared.pipeline.correlation import new_correlation, with_message_metadata
 from shared.pipeline.exchange import Estimate, Exchange, Relayed, Usage
 
-from .a2a import bridge
+from . import backend_upstream
+from .a2a import bridge, rest, rest_upstream
 from .a2a.protocol import (INVALID_AGENT_RESPONSE, UNSUPPORTED_OPERATION, V1, A2AError, RpcCall, error,
                            result)
 from .a2a.upstream import Endpoint, endpoints, request_body, request_headers, sse_data
-from .domain import Agent, AgentDirectory
+from .domain import Agent, AgentBackend, AgentDirectory, InvocationContext
+from .limits import (InFlight, KeyPolicies, Turns, check_size, check_skill, conversation_of, effective,
+                     requested_skill, within)
+
+SENDS = frozenset({"SendMessage", "SendStreamingMessage"})
+IN_FLIGHT = SENDS | {"SubscribeToTask"}  # what a concurrent-task limit counts
 
 DEFAULT_TIMEOUT = 60.0
-_MESSAGE_METHODS = frozenset({"SendMessage", "SendStreamingMessage"})
 
 
 class Credentials(Protocol):
@@ -40,9 +47,17 @@ class AgentsSpec:
     noun = "agent"
 
     def __init__(self, *, directory: AgentDirectory, http: httpx.AsyncClient, credentials: Credentials,
-                 default_timeout: float = DEFAULT_TIMEOUT, trace: Callable[[], dict[str, str]] | None = None) -> None:
+                 default_timeout: float = DEFAULT_TIMEOUT,
+                 backend_for: Callable[[Agent], AgentBackend | None] | None = None,
+                 policies: KeyPolicies | None = None, turns: Turns | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 trace: Callable[[], dict[str, str]] | None = None) -> None:
         self._directory, self._http, self._credentials = directory, http, credentials
         self._timeout = default_timeout
+        self._backend_for = backend_for  # Bedrock/Vertex agents → their AgentBackend; None: A2A upstream
+        self._policies, self._turns = policies, turns
+        self.in_flight = InFlight()
+        self._clock = clock
         self._trace = trace  # telemetry on: the attempt span's W3C trace context (also in message metadata)
 
     async def resolve(self, x: Exchange) -> None:
@@ -50,18 +65,50 @@ class AgentsSpec:
         assert p.project_id is not None
         invocation = await self._directory.resolve(p.project_id, x.resource, p)  # lifecycle and key scope
         agent = invocation.agent
-        limit = agent.spec.limits.max_message_bytes
-        if limit is not None and x.scratch.get("body_bytes", 0) > limit:
-            raise PayloadTooLarge(f"The message is larger than the agent's limit of {limit} bytes.",
-                                  details={"limit": limit})
         call: RpcCall = x.request
+        backend = self._backend_for(agent) if self._backend_for is not None else None
+        x.targets = self._targets(agent, call, backend, x)  # protocol refusals (A2AError) come first: not logged
+        x.routing = RoutingPolicy()
+        x.entity = agent  # from here on the call is logged, governance refusals included
+        x.attributes.update(agent=agent.id, caller=p.key_prefix or p.subject, method=call.method)
+        x.scratch["response_headers"] = dict(invocation.headers)
+        policy = await self._policies.get(p.project_id, p.key_id) if self._policies is not None else None
+        key_limits = policy.limits if policy is not None else None
+        limits = x.scratch["limits"] = effective(agent.spec.limits, key_limits)
+        check_size(limits, x.scratch.get("body_bytes", 0))
+        if call.method in SENDS:
+            check_skill(agent, policy, requested_skill(call.params))
+        if call.method in IN_FLIGHT:
+            self._hold(x, f"{p.project_id}/{agent.id}", agent.spec.limits.concurrent_tasks)
+            if key_limits is not None and p.key_id:
+                self._hold(x, f"{p.project_id}/{agent.id}/key/{p.key_id}", key_limits.concurrent_tasks)
+        if call.method in SENDS and limits.max_turns is not None and self._turns is not None:
+            conversation = conversation_of(call.params, assign=True)
+            if conversation is not None:
+                x.scratch["turn"] = await self._turns.count(p.project_id, agent.id, conversation, limits.max_turns)
+        if backend is not None:  # parsed after a conversation id may have been assigned
+            x.scratch["message"] = backend_upstream.message_of(agent, call)
+
+    def _targets(self, agent: Agent, call: RpcCall, backend: AgentBackend | None, x: Exchange) -> list[Endpoint]:
+        if backend is not None:
+            backend_upstream.message_of(agent, call)  # unsupported methods and bad messages: refused now
+            x.scratch["backend"] = backend
+            return [backend_upstream.endpoint(agent)]
         targets = endpoints(agent)
         if call.method == "ListTasks":  # v0.3 has no ListTasks: only 1.0 interfaces can answer it
             targets = [t for t in targets if t.version == V1]
             if not targets:
                 raise A2AError(UNSUPPORTED_OPERATION, "This agent's upstream speaks A2A 0.3, which has no ListTasks.")
-        x.entity, x.targets, x.routing = agent, targets, RoutingPolicy()
-        x.scratch["response_headers"] = dict(invocation.headers)
+        return targets
+
+    def _hold(self, x: Exchange, key: str, limit: int | None) -> None:
+        if self.in_flight.take(key, limit):
+            x.scratch.setdefault("held", []).append(key)
+
+    def finished(self, x: Exchange) -> None:
+        """Called by the pipeline once the call is over, on every path (refusal, error, end of stream)."""
+        for key in x.scratch.pop("held", ()):
+            self.in_flight.give(key)
 
     async def estimate(self, x: Exchange) -> Estimate:
         if x.log_payloads:
@@ -71,22 +118,53 @@ class AgentsSpec:
     def capacity(self, target: Endpoint) -> int | None:
         return None
 
+    def _task_time(self, x: Exchange) -> float:
+        limit = x.scratch.get("limits")
+        return (limit.task_timeout_seconds if limit is not None else None) or self._timeout
+
     async def send(self, x: Exchange, target: Endpoint) -> httpx.Response:
         call: RpcCall = x.request
         agent: Agent = x.entity
+        timeout = self._task_time(x)
+        x.scratch["deadline"] = self._clock() + timeout
+        if target.kind == "backend":
+            p = x.principal
+            message = x.scratch["message"]
+            ctx = x.scratch["invocation"] = InvocationContext(
+                project_id=p.project_id or "", principal=p, request_id=x.request_id, context_id=message.context_id,
+                task_id=message.task_id, timeout_seconds=timeout)
+            return await backend_upstream.call(x.scratch["backend"], agent, call, message, ctx, stream=x.stream,
+                                               rid=x.request_id, clock=self._clock)
         params = call.params
-        if self._trace is not None and call.method in _MESSAGE_METHODS:
+        if self._trace is not None and call.method in SENDS:
             params = with_message_metadata(params, self._trace())
-        body = request_body(call.method, params, x.request_id, target.version)
-        timeout = agent.spec.limits.task_timeout_seconds or self._timeout
         headers = request_headers(target.version, x.stream) | await self._credentials.headers(agent)
         if x.correlation_id is None:
             x.correlation_id = new_correlation(x.request_id)
         headers[CORRELATION_HEADER] = x.correlation_id  # the agent sends it back on its own calls (cross-pillar)
-        request = self._http.build_request(
-            "POST", target.url, content=body, headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
-        return await self._http.send(request, stream=x.stream)
+        limits = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        if target.kind == "rest":
+            verb, path, payload, query = rest_upstream.request(call.method, params)
+            request = self._http.build_request(verb, target.url.rstrip("/") + path, headers=headers, params=query,
+                                               content=orjson.dumps(payload) if payload is not None else None,
+                                               timeout=limits)
+        else:
+            body = request_body(call.method, params, x.request_id, target.version)
+            request = self._http.build_request("POST", target.url, content=body, headers=headers, timeout=limits)
+        if x.stream:
+            response = await self._http.send(request, stream=True)
+            if target.kind != "rest":
+                return response
+            if "text/event-stream" in response.headers.get("content-type", ""):
+                return rest_upstream.stream(response, x.request_id)
+            await response.aread()
+            return rest_upstream.answer(response, x.request_id)
+        try:  # the task time covers the whole answer, not each read
+            response = await asyncio.wait_for(self._http.send(request), timeout)
+        except TimeoutError:
+            raise httpx.ReadTimeout(f"the agent did not answer within its task time ({timeout:g} s)",
+                                    request=request) from None
+        return rest_upstream.answer(response, x.request_id) if target.kind == "rest" else response
 
     def relay(self, x: Exchange) -> Relayed:
         assert x.outcome is not None
@@ -95,24 +173,43 @@ class AgentsSpec:
         if upstream.status_code >= 300:
             x.scratch["upstream_status"] = upstream.status_code
             body = error(call.id, INVALID_AGENT_RESPONSE, f"The agent answered HTTP {upstream.status_code}.")
-            return Relayed(502, headers, body=orjson.dumps(body), media_type="application/json")
+            return self._answer(x, headers, body, 502)
         if x.stream and "text/event-stream" in upstream.headers.get("content-type", ""):
             headers["cache-control"] = "no-cache"
             return Relayed(200, headers, chunks=self._events(x, upstream), media_type="text/event-stream")
         answer = self._translate(x, _json(upstream.content))
         if x.stream:  # a streaming call answered with one JSON object (an error, usually): one event
-            return Relayed(200, headers, chunks=_one(answer), media_type="text/event-stream")
-        return Relayed(200, headers, body=orjson.dumps(answer), media_type="application/json")
+            return Relayed(200, headers, chunks=_one(self._event(x, answer)), media_type="text/event-stream")
+        return self._answer(x, headers, answer)
+
+    @staticmethod
+    def _answer(x: Exchange, headers: dict[str, str], envelope: dict[str, Any], status: int = 200) -> Relayed:
+        """One answer, framed for the binding the client called with."""
+        if x.request.binding == "http_json":
+            status, body = rest.frame(envelope)
+            return Relayed(status, headers, body=body, media_type="application/json")
+        return Relayed(status, headers, body=orjson.dumps(envelope), media_type="application/json")
+
+    @staticmethod
+    def _event(x: Exchange, envelope: dict[str, Any]) -> bytes:
+        if x.request.binding == "http_json":
+            return rest.event(envelope)
+        return b"data: " + orjson.dumps(envelope) + b"\n\n"
 
     async def _events(self, x: Exchange, upstream: httpx.Response) -> AsyncIterator[bytes]:
+        deadline = x.scratch.get("deadline", self._clock() + self._task_time(x))
         try:
-            async for data in sse_data(upstream):
-                yield b"data: " + orjson.dumps(self._translate(x, _json(data))) + b"\n\n"
-        except (httpx.HTTPError, OSError) as exc:
-            # Never a silent truncation: the client gets a JSON-RPC error as the last event.
+            async for data in within(sse_data(upstream), deadline, self._clock):
+                yield self._event(x, self._translate(x, _json(data)))
+        except TimeoutError:
+            x.error_code = "agent_task_timeout"
+            yield self._event(x, error(x.request.id, INVALID_AGENT_RESPONSE,
+                                       f"The task ran past its time limit ({self._task_time(x):g} s)."))
+        except (httpx.HTTPError, OSError, GatewayError) as exc:
+            # Never a silent truncation: the client gets an error as the last event.
             x.error_code = "upstream_stream_broken"
-            yield b"data: " + orjson.dumps(error(x.request.id, INVALID_AGENT_RESPONSE,
-                                                 f"The agent's stream broke ({type(exc).__name__}).")) + b"\n\n"
+            yield self._event(x, error(x.request.id, INVALID_AGENT_RESPONSE,
+                                       f"The agent's stream broke ({type(exc).__name__})."))
         finally:
             await upstream.aclose()
 
@@ -146,6 +243,13 @@ class AgentsSpec:
         for key in ("task_id", "context_id", "task_state", "rpc_error", "upstream_status"):
             if s.get(key) is not None:
                 attrs[key] = s[key]
+        ctx = s.get("invocation")
+        if ctx is not None and ctx.usage:  # Bedrock reports tokens in its traces
+            s["tokens"] = max(int(s.get("tokens", 0)), sum(int(v) for v in ctx.usage.values()))
+            for name, value in ctx.usage.items():
+                attrs[name] = int(value)
+        if s.get("turn"):
+            attrs["turn"] = int(s["turn"])
         tokens = int(s.get("tokens", 0))
         if tokens:
             attrs["total_tokens"] = tokens
@@ -183,8 +287,8 @@ def _json(raw: bytes) -> Any:
         return None
 
 
-async def _one(answer: dict[str, Any]) -> AsyncIterator[bytes]:
-    yield b"data: " + orjson.dumps(answer) + b"\n\n"
+async def _one(event: bytes) -> AsyncIterator[bytes]:
+    yield event
 
 
 def _clip(text: str, limit: int = 30_000) -> str:

@@ -2,6 +2,7 @@
 says how to authenticate to the gateway (a virtual key as a bearer token), never how the gateway reaches the
 upstream (the upstream's URL, schemes and credentials stay private).
 
+Every agent is offered over JSON-RPC (1.0 and 0.3) and HTTP+JSON (1.0), whatever its upstream speaks.
 Two shapes from one agent: v1.0 (`supportedInterfaces`, wrapped security schemes, `securityRequirements`) for
 clients that send `A2A-Version: 1.0`, and v0.3 (`url`, `preferredTransport`, `protocolVersion`, typed security
 schemes, `security`) otherwise — the spec treats a request without the header as 0.3. The v0.3 shape also lists
@@ -40,7 +41,8 @@ def card_v1(agent: Agent, base_url: str) -> dict[str, Any]:
         "name": agent.spec.name,
         "description": agent.spec.description or agent.spec.name,
         "supportedInterfaces": [{"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
-                                {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"}],
+                                {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
+                                {"url": url, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"}],
         "version": agent.spec.version or "1.0.0",
         "capabilities": {"streaming": bool(caps.get("streaming", True)), "pushNotifications": False},
         "securitySchemes": {SCHEME: {"httpAuthSecurityScheme": {"scheme": "Bearer", "description": _DESCRIPTION}}},

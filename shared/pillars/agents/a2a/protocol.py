@@ -58,6 +58,7 @@ class RpcCall:
     method: str
     params: dict[str, Any]
     version: str
+    binding: str = "jsonrpc"  # how the client called: "jsonrpc" or "http_json" (the answer is framed the same way)
 
 
 def parse_call(raw: bytes) -> tuple[str | int | None, str, dict[str, Any]]:

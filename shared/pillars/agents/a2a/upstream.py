@@ -23,12 +23,21 @@ class Endpoint:
     version: str
     priority: int
     weight: int = 1
+    kind: str = "a2a"  # "backend": a non-A2A agent (Bedrock, Vertex) called through its AgentBackend
 
 
 def endpoints(agent: Agent) -> list[Endpoint]:
-    return [Endpoint(id=f"{i.protocol_version}@{n}", url=str(i.url), version=i.protocol_version,
-                     priority=0 if i.protocol_version == V1 else 1)
-            for n, i in enumerate(agent.spec.interfaces) if i.binding == "jsonrpc"]
+    """JSON-RPC 1.0 interfaces first, then HTTP+JSON 1.0 (`kind="rest"`), then JSON-RPC 0.3. A 0.3 HTTP+JSON
+    interface is not called (its paths differ; such agents also offer JSON-RPC)."""
+    out = []
+    for n, i in enumerate(agent.spec.interfaces):
+        rest = i.binding == "http_json"
+        if rest and i.protocol_version != V1:
+            continue
+        priority = 1 if rest else 0 if i.protocol_version == V1 else 2
+        out.append(Endpoint(id=f"{'rest-' if rest else ''}{i.protocol_version}@{n}", url=str(i.url),
+                            version=i.protocol_version, priority=priority, kind="rest" if rest else "a2a"))
+    return out
 
 
 def request_body(method: str, params: dict[str, Any], rid: str, version: str) -> bytes:
