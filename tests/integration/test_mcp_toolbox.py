@@ -20,6 +20,8 @@ from tests.support.mcp_servers import NPM_DIR, Fleet, start_fleet
 MODERN = "2026-07-28"
 META = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
 ACCEPT = "application/json, text/event-stream"
+# approved as they were, changed upstream since: one on a streamable HTTP server, one on a legacy HTTP+SSE server
+DRIFTED = {"everything__get-tiny-image", "memory__create_entities"}
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +61,7 @@ async def world(gateways, fleet: Fleet, emulators):
         seeded = register(admin, pid, fleet, sensitive={"fastmcp__wire_transfer"},
                           limits={"fastmcp__big": {"max_result_bytes": 2048}})
     await tamper(emulators.cosmos_connection_string, shared["COSMOS_DATABASE"], pid, seeded,
-                 drifted={"everything__get-tiny-image"}, unreachable={"metadata": "http://169.254.169.254/mcp"},
-                 legacy=fleet)
+                 drifted=DRIFTED, unreachable={"metadata": "http://169.254.169.254/mcp"})
     return {"a": a, "b": b, "key": key, "other_key": other_key, "narrow_key": narrow_key, "box": seeded}
 
 
@@ -112,7 +113,7 @@ def test_session_alternates_between_two_instances(world, client):
         gw = "ab"[i % 2]
         listed = rpc(client, url(world, gw), "tools/list", headers=h)
         names = {t["name"] for t in body_of(listed)["result"]["tools"]}
-        assert names >= {t for tools in box.tools.values() for t in tools} - {"everything__get-tiny-image"}
+        assert names >= {t for tools in box.tools.values() for t in tools} - DRIFTED
         assert not names & set(box.hidden)  # unapproved and quarantined tools are never listed
         res = body_of(rpc(client, url(world, gw), "tools/call", {"name": name, "arguments": args}, headers=h))
         assert "result" in res and not res["result"].get("isError"), (name, res)
@@ -194,10 +195,10 @@ def test_key_tool_scope_limits_list_and_call(world):
 
 def test_drifted_definition_is_quarantined_at_list_time(world, client):
     names = {t["name"] for t in body_of(modern(client, url(world, "a"), "tools/list"))["result"]["tools"]}
-    assert "everything__get-tiny-image" not in names and "everything__echo" in names
-    res = body_of(modern(client, url(world, "a"), "tools/call", {"name": "everything__get-tiny-image", "arguments": {}},
-                         "everything__get-tiny-image"))
-    assert res["error"]["code"] == -32602
+    assert not DRIFTED & names and {"everything__echo", "memory__read_graph"} <= names
+    for name in DRIFTED:
+        res = body_of(modern(client, url(world, "a"), "tools/call", {"name": name, "arguments": {}}, name))
+        assert res["error"]["code"] == -32602
 
 
 def test_every_call_is_in_the_request_log(world, client, emulators):
