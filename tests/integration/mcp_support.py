@@ -32,7 +32,7 @@ class Seeded:
     hidden: list[str] = field(default_factory=list)  # registered but not servable (pending/quarantined)
 
 
-async def upstream_tools(url: str, transport: str) -> list[dict[str, Any]]:  # noqa: used by seed()
+async def upstream_tools(url: str, transport: str) -> list[dict[str, Any]]:
     async with httpx.AsyncClient() as http:
         up = McpUpstream(http, timeout=20, max_bytes=8 << 20)
         ep = Endpoint("probe", url, transport="sse" if transport == "sse" else "streamable_http")
