@@ -123,8 +123,6 @@ class Settings(BaseSettings):
     mcp_approval_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 86_400,
                                           validation_alias="MCP_APPROVAL_TTL_SECONDS")
     mcp_list_ttl_ms: int = Field(default=0, ge=0, le=3_600_000, validation_alias="MCP_LIST_TTL_MS")
-    mcp_task_ttl_seconds: int = Field(default=86_400, ge=60, le=7 * 86_400, validation_alias="MCP_TASK_TTL_SECONDS",
-                                      description="Longest life of a task handle the toolbox hands out (tasks).")
     # --- monitoring (issue 12). Timer schedules are app settings read by the host (%SETTING%), not fields.
     request_log_retention_days: int = Field(default=30, ge=1, le=3650, validation_alias="REQUEST_LOG_RETENTION_DAYS")
     # Rows one retention run deletes at most; the next run continues (bounded work per timer invocation).

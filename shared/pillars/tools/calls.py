@@ -117,7 +117,7 @@ class ToolCalls:
         params = await self._tasks.outbound(ctx, call.task_mode, d.original_name, call.params, target)
         result = await self._pool.request(target, ctx.caller, ctx.carried, "tools/call", params,
                                           timeout=call.timeout, max_bytes=call.max_bytes)
-        return await self._tasks.inbound(ctx, call.task_mode, d.name, d.server_id, target, result)
+        return await self._tasks.inbound(ctx, call.task_mode, d.server_id, target, result)
 
     async def finish(self, ctx: McpContext, msg: rpc.Message, call: PreparedCall, result: dict[str, Any]
                      ) -> dict[str, Any]:

@@ -63,8 +63,8 @@ def build(tools: "ToolsPillar", *, directory: ToolDirectory | None = None,
 
     approvals = CallApprovals(Repository(deps.store, CallApproval), ttl_seconds=s.mcp_approval_ttl_seconds)
     secrets_ = session_secrets(s)
-    tasks = TaskBridge(directory, pool, auth, Sealer(secrets_, purpose=TASK_PURPOSE),
-                       max_ttl_seconds=s.mcp_task_ttl_seconds, wait_seconds=s.mcp_call_timeout_seconds)
+    tasks = TaskBridge(directory, pool, auth, Sealer(secrets_, purpose=TASK_PURPOSE, deterministic=True),
+                       wait_seconds=s.mcp_call_timeout_seconds)
     calls = ToolCalls(directory, pool, auth, approvals, approval_wait_seconds=s.mcp_approval_wait_seconds,
                       executor=tools.executor, tasks=tasks)
     book = ToolQuotaBook(deps.quota_book)

@@ -4,11 +4,13 @@ passed through or bridged between the two (`mcp/task_shapes.py`).
 Creation is an ordinary governed `tools/call` (resolve, scopes, approval and pinning, arguments, per-call
 approval, quotas, failover, request log): only the upstream's answer differs. The upstream's task id never
 reaches the client: the client gets a **task handle** — the upstream task id, the server replica that owns it,
-the upstream session it lives in, the tool, the caller and the toolbox, sealed like session ids
-(`mcp/sealed.py`). So any instance serves `tasks/get` (no sticky routing, no store), a handle presented by
-another caller or at another toolbox does not open (-32602 "task not found", as the spec asks for tasks outside
-the requestor's authorization context), and a tool revoked or quarantined since creation makes its tasks
-unreadable (the handle's tool is resolved again with the caller's scopes).
+the upstream session it lives in, the caller and the toolbox, sealed like session ids (`mcp/sealed.py`,
+deterministic: one task, one id, so `tasks/list` names the ids `tools/call` returned). So any instance serves
+`tasks/get` (no sticky routing, no store), a handle presented by another caller or at another toolbox does not
+open (-32602 "task not found", as the spec asks for tasks outside the requestor's authorization context), and a
+server no longer serving this caller in this toolbox (removed, revoked, every tool out of scope) makes its tasks
+unreadable. A task lives as long as its server keeps it (its ttl); rotating the session secrets ends every
+handle.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from .mcp import revisions as rev
 from .mcp import task_shapes as shapes
 from .mcp.sealed import Sealer, SealedInvalid
 from .mcp.session import UpstreamSession
-from .mcp.upstream import Endpoint
+from .mcp.upstream import Endpoint, UpstreamFailure
 from .upstreams import AuthHeaders, SessionPool, endpoints
 
 log = logging.getLogger(__name__)
@@ -45,8 +47,6 @@ class TaskHandle(BaseModel):
     endpoint: str = Field(max_length=256)      # the replica that owns the task
     upstream_task: str = Field(max_length=512)
     upstream: UpstreamSession
-    tool: str | None = Field(default=None, max_length=256)  # None: found by tasks/list
-    expires: int
 
 
 def _not_found(msg: rpc.Message) -> rpc.Fault:
@@ -55,11 +55,9 @@ def _not_found(msg: rpc.Message) -> rpc.Fault:
 
 class TaskBridge:
     def __init__(self, directory: ToolDirectory, pool: SessionPool, auth: AuthHeaders, sealer: Sealer, *,
-                 max_ttl_seconds: int, wait_seconds: float, clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 wait_seconds: float, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._directory, self._pool, self._auth, self._sealer = directory, pool, auth, sealer
-        self._max_ttl, self._wait = max_ttl_seconds, wait_seconds
-        self._clock, self._mono = clock, monotonic
+        self._wait, self._mono = wait_seconds, monotonic
         self._support: dict[str, tuple[float, dict[str, str]]] = {}
 
     # ---- what the toolbox advertises
@@ -106,7 +104,7 @@ class TaskBridge:
             return {**params, "task": {}}  # a 2026 client meets a 2025-11-25 server: ask where the tool allows
         return params
 
-    async def inbound(self, ctx: McpContext, mode: str | None, tool: str, server: str, target: Endpoint,
+    async def inbound(self, ctx: McpContext, mode: str | None, server: str, target: Endpoint,
                       result: dict[str, Any]) -> dict[str, Any]:
         task = shapes.created(result)
         if task is None:
@@ -114,12 +112,14 @@ class TaskBridge:
         if mode is None:
             raise rpc.Fault(rpc.UPSTREAM_ERROR, "The MCP server answered with a task the client did not ask for.")
         session = await self._pool.session(target, ctx.caller, ctx.carried)
-        ttl = task.get("ttl", task.get("ttlMs"))
-        life = min(self._max_ttl, max(60, ttl // 1000)) if isinstance(ttl, int) else self._max_ttl
-        handle = TaskHandle(principal=ctx.caller, toolbox=ctx.toolbox, server=server, endpoint=target.id,
-                            upstream_task=task["taskId"], upstream=session, tool=tool,
-                            expires=int(self._clock()) + life)
-        return shapes.created_for(mode, task, self._sealer.seal(handle, bound_to=ctx.toolbox), result.get("_meta"))
+        return shapes.created_for(mode, task, self._handle(ctx, server, target, task["taskId"], session),
+                                  result.get("_meta"))
+
+    def _handle(self, ctx: McpContext, server: str, ep: Endpoint, upstream_task: str,
+                session: UpstreamSession) -> str:
+        return self._sealer.seal(TaskHandle(principal=ctx.caller, toolbox=ctx.toolbox, server=server,
+                                            endpoint=ep.id, upstream_task=upstream_task, upstream=session),
+                                 bound_to=ctx.toolbox)
 
     async def _supports(self, ctx: McpContext, target: Endpoint, tool: str) -> bool:
         found = self._support.get(target.id)
@@ -147,18 +147,24 @@ class TaskBridge:
             h = self._sealer.open(token, TaskHandle, bound_to=ctx.toolbox)
         except SealedInvalid:
             raise _not_found(msg) from None
-        if h.principal != ctx.caller or h.toolbox != ctx.toolbox or h.expires < self._clock():
+        if h.principal != ctx.caller or h.toolbox != ctx.toolbox:
             raise _not_found(msg)
-        try:
-            if h.tool is not None:  # still callable by this caller: not revoked, quarantined or out of scope
-                await self._directory.resolve(ctx.principal, ctx.project_id, ctx.toolbox, h.tool)
-            server = await self._directory.server(ctx.project_id, h.server)
-        except GatewayError:
-            raise _not_found(msg) from None
+        server = await self._server(ctx, h.server) if h.server in await self._serving(ctx) else None
         ep = next((e for e in await endpoints(server, self._auth) if e.id == h.endpoint), None) if server else None
         if ep is None:
             raise _not_found(msg)
         return token, h, ep
+
+    async def _serving(self, ctx: McpContext) -> list[str]:
+        """The servers with at least one tool this caller may use in this toolbox (the directory's rules)."""
+        tools = await self._directory.list_tools(ctx.principal, ctx.project_id, ctx.toolbox)
+        return list(dict.fromkeys(t.server_id for t in tools if t.source == "mcp"))
+
+    async def _server(self, ctx: McpContext, server_id: str) -> Any:
+        try:
+            return await self._directory.server(ctx.project_id, server_id)
+        except GatewayError:
+            return None
 
     async def _up(self, ctx: McpContext, h: TaskHandle, ep: Endpoint, method: str,
                   params: dict[str, Any]) -> dict[str, Any]:
@@ -236,13 +242,13 @@ class TaskBridge:
         """2025-11-25 only (the 2026 extension dropped it): the caller's tasks on every server of the toolbox,
         read in the caller's own upstream sessions (never another caller's)."""
         self._shape(ctx, msg, "2025")
-        tools = await self._directory.list_tools(ctx.principal, ctx.project_id, ctx.toolbox)
-        found: list[dict[str, Any]] = []
-        for sid in dict.fromkeys(t.server_id for t in tools if t.source == "mcp"):
-            server = await self._directory.server(ctx.project_id, sid)
-            for ep in await endpoints(server, self._auth) if server else []:
-                found += await self._list_one(ctx, sid, ep)
-        return {"tasks": found}
+        async def one(sid: str) -> list[dict[str, Any]]:
+            server = await self._server(ctx, sid)
+            eps = await endpoints(server, self._auth) if server else []
+            return [t for part in await asyncio.gather(*(self._list_one(ctx, sid, ep) for ep in eps)) for t in part]
+
+        parts = await asyncio.gather(*(one(sid) for sid in await self._serving(ctx)))
+        return {"tasks": [t for part in parts for t in part]}
 
     async def _list_one(self, ctx: McpContext, server: str, ep: Endpoint) -> list[dict[str, Any]]:
         if ep.transport == "sse":
@@ -257,14 +263,14 @@ class TaskBridge:
                                                 {"cursor": cursor} if cursor else {})
                 for task in page.get("tasks") or []:
                     if isinstance(task, dict) and isinstance(task.get("taskId"), str):
-                        handle = TaskHandle(principal=ctx.caller, toolbox=ctx.toolbox, server=server,
-                                            endpoint=ep.id, upstream_task=task["taskId"], upstream=session,
-                                            expires=int(self._clock()) + self._max_ttl)
-                        out.append(shapes.to_2025(task, self._sealer.seal(handle, bound_to=ctx.toolbox)))
+                        out.append(shapes.to_2025(task, self._handle(ctx, server, ep, task["taskId"], session)))
                 cursor = page.get("nextCursor")
                 if not cursor:
                     return out
             return out
         except rpc.Fault as fault:  # a server without tasks/list contributes nothing
             log.info("toolbox %s: tasks/list on %s: %s", ctx.toolbox, ep.id, fault.message)
+            return []
+        except (UpstreamFailure, GatewayError) as exc:  # nor does one that cannot be reached now
+            log.warning("toolbox %s: tasks/list on %s failed: %s", ctx.toolbox, ep.id, exc)
             return []

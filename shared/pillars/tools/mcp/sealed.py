@@ -2,13 +2,16 @@
 `session.py`, for other purposes (task handles): no instance keeps state, any instance opens them.
 
 Each purpose derives its own key (HKDF info) from the gateway's session secrets, so an id minted for one purpose
-never opens as another. The key id travels in clear for rotation (the first secret seals, every configured one
+never opens as another. `deterministic=True` gives one id per content (a synthetic nonce, HMAC of the associated
+data and the plaintext, as in SIV modes): the same task always gets the same id, whichever instance mints it,
+and equal ids reveal only that the content is equal. The key id travels in clear for rotation (the first secret seals, every configured one
 opens). The associated data binds an id to where it may be presented (the toolbox); the caller is inside.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 from collections.abc import Sequence
 from typing import TypeVar
@@ -29,22 +32,28 @@ class SealedInvalid(Exception):
 
 
 class Sealer:
-    def __init__(self, secrets: Sequence[bytes], *, purpose: str) -> None:
+    def __init__(self, secrets: Sequence[bytes], *, purpose: str, deterministic: bool = False) -> None:
         if not secrets:
             raise ValueError("at least one secret is required")
         self._prefix = purpose
         self._keys = [self._derive(s) for s in secrets]
         self._by_kid = dict(self._keys)
+        self._nonce_key = self._hkdf(secrets[0], "nonce") if deterministic else None
+
+    def _hkdf(self, secret: bytes, use: str) -> bytes:
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"ai-gateway/mcp-sealed",
+                    info=f"{use}|{self._prefix}".encode()).derive(secret)
 
     def _derive(self, secret: bytes) -> tuple[str, AESGCM]:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"ai-gateway/mcp-sealed",
-                   info=f"aes-256-gcm|{self._prefix}".encode()).derive(secret)
+        key = self._hkdf(secret, "aes-256-gcm")
         return hashlib.sha256(b"kid:" + key).hexdigest()[:8], AESGCM(key)
 
     def seal(self, payload: BaseModel, *, bound_to: str) -> str:
         kid, aead = self._keys[0]
-        nonce = os.urandom(12)
-        sealed = aead.encrypt(nonce, payload.model_dump_json().encode(), self._aad(kid, bound_to))
+        plain, aad = payload.model_dump_json().encode(), self._aad(kid, bound_to)
+        nonce = os.urandom(12) if self._nonce_key is None else \
+            hmac.new(self._nonce_key, len(aad).to_bytes(4, "big") + aad + plain, hashlib.sha256).digest()[:12]
+        sealed = aead.encrypt(nonce, plain, aad)
         return f"{self._prefix}.{kid}.{base64.urlsafe_b64encode(nonce + sealed).rstrip(b'=').decode()}"
 
     def open(self, token: str, model: type[M], *, bound_to: str) -> M:
