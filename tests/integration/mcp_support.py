@@ -20,7 +20,7 @@ from tests.support.mcp_servers import Fleet
 TRANSPORTS = {"memory": "sse", "filesystem": "stdio_bridge"}
 APPROVED = {"everything": {"echo", "get-sum", "get-structured-content", "get-tiny-image", "simulate-research-query"}, "sdk": {"forecast", "shout"},
             "fastmcp": {"add", "wire_transfer", "big"}, "memory": {"read_graph", "create_entities"},
-            "filesystem": {"read_text_file", "list_allowed_directories"}}
+            "filesystem": {"read_text_file", "list_allowed_directories"}, "tasks": {"slow_report"}}
 QUARANTINED = {"everything": {"get-env"}}
 
 

@@ -393,3 +393,44 @@ def test_2026_client_meets_a_2025_11_25_task_server(world, client):
     # without the extension the gateway asks for no task: the server refuses a task-required tool itself
     plain = body_of(modern(client, url(world), "tools/call", {"name": RESEARCH, "arguments": {"topic": "x"}}, RESEARCH))
     assert "error" in plain or plain["result"].get("isError"), plain
+
+
+SLOW = "tasks__slow_report"
+TASKS_META = {**META, "io.modelcontextprotocol/clientCapabilities": {"extensions": {"io.modelcontextprotocol/tasks": {}}}}
+
+
+def modern_tasks(client: httpx.Client, gw: str, world, method: str, params: dict, name: str | None = None) -> dict:
+    headers = {"MCP-Protocol-Version": MODERN, "Mcp-Method": method, **({"Mcp-Name": name} if name else {})}
+    return body_of(rpc(client, url(world, gw), method, {**params, "_meta": TASKS_META}, headers=headers))
+
+
+def test_2026_tasks_extension_passes_through_to_a_2026_server(world, client):
+    created = modern_tasks(client, "a", world, "tools/call", {"name": SLOW, "arguments": {"topic": "x"}}, SLOW)
+    task = created["result"]
+    assert task["resultType"] == "task" and task["taskId"].startswith("mcptask1.") and task["ttlMs"] == 60000
+    done = poll_task(lambda t: modern_tasks(client, "b", world, "tasks/get", {"taskId": t})["result"], task["taskId"])
+    assert done["status"] == "completed" and done["result"]["content"][0]["text"] == "report on x"
+    assert modern_tasks(client, "a", world, "tasks/cancel", {"taskId": task["taskId"]})["result"] == {
+        "resultType": "complete"}
+    with httpx.Client(headers={"Authorization": f"Bearer {world['other_key']}"}, timeout=30) as other:
+        foreign = modern_tasks(other, "b", world, "tasks/get", {"taskId": task["taskId"]})
+        assert foreign["error"]["code"] == -32602
+    # a client that does not declare the extension gets the plain result (the gateway declares nothing upstream)
+    plain = body_of(modern(client, url(world), "tools/call", {"name": SLOW, "arguments": {"topic": "y", "seconds": 0}},
+                           SLOW))["result"]
+    assert plain["resultType"] == "complete" and plain["content"][0]["text"] == "report on y"
+
+
+def test_2025_11_25_client_meets_a_2026_task_server(world, client):
+    init = rpc(client, url(world), "initialize", {"protocolVersion": "2025-11-25", "capabilities": {}})
+    h = {"Mcp-Session-Id": init.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+    created = body_of(rpc(client, url(world, "b"), "tools/call", {"name": SLOW, "arguments": {"topic": "z"},
+                                                                   "task": {"ttl": 30000}}, headers=h))["result"]
+    task = created["task"]
+    assert set(created) == {"task"} and task["ttl"] == 60000 and "ttlMs" not in task, created
+    done = poll_task(lambda t: body_of(rpc(client, url(world, "a"), "tasks/get", {"taskId": t}, headers=h))["result"],
+                     task["taskId"])
+    assert done["status"] == "completed" and "result" not in done and "resultType" not in done
+    result = body_of(rpc(client, url(world, "a"), "tasks/result", {"taskId": task["taskId"]}, headers=h))["result"]
+    assert result["content"][0]["text"] == "report on z"
+    assert result["_meta"]["io.modelcontextprotocol/related-task"] == {"taskId": task["taskId"]}

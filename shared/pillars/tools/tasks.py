@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from ...errors import GatewayError
 from .context import McpContext, Reply
 from .directory import ToolDirectory
+from .mcp import bridge
 from .mcp import jsonrpc as rpc
 from .mcp import revisions as rev
 from .mcp import task_shapes as shapes
@@ -200,13 +201,13 @@ class TaskBridge:
         self._shape(ctx, msg, "2025")
         token, h, ep = await self._open(ctx, msg)
         if shapes.speaks_tasks(h.upstream.version) == "2025":
-            return shapes.with_related(await self._up(ctx, h, ep, "tasks/result", {}), token)
+            return self._result(ctx, await self._up(ctx, h, ep, "tasks/result", {}), token)
         deadline = self._mono() + self._wait  # a 2026 server has no blocking tasks/result: poll tasks/get
         while True:
             task = await self._up(ctx, h, ep, "tasks/get", {})
             status = task.get("status")
             if status == "completed" and isinstance(task.get("result"), dict):
-                return shapes.with_related(task["result"], token)
+                return self._result(ctx, task["result"], token)
             if status in ("failed", "cancelled"):
                 err = task.get("error") if isinstance(task.get("error"), dict) else {}
                 raise rpc.Fault(err.get("code") if isinstance(err.get("code"), int) else rpc.INVALID_PARAMS,
@@ -215,6 +216,12 @@ class TaskBridge:
                 raise rpc.Fault(rpc.REQUEST_TIMEOUT, "The task is not finished yet; poll tasks/get.", msg.id)
             poll = task.get("pollIntervalMs")
             await asyncio.sleep(min(max(poll / 1000, 0.05), 5.0) if isinstance(poll, int) else 0.5)
+
+    @staticmethod
+    def _result(ctx: McpContext, result: dict[str, Any], token: str) -> dict[str, Any]:
+        """The call's own result as the client's revision shows a tools/call result, naming the client's task."""
+        return shapes.with_related(bridge.to_client(result, method="tools/call", client_version=ctx.client_version),
+                                   token)
 
     async def cancel(self, ctx: McpContext, msg: rpc.Message) -> dict[str, Any]:
         shape = self._shape(ctx, msg, "2025", "2026")
