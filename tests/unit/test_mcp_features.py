@@ -2,8 +2,17 @@
 their bridging, and the playground's governance trace read from the pipeline's Exchange."""
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 import orjson
 import pytest
+
+from shared.config import Settings
+from shared.egress import EgressPolicy
+from shared.pillars.tools.domain import McpServer, McpServerSpec
+from shared.pillars.tools.outbound_auth import OutboundAuthenticator
+from shared.pillars.tools.probe import Prober
 
 from shared.auth.principal import Principal
 from shared.pillars.tools.context import McpContext, Reply
@@ -122,7 +131,9 @@ def test_task_shapes_convert_both_ways():
     assert as2026 == {"resultType": "task", "taskId": "gw-1", "status": "working", "statusMessage": "busy",
                       "createdAt": T2025["createdAt"], "lastUpdatedAt": T2025["lastUpdatedAt"], "ttlMs": 60000,
                       "pollIntervalMs": 5000}
-    as2025 = shapes.created_for("2025", T2026, "gw-2", {"io.modelcontextprotocol/model-immediate-response": "wait"})
+    as2025 = shapes.created_for("2025", T2026, "gw-2", {"io.modelcontextprotocol/model-immediate-response": "wait",
+                                                        "io.modelcontextprotocol/serverInfo": {"name": "s"}})
+    assert as2025["_meta"] == {"io.modelcontextprotocol/model-immediate-response": "wait"}
     assert as2025["task"]["ttl"] is None and as2025["task"]["pollInterval"] == 1000
     assert as2025["task"]["status"] == "failed"  # 2025-11-25: an isError tool result fails the task
     assert "result" not in as2025["task"] and "resultType" not in as2025 and as2025["_meta"]
@@ -166,3 +177,58 @@ async def test_foreign_or_garbage_task_ids_are_not_found():
         with pytest.raises(rpc.Fault) as err:
             await bridge.get(_ctx("2025-11-25"), msg)
         assert err.value.code == rpc.INVALID_PARAMS and "not found" in err.value.message
+
+
+# ---- legacy HTTP+SSE servers: the approval probe lists them over their own transport
+
+
+def legacy_server(endpoint: str, pages: list[list[str]]) -> httpx.MockTransport:
+    """A 2024-11-05 server: GET /sse streams an `endpoint` event, then answers each POSTed request on the stream."""
+    queues: list[asyncio.Queue] = []
+
+    async def stream(q: asyncio.Queue):
+        yield f"event: endpoint\ndata: {endpoint}\n\n".encode()
+        while (msg := await q.get()) is not None:
+            yield f"event: message\ndata: {orjson.dumps(msg).decode()}\n\n".encode()
+
+    def handle(req: httpx.Request) -> httpx.Response:
+        if req.method == "GET":
+            queues.append(asyncio.Queue())
+            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=stream(queues[-1]))
+        msg = orjson.loads(req.content)
+        q = queues[-1]
+        if msg.get("method") == "initialize":
+            q.put_nowait(rpc.result(msg["id"], {"protocolVersion": "2024-11-05", "capabilities": {},
+                                                "serverInfo": {"name": "legacy", "version": "1"}}))
+        elif msg.get("method") == "tools/list":
+            page = int((msg.get("params") or {}).get("cursor") or 0)
+            more = {"nextCursor": str(page + 1)} if page + 1 < len(pages) else {}
+            q.put_nowait(rpc.result(msg["id"], {"tools": [{"name": n, "inputSchema": {"type": "object"}}
+                                                          for n in pages[page]], **more}))
+            q.put_nowait(None)
+        return httpx.Response(202)
+
+    return httpx.MockTransport(handle)
+
+
+def _legacy(url: str) -> McpServer:
+    return McpServer(id="old", project_id="p1", spec=McpServerSpec(id="old", url=url, namespace="old",
+                                                                    transport="sse"))
+
+
+async def _probe(transport: httpx.MockTransport, url: str):
+    auth = OutboundAuthenticator(Settings(), httpx.AsyncClient())
+    return await Prober(EgressPolicy(allow_private=True), httpx.AsyncClient(transport=transport), auth).probe(
+        _legacy(url))
+
+
+async def test_probe_lists_a_legacy_sse_server_every_page():
+    found = await _probe(legacy_server("/messages?session=1", [["a", "b"], ["c"]]), "http://10.0.0.5/sse")
+    assert [t.name for t in found.tools] == ["a", "b", "c"] and not found.failed, found.findings
+    assert any(f.check == "speaks_mcp" and "2024-11-05" in f.message for f in found.findings)
+
+
+async def test_probe_refuses_a_legacy_endpoint_on_another_origin():
+    found = await _probe(legacy_server("http://169.254.169.254/latest/meta-data", [["a"]]), "http://10.0.0.5/sse")
+    assert found.failed and not found.tools
+    assert [f.check for f in found.findings if f.severity == "error"] == ["egress"]

@@ -18,6 +18,8 @@ from . import revisions as rev
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
 RELATED_TASK = "io.modelcontextprotocol/related-task"
+IMMEDIATE_RESPONSE = "io.modelcontextprotocol/model-immediate-response"
+_RESERVED = "io.modelcontextprotocol/"
 TASK_REVISION = "2025-11-25"  # the one handshake revision with the tasks utility
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 _COMMON = ("status", "statusMessage", "createdAt", "lastUpdatedAt")
@@ -78,8 +80,11 @@ def created_for(shape: str, task: dict[str, Any], task_id: str, meta: Any = None
         out = {"resultType": "task", **to_2026(task, task_id)}
     else:
         out = {"task": to_2025(task, task_id)}
-    if isinstance(meta, dict) and meta:
-        out["_meta"] = meta
+    # the server's own `io.modelcontextprotocol/*` stamps (serverInfo, …) are its side's; the model hint is kept
+    kept = {k: v for k, v in meta.items() if not k.startswith(_RESERVED) or k == IMMEDIATE_RESPONSE} \
+        if isinstance(meta, dict) else {}
+    if kept:
+        out["_meta"] = kept
     return out
 
 
