@@ -199,6 +199,11 @@ def test_drifted_definition_is_quarantined_at_list_time(world, client):
     for name in DRIFTED:
         res = body_of(modern(client, url(world, "a"), "tools/call", {"name": name, "arguments": {}}, name))
         assert res["error"]["code"] == -32602
+    # the pinning timer reads every server too, the legacy HTTP+SSE one over its own transport
+    with httpx.Client(base_url=world["b"].url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60) as admin:
+        report = admin.post("/manage/tools/pinning-check").json()
+    project = world["box"].project
+    assert f"{project}/metadata" in report["unreachable"] and f"{project}/memory" not in report["unreachable"]
 
 
 def test_every_call_is_in_the_request_log(world, client, emulators):

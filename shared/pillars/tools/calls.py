@@ -110,7 +110,7 @@ class ToolCalls:
         if call.tool.api_source is not None:
             return await self._executor.call(call.tool.api_source, call.tool.definition, call.arguments,
                                              timeout=call.timeout, max_result_bytes=call.max_bytes)
-        if self._tasks is None:
+        if self._tasks is None or (call.task_mode is None and "task" not in call.params):  # not a task: as is
             return await self._pool.request(target, ctx.caller, ctx.carried, "tools/call", call.params,
                                             timeout=call.timeout, max_bytes=call.max_bytes)
         d = call.tool.definition

@@ -50,6 +50,12 @@ class TaskHandle(BaseModel):
     upstream: UpstreamSession
 
 
+def _task_support(tool: dict[str, Any]) -> str:
+    execution = tool.get("execution")
+    value = execution.get("taskSupport") if isinstance(execution, dict) else None
+    return value if isinstance(value, str) else "forbidden"
+
+
 def _not_found(msg: rpc.Message) -> rpc.Fault:
     return rpc.Fault(rpc.INVALID_PARAMS, "Failed to retrieve task: Task not found", msg.id)
 
@@ -126,8 +132,8 @@ class TaskBridge:
         found = self._support.get(target.id)
         if found is None or found[0] < self._mono():
             listed = await self._pool.request(target, ctx.caller, ctx.carried, "tools/list", {})
-            support = {t["name"]: str((t.get("execution") or {}).get("taskSupport", "forbidden"))
-                       for t in listed.get("tools") or [] if isinstance(t, dict) and isinstance(t.get("name"), str)}
+            support = {t["name"]: _task_support(t) for t in listed.get("tools") or []
+                       if isinstance(t, dict) and isinstance(t.get("name"), str)}
             found = (self._mono() + _SUPPORT_TTL, support)
             if len(self._support) > 10_000:
                 self._support.clear()
