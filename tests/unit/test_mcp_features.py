@@ -232,3 +232,32 @@ async def test_probe_refuses_a_legacy_endpoint_on_another_origin():
     found = await _probe(legacy_server("http://169.254.169.254/latest/meta-data", [["a"]]), "http://10.0.0.5/sse")
     assert found.failed and not found.tools
     assert [f.check for f in found.findings if f.severity == "error"] == ["egress"]
+
+
+# ---- the playground's trace comes from the pipeline's Exchange
+
+
+def test_playground_trace_follows_the_exchange():
+    from types import SimpleNamespace
+
+    from shared.pillars.tools.playground import trace
+
+    d = SimpleNamespace(source="mcp", server_id="s", original_name="add", pinned_hash="ab" * 32, sensitive=False)
+    x = SimpleNamespace(entity=SimpleNamespace(definition=d), admission=SimpleNamespace(taken=[1]),
+                        outcome=SimpleNamespace(target=SimpleNamespace(id="s/primary"), attempts=[1],
+                                                upstream_ms=3.21), failed_attempts=[], status=200, overhead_ms=0.4)
+    steps = trace(x, None, {"content": []})  # type: ignore[arg-type]
+    assert [(s.step, s.ok) for s in steps] == [("resolve", True), ("validate_arguments", True), ("admission", True),
+                                               ("send", True), ("request_log", True)]
+    assert steps[3].detail.startswith("target s/primary") and steps[3].ms == 3.21
+    assert [s.step for s in trace(None, {"code": -32602, "message": "Unknown tool: x"}, None)] == ["resolve"]
+    bad = trace(SimpleNamespace(**{**vars(x), "admission": None, "outcome": None}),  # type: ignore[arg-type]
+                {"code": -32602, "message": "Invalid params", "data": {"errors": ["a: not int"]}}, None)
+    assert bad[-1].step == "validate_arguments" and not bad[-1].ok and "a: not int" in bad[-1].detail
+    limited = trace(SimpleNamespace(**{**vars(x), "admission": None, "outcome": None}),  # type: ignore[arg-type]
+                    {"code": -32031, "message": "rate limited"}, None)
+    assert (limited[-1].step, limited[-1].ok) == ("admission", False)
+    d.sensitive = True
+    held = trace(SimpleNamespace(**{**vars(x), "admission": None, "outcome": None}),  # type: ignore[arg-type]
+                 {"code": -32032, "message": "waits", "data": {"approvalId": "a1"}}, None)
+    assert (held[-1].step, held[-1].ok) == ("per_call_approval", False) and "a1" in held[-1].detail
