@@ -353,6 +353,9 @@ def test_task_augmented_call_2025_11_25_on_any_instance_and_sealed_to_the_caller
     init = rpc(client, url(world), "initialize", {"protocolVersion": "2025-11-25", "capabilities": {}})
     assert init.json()["result"]["capabilities"]["tasks"]["requests"] == {"tools": {"call": {}}}
     h = {"Mcp-Session-Id": init.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+    tools = {t["name"]: t for t in body_of(rpc(client, url(world, "b"), "tools/list", headers=h))["result"]["tools"]}
+    assert tools[RESEARCH]["execution"] == {"taskSupport": "required"}  # as the server lists it now
+    assert "execution" not in tools["everything__echo"]
     created = body_of(rpc(client, url(world, "a"), "tools/call", {"name": RESEARCH, "arguments": {"topic": "mcp"},
                                                                    "task": {"ttl": 60000}}, headers=h))
     task = created["result"]["task"]

@@ -110,7 +110,10 @@ class ToolboxServer:
         if self._pin_check is not None:
             await self._check_pins(ctx)
         tools = await self._directory.list_tools(ctx.principal, ctx.project_id, ctx.toolbox)
-        return bridge.to_client({"tools": [tool_view(t) for t in tools]}, method="tools/list",
+        views = [tool_view(t) for t in tools]
+        if self._tasks is not None:  # 2025-11-25 clients: each tool's execution.taskSupport (tasks.py)
+            await self._tasks.annotate(ctx, tools, views)
+        return bridge.to_client({"tools": views}, method="tools/list",
                                 client_version=ctx.client_version, ttl_ms=self._ttl, private=True)
 
     async def _check_pins(self, ctx: McpContext) -> None:
@@ -127,6 +130,8 @@ class ToolboxServer:
             try:
                 listed = await self._upstream(ctx, server, "tools/list", {})
                 await self._pin_check(ctx.project_id, server.id, listed.get("tools") or [])
+                if self._tasks is not None:
+                    self._tasks.note_listing(ctx.project_id, server.id, listed.get("tools") or [])
             except (rpc.Fault, UpstreamFailure, GatewayError) as exc:
                 log.warning("toolbox %s: pinning check of %s skipped: %s", ctx.toolbox, server.id, exc)
 

@@ -129,16 +129,50 @@ class TaskBridge:
                                  bound_to=ctx.toolbox)
 
     async def _supports(self, ctx: McpContext, target: Endpoint, tool: str) -> bool:
-        found = self._support.get(target.id)
+        support = await self._support_of(ctx, target.id.split("/", 1)[0], target)
+        return support.get(tool) in ("optional", "required")
+
+    def note_listing(self, project_id: str, server_id: str, tools: list[Any]) -> None:
+        """A server's live `tools/list` (read anyway by the list-time pinning check): its tools' taskSupport."""
+        if len(self._support) > 10_000:
+            self._support.clear()
+        self._support[f"{project_id}/{server_id}"] = (self._mono() + _SUPPORT_TTL, {
+            t["name"]: _task_support(t) for t in tools if isinstance(t, dict) and isinstance(t.get("name"), str)})
+
+    async def _support_of(self, ctx: McpContext, server_id: str, target: Endpoint) -> dict[str, str]:
+        key = f"{ctx.project_id}/{server_id}"
+        found = self._support.get(key)
         if found is None or found[0] < self._mono():
             listed = await self._pool.request(target, ctx.caller, ctx.carried, "tools/list", {})
-            support = {t["name"]: _task_support(t) for t in listed.get("tools") or []
-                       if isinstance(t, dict) and isinstance(t.get("name"), str)}
-            found = (self._mono() + _SUPPORT_TTL, support)
-            if len(self._support) > 10_000:
-                self._support.clear()
-            self._support[target.id] = found
-        return found[1].get(tool) in ("optional", "required")
+            self.note_listing(ctx.project_id, server_id, listed.get("tools") or [])
+            found = self._support[key]
+        return found[1]
+
+    async def annotate(self, ctx: McpContext, tools: list[Any], views: list[dict[str, Any]]) -> None:
+        """2025-11-25 clients may only task-augment tools whose `execution.taskSupport` allows it: show each
+        tool's as its server lists it now (not pinned: how a tool may run is not what it is)."""
+        if ctx.client_version != shapes.TASK_REVISION:
+            return
+        known: dict[str, dict[str, str]] = {}
+        for tool, view in zip(tools, views):
+            if tool.source != "mcp":
+                continue
+            if tool.server_id not in known:
+                known[tool.server_id] = await self._support_for_listing(ctx, tool.server_id)
+            support = known[tool.server_id].get(tool.original_name)
+            if support in ("optional", "required"):
+                view["execution"] = {"taskSupport": support}
+
+    async def _support_for_listing(self, ctx: McpContext, server_id: str) -> dict[str, str]:
+        try:
+            server = await self._server(ctx, server_id)
+            if server is None or server.spec.transport == "sse":  # no tasks over the legacy transport
+                return {}
+            return await self._support_of(ctx, server_id, (await endpoints(server, self._auth))[0])
+        except (rpc.Fault, UpstreamFailure, GatewayError, IndexError) as exc:
+            log.info("toolbox %s: taskSupport of %s's tools unknown: %s", ctx.toolbox, server_id, exc)
+            self.note_listing(ctx.project_id, server_id, [])  # not asked again on every list for a while
+            return {}
 
     # ---- the task methods
 
