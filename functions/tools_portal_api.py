@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 from starlette.responses import Response
 
 from shared.auth.principal import Principal, Role
-from shared.domain.base import Contract
+from shared.domain.base import Contract, Pillar
 from shared.errors import AlreadyExists, NotFound, ValidationFailed
 from shared.pillars.tools.directory import ProjectTools
 from shared.pillars.tools.domain import (
@@ -166,9 +166,11 @@ def build(tools: ToolsPillar, projects: ProjectRegistry, developer: Guard, *, ma
                guard=developer, body=PlaygroundCall, response=PlaygroundResult)
     async def playground(call: Call):
         pid = await project_of(call)
-        pg = Playground(tools.directory, tools.executor, tools.upstream_http, tools.auth)
+        # the caller, as the data-plane guard would see them in this project (the tools pillar must be on)
+        project = await tools.deps.flags.check(pid, Pillar.tools)
+        caller = me(call).model_copy(update={"project_id": pid, "project": project})
         b = call.body
-        return await pg.run(me(call), pid, b.toolbox, b.tool, b.arguments)
+        return await Playground(tools.mcp.server).run(caller, pid, b.toolbox, b.tool, b.arguments, call.request_id)
 
     @api.route("portal/projects/{project}/submissions", "POST", name="portal_submit_tools",
                summary="Submit an MCP server or an OpenAPI document: registered as a draft and queued for "

@@ -18,9 +18,9 @@ from shared.pillars.tools.pinning import definition_hash, definition_of
 from tests.support.mcp_servers import Fleet
 
 TRANSPORTS = {"memory": "sse", "filesystem": "stdio_bridge"}
-APPROVED = {"everything": {"echo", "get-sum", "get-structured-content", "get-tiny-image"}, "sdk": {"forecast", "shout"},
+APPROVED = {"everything": {"echo", "get-sum", "get-structured-content", "get-tiny-image", "simulate-research-query"}, "sdk": {"forecast", "shout"},
             "fastmcp": {"add", "wire_transfer", "big"}, "memory": {"read_graph", "create_entities"},
-            "filesystem": {"read_text_file", "list_allowed_directories"}}
+            "filesystem": {"read_text_file", "list_allowed_directories"}, "tasks": {"slow_report"}}
 QUARANTINED = {"everything": {"get-env"}}
 
 
@@ -62,8 +62,6 @@ def register(admin: httpx.Client, project: str, fleet: Fleet, *, sensitive: set[
     box = Seeded(project=project, toolbox="box-" + uuid.uuid4().hex[:6])
     submissions = {}
     for name, server in fleet.servers.items():
-        if TRANSPORTS.get(name) == "sse":
-            continue  # the approvals probe does not read legacy HTTP+SSE answers yet: registered by `tamper`
         r = admin.post(f"{base}/mcp-servers", json={"id": name, "url": server.url, "namespace": name,
                                                      "transport": TRANSPORTS.get(name, "streamable_http")})
         assert r.status_code == 201, r.text
@@ -106,7 +104,7 @@ async def _probe_only_server(servers: Any, defs: Any, project: str, name: str, u
 
 
 async def tamper(cosmos: str, database: str, project: str, box: Seeded, *, drifted: set[str],
-                 unreachable: dict[str, str], legacy: Fleet | None = None) -> None:
+                 unreachable: dict[str, str]) -> None:
     """What the admin API refuses on purpose, written straight into the registry: an approved definition the
     server has changed since (drift, caught at list time), and a server whose address is refused by the egress
     policy at connect time (as after DNS rebinding, or a document stored before the policy)."""
@@ -115,25 +113,6 @@ async def tamper(cosmos: str, database: str, project: str, box: Seeded, *, drift
                                 create_if_missing=False, timeout=10)
     servers, defs, boxes = Repository(store, McpServer), Repository(store, ToolDefinition), Repository(store, Toolbox)
     try:
-        for name, server in (legacy.servers.items() if legacy else ()):
-            if TRANSPORTS.get(name) != "sse":
-                continue
-            await servers.create(McpServer(id=name, project_id=project, lifecycle="published", approval="approved",
-                                           spec=McpServerSpec(id=name, url=server.url, namespace=name,
-                                                              transport="sse")))
-            box.tools[name] = []
-            for tool in await upstream_tools(server.url, "sse"):
-                full, d = namespaced_name(name, tool["name"]), definition(tool)
-                ok = tool["name"] in APPROVED[name]
-                await defs.create(ToolDefinition(id=full, project_id=project, server_id=name,
-                                                 original_name=tool["name"], name=full, definition=d,
-                                                 pinned_hash=definition_hash(d),
-                                                 status="approved" if ok else "rejected"))
-                (box.tools[name] if ok else box.hidden).append(full)
-
-            def add_all(b: Toolbox, names: list[str] = [*box.tools[name]]) -> None:
-                b.spec = b.spec.model_copy(update={"tools": [*b.spec.tools, *names]})
-            await boxes.update(project, box.toolbox, add_all)
         for full in drifted:
             def change(t: ToolDefinition) -> None:
                 t.definition = t.definition.model_copy(update={"description": "The approved description."})

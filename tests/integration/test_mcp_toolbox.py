@@ -20,6 +20,8 @@ from tests.support.mcp_servers import NPM_DIR, Fleet, start_fleet
 MODERN = "2026-07-28"
 META = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
 ACCEPT = "application/json, text/event-stream"
+# approved as they were, changed upstream since: one on a streamable HTTP server, one on a legacy HTTP+SSE server
+DRIFTED = {"everything__get-tiny-image", "memory__create_entities"}
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +61,7 @@ async def world(gateways, fleet: Fleet, emulators):
         seeded = register(admin, pid, fleet, sensitive={"fastmcp__wire_transfer"},
                           limits={"fastmcp__big": {"max_result_bytes": 2048}})
     await tamper(emulators.cosmos_connection_string, shared["COSMOS_DATABASE"], pid, seeded,
-                 drifted={"everything__get-tiny-image"}, unreachable={"metadata": "http://169.254.169.254/mcp"},
-                 legacy=fleet)
+                 drifted=DRIFTED, unreachable={"metadata": "http://169.254.169.254/mcp"})
     return {"a": a, "b": b, "key": key, "other_key": other_key, "narrow_key": narrow_key, "box": seeded}
 
 
@@ -112,7 +113,7 @@ def test_session_alternates_between_two_instances(world, client):
         gw = "ab"[i % 2]
         listed = rpc(client, url(world, gw), "tools/list", headers=h)
         names = {t["name"] for t in body_of(listed)["result"]["tools"]}
-        assert names >= {t for tools in box.tools.values() for t in tools} - {"everything__get-tiny-image"}
+        assert names >= {t for tools in box.tools.values() for t in tools} - DRIFTED
         assert not names & set(box.hidden)  # unapproved and quarantined tools are never listed
         res = body_of(rpc(client, url(world, gw), "tools/call", {"name": name, "arguments": args}, headers=h))
         assert "result" in res and not res["result"].get("isError"), (name, res)
@@ -194,10 +195,15 @@ def test_key_tool_scope_limits_list_and_call(world):
 
 def test_drifted_definition_is_quarantined_at_list_time(world, client):
     names = {t["name"] for t in body_of(modern(client, url(world, "a"), "tools/list"))["result"]["tools"]}
-    assert "everything__get-tiny-image" not in names and "everything__echo" in names
-    res = body_of(modern(client, url(world, "a"), "tools/call", {"name": "everything__get-tiny-image", "arguments": {}},
-                         "everything__get-tiny-image"))
-    assert res["error"]["code"] == -32602
+    assert not DRIFTED & names and {"everything__echo", "memory__read_graph"} <= names
+    for name in DRIFTED:
+        res = body_of(modern(client, url(world, "a"), "tools/call", {"name": name, "arguments": {}}, name))
+        assert res["error"]["code"] == -32602
+    # the pinning timer reads every server too, the legacy HTTP+SSE one over its own transport
+    with httpx.Client(base_url=world["b"].url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60) as admin:
+        report = admin.post("/manage/tools/pinning-check").json()
+    project = world["box"].project
+    assert f"{project}/metadata" in report["unreachable"] and f"{project}/memory" not in report["unreachable"]
 
 
 def test_every_call_is_in_the_request_log(world, client, emulators):
@@ -297,3 +303,142 @@ def test_sensitive_call_elicits_and_runs_once_approved_on_a_2025_session(world, 
             assert r.status_code == 200, r.text
         final = next(json.loads(line[5:]) for line in lines if line.startswith("data:"))
     assert final["id"] == 9 and final["result"]["content"][0]["text"] == f"sent 7 to {args['account']}"
+
+
+# ---- JSON-RPC batches: 2025-03-26 only
+
+
+def test_batches_on_a_2025_03_26_session_and_refused_elsewhere(world, client):
+    def session(version: str) -> dict:
+        init = rpc(client, url(world), "initialize", {"protocolVersion": version, "capabilities": {}})
+        return {"Mcp-Session-Id": init.headers["mcp-session-id"], "Accept": ACCEPT}
+
+    batch = [{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "fastmcp__add",
+                                                                             "arguments": {"a": 2, "b": 3}}},
+             {"jsonrpc": "2.0", "method": "notifications/progress", "params": {}},
+             {"jsonrpc": "2.0", "id": "two", "method": "tools/call", "params": {"name": "everything__get-env"}},
+             {"jsonrpc": "1.0", "id": 3, "method": "ping"},
+             {"jsonrpc": "2.0", "id": 4, "method": "initialize", "params": {}}]
+    r = client.post(url(world, "b"), json=batch, headers=session("2025-03-26"))  # answered on the other instance
+    assert r.status_code == 200, r.text
+    answers = r.json()
+    assert [a["id"] for a in answers] == [1, "two", 3, 4]  # one per request, in order; none for the notification
+    assert answers[0]["result"]["content"][0]["text"] == "5"
+    assert [a["error"]["code"] for a in answers[1:]] == [-32602, -32600, -32600]  # unapproved tool: unreachable
+    only_notes = client.post(url(world), json=[{"jsonrpc": "2.0", "method": "notifications/initialized"}],
+                             headers=session("2025-03-26"))
+    assert only_notes.status_code == 202 and not only_notes.content
+    for headers in (session("2025-06-18"), session("2025-11-25"), {"Accept": ACCEPT}):
+        refused = client.post(url(world), json=batch[:1], headers=headers)
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == -32600, refused.text
+
+
+# ---- tasks: 2025-11-25 utility and the 2026-07-28 extension, bridged to server-everything's 2025-11-25 tasks
+
+
+RESEARCH = "everything__simulate-research-query"
+
+
+def poll_task(get, tid: str, *, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = get(tid)
+        if task["status"] in ("completed", "failed", "cancelled"):
+            return task
+        time.sleep(0.3)
+    raise AssertionError(f"task not finished in {timeout}s: {task}")
+
+
+def test_task_augmented_call_2025_11_25_on_any_instance_and_sealed_to_the_caller(world, client):
+    init = rpc(client, url(world), "initialize", {"protocolVersion": "2025-11-25", "capabilities": {}})
+    assert init.json()["result"]["capabilities"]["tasks"]["requests"] == {"tools": {"call": {}}}
+    h = {"Mcp-Session-Id": init.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+    tools = {t["name"]: t for t in body_of(rpc(client, url(world, "b"), "tools/list", headers=h))["result"]["tools"]}
+    assert tools[RESEARCH]["execution"] == {"taskSupport": "required"}  # as the server lists it now
+    assert "execution" not in tools["everything__echo"]
+    created = body_of(rpc(client, url(world, "a"), "tools/call", {"name": RESEARCH, "arguments": {"topic": "mcp"},
+                                                                   "task": {"ttl": 60000}}, headers=h))
+    task = created["result"]["task"]
+    tid = task["taskId"]
+    assert tid.startswith("mcptask1.") and task["status"] == "working", created
+    # sealed like the sessions: another caller, a tampered id, another toolbox's view: "task not found"
+    with httpx.Client(headers={"Authorization": f"Bearer {world['other_key']}"}, timeout=30) as other:
+        sid = rpc(other, url(world), "initialize", {"protocolVersion": "2025-11-25", "capabilities": {}}).headers[
+            "mcp-session-id"]
+        foreign = body_of(rpc(other, url(world, "b"), "tasks/get", {"taskId": tid},
+                              headers={"Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-11-25"}))
+        assert foreign["error"]["code"] == -32602
+    tampered = body_of(rpc(client, url(world, "b"), "tasks/get", {"taskId": tid[:-3] + "AAA"}, headers=h))
+    assert tampered["error"]["code"] == -32602
+    listed = body_of(rpc(client, url(world, "b"), "tasks/list", headers=h))["result"]["tasks"]
+    assert tid in {t["taskId"] for t in listed}  # one task, one id, on every instance
+    done = poll_task(lambda t: body_of(rpc(client, url(world, "ab"[int(time.monotonic()) % 2]), "tasks/get",
+                                           {"taskId": t}, headers=h))["result"], tid)
+    assert done["status"] == "completed" and done["taskId"] == tid
+    result = body_of(rpc(client, url(world, "b"), "tasks/result", {"taskId": tid}, headers=h))["result"]
+    assert "Research Report" in result["content"][0]["text"]
+    assert result["_meta"]["io.modelcontextprotocol/related-task"] == {"taskId": tid}
+    late = body_of(rpc(client, url(world, "a"), "tasks/cancel", {"taskId": tid}, headers=h))
+    assert late["error"]["code"] == -32602  # the server's own answer: already terminal
+
+
+def test_2026_client_meets_a_2025_11_25_task_server(world, client):
+    caps = {"extensions": {"io.modelcontextprotocol/tasks": {}}}
+    meta = {**META, "io.modelcontextprotocol/clientCapabilities": caps}
+
+    def call(method: str, params: dict, name: str | None = None, gw: str = "a") -> dict:
+        headers = {"MCP-Protocol-Version": MODERN, "Mcp-Method": method, **({"Mcp-Name": name} if name else {})}
+        return body_of(rpc(client, url(world, gw), method, {**params, "_meta": meta}, headers=headers))
+
+    found = body_of(modern(client, url(world), "server/discover"))["result"]
+    assert "io.modelcontextprotocol/tasks" in found["capabilities"]["extensions"]
+    created = call("tools/call", {"name": RESEARCH, "arguments": {"topic": "gateways"}}, RESEARCH)["result"]
+    assert created["resultType"] == "task" and created["status"] == "working" and "ttlMs" in created, created
+    done = poll_task(lambda t: call("tasks/get", {"taskId": t}, gw="b")["result"], created["taskId"])
+    assert done["status"] == "completed" and "Research Report" in done["result"]["content"][0]["text"]
+    assert done["resultType"] == "complete"
+    assert call("tasks/list", {})["error"]["code"] == -32601  # the extension has no tasks/list
+    # without the extension the gateway asks for no task: the server refuses a task-required tool itself
+    plain = body_of(modern(client, url(world), "tools/call", {"name": RESEARCH, "arguments": {"topic": "x"}}, RESEARCH))
+    assert "error" in plain or plain["result"].get("isError"), plain
+
+
+SLOW = "tasks__slow_report"
+TASKS_META = {**META, "io.modelcontextprotocol/clientCapabilities": {"extensions": {"io.modelcontextprotocol/tasks": {}}}}
+
+
+def modern_tasks(client: httpx.Client, gw: str, world, method: str, params: dict, name: str | None = None) -> dict:
+    headers = {"MCP-Protocol-Version": MODERN, "Mcp-Method": method, **({"Mcp-Name": name} if name else {})}
+    return body_of(rpc(client, url(world, gw), method, {**params, "_meta": TASKS_META}, headers=headers))
+
+
+def test_2026_tasks_extension_passes_through_to_a_2026_server(world, client):
+    created = modern_tasks(client, "a", world, "tools/call", {"name": SLOW, "arguments": {"topic": "x"}}, SLOW)
+    task = created["result"]
+    assert task["resultType"] == "task" and task["taskId"].startswith("mcptask1.") and task["ttlMs"] == 60000
+    done = poll_task(lambda t: modern_tasks(client, "b", world, "tasks/get", {"taskId": t})["result"], task["taskId"])
+    assert done["status"] == "completed" and done["result"]["content"][0]["text"] == "report on x"
+    assert modern_tasks(client, "a", world, "tasks/cancel", {"taskId": task["taskId"]})["result"] == {
+        "resultType": "complete"}
+    with httpx.Client(headers={"Authorization": f"Bearer {world['other_key']}"}, timeout=30) as other:
+        foreign = modern_tasks(other, "b", world, "tasks/get", {"taskId": task["taskId"]})
+        assert foreign["error"]["code"] == -32602
+    # a client that does not declare the extension gets the plain result (the gateway declares nothing upstream)
+    plain = body_of(modern(client, url(world), "tools/call", {"name": SLOW, "arguments": {"topic": "y", "seconds": 0}},
+                           SLOW))["result"]
+    assert plain["resultType"] == "complete" and plain["content"][0]["text"] == "report on y"
+
+
+def test_2025_11_25_client_meets_a_2026_task_server(world, client):
+    init = rpc(client, url(world), "initialize", {"protocolVersion": "2025-11-25", "capabilities": {}})
+    h = {"Mcp-Session-Id": init.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+    created = body_of(rpc(client, url(world, "b"), "tools/call", {"name": SLOW, "arguments": {"topic": "z"},
+                                                                   "task": {"ttl": 30000}}, headers=h))["result"]
+    task = created["task"]
+    assert set(created) == {"task"} and task["ttl"] == 60000 and "ttlMs" not in task, created
+    done = poll_task(lambda t: body_of(rpc(client, url(world, "a"), "tasks/get", {"taskId": t}, headers=h))["result"],
+                     task["taskId"])
+    assert done["status"] == "completed" and "result" not in done and "resultType" not in done
+    result = body_of(rpc(client, url(world, "a"), "tasks/result", {"taskId": task["taskId"]}, headers=h))["result"]
+    assert result["content"][0]["text"] == "report on z"
+    assert result["_meta"]["io.modelcontextprotocol/related-task"] == {"taskId": task["taskId"]}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,6 @@ import httpx
 import pytest
 
 from dev.emulators import free_port
-from tests.conftest import new_project
 from tests.support.openapi_service import OpenApiService
 from tests.support.processes import REPO, wait_until
 
@@ -56,6 +56,14 @@ def mcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpServerPr
     server.stop()
 
 
+def tools_project(admin: httpx.Client) -> str:
+    """A project with the tools pillar on: the playground is governed like the data plane, flags included."""
+    pid = "p-" + uuid.uuid4().hex[:10]
+    r = admin.post("/manage/projects", json={"id": pid, "name": pid, "pillars": {"tools": {"enabled": True}}})
+    assert r.status_code == 201, r.text
+    return pid
+
+
 def wait_state(admin: httpx.Client, pid: str, sid: str, states: set[str]) -> dict:
     def done():
         body = admin.get(f"/manage/projects/{pid}/submissions/{sid}").json()
@@ -64,7 +72,7 @@ def wait_state(admin: httpx.Client, pid: str, sid: str, states: set[str]) -> dic
 
 
 def test_registration_refuses_ssrf_and_namespace_collisions(admin: httpx.Client, mcp_server: McpServerProcess):
-    pid = new_project(admin, models=False)
+    pid = tools_project(admin)
     for url in ("http://169.254.169.254/mcp", "http://10.1.2.3/mcp"):
         r = admin.post(f"/manage/projects/{pid}/mcp-servers", json={"id": "bad", "url": url, "namespace": "bad"})
         assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "url", r.text
@@ -78,7 +86,7 @@ def test_registration_refuses_ssrf_and_namespace_collisions(admin: httpx.Client,
 
 
 def test_submit_probe_approve_pin_quarantine_reapprove(admin: httpx.Client, mcp_server: McpServerProcess):
-    pid = new_project(admin, models=False)
+    pid = tools_project(admin)
     base = f"/manage/projects/{pid}"
     assert admin.post(f"{base}/mcp-servers", json={"id": "gloss", "url": mcp_server.url,
                                                    "namespace": "gloss"}).status_code == 201
@@ -103,10 +111,27 @@ def test_submit_probe_approve_pin_quarantine_reapprove(admin: httpx.Client, mcp_
     play = admin.post(f"/portal/projects/{pid}/playground", json={
         "toolbox": "glossary", "tool": "gloss__add", "arguments": {"a": 2, "b": 3}}).json()
     assert play["ok"] is True and play["result"]["structuredContent"] == {"result": 5}, play
-    assert [s["step"] for s in play["trace"]] == ["resolve", "validate_arguments", "send"]
+    # the playground calls through the data plane's governed path: admission, failover, the request log
+    assert [s["step"] for s in play["trace"]] == ["resolve", "validate_arguments", "admission", "send", "request_log"]
+    assert play["trace"][3]["detail"].startswith("target gloss/primary")
     bad = admin.post(f"/portal/projects/{pid}/playground", json={
         "toolbox": "glossary", "tool": "gloss__add", "arguments": {"a": "x"}}).json()
     assert bad["ok"] is False and bad["trace"][-1]["step"] == "validate_arguments"
+    assert bad["error"]["code"] == -32602  # what an MCP client of the toolbox gets
+    logged = wait_until(lambda: [r for r in admin.get(f"{base}/request-log", params={"pillar": "tools"}).json()[
+        "items"] if r["request_id"] == play["request_id"]], timeout=15, message="the playground call's log row")
+    assert logged[0]["resource"] == "gloss__add" and logged[0]["status"] == 200
+    # the tool's own rate limit and per-call approval apply in the playground too
+    assert admin.patch(f"{base}/tools/gloss__add", json={"limits": {"rate_per_minute": 1}}).status_code == 200
+    first, limited = (admin.post(f"/portal/projects/{pid}/playground", json={
+        "toolbox": "glossary", "tool": "gloss__add", "arguments": {"a": 1, "b": 1}}).json() for _ in range(2))
+    assert first["ok"] and limited["ok"] is False and limited["error"]["code"] == -32031, limited
+    assert admin.patch(f"{base}/tools/gloss__add", json={"sensitive": True, "limits": {}}).status_code == 200
+    held = admin.post(f"/portal/projects/{pid}/playground", json={
+        "toolbox": "glossary", "tool": "gloss__add", "arguments": {"a": 1, "b": 2}}).json()
+    assert held["trace"][-1]["step"] == "per_call_approval" and held["error"]["code"] == -32032, held
+    assert held["error"]["data"]["approvalId"] in {a["id"] for a in admin.get(
+        f"{base}/tool-call-approvals").json()["items"]}
 
     # the description changes upstream → quarantined at the next check, until re-approved with the diff
     mcp_server.stop()
@@ -128,7 +153,7 @@ def test_submit_probe_approve_pin_quarantine_reapprove(admin: httpx.Client, mcp_
 
 def test_openapi_document_url_becomes_tools_auto_approved_and_called(admin: httpx.Client):
     with OpenApiService() as api:
-        pid = new_project(admin, models=False)
+        pid = tools_project(admin)
         base = f"/manage/projects/{pid}"
         assert admin.put(f"{base}/tools-policy", json={"auto_approve_clean": True}).status_code == 200
         r = admin.post(f"/portal/projects/{pid}/submissions", json={"api_source": {

@@ -93,15 +93,17 @@ class Fleet:
 def start_fleet(log_dir: Path, files_dir: Path) -> Fleet:
     """The five implementations: server-everything (TS SDK, streamable HTTP), an `mcp` Python SDK server,
     a fastmcp server, and two stdio-only reference servers behind supergateway (memory: legacy HTTP+SSE output;
-    filesystem: stateful streamable HTTP output). Started together, then waited for."""
+    filesystem: stateful streamable HTTP output); plus an `mcp` SDK server offering the 2026 tasks extension.
+Started together, then waited for."""
     npm_ci()
     py = sys.executable
     sg = ["node", str(BIN / "supergateway")]
-    ports = {name: free_port() for name in ("everything", "sdk", "fastmcp", "memory", "filesystem")}
+    ports = {name: free_port() for name in ("everything", "sdk", "fastmcp", "memory", "filesystem", "tasks")}
     plan = {
         "everything": (["node", str(BIN / "mcp-server-everything"), "streamableHttp"], "/mcp",
                        {"PORT": str(ports["everything"])}),
         "sdk": ([py, str(NPM_DIR / "sdk_server.py"), str(ports["sdk"])], "/mcp", None),
+        "tasks": ([py, str(NPM_DIR / "tasks_server.py"), str(ports["tasks"])], "/mcp", None),
         "fastmcp": ([fastmcp_python(), str(NPM_DIR / "fastmcp_server.py"), str(ports["fastmcp"])], "/mcp", None),
         "memory": ([*sg, "--stdio", f"node {BIN / 'mcp-server-memory'}", "--port", str(ports["memory"]),
                     "--logLevel", "none"], "/sse", {"MEMORY_FILE_PATH": str(files_dir / "memory.jsonl")}),

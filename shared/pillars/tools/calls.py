@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -22,6 +22,9 @@ from .mcp import bridge
 from .mcp import jsonrpc as rpc
 from .mcp.upstream import Endpoint
 from .upstreams import AuthHeaders, SessionPool, endpoints
+
+if TYPE_CHECKING:
+    from .tasks import TaskBridge
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +40,15 @@ class PreparedCall:
     timeout: float | None
     max_bytes: int | None
     approval: appr.CallApproval | None = None
+    task_mode: str | None = None    # the task shape this call may create ("2025"/"2026"; tasks.py)
 
 
 class ToolCalls:
     def __init__(self, directory: ToolDirectory, pool: SessionPool, auth: AuthHeaders,
                  approvals: appr.CallApprovals | None, *, schemas: SchemaCache | None = None,
                  approval_wait_seconds: float = 20.0, approval_poll_seconds: float = 1.0,
-                 executor: Any = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 executor: Any = None, clock: Callable[[], float] = time.monotonic,
+                 tasks: "TaskBridge | None" = None) -> None:
         self._directory = directory
         self._pool = pool
         self._auth = auth
@@ -53,6 +58,7 @@ class ToolCalls:
         self._poll = approval_poll_seconds
         self._clock = clock
         self._executor = executor  # API-to-MCP tools: the registry's ApiExecutor
+        self._tasks = tasks        # task-augmented calls (2025-11-25 utility / 2026 extension)
 
     # ---- steps
 
@@ -91,7 +97,8 @@ class ToolCalls:
         else:
             raise rpc.Fault(rpc.GOVERNANCE_REFUSED, f"Tool '{d.name}' has no upstream on this gateway.", msg.id)
         call = PreparedCall(tool=tool, arguments=arguments, params=params, targets=targets, timeout=timeout,
-                            max_bytes=d.limits.max_result_bytes)
+                            max_bytes=d.limits.max_result_bytes,
+                            task_mode=self._tasks.mode(ctx, msg) if self._tasks and tool.server else None)
         if d.sensitive:
             waiting = await self._approval(ctx, msg, call)
             if waiting is not None:
@@ -103,8 +110,14 @@ class ToolCalls:
         if call.tool.api_source is not None:
             return await self._executor.call(call.tool.api_source, call.tool.definition, call.arguments,
                                              timeout=call.timeout, max_result_bytes=call.max_bytes)
-        return await self._pool.request(target, ctx.caller, ctx.carried, "tools/call", call.params,
-                                        timeout=call.timeout, max_bytes=call.max_bytes)
+        if self._tasks is None or (call.task_mode is None and "task" not in call.params):  # not a task: as is
+            return await self._pool.request(target, ctx.caller, ctx.carried, "tools/call", call.params,
+                                            timeout=call.timeout, max_bytes=call.max_bytes)
+        d = call.tool.definition
+        params = await self._tasks.outbound(ctx, call.task_mode, d.original_name, call.params, target)
+        result = await self._pool.request(target, ctx.caller, ctx.carried, "tools/call", params,
+                                          timeout=call.timeout, max_bytes=call.max_bytes)
+        return await self._tasks.inbound(ctx, call.task_mode, d.server_id, target, result)
 
     async def finish(self, ctx: McpContext, msg: rpc.Message, call: PreparedCall, result: dict[str, Any]
                      ) -> dict[str, Any]:

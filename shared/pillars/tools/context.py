@@ -20,6 +20,8 @@ class McpContext:
     session: SessionState | None = None
     headers: dict[str, str] = field(default_factory=dict)
     started: float = 0.0
+    # sees the pipeline's Exchange once the call is over (the playground's governance trace); None on the data plane
+    observe: Any = None
 
     @property
     def modern(self) -> bool:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import GatewayError, NotFound
 from .context import McpContext, Reply
@@ -21,6 +21,9 @@ from .mcp import jsonrpc as rpc
 from .mcp import revisions as rev
 from .mcp.upstream import UpstreamFailure
 from .upstreams import AuthHeaders, SessionPool, endpoints
+
+if TYPE_CHECKING:
+    from .tasks import TaskBridge
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ def tool_view(t: ToolDefinition) -> dict[str, Any]:
 class ToolboxServer:
     def __init__(self, directory: ToolDirectory, pool: SessionPool, auth: AuthHeaders, call: ToolCallRunner, *,
                  list_ttl_ms: int = 0, pin_check: PinCheck | None = None, pin_check_seconds: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, tasks: "TaskBridge | None" = None) -> None:
         self._directory = directory
         self._pool = pool
         self._auth = auth
@@ -59,6 +62,9 @@ class ToolboxServer:
             "resources/read": self._read, "prompts/list": self._prompts, "prompts/get": self._prompt,
             "subscriptions/listen": self._listen,
         }
+        self._tasks = tasks
+        if tasks is not None:  # tasks/get, tasks/result, tasks/list, tasks/cancel, tasks/update (tasks.py)
+            self._methods.update(tasks.methods())
 
     async def handle(self, ctx: McpContext, msg: rpc.Message) -> Reply:
         """A JSON-RPC request → its reply. Every failure is a JSON-RPC error, never an exception."""
@@ -83,8 +89,11 @@ class ToolboxServer:
                                    {"reason": str(exc)[:300]}))
 
     def initialize_result(self, version: str) -> dict[str, Any]:
-        return {"protocolVersion": version, "capabilities": CAPABILITIES, "serverInfo": SERVER_INFO,
+        return {"protocolVersion": version, "capabilities": self._capabilities(version), "serverInfo": SERVER_INFO,
                 "instructions": "A governed toolbox: tool names are <namespace>__<tool>."}
+
+    def _capabilities(self, version: str) -> dict[str, Any]:
+        return {**CAPABILITIES, **self._tasks.capabilities(version)} if self._tasks is not None else CAPABILITIES
 
     # ---- methods
 
@@ -92,7 +101,7 @@ class ToolboxServer:
         return bridge.to_client({}, method="ping", client_version=ctx.client_version)
 
     async def _discover(self, ctx: McpContext, msg: rpc.Message) -> dict[str, Any]:
-        return {"supportedVersions": list(rev.KNOWN), "capabilities": CAPABILITIES,
+        return {"supportedVersions": list(rev.KNOWN), "capabilities": self._capabilities(rev.LATEST_MODERN),
                 "instructions": "A governed toolbox: tool names are <namespace>__<tool>.",
                 "_meta": {rev.SERVER_INFO_KEY: SERVER_INFO}, "resultType": "complete",
                 "ttlMs": self._ttl, "cacheScope": "private"}
@@ -101,7 +110,10 @@ class ToolboxServer:
         if self._pin_check is not None:
             await self._check_pins(ctx)
         tools = await self._directory.list_tools(ctx.principal, ctx.project_id, ctx.toolbox)
-        return bridge.to_client({"tools": [tool_view(t) for t in tools]}, method="tools/list",
+        views = [tool_view(t) for t in tools]
+        if self._tasks is not None:  # 2025-11-25 clients: each tool's execution.taskSupport (tasks.py)
+            await self._tasks.annotate(ctx, tools, views)
+        return bridge.to_client({"tools": views}, method="tools/list",
                                 client_version=ctx.client_version, ttl_ms=self._ttl, private=True)
 
     async def _check_pins(self, ctx: McpContext) -> None:
@@ -118,6 +130,8 @@ class ToolboxServer:
             try:
                 listed = await self._upstream(ctx, server, "tools/list", {})
                 await self._pin_check(ctx.project_id, server.id, listed.get("tools") or [])
+                if self._tasks is not None:
+                    self._tasks.note_listing(ctx.project_id, server.id, listed.get("tools") or [])
             except (rpc.Fault, UpstreamFailure, GatewayError) as exc:
                 log.warning("toolbox %s: pinning check of %s skipped: %s", ctx.toolbox, server.id, exc)
 

@@ -14,10 +14,12 @@ from .call_approvals import CallApproval, CallApprovals
 from .calls import ToolCalls
 from .directory import ToolDirectory
 from .gateway import ToolboxServer
+from .mcp.sealed import Sealer
 from .mcp.session import SessionCodec
 from .mcp.upstream import McpUpstream
 from .runner import ToolCallRunner
 from .spec import ToolQuotaBook, ToolsSpec
+from .tasks import PURPOSE as TASK_PURPOSE, TaskBridge
 from .transport import McpTransport
 from .upstreams import SessionPool
 
@@ -33,6 +35,7 @@ class McpPlane:
     transport: McpTransport
     approvals: CallApprovals
     directory: ToolDirectory
+    server: ToolboxServer | None = None  # the toolbox MCP server (the playground calls through it)
 
 
 def session_secrets(s: "Settings") -> list[bytes]:
@@ -60,8 +63,11 @@ def build(tools: "ToolsPillar", *, directory: ToolDirectory | None = None,
         return await tools.auth.headers(server.spec.auth)
 
     approvals = CallApprovals(Repository(deps.store, CallApproval), ttl_seconds=s.mcp_approval_ttl_seconds)
+    secrets_ = session_secrets(s)
+    tasks = TaskBridge(directory, pool, auth, Sealer(secrets_, purpose=TASK_PURPOSE, deterministic=True),
+                       wait_seconds=s.mcp_call_timeout_seconds)
     calls = ToolCalls(directory, pool, auth, approvals, approval_wait_seconds=s.mcp_approval_wait_seconds,
-                      executor=tools.executor)
+                      executor=tools.executor, tasks=tasks)
     book = ToolQuotaBook(deps.quota_book)
     from ...pipeline.pipeline import Pipeline
     from ...routing.breaker import Breakers
@@ -74,6 +80,6 @@ def build(tools: "ToolsPillar", *, directory: ToolDirectory | None = None,
                         telemetry=deps.telemetry() if deps.telemetry is not None else None)
     runner = ToolCallRunner(pipeline)
     server = ToolboxServer(directory, pool, auth, runner, list_ttl_ms=s.mcp_list_ttl_ms,
-                           pin_check=tools.check_listed)
-    codec = SessionCodec(session_secrets(s), ttl_seconds=s.mcp_session_ttl_seconds)
-    return McpPlane(McpTransport(server, directory, codec, pool, auth), approvals, directory)
+                           pin_check=tools.check_listed, tasks=tasks)
+    codec = SessionCodec(secrets_, ttl_seconds=s.mcp_session_ttl_seconds)
+    return McpPlane(McpTransport(server, directory, codec, pool, auth), approvals, directory, server)

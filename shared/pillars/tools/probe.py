@@ -23,7 +23,10 @@ from ...egress import EgressPolicy
 from ...errors import GatewayError
 from .domain import ApiBinding, Finding, McpServer, PinnedDefinition
 from .outbound_auth import AuthSpec, OutboundAuthenticator
-from .mcp.revisions import LATEST_HANDSHAKE
+from .mcp import jsonrpc as rpc
+from .mcp.revisions import LATEST_HANDSHAKE, LEGACY_SSE
+from .mcp.session import UpstreamSession
+from .mcp.upstream import Endpoint, McpUpstream, UpstreamFailure
 from .pinning import definition_of
 from .scanner import scan
 
@@ -185,6 +188,32 @@ async def _legacy_sse_endpoint(http: httpx.AsyncClient, url: str, headers: dict[
     raise ProbeFailed("speaks_mcp", "the SSE stream sent no endpoint event")
 
 
+async def legacy_list_tools(http: httpx.AsyncClient, url: str, headers: dict[str, str], timeout: float
+                           ) -> list[dict[str, Any]]:
+    """`tools/list` (every page) from a legacy HTTP+SSE server, with the data plane's own client of that transport
+    (GET stream → `endpoint` event → POSTs on the same origin), so the probe and the pinning timer read exactly
+    what the toolbox will list and call."""
+    upstream = McpUpstream(http, timeout=timeout, max_bytes=_MAX_BODY)
+    ep, session = Endpoint("probe", url, transport="sse", headers=headers), UpstreamSession(version=LEGACY_SSE)
+    tools: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(_MAX_PAGES):
+        try:
+            page = await upstream.request(ep, session, "tools/list", {"cursor": cursor} if cursor else {})
+        except UpstreamFailure as exc:
+            raise ProbeFailed("reachable" if isinstance(exc.__cause__, httpx.TransportError) else "speaks_mcp",
+                              f"legacy HTTP+SSE server: {exc}") from None
+        except rpc.Fault as fault:
+            raise ProbeFailed("lists_tools", f"tools/list failed: {fault.message[:500]}") from None
+        if not isinstance(page.get("tools"), list):
+            raise ProbeFailed("lists_tools", "tools/list answered without a tools array")
+        tools.extend(t for t in page["tools"] if isinstance(t, dict))
+        cursor = page.get("nextCursor")
+        if not cursor:
+            break
+    return tools
+
+
 def check_schemas(d: PinnedDefinition) -> list[Finding]:
     found = []
     for where, schema in (("inputSchema", d.input_schema), ("outputSchema", d.output_schema)):
@@ -227,23 +256,18 @@ class Prober:
         timeout = server.spec.timeouts.call_seconds
         if server.spec.transport == "sse":
             await _legacy_sse_endpoint(self._http, url, headers, timeout)
-            result.findings.append(Finding(check="speaks_mcp", severity="warning", message=(
-                "legacy HTTP+SSE server: the endpoint event was checked; tools are listed by the data plane")))
+            await self.list_into(url, headers, timeout, result, legacy=True)
             return
         await self.list_into(url, headers, timeout, result)
 
-    async def list_into(self, url: str, headers: dict[str, str], timeout: float, result: ProbeResult) -> None:
-        client = McpClient(self._http, url, headers, timeout)
-        try:
-            init = await client.initialize()
-            result.server_info = {"protocolVersion": init.get("protocolVersion"),
-                                  **{k: v for k, v in (init.get("serverInfo") or {}).items()
-                                     if k in ("name", "version", "title")}}
-            result.findings.append(Finding(check="speaks_mcp", severity="info",
-                                           message=f"MCP {init.get('protocolVersion')}"))
-            listed = await client.list_tools()
-        finally:
-            await client.close()
+    async def list_into(self, url: str, headers: dict[str, str], timeout: float, result: ProbeResult, *,
+                        legacy: bool = False) -> None:
+        if legacy:
+            listed = await legacy_list_tools(self._http, url, headers, timeout)
+            result.findings.append(Finding(check="speaks_mcp", severity="info", message=(
+                f"MCP over the legacy HTTP+SSE transport ({LEGACY_SSE})")))
+        else:
+            listed = await self._list_streamable(url, headers, timeout, result)
         for raw in listed:
             try:
                 d = definition_of(raw)
@@ -255,11 +279,26 @@ class Prober:
             result.findings.extend(check_schemas(d) + scan(d))
         result.findings.append(Finding(check="lists_tools", severity="info", message=f"{len(result.tools)} tools"))
 
+    async def _list_streamable(self, url: str, headers: dict[str, str], timeout: float, result: ProbeResult
+                               ) -> list[dict[str, Any]]:
+        client = McpClient(self._http, url, headers, timeout)
+        try:
+            init = await client.initialize()
+            result.server_info = {"protocolVersion": init.get("protocolVersion"),
+                                  **{k: v for k, v in (init.get("serverInfo") or {}).items()
+                                     if k in ("name", "version", "title")}}
+            result.findings.append(Finding(check="speaks_mcp", severity="info",
+                                           message=f"MCP {init.get('protocolVersion')}"))
+            return await client.list_tools()
+        finally:
+            await client.close()
+
     async def list_tools(self, server: McpServer) -> list[PinnedDefinition]:
         """For the pinning timer: what the server lists now (raises ProbeFailed when it cannot be listed)."""
         result = ProbeResult()
         headers = await self._auth.headers(server.spec.auth)  # type: ignore[arg-type]
-        await self.list_into(str(server.spec.url), headers, server.spec.timeouts.call_seconds, result)
+        await self.list_into(str(server.spec.url), headers, server.spec.timeouts.call_seconds, result,
+                             legacy=server.spec.transport == "sse")
         return result.tools
 
 

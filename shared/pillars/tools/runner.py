@@ -38,6 +38,9 @@ class ToolCallRunner:
             return req.reply
         except GatewayError as exc:
             return Reply(_gateway_error(msg, exc))
+        finally:
+            if ctx.observe is not None:
+                ctx.observe(x)
         assert req.answer is not None
         return Reply(req.answer)
 

@@ -20,6 +20,7 @@ from ...errors import GatewayError, NotFound
 from .context import McpContext, Reply
 from .directory import ToolDirectory
 from .gateway import ToolboxServer
+from .mcp import batch
 from .mcp import jsonrpc as rpc
 from .mcp import revisions as rev
 from .mcp.session import SessionCodec, SessionInvalid, SessionState
@@ -60,6 +61,8 @@ class McpTransport:
 
     async def post(self, principal: Principal, toolbox: str, headers: dict[str, str], body: bytes,
                    request_id: str, started: float = 0.0) -> HttpReply:
+        if batch.is_batch(body):
+            return await self._batch(principal, toolbox, headers, body, request_id, started)
         parsed = rpc.parse(body)
         if isinstance(parsed, rpc.Fault):
             return _fault(parsed)
@@ -82,6 +85,35 @@ class McpTransport:
             return _json(200, rpc.error(msg.id, rpc.GOVERNANCE_REFUSED, exc.message, {"code": exc.code}))
         reply = await self._server.handle(ctx, msg)
         return self._respond(reply, headers)
+
+    async def _batch(self, principal: Principal, toolbox: str, headers: dict[str, str], body: bytes,
+                     request_id: str, started: float) -> HttpReply:
+        """A JSON array body: answered as a batch only on a 2025-03-26 session (`mcp/batch.py`)."""
+        items = batch.load(body)
+        if isinstance(items, rpc.Fault):
+            return _fault(items)
+        session_id = headers.get(rev.SESSION_HEADER)
+        if not session_id or rev.is_modern(headers.get(rev.VERSION_HEADER, "")):
+            return _fault(batch.refusal(headers.get(rev.VERSION_HEADER)), 400)
+        try:
+            state = self._codec.open(session_id, toolbox=toolbox, principal=_bound(principal))
+        except SessionInvalid:
+            return _json(404, rpc.error(None, rpc.INVALID_REQUEST, "Session not found; initialize again."))
+        if not batch.allowed(state.client_version):
+            return _fault(batch.refusal(state.client_version), 400)
+
+        async def one(msg: rpc.Message) -> dict[str, Any] | None:
+            ctx = McpContext(principal=principal, project_id=principal.project_id or "", toolbox=toolbox,
+                             request_id=request_id, headers=headers, started=started,
+                             client_version=state.client_version, elicitation=state.elicitation, session=state)
+            reply = await self._server.handle(ctx, msg)
+            if reply.wait is not None:  # no stream for a batch: the single-request fallback answer
+                reply.wait.close()
+                return reply.fallback
+            return reply.message
+
+        answers = await batch.answer(items, one)
+        return HttpReply(200, rpc.dumps(answers)) if answers else HttpReply(202, media_type=None)
 
     async def _context(self, base: dict[str, Any], msg: rpc.Message, headers: dict[str, str]) -> McpContext:
         meta = msg.params.get("_meta")

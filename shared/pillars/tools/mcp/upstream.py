@@ -114,7 +114,9 @@ class McpUpstream:
                     ) -> dict[str, Any]:
         extra: dict[str, str] = {}
         if rev.is_modern(session.version):
-            params = {**params, "_meta": {**(params.get("_meta") or {}), **rev.modern_meta(session.version)}}
+            meta = params.get("_meta") or {}  # capabilities the gateway declares for this request (tasks) stay
+            params = {**params, "_meta": {**meta, **rev.modern_meta(session.version,
+                                                                  meta.get(rev.CLIENT_CAPABILITIES_KEY))}}
             extra = rev.modern_headers(session.version, method, params)
         resp, _ = await self._exchange(ep, session, rpc.request(next(_ids), method, params), extra,
                                        on_server_request, limits)
