@@ -1,0 +1,182 @@
+"""The MCP upstream wire (shared/pillars/tools/mcp/wire.py): one socket write per request, SSE lines across chunk
+boundaries, keep-alive reuse, egress checks on connect, httpx error classes, no unasked compression — against a
+real HTTP server on 127.0.0.1 (asyncio.start_server), and McpUpstream over it end to end."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import orjson
+import pytest
+
+from shared.egress import EgressPolicy
+from shared.pillars.tools.mcp import jsonrpc as rpc
+from shared.pillars.tools.mcp.session import UpstreamSession
+from shared.pillars.tools.mcp.upstream import Endpoint, McpUpstream, UpstreamFailure
+from shared.pillars.tools.mcp.wire import CoalescingStream, PoolWire, UnsupportedEncoding, lines
+from shared.upstreams.egress_transport import EgressRefused
+
+
+class RecordingStream:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.writes.append(buffer)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return b"answer"
+
+    async def aclose(self) -> None:
+        pass
+
+    def get_extra_info(self, info: str) -> object:
+        return f"info:{info}"
+
+
+async def test_request_head_and_body_leave_in_one_write():
+    inner = RecordingStream()
+    stream = CoalescingStream(inner)  # type: ignore[arg-type]
+    await stream.write(b"POST / HTTP/1.1\r\n\r\n")
+    await stream.write(b'{"a":1}')
+    await stream.write(b"")
+    assert inner.writes == []  # nothing sent before the client reads
+    assert await stream.read(100) == b"answer"
+    assert inner.writes == [b'POST / HTTP/1.1\r\n\r\n{"a":1}']
+    assert await stream.read(100) == b"answer" and len(inner.writes) == 1  # nothing more to flush
+    assert stream.get_extra_info("is_readable") == "info:is_readable"
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for p in parts:
+        yield p
+
+
+async def test_lines_across_chunk_boundaries():
+    got = [line async for line in lines(_chunks(b"data: a\r", b"\ndata: \xc3", b"\xa9\r\n\r", b"tail"),
+                                        max_line_bytes=100)]
+    assert got == ["data: a", "data: é", "", "tail"]
+
+
+async def test_an_endless_line_is_refused():
+    with pytest.raises(ValueError):
+        _ = [line async for line in lines(_chunks(b"x" * 60, b"y" * 60), max_line_bytes=100)]
+
+
+class Server:
+    """A minimal real HTTP/1.1 server: records each connection's reads; answers from a queue of raw responses."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.first_reads: list[bytes] = []
+        self.answers: list[bytes | Callable[[dict], bytes]] = []  # raw, or built from the request's JSON
+        self.server: asyncio.Server | None = None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    return
+                self.first_reads.append(data)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
+                                   if line.lower().startswith(b"content-length:")), b"0"))
+                while len(body) < length:
+                    body += await reader.read(65536)
+                answer = self.answers.pop(0)
+                writer.write(answer(orjson.loads(body)) if callable(answer) else answer)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> "Server":
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/mcp"
+
+
+def json_answer(body: dict, extra: bytes = b"") -> bytes:
+    raw = orjson.dumps(body)
+    return (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + extra +
+            b"content-length: " + str(len(raw)).encode() + b"\r\n\r\n" + raw)
+
+
+def sse_answer(*messages: dict) -> bytes:
+    payload = b"".join(b"event: message\ndata: " + orjson.dumps(m) + b"\n\n" for m in messages)
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(payload[i:i + 7]), payload[i:i + 7]) for i in range(0, len(payload), 7))
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nMcp-Session-Id: s-1\r\n"
+            b"transfer-encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n")
+
+
+async def test_pool_wire_keeps_connections_alive_and_sends_each_request_in_one_piece():
+    wire = PoolWire(EgressPolicy(allow_loopback=True), max_connections=10, max_keepalive=5)
+    async with Server() as srv:
+        srv.answers += [json_answer({"n": 1}, b"X-Upper: Yes\r\n"), json_answer({"n": 2})]
+        for n in (1, 2):
+            async with wire.post(srv.url, b'{"ping":true}', {"Content-Type": "application/json"}) as resp:
+                body = b"".join([c async for c in resp.chunks])
+            assert resp.status == 200 and orjson.loads(body) == {"n": n}
+        assert resp.headers["content-type"] == "application/json"
+        assert srv.connections == 1  # kept alive
+        assert all(r.endswith(b'{"ping":true}') and b"POST /mcp HTTP/1.1" in r for r in srv.first_reads)
+        assert b"accept-encoding" not in srv.first_reads[0].lower()  # compression never asked for
+    await wire.aclose()
+
+
+async def test_mcp_upstream_over_the_pool_wire_reads_json_and_sse():
+    wire = PoolWire(EgressPolicy(allow_loopback=True), max_connections=10, max_keepalive=5)
+    async with httpx.AsyncClient() as http, Server() as srv:
+        up = McpUpstream(http, timeout=5, max_bytes=1 << 20, wire=wire)
+        ep = Endpoint(id="s/a", url=srv.url, modern=False)
+        srv.answers += [lambda req: sse_answer({"jsonrpc": "2.0", "id": "x", "method": "ping"},  # answered first
+                                               {"jsonrpc": "2.0", "id": req["id"],
+                                                "result": {"protocolVersion": "2025-11-25"}}),
+                        b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n",
+                        b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n"]
+        session = await up.connect(ep)
+        assert session.version == "2025-11-25" and session.session_id == "s-1"
+        srv.answers.append(json_answer({"jsonrpc": "2.0", "id": 0, "error": {"code": -32602, "message": "nope"}}))
+        with pytest.raises(rpc.Fault) as fault:
+            await up.request(ep, session, "tools/call", {"name": "t"})
+        assert fault.value.code == -32602
+        srv.answers.append(json_answer({"n": 1}, b"Content-Encoding: gzip\r\n"))
+        with pytest.raises(UpstreamFailure, match="content-encoding"):
+            await up.request(ep, UpstreamSession(version="2025-11-25"), "tools/list", {})
+    await wire.aclose()
+
+
+async def test_pool_wire_connects_only_where_the_egress_policy_allows():
+    wire = PoolWire(EgressPolicy(), max_connections=10, max_keepalive=5)  # loopback refused
+    async with Server() as srv:
+        with pytest.raises(EgressRefused):
+            async with wire.post(srv.url, b"{}", {}):
+                pass
+        assert srv.connections == 0  # refused before any packet
+    await wire.aclose()
+
+
+async def test_pool_wire_errors_are_httpx_transport_errors():
+    wire = PoolWire(EgressPolicy(allow_loopback=True), max_connections=10, max_keepalive=5)
+    async with Server() as srv:
+        url = srv.url
+    await asyncio.sleep(0)
+    with pytest.raises(httpx.ConnectError):  # the failover's "unreachable replica"
+        async with wire.post(url, b"{}", {}):
+            pass
+    async with Server() as srv:
+        srv.answers.append(json_answer({"n": 1}, b"Content-Encoding: br\r\n"))
+        with pytest.raises(UnsupportedEncoding):
+            async with wire.post(srv.url, b"{}", {}):
+                pass
+    await wire.aclose()
