@@ -14,6 +14,7 @@ from shared.egress import EgressPolicy
 from shared.pillars.tools.mcp import jsonrpc as rpc
 from shared.pillars.tools.mcp.session import UpstreamSession
 from shared.pillars.tools.mcp.upstream import Endpoint, McpUpstream, UpstreamFailure
+from shared.pillars.tools.mcp.http1 import LeanWire
 from shared.pillars.tools.mcp.wire import CoalescingStream, PoolWire, UnsupportedEncoding, lines
 from shared.upstreams.egress_transport import EgressRefused
 
@@ -64,6 +65,15 @@ async def test_an_endless_line_is_refused():
         _ = [line async for line in lines(_chunks(b"x" * 60, b"y" * 60), max_line_bytes=100)]
 
 
+@pytest.fixture(params=["pool", "lean"])
+def make_wire(request):
+    def make(policy: EgressPolicy):
+        if request.param == "pool":
+            return PoolWire(policy, max_connections=10, max_keepalive=5)
+        return LeanWire(policy, max_connections=10)
+    return make
+
+
 class Server:
     """A minimal real HTTP/1.1 server: records each connection's reads; answers from a queue of raw responses."""
 
@@ -72,6 +82,7 @@ class Server:
         self.first_reads: list[bytes] = []
         self.answers: list[bytes | Callable[[dict], bytes]] = []  # raw, or built from the request's JSON
         self.server: asyncio.Server | None = None
+        self.hang_up = False
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -89,6 +100,8 @@ class Server:
                 answer = self.answers.pop(0)
                 writer.write(answer(orjson.loads(body)) if callable(answer) else answer)
                 await writer.drain()
+                if self.hang_up:
+                    return
         finally:
             writer.close()
 
@@ -119,8 +132,8 @@ def sse_answer(*messages: dict) -> bytes:
             b"transfer-encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n")
 
 
-async def test_pool_wire_keeps_connections_alive_and_sends_each_request_in_one_piece():
-    wire = PoolWire(EgressPolicy(allow_loopback=True), max_connections=10, max_keepalive=5)
+async def test_pool_wire_keeps_connections_alive_and_sends_each_request_in_one_piece(make_wire):
+    wire = make_wire(EgressPolicy(allow_loopback=True))
     async with Server() as srv:
         srv.answers += [json_answer({"n": 1}, b"X-Upper: Yes\r\n"), json_answer({"n": 2})]
         for n in (1, 2):
@@ -134,8 +147,8 @@ async def test_pool_wire_keeps_connections_alive_and_sends_each_request_in_one_p
     await wire.aclose()
 
 
-async def test_mcp_upstream_over_the_pool_wire_reads_json_and_sse():
-    wire = PoolWire(EgressPolicy(allow_loopback=True), max_connections=10, max_keepalive=5)
+async def test_mcp_upstream_over_the_pool_wire_reads_json_and_sse(make_wire):
+    wire = make_wire(EgressPolicy(allow_loopback=True))
     async with httpx.AsyncClient() as http, Server() as srv:
         up = McpUpstream(http, timeout=5, max_bytes=1 << 20, wire=wire)
         ep = Endpoint(id="s/a", url=srv.url, modern=False)
@@ -156,8 +169,8 @@ async def test_mcp_upstream_over_the_pool_wire_reads_json_and_sse():
     await wire.aclose()
 
 
-async def test_pool_wire_connects_only_where_the_egress_policy_allows():
-    wire = PoolWire(EgressPolicy(), max_connections=10, max_keepalive=5)  # loopback refused
+async def test_pool_wire_connects_only_where_the_egress_policy_allows(make_wire):
+    wire = make_wire(EgressPolicy())  # loopback refused
     async with Server() as srv:
         with pytest.raises(EgressRefused):
             async with wire.post(srv.url, b"{}", {}):
@@ -166,8 +179,8 @@ async def test_pool_wire_connects_only_where_the_egress_policy_allows():
     await wire.aclose()
 
 
-async def test_pool_wire_errors_are_httpx_transport_errors():
-    wire = PoolWire(EgressPolicy(allow_loopback=True), max_connections=10, max_keepalive=5)
+async def test_pool_wire_errors_are_httpx_transport_errors(make_wire):
+    wire = make_wire(EgressPolicy(allow_loopback=True))
     async with Server() as srv:
         url = srv.url
     await asyncio.sleep(0)
@@ -179,4 +192,78 @@ async def test_pool_wire_errors_are_httpx_transport_errors():
         with pytest.raises(UnsupportedEncoding):
             async with wire.post(srv.url, b"{}", {}):
                 pass
+    await wire.aclose()
+
+
+# ---- LeanWire's own framing and pool rules
+
+
+async def _post(wire, url: str) -> tuple[int, bytes]:
+    async with wire.post(url, b"{}", {"Content-Type": "application/json"}) as resp:
+        return resp.status, b"".join([c async for c in resp.chunks])
+
+
+async def test_lean_wire_framing_and_reuse_rules():
+    wire = LeanWire(EgressPolicy(allow_loopback=True))
+    async with Server() as srv:
+        srv.answers += [b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",  # 1xx skipped
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nbye",    # not reused
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nz"]
+        assert await _post(wire, srv.url) == (200, b"ok")
+        assert await _post(wire, srv.url) == (200, b"bye")
+        assert await _post(wire, srv.url) == (200, b"z")
+        assert wire.opened == 2 and srv.connections == 2
+    await wire.aclose()
+
+
+async def test_lean_wire_body_until_close_and_a_stale_idle_connection():
+    wire = LeanWire(EgressPolicy(allow_loopback=True))
+    async with Server() as srv:
+        srv.hang_up = True  # answers keep-alive, then closes the connection anyway
+        srv.answers += [b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na", b"HTTP/1.0 200 OK\r\n\r\nuntil-close"]
+        assert await _post(wire, srv.url) == (200, b"a")
+        await asyncio.sleep(0.05)
+        # the pooled connection is noticed dead at checkout (readable: EOF) and never written to
+        assert await _post(wire, srv.url) == (200, b"until-close")
+        assert wire.opened == 2 and srv.connections == 2
+        assert not any(wire._idle.values())  # a body that ends with the connection is never pooled
+    await wire.aclose()
+
+
+@pytest.mark.parametrize("answer", [b"HTTP/1.1 2x0 OK\r\n\r\n", b"SPDY/3 200 OK\r\n\r\n",
+                                    b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n",
+                                    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+                                    b"HTTP/1.1 200 OK\r\ncontent-length: 1, 2\r\n\r\n"])
+async def test_lean_wire_refuses_malformed_answers(answer):
+    wire = LeanWire(EgressPolicy(allow_loopback=True))
+    async with Server() as srv:
+        srv.answers.append(answer)
+        with pytest.raises(httpx.RemoteProtocolError):
+            await _post(wire, srv.url)
+    await wire.aclose()
+
+
+async def test_lean_wire_refuses_header_injection_before_connecting():
+    wire = LeanWire(EgressPolicy(allow_loopback=True))
+    async with Server() as srv:
+        with pytest.raises(httpx.LocalProtocolError):
+            async with wire.post(srv.url, b"{}", {"Mcp-Name": "x\r\nX-Evil: 1"}):
+                pass
+        assert srv.connections == 0 and wire.opened == 0
+    await wire.aclose()
+
+
+@pytest.mark.parametrize("sse", [False, True])
+async def test_an_answer_over_the_size_limit_is_a_fault_and_the_connection_is_dropped(make_wire, sse):
+    wire = make_wire(EgressPolicy(allow_loopback=True))
+    big = {"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": "x" * 5000}]}}
+    async with httpx.AsyncClient() as http, Server() as srv:
+        up = McpUpstream(http, timeout=5, max_bytes=1000, wire=wire)
+        ep = Endpoint(id="s/a", url=srv.url)
+        srv.answers.append((lambda req: sse_answer({**big, "id": req["id"]})) if sse else json_answer(big))
+        with pytest.raises(rpc.Fault) as fault:
+            await up.request(ep, UpstreamSession(version="2026-07-28"), "tools/call", {"name": "big"})
+        assert fault.value.code == rpc.RESULT_TOO_LARGE
+        srv.answers.append(json_answer({"jsonrpc": "2.0", "id": 2, "result": {}}))  # the wire still works
+        assert await up.request(ep, UpstreamSession(version="2026-07-28"), "tools/call", {"name": "t"}) == {}
     await wire.aclose()

@@ -16,7 +16,7 @@ from .directory import ToolDirectory
 from .gateway import ToolboxServer
 from .mcp.session import SessionCodec
 from .mcp.upstream import McpUpstream
-from .mcp.wire import PoolWire
+from .mcp.http1 import LeanWire
 from .runner import ToolCallRunner
 from .spec import ToolQuotaBook, ToolsSpec
 from .transport import McpTransport
@@ -54,7 +54,7 @@ def build(tools: "ToolsPillar", *, directory: ToolDirectory | None = None,
     wire = None
     if upstream_http is None:
         upstream_http = tools.guarded_http("mcp upstream http", connections=200, keepalive=50)  # legacy HTTP+SSE
-        wire = PoolWire(deps.egress, max_connections=1000, max_keepalive=200)  # every streamable-HTTP call
+        wire = LeanWire(deps.egress, max_connections=1000)  # every streamable-HTTP call
         deps.on_close("mcp upstream pool", wire.aclose)
     upstream = McpUpstream(upstream_http, timeout=s.mcp_call_timeout_seconds, max_bytes=s.mcp_max_result_bytes,
                            wire=wire)

@@ -132,12 +132,18 @@ class McpUpstream:
                 headers["MCP-Protocol-Version"] = session.version
         try:
             async with asyncio.timeout(limits.timeout):
+                # Only a request waits for an answer; a notification or our reply to the server's request is
+                # acknowledged with 202 and nothing to read.
+                want = message.get("id") if "method" in message else None
+                fault: rpc.Fault | None = None
                 async with self._wire.post(ep.url, rpc.dumps(message), headers) as resp:
-                    # Only a request waits for an answer; a notification or our reply to the server's request
-                    # is acknowledged with 202 and nothing to read.
-                    want = message.get("id") if "method" in message else None
-                    return (await self._read(ep, session, resp, want, on_server_request, limits.max_bytes),
-                            resp.headers)
+                    try:
+                        answer = await self._read(ep, session, resp, want, on_server_request, limits.max_bytes)
+                    except rpc.Fault as exc:  # raised after the wire closed: a frozen Fault cannot cross its exit
+                        fault = exc
+                if fault is not None:
+                    raise fault
+                return answer, resp.headers
         except TimeoutError:
             raise rpc.Fault(rpc.REQUEST_TIMEOUT, f"The MCP server did not answer within {limits.timeout:g}s.",
                             data={"server": ep.id}) from None
