@@ -42,8 +42,10 @@ class HostProcess:
 
 def start_host(*, root: Path, app: str, env: dict[str, str], log_dir: Path, name: str = "host",
                extra_args: tuple[str, ...] = (), health_path: str | None = "/healthz",
-               timeout: float = 30, repo: Path = REPO) -> HostProcess:
-    """`repo`: the checkout whose code the host runs (another one only for before/after benchmarks)."""
+               timeout: float | None = None, repo: Path = REPO) -> HostProcess:
+    """`repo`: the checkout whose code the host runs (another one only for before/after benchmarks). `timeout`:
+    default 30 s, or TEST_HOST_START_TIMEOUT (a machine loaded by other work imports the app slowly)."""
+    timeout = timeout or float(os.environ.get("TEST_HOST_START_TIMEOUT", "30"))
     port = free_port()
     log = log_dir / f"{name}-{port}.log"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("COSMOS_", "GATEWAY_", "ENTRA_"))}

@@ -212,6 +212,10 @@ async def test_lean_wire_framing_and_reuse_rules():
         assert await _post(wire, srv.url) == (200, b"ok")
         assert await _post(wire, srv.url) == (200, b"bye")
         assert await _post(wire, srv.url) == (200, b"z")
+        srv.answers += [b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n", b"HTTP/1.1 204 No Content\r\n\r\n"]
+        async with wire.post(srv.url, b"{}", {}) as resp:  # a notification's 202: nothing read, still reusable
+            assert resp.status == 202
+        assert await _post(wire, srv.url) == (204, b"")
         assert wire.opened == 2 and srv.connections == 2
     await wire.aclose()
 

@@ -4,7 +4,7 @@ Why: with `PoolWire` (httpcore) the upstream exchange still cost ~2 ms of CPU pe
 while the same POST written and parsed directly on the stream costs ~0.1 ms (bench/mcp_wire.py). httpcore's cost
 is per call and grows with the pool: every request walks every pooled connection (`is_idle`, `has_expired`, a
 readability poll per idle socket), then h11 validates each header with regexes and builds event objects. Here:
-one idle stack per origin (checkout is a pop and one zero-timeout `select` on that socket), the request head and
+one idle stack per origin (checkout is a pop and one zero-timeout poll of that socket), the request head and
 body in one write, and a status line, headers and body framing (Content-Length, chunked, or until close) parsed
 with bytes operations under fixed limits.
 
@@ -55,10 +55,11 @@ class _Conn:
         if self.sock is None:
             return False
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            poller = select.poll()  # not select(): descriptors above 1024 are common on a busy instance
+            poller.register(self.sock, select.POLLIN)
+            return not poller.poll(0)
         except (OSError, ValueError):
             return False
-        return not readable
 
     async def fill(self) -> None:
         data = await self.stream.read(_READ)
@@ -215,6 +216,7 @@ class _Body:
             self._mode, self._length = "length", 0
         else:
             self._mode, self.delimited = "close", False
+        self.complete = self._length == 0  # a 202 to a notification: nothing to read, the connection is reusable
 
     async def chunks(self) -> AsyncIterator[bytes]:
         with _as_httpx():
