@@ -1,6 +1,6 @@
 """Benchmark (not a test): CPU per upstream `tools/call` of the gateway's MCP client, in process, by wire —
-`HttpxWire` (the egress-guarded httpx.AsyncClient, what the toolbox used before), `PoolWire` (httpcore pool,
-coalesced writes) and `LeanWire` (what the toolbox uses: lean HTTP/1.1 over egress-checked connections) — against bench/fast_mcp_upstream.py in its own process.
+`HttpxWire` (the egress-guarded httpx.AsyncClient, what the toolbox used before) and `LeanWire` (what the toolbox
+uses: lean HTTP/1.1 over egress-checked connections) — against bench/fast_mcp_upstream.py in its own process.
 Rounds alternate between the wires, so background load on a shared machine hits both alike; CPU is this process's
 time (time.process_time) per call; the upstream's CPU is not counted.
 
@@ -23,7 +23,7 @@ from shared.egress import EgressPolicy  # noqa: E402
 from shared.pillars.tools.mcp.http1 import LeanWire  # noqa: E402
 from shared.pillars.tools.mcp.session import UpstreamSession  # noqa: E402
 from shared.pillars.tools.mcp.upstream import Endpoint, McpUpstream  # noqa: E402
-from shared.pillars.tools.mcp.wire import HttpxWire, PoolWire  # noqa: E402
+from shared.pillars.tools.mcp.wire import HttpxWire  # noqa: E402
 from shared.upstreams.egress_transport import guarded_client  # noqa: E402
 from tests.support.mcp_servers import _wait_port  # noqa: E402
 
@@ -57,10 +57,8 @@ async def main() -> int:
         _wait_port(port, proc, log)
         policy = EgressPolicy(allow_loopback=True)
         http = guarded_client(policy, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200))
-        pool = PoolWire(policy, max_connections=1000, max_keepalive=200)
         lean = LeanWire(policy, max_connections=1000)
-        wires = {"httpx client (before)": HttpxWire(http), "httpcore pool, coalesced writes (PoolWire)": pool,
-                 "lean HTTP/1.1 (LeanWire, used)": lean}
+        wires = {"httpx client (before)": HttpxWire(http), "lean HTTP/1.1 (LeanWire, used)": lean}
         ups = {name: McpUpstream(http, timeout=30, max_bytes=8 << 20, wire=w) for name, w in wires.items()}
         ep = Endpoint(id="bench/a", url=f"http://127.0.0.1:{port}/mcp")
         session = UpstreamSession(version="2026-07-28")
@@ -71,7 +69,6 @@ async def main() -> int:
             for name, up in ups.items():
                 per[name].append(await round_(up, ep, session, args.calls, args.concurrency))
         await http.aclose()
-        await pool.aclose()
         await lean.aclose()
     finally:
         proc.terminate()

@@ -1,7 +1,7 @@
 """`LeanWire`: the MCP upstream POST as a lean HTTP/1.1 exchange over egress-checked connections.
 
-Why: with `PoolWire` (httpcore) the upstream exchange still cost ~2 ms of CPU per call on the shared 2-core box,
-while the same POST written and parsed directly on the stream costs ~0.1 ms (bench/mcp_wire.py). httpcore's cost
+Why: through httpx/httpcore the upstream exchange cost ~2.5–2.9 ms of CPU per call on the shared 2-core box (an
+httpcore pool with head and body coalesced into one write still ~2.5 ms), this wire ~0.4 ms (bench/mcp_wire.py). httpcore's cost
 is per call and grows with the pool: every request walks every pooled connection (`is_idle`, `has_expired`, a
 readability poll per idle socket), then h11 validates each header with regexes and builds event objects. Here:
 one idle stack per origin (checkout is a pop and one zero-timeout poll of that socket), the request head and
@@ -32,7 +32,7 @@ from httpcore import AsyncNetworkStream
 
 from ....egress import EgressPolicy
 from ....upstreams.egress_transport import PolicyNetworkBackend
-from .wire import UnsupportedEncoding, WireResponse, _as_httpx
+from .wire import UnsupportedEncoding, WireResponse, as_httpx
 
 log = logging.getLogger(__name__)
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -96,7 +96,7 @@ class LeanWire:
             conn = await self._checkout(origin)
             reuse = False
             try:
-                with _as_httpx():
+                with as_httpx():
                     await conn.stream.write(head + content)
                     status, names, keep = await _read_head(conn)
                 encoding = names.get("content-encoding", "identity").strip().lower()
@@ -119,7 +119,7 @@ class LeanWire:
             if now - conn.since <= self._idle_seconds and conn.quiet():
                 return conn
             await _close(conn)
-        with _as_httpx():
+        with as_httpx():
             stream = await self._backend.connect_tcp(origin[1], origin[2])
             if origin[0] == "https":
                 stream = await stream.start_tls(self._ssl, server_hostname=origin[1])
@@ -219,7 +219,7 @@ class _Body:
         self.complete = self._length == 0  # a 202 to a notification: nothing to read, the connection is reusable
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        with _as_httpx():
+        with as_httpx():
             if self._mode == "length":
                 async for part in self._exactly(self._length or 0):
                     yield part
