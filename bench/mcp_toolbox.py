@@ -29,10 +29,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.prepare import trigger_settings  # noqa: E402
 from dev.emulators import Emulators, Ports, free_port  # noqa: E402
 from tests.integration.mcp_support import seed  # noqa: E402
 from tests.support.mcp_servers import Fleet, NPM_DIR, _wait_port, launch  # noqa: E402
-from tests.support.processes import start_host  # noqa: E402
+from tests.support.processes import HostProcess, start_host  # noqa: E402
 
 MODERN = "2026-07-28"
 META = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
@@ -127,17 +128,43 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 10 else max(values)
 
 
-async def measure(name: str, call: Call, pid: int | None, rates: list[float], seconds: float, workers: int
-                  ) -> dict:
-    out: dict = {"name": name, "rates": {}}
+async def at_rate(call: Call, pid: int | None, rate: float, seconds: float) -> dict:
+    c0 = cpu_seconds(pid) if pid else 0.0
+    lat = await open_loop(call, rate, seconds)
+    cpu = (cpu_seconds(pid) - c0) / len(lat) * 1000 if pid else None
+    return {"p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "cpu_ms": cpu}
+
+
+async def measure(paths: list[tuple[str, Call, int | None]], rates: list[float], seconds: float, workers: int
+                  ) -> list[dict]:
+    """Every path at each rate before the next rate, then each closed loop: paths measured in the same minutes
+    see the same background load (this machine is shared), so their differences are what the run supports."""
+    out = [{"name": name, "rates": {}} for name, _, _ in paths]
     for rate in rates:
+        for res, (_, call, pid) in zip(out, paths):
+            res["rates"][rate] = await at_rate(call, pid, rate, seconds)
+    for res, (_, call, pid) in zip(out, paths):
         c0 = cpu_seconds(pid) if pid else 0.0
-        lat = await open_loop(call, rate, seconds)
-        cpu = (cpu_seconds(pid) - c0) / len(lat) * 1000 if pid else None
-        out["rates"][rate] = {"p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "cpu_ms": cpu}
-    n = await closed_loop(call, workers, seconds)
-    out["max_rps"] = n / seconds
+        n = await closed_loop(call, workers, seconds)
+        res["max_rps"] = n / seconds
+        res["loop_cpu_ms"] = (cpu_seconds(pid) - c0) / max(n, 1) * 1000 if pid else None
     return out
+
+
+PY_SPY = Path(os.environ.get("PY_SPY", "/tmp/gw-bench/venv-prof/bin/py-spy"))
+
+
+async def profile(pid: int, call: Call, out: Path, seconds: float, workers: int) -> None:
+    """py-spy (sampling, idle frames excluded) on the gateway while a closed loop drives it; the collapsed stacks
+    feed `python -m bench.mcp_profile DIR/gateway.txt` (self and inclusive time by function)."""
+    out.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen([str(PY_SPY), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate",
+                            "250", "--format", "raw", "--output", str(out / "gateway.txt"), "--nonblocking"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    await asyncio.sleep(1.0)  # py-spy attaches
+    n = await closed_loop(call, workers, seconds)
+    spy.wait(timeout=60)
+    print(f"profile: {n} calls in {seconds:g}s under py-spy → {out}", file=sys.stderr)
 
 
 def contextforge(upstream: str, log_dir: Path) -> tuple[subprocess.Popen[bytes], Call]:
@@ -182,18 +209,34 @@ def contextforge(upstream: str, log_dir: Path) -> tuple[subprocess.Popen[bytes],
     return proc, call
 
 
+def gateway(repo: Path, env: dict[str, str], work: Path, name: str) -> HostProcess:
+    for attempt in range(3):  # free_port() races with other processes on a shared machine: retry on a new port
+        try:
+            return start_host(root=repo, repo=repo, app="function_app:app", log_dir=work, name=name, timeout=90,
+                              env=env)
+        except RuntimeError as exc:
+            if attempt == 2 or "address already in use" not in str(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
 async def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--rates", default="20,100")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--no-contextforge", action="store_true")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another checkout (e.g. `git archive main | tar -x -C DIR`) served by a second gateway over "
+                         "the same registry, measured interleaved with this one: before/after in one run")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="write a py-spy profile (collapsed stacks) of the gateway under a closed loop here")
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     work = Path(tempfile.mkdtemp(prefix="mcp-bench-"))
     emu = Emulators(work / "emu", Ports.free())
     stop: list[Callable[[], None]] = [emu.stop]
-    results = []
+    results: list[dict] = []
     try:
         emu.start()
         port = free_port()
@@ -202,32 +245,38 @@ async def main() -> int:
         stop.append(server.stop)
         _wait_port(port, server.proc, server.log)
         admin_key, db = "bench-admin-" + secrets.token_hex(8), "bench-" + uuid.uuid4().hex[:6]
-        gw = start_host(root=ROOT, app="function_app:app", log_dir=work, name="gateway", timeout=90, env={
-            "COSMOS_CONNECTION_STRING": emu.cosmos_connection_string, "COSMOS_DATABASE": db,
-            "AzureWebJobsStorage": emu.storage_connection_string, "GATEWAY_ADMIN_KEY": admin_key,
-            "GATEWAY_KEY_HASH_SECRET": secrets.token_hex(16), "EGRESS_ALLOW_LOOPBACK": "true",
-            "FLAG_CACHE_TTL_SECONDS": "60", "TOOLS_PINNING_SCHEDULE": "0 0 0 1 1 *",
-            "TOOLS_APPROVALS_QUEUE": "bench-submissions"})
+        env = {"COSMOS_CONNECTION_STRING": emu.cosmos_connection_string, "COSMOS_DATABASE": db,
+               "AzureWebJobsStorage": emu.storage_connection_string, "GATEWAY_ADMIN_KEY": admin_key,
+               "GATEWAY_KEY_HASH_SECRET": secrets.token_hex(16), "EGRESS_ALLOW_LOOPBACK": "true",
+               "FLAG_CACHE_TTL_SECONDS": "60", "LOG_LEVEL": "WARNING", **trigger_settings(),
+               "TOOLS_APPROVALS_QUEUE": "bench-submissions"}
+        gw = gateway(ROOT, env, work, "gateway")
         stop.append(gw.stop)
         with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30) as admin:
             admin.post("/manage/projects", json={"id": "bench", "name": "bench",
                                                  "pillars": {"tools": {"enabled": True}}}).raise_for_status()
             key = admin.post("/manage/projects/bench/keys", json={"name": "bench"}).json()["secret"]
         box = await seed(emu.cosmos_connection_string, db, "bench", Fleet(servers={"sdk": server}))
-        direct = modern_call(server.url, "shout", {})
-        through = modern_call(f"{gw.url}/mcp/{box.toolbox}", "sdk__shout", {"Authorization": f"Bearer {key}"})
-        results.append(await measure("direct (bench/fast_mcp_upstream.py)", direct, None, rates, args.seconds,
-                                     args.concurrency))
-        results.append(await measure("through the gateway toolbox", through, gw.proc.pid, rates, args.seconds,
-                                     args.concurrency))
+        auth = {"Authorization": f"Bearer {key}"}
+        paths: list[tuple[str, Call, int | None]] = [
+            ("direct (bench/fast_mcp_upstream.py)", modern_call(server.url, "shout", {}), None)]
+        if args.baseline:  # the same registry and key (one database), served by the other checkout's code
+            old = gateway(args.baseline.resolve(), env, work, "baseline")
+            stop.append(old.stop)
+            paths.append((f"through the baseline gateway ({args.baseline.name})",
+                          modern_call(f"{old.url}/mcp/{box.toolbox}", "sdk__shout", auth), old.proc.pid))
+        through = modern_call(f"{gw.url}/mcp/{box.toolbox}", "sdk__shout", auth)
+        paths.append(("through the gateway toolbox", through, gw.proc.pid))
         if not args.no_contextforge:
             try:
                 proc, cf = contextforge(server.url, work)
                 stop.append(proc.terminate)
-                results.append(await measure("through ContextForge (/rpc)", cf, proc.pid, rates, args.seconds,
-                                             args.concurrency))
-            except Exception as exc:  # noqa: BLE001 - reported in the table, the rest of the run stands
+                paths.append(("through ContextForge (/rpc)", cf, proc.pid))
+            except Exception as exc:  # noqa: BLE001 - reported, the rest of the run stands
                 print(f"ContextForge not measured: {exc}", file=sys.stderr)
+        results = await measure(paths, rates, args.seconds, args.concurrency)
+        if args.profile:
+            await profile(gw.proc.pid, through, args.profile, args.seconds, args.concurrency)
     finally:
         for fn in reversed(stop):
             try:
@@ -235,14 +284,16 @@ async def main() -> int:
             except Exception:  # noqa: BLE001 - best-effort cleanup of what this run started
                 pass
     base = results[0]
-    print("| path | rate (calls/s) | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU ms/call | max calls/s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| path | rate (calls/s) | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU ms/call | max calls/s | "
+          "CPU ms/call at max |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for res in results:
         for rate, m in res["rates"].items():
             b = base["rates"][rate]
             cpu = f"{m['cpu_ms']:.2f}" if m["cpu_ms"] is not None else "–"
+            loop = f"{res['loop_cpu_ms']:.2f}" if res["loop_cpu_ms"] is not None else "–"
             print(f"| {res['name']} | {rate:g} | {m['p50']:.2f} | {m['p99']:.2f} | {m['p50'] - b['p50']:.2f} | "
-                  f"{m['p99'] - b['p99']:.2f} | {cpu} | {res['max_rps']:.0f} |")
+                  f"{m['p99'] - b['p99']:.2f} | {cpu} | {res['max_rps']:.0f} | {loop} |")
     print(f"\ntransport errors (not timed): {ERRORS[0]}")
     return 0
 

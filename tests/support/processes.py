@@ -42,16 +42,19 @@ class HostProcess:
 
 def start_host(*, root: Path, app: str, env: dict[str, str], log_dir: Path, name: str = "host",
                extra_args: tuple[str, ...] = (), health_path: str | None = "/healthz",
-               timeout: float = 30) -> HostProcess:
+               timeout: float | None = None, repo: Path = REPO) -> HostProcess:
+    """`repo`: the checkout whose code the host runs (another one only for before/after benchmarks). `timeout`:
+    default 30 s, or TEST_HOST_START_TIMEOUT (a machine loaded by other work imports the app slowly)."""
+    timeout = timeout or float(os.environ.get("TEST_HOST_START_TIMEOUT", "30"))
     port = free_port()
     log = log_dir / f"{name}-{port}.log"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("COSMOS_", "GATEWAY_", "ENTRA_"))}
     full_env.update(env)
-    full_env["PYTHONPATH"] = str(REPO)
+    full_env["PYTHONPATH"] = str(repo)
     proc = subprocess.Popen(
         [sys.executable, "-m", "dev.host", "--root", str(root), "--app", app, "--port", str(port),
          "--settings", "no-local-settings.json", *extra_args],
-        cwd=REPO, env=full_env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        cwd=repo, env=full_env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     host = HostProcess(f"http://127.0.0.1:{port}", proc, log, env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -161,6 +161,22 @@ def test_arguments_validated_against_schema():
         schemas.check({"type": 12}, {})
 
 
+def test_validators_compiled_once_per_pinned_hash_and_never_for_another_schema():
+    schemas = SchemaCache()
+    pinned = "sha256:" + "a" * 64
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    first = schemas.validator(schema, pinned)
+    assert schemas.validator(schema, pinned) is first                   # same object: no digest, no compile
+    assert schemas.validator(dict(schema), pinned) is first             # an equal copy (a refreshed snapshot)
+    other = {"type": "object", "properties": {"a": {"type": "string"}}}  # same key, another schema: recompiled
+    schemas.check(other, {"a": "x"}, pinned)
+    with pytest.raises(ArgumentsInvalid):
+        schemas.check(other, {"a": 1}, pinned)
+    for _ in range(2):  # an invalid schema under a pinned key refuses every time (cached or not)
+        with pytest.raises(ArgumentsInvalid):
+            schemas.check({"type": 12}, {}, "sha256:" + "b" * 64)
+
+
 def test_call_digest_is_canonical():
     assert call_digest("t", {"a": 1, "b": [1, 2]}) == call_digest("t", {"b": [1, 2], "a": 1})
     assert call_digest("t", {"a": 1}) != call_digest("t", {"a": 2}) != call_digest("u", {"a": 1})

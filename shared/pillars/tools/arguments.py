@@ -24,31 +24,35 @@ class SchemaCache:
     """Compiled validators by schema digest (bounded LRU): compiling a schema costs far more than validating."""
 
     def __init__(self, max_entries: int = 2048) -> None:
-        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[dict[str, Any], Any]] = OrderedDict()  # key → (schema, validator)
         self._max = max_entries
 
-    def validator(self, schema: dict[str, Any]) -> Any:
-        key = hashlib.sha256(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    def validator(self, schema: dict[str, Any], pinned: str | None = None) -> Any:
+        """`pinned`: the tool's pinned definition hash, the key on the hot path (no digest of the schema per call);
+        the schema it was compiled from is kept and compared, so a key never serves another schema's validator."""
+        key = pinned or hashlib.sha256(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
         found = self._cache.get(key)
-        if found is not None:
+        if found is not None and (pinned is None or found[0] is schema or found[0] == schema):
             self._cache.move_to_end(key)
-            return found
+            return found[1]
         cls = validator_for(schema, default=jsonschema.Draft202012Validator)
         try:
             cls.check_schema(schema)
         except SchemaError:
             # An approved schema that is not valid JSON Schema would let everything through: refuse instead.
-            cls = jsonschema.Draft202012Validator
-            schema = {"not": {}}
-        validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
-        self._cache[key] = validator
+            cls, compiled = jsonschema.Draft202012Validator, {"not": {}}
+        else:
+            compiled = schema
+        validator = cls(compiled, format_checker=cls.FORMAT_CHECKER)
+        self._cache[key] = (schema, validator)
+        self._cache.move_to_end(key)
         if len(self._cache) > self._max:
             self._cache.popitem(last=False)
         return validator
 
-    def check(self, schema: dict[str, Any], arguments: dict[str, Any]) -> None:
+    def check(self, schema: dict[str, Any], arguments: dict[str, Any], pinned: str | None = None) -> None:
         errors = []
-        for err in self.validator(schema).iter_errors(arguments):
+        for err in self.validator(schema, pinned).iter_errors(arguments):
             errors.append({"field": "/".join(str(p) for p in err.absolute_path) or "arguments",
                            "message": err.message[:300]})
             if len(errors) >= _MAX_ERRORS:

@@ -80,7 +80,7 @@ class ToolCalls:
             raise rpc.Fault(rpc.INVALID_PARAMS, "Invalid params: 'arguments' must be an object.", msg.id)
         d = tool.definition
         try:
-            self._schemas.check(d.definition.input_schema, arguments)
+            self._schemas.check(d.definition.input_schema, arguments, d.pinned_hash)
         except ArgumentsInvalid as exc:
             raise rpc.Fault(rpc.INVALID_PARAMS, "Invalid params: the arguments do not match the tool's "
                                                 "inputSchema.", msg.id, {"errors": exc.errors}) from None

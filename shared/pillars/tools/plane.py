@@ -17,6 +17,7 @@ from .gateway import ToolboxServer
 from .mcp.sealed import Sealer
 from .mcp.session import SessionCodec
 from .mcp.upstream import McpUpstream
+from .mcp.http1 import LeanWire
 from .runner import ToolCallRunner
 from .spec import ToolQuotaBook, ToolsSpec
 from .tasks import PURPOSE as TASK_PURPOSE, TaskBridge
@@ -53,10 +54,13 @@ def build(tools: "ToolsPillar", *, directory: ToolDirectory | None = None,
     deps = tools.deps
     s = deps.settings
     directory = directory or tools.directory
+    wire = None
     if upstream_http is None:
-        upstream_http = tools.guarded_http("mcp upstream http", connections=1000, keepalive=200)
+        upstream_http = tools.guarded_http("mcp upstream http", connections=200, keepalive=50)  # legacy HTTP+SSE
+        wire = LeanWire(deps.egress, max_connections=1000)  # every streamable-HTTP call
+        deps.on_close("mcp upstream pool", wire.aclose)
     upstream = McpUpstream(upstream_http, timeout=s.mcp_call_timeout_seconds, max_bytes=s.mcp_max_result_bytes,
-                           trace=deps.trace)
+                           wire=wire, trace=deps.trace)
     pool = SessionPool(upstream)
 
     async def auth(server: Any) -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
@@ -24,6 +24,7 @@ from . import revisions as rev
 from .session import UpstreamSession
 from .sse import events
 from ....pipeline.correlation import with_meta
+from .wire import HttpxWire, Wire, WireResponse, lines
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,12 @@ ServerRequestHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class McpUpstream:
-    def __init__(self, http: httpx.AsyncClient, *, timeout: float, max_bytes: int,
+    """`http` serves the 2024-11-05 HTTP+SSE transport; `wire` every streamable-HTTP POST (default: `http`)."""
+
+    def __init__(self, http: httpx.AsyncClient, *, timeout: float, max_bytes: int, wire: Wire | None = None,
                  trace: Callable[[], dict[str, str]] | None = None) -> None:
         self._http = http
+        self._wire = wire or HttpxWire(http)
         self._trace = trace  # telemetry on: the current span's W3C trace context, sent in every request's _meta
         self._timeout = timeout
         self._max = max_bytes
@@ -91,7 +95,7 @@ class McpUpstream:
         version = res.get("protocolVersion")
         if version not in rev.HANDSHAKE:
             raise UpstreamFailure(f"server {ep.id} chose unsupported protocol version {str(version)[:32]!r}")
-        session = UpstreamSession(version=version, session_id=headers.get(rev.SESSION_HEADER))
+        session = UpstreamSession(version=version, session_id=headers.get(rev.SESSION_HEADER.lower()))
         await self._exchange(ep, session, rpc.notification("notifications/initialized"), {})
         return session
 
@@ -124,7 +128,7 @@ class McpUpstream:
 
     async def _exchange(self, ep: Endpoint, session: UpstreamSession | None, message: dict[str, Any],
                         extra: dict[str, str], on_server_request: ServerRequestHandler | None = None,
-                        limits: "_Limits | None" = None) -> tuple[dict[str, Any] | None, httpx.Headers]:
+                        limits: "_Limits | None" = None) -> tuple[dict[str, Any] | None, Mapping[str, str]]:
         limits = limits or _Limits(self._timeout, self._max)
         headers = {**ep.headers, "Accept": "application/json, text/event-stream",
                    "Content-Type": "application/json", **extra}
@@ -135,38 +139,43 @@ class McpUpstream:
                 headers["MCP-Protocol-Version"] = session.version
         try:
             async with asyncio.timeout(limits.timeout):
-                req = self._http.build_request("POST", ep.url, content=rpc.dumps(message), headers=headers)
-                resp = await self._http.send(req, stream=True)
-                try:
-                    return (await self._read(ep, session, resp, message.get("id"), on_server_request, limits.max_bytes),
-                            resp.headers)
-                finally:
-                    await resp.aclose()
+                # Only a request waits for an answer; a notification or our reply to the server's request is
+                # acknowledged with 202 and nothing to read.
+                want = message.get("id") if "method" in message else None
+                fault: rpc.Fault | None = None
+                async with self._wire.post(ep.url, rpc.dumps(message), headers) as resp:
+                    try:
+                        answer = await self._read(ep, session, resp, want, on_server_request, limits.max_bytes)
+                    except rpc.Fault as exc:  # raised after the wire closed: a frozen Fault cannot cross its exit
+                        fault = exc
+                if fault is not None:
+                    raise fault
+                return answer, resp.headers
         except TimeoutError:
             raise rpc.Fault(rpc.REQUEST_TIMEOUT, f"The MCP server did not answer within {limits.timeout:g}s.",
                             data={"server": ep.id}) from None
         except httpx.HTTPError as exc:
             raise UpstreamFailure(f"{type(exc).__name__}: {exc}") from exc
 
-    async def _read(self, ep: Endpoint, session: UpstreamSession | None, resp: httpx.Response, want: Any,
+    async def _read(self, ep: Endpoint, session: UpstreamSession | None, resp: WireResponse, want: Any,
                     on_server_request: ServerRequestHandler | None, max_bytes: int) -> dict[str, Any] | None:
-        if resp.status_code == 404 and session is not None and session.session_id:
+        if resp.status == 404 and session is not None and session.session_id:
             raise UpstreamSessionLost(ep.id)
         ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
         if want is None:  # a notification: 202 Accepted, nothing to read
             return None
         if ctype == "application/json":
-            body = await _read_capped(resp, max_bytes)
+            body = await _read_capped(resp.chunks, max_bytes)
             try:
                 msg = orjson.loads(body)
             except orjson.JSONDecodeError:
-                raise UpstreamFailure(f"server {ep.id} answered HTTP {resp.status_code} with invalid JSON") from None
+                raise UpstreamFailure(f"server {ep.id} answered HTTP {resp.status} with invalid JSON") from None
             if isinstance(msg, dict) and ("result" in msg or "error" in msg):
                 return msg
-            raise UpstreamFailure(f"server {ep.id} answered HTTP {resp.status_code} without a JSON-RPC response")
+            raise UpstreamFailure(f"server {ep.id} answered HTTP {resp.status} without a JSON-RPC response")
         if ctype == "text/event-stream":
             try:
-                async for ev in events(resp.aiter_lines(), max_event_bytes=max_bytes):
+                async for ev in events(lines(resp.chunks, max_line_bytes=max_bytes), max_event_bytes=max_bytes):
                     msg = _loads(ev.data)
                     if msg is None:
                         continue
@@ -178,7 +187,7 @@ class McpUpstream:
                 raise rpc.Fault(rpc.RESULT_TOO_LARGE, f"The MCP server's answer is larger than {max_bytes} bytes.",
                                 data={"server": ep.id}) from None
             raise UpstreamFailure(f"server {ep.id} closed the stream before answering")
-        raise UpstreamFailure(f"server {ep.id} answered HTTP {resp.status_code} ({ctype or 'no content type'})")
+        raise UpstreamFailure(f"server {ep.id} answered HTTP {resp.status} ({ctype or 'no content type'})")
 
     async def _answer(self, ep: Endpoint, session: UpstreamSession | None, msg: dict[str, Any],
                       handler: ServerRequestHandler | None) -> None:
@@ -259,9 +268,9 @@ def _unwrap(msg: dict[str, Any] | None) -> dict[str, Any]:
     return res
 
 
-async def _read_capped(resp: httpx.Response, limit: int) -> bytes:
+async def _read_capped(body: AsyncIterator[bytes], limit: int) -> bytes:
     chunks, size = [], 0
-    async for chunk in resp.aiter_bytes():
+    async for chunk in body:
         size += len(chunk)
         if size > limit:
             raise rpc.Fault(rpc.RESULT_TOO_LARGE, f"The MCP server's answer is larger than {limit} bytes.")

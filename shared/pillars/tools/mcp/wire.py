@@ -1,0 +1,84 @@
+"""The HTTP exchange under every streamable-HTTP MCP call: one POST, its status, headers and body chunks.
+
+Why not `httpx.AsyncClient` on the hot path: a py-spy profile of `tools/call` through a toolbox (docs/benchmarks.md)
+put about half of the gateway's CPU per call in the upstream client (httpx's layers, httpcore's pool scan, h11),
+while the MCP exchange needs none of them (no redirects are followed, no cookies may be kept: a cookie one caller's
+call received must never ride on another caller's). The data plane uses `http1.LeanWire`; `HttpxWire` keeps an
+`httpx.AsyncClient` usable (the approvals probe, tests with `httpx.MockTransport`, callers that pass their own
+client). Errors are httpx's transport classes either way, so the pipeline's failover sees the same classes.
+"""
+from __future__ import annotations
+
+import codecs
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpcore
+import httpx
+
+
+@dataclass
+class WireResponse:
+    status: int
+    headers: Mapping[str, str]      # lower-case names
+    chunks: AsyncIterator[bytes]    # the body as it arrives (content-encoding already undone or refused)
+
+
+class Wire(Protocol):
+    def post(self, url: str, content: bytes, headers: Mapping[str, str]
+             ) -> contextlib.AbstractAsyncContextManager[WireResponse]: ...
+
+
+class UnsupportedEncoding(httpx.DecodingError):
+    """The server compressed its answer although the gateway asked for none (no Accept-Encoding)."""
+
+
+class HttpxWire:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    @contextlib.asynccontextmanager
+    async def post(self, url: str, content: bytes, headers: Mapping[str, str]) -> AsyncIterator[WireResponse]:
+        req = self._client.build_request("POST", url, content=content, headers=dict(headers))
+        resp = await self._client.send(req, stream=True)
+        try:
+            yield WireResponse(resp.status_code, resp.headers, resp.aiter_bytes())
+        finally:
+            await resp.aclose()
+
+
+@contextlib.contextmanager
+def as_httpx() -> Any:
+    """httpcore's errors (raised by the network streams) as their httpx twins."""
+    try:
+        yield
+    except httpcore.TimeoutException as exc:
+        raise getattr(httpx, type(exc).__name__, httpx.TimeoutException)(str(exc)) from exc
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol, httpcore.ProxyError,
+            httpcore.PoolTimeout) as exc:
+        raise getattr(httpx, type(exc).__name__, httpx.TransportError)(str(exc)) from exc
+
+
+async def lines(chunks: AsyncIterator[bytes], *, max_line_bytes: int) -> AsyncIterator[str]:
+    """SSE lines (CRLF, LF or CR ends a line) from body chunks; a line longer than the cap is a ValueError, so a
+    server cannot make the gateway buffer an endless line."""
+    buf = ""
+    pending_cr = False
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character split across chunks stays whole
+    async for chunk in chunks:
+        text = decoder.decode(chunk)
+        if pending_cr and text.startswith("\n"):
+            text = text[1:]
+        pending_cr = text.endswith("\r")
+        buf += text
+        parts = buf.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        buf = parts.pop()
+        if len(buf) > max_line_bytes:
+            raise ValueError(f"SSE line longer than {max_line_bytes} bytes")
+        for line in parts:
+            yield line
+    buf += decoder.decode(b"", final=True)
+    if buf:
+        yield buf
