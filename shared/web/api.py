@@ -22,6 +22,7 @@ from starlette.responses import Response as StarletteResponse
 
 from ..auth.principal import Principal
 from ..errors import GatewayError, MethodNotAllowed, RouteNotFound
+from .admission import AdmissionGate
 from .inputs import read_model
 from .responses import error_response, json_response
 
@@ -84,6 +85,12 @@ class ApiBlueprint:
         self.tag = tag
         self.endpoints: list[Endpoint] = []
         self._max_body = max_body_bytes
+        self.admission: AdmissionGate | None = None  # data-plane surfaces: set by `admit_through`
+
+    def admit_through(self, gate: AdmissionGate) -> "ApiBlueprint":
+        """Every operation of this surface passes `gate` first (read per call, so it may be set after routes)."""
+        self.admission = gate
+        return self
 
     def route(self, route: str, method: str, *, name: str, summary: str, guard: Guard | None,
               body: type[BaseModel] | None = None, response: type[BaseModel] | None = None, status: int = 200,
@@ -109,6 +116,20 @@ class ApiBlueprint:
         async def function(req: Request) -> Response:  # type: ignore[valid-type]
             started = time.perf_counter()
             request_id = request_id_of(req)
+            gate = self.admission
+            if gate is None:
+                return await run(req, request_id, started)
+            # Before authentication and before the body is read: a shed call takes nothing (docs/runbook.md).
+            if not gate.try_enter():
+                shed = await gate.wait()
+                if shed is not None:
+                    return gate.shed_response(shed, request_id)
+            try:
+                return await run(req, request_id, started)
+            finally:
+                gate.leave()
+
+        async def run(req: StarletteRequest, request_id: str, started: float) -> StarletteResponse:
             try:
                 principal = await guard(req) if guard else None
                 call = Call(req=req, request_id=request_id, principal=principal, started=started)
