@@ -19,6 +19,7 @@ import orjson
 
 from shared.egress import EgressPolicy
 from shared.upstreams.egress_transport import PolicyNetworkBackend, guarded_client
+from shared.upstreams.pool import LeanConnectionPool
 
 BODY = orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion", "choices": [
     {"index": 0, "message": {"role": "assistant", "content": "Hello from the fake upstream!"}, "finish_reason": "stop"}],
@@ -50,15 +51,22 @@ async def serve() -> None:
     await server.serve_forever()
 
 
-def stock_client(policy: EgressPolicy, limits: httpx.Limits) -> httpx.AsyncClient:
-    """The client as it was before issue 13: httpx's transport over httpcore's own AsyncConnectionPool."""
+def _client(policy: EgressPolicy, limits: httpx.Limits, pool: type[httpcore.AsyncConnectionPool],
+            backend: httpcore.AsyncNetworkBackend | None) -> httpx.AsyncClient:
     client = guarded_client(policy, limits=limits)
-    transport = client._transport  # noqa: SLF001 - bench only: swap the pool for the stock one
-    transport._pool = httpcore.AsyncConnectionPool(  # type: ignore[attr-defined]
+    transport = client._transport  # noqa: SLF001 - bench only: swap the pool/backend for the variant measured
+    transport._pool = pool(  # type: ignore[attr-defined]
         ssl_context=httpx.create_ssl_context(verify=True, trust_env=False),
         max_connections=limits.max_connections, max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry, network_backend=PolicyNetworkBackend(policy))
+        keepalive_expiry=limits.keepalive_expiry, network_backend=PolicyNetworkBackend(policy, backend))
     return client
+
+
+VARIANTS = {  # before issue 13 → each step → what guarded_client builds now
+    "stock pool+anyio": lambda p, lim: _client(p, lim, httpcore.AsyncConnectionPool, httpcore.AnyIOBackend()),
+    "lean pool+anyio": lambda p, lim: _client(p, lim, LeanConnectionPool, httpcore.AnyIOBackend()),
+    "ours (lean+asyncio)": lambda p, lim: guarded_client(p, limits=lim),
+}
 
 
 async def _load(client: httpx.AsyncClient, url: str, n: int, c: int) -> tuple[float, float]:
@@ -86,15 +94,15 @@ async def main(n: int, concurrency: list[int]) -> None:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         policy = EgressPolicy(allow_loopback=True)
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)  # the models pillar's
-        print(f"{'c':>4} {'stock µs CPU/call':>18} {'ours µs CPU/call':>17} {'ratio':>6} "
-              f"{'stock calls/s':>14} {'ours calls/s':>13}")
+        print(f"µs CPU per call (calls/s) — n={n}, loopback upstream in a child process")
+        print(f"{'c':>4} " + " ".join(f"{name:>22}" for name in VARIANTS) + "  ours/stock")
         for c in concurrency:
             row = []
-            for make in (stock_client, lambda p, lim: guarded_client(p, limits=lim)):
+            for make in VARIANTS.values():
                 async with make(policy, limits) as client:
                     row.append(await _load(client, url, n, c))
-            (s_cpu, s_rps), (o_cpu, o_rps) = row
-            print(f"{c:>4} {s_cpu:>18.0f} {o_cpu:>17.0f} {o_cpu / s_cpu:>6.2f} {s_rps:>14.0f} {o_rps:>13.0f}")
+            cells = " ".join(f"{f'{cpu:.0f} ({rps:.0f}/s)':>22}" for cpu, rps in row)
+            print(f"{c:>4} {cells}  {row[-1][0] / row[0][0]:.2f}", flush=True)
     finally:
         child.terminate()
         child.wait(10)

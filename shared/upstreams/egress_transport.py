@@ -18,6 +18,7 @@ import httpx
 from httpcore import AsyncNetworkBackend, AsyncNetworkStream
 
 from ..egress import EgressDenied, EgressPolicy
+from .asyncio_stream import AsyncioBackend
 from .pool import LeanConnectionPool
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class EgressRefused(httpx.ConnectError):
 class PolicyNetworkBackend(AsyncNetworkBackend):
     def __init__(self, policy: EgressPolicy, inner: AsyncNetworkBackend | None = None) -> None:
         self._policy = policy
-        self._inner = inner or httpcore.AnyIOBackend()
+        self._inner = inner or AsyncioBackend()  # asyncio-native streams (asyncio_stream.py)
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
