@@ -85,7 +85,8 @@ class UsageRecord(BaseModel):
             entity.pop("guardrails", None)
         ms = int(self.at.timestamp() * 1000)
         # newest first inside a day's partition
-        entity["PartitionKey"] = f"{self.project_id}|{self.at:%Y%m%d}"
+        at = self.at  # (not `:%Y%m%d`: strftime on an aware datetime is ~8× slower, once per row)
+        entity["PartitionKey"] = f"{self.project_id}|{at.year:04d}{at.month:02d}{at.day:02d}"
         entity["RowKey"] = f"{10**13 - ms:013d}-{self.row_id}"
         return fit(entity)  # within Tables' UTF-16 property and entity limits, whatever the prompt holds
 
