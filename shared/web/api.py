@@ -9,7 +9,7 @@ OpenAPI document.
 # annotations of the generated function, which must be the real Request/Response classes, not strings.
 import re
 import time
-import uuid
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,7 +34,7 @@ FALLBACK_FUNCTION = "route_not_found"
 def request_id_of(req: StarletteRequest) -> str:
     """The client's x-request-id when it is a safe token, else a fresh one (echoed on every response)."""
     incoming = req.headers.get("x-request-id", "")
-    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    return incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()  # 128 random bits, no UUID object
 
 
 class Guard(Protocol):
