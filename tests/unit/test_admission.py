@@ -167,3 +167,19 @@ def test_every_data_plane_surface_and_only_those_pass_the_gate_and_readiness_cou
 
 def _closure(fn: Any) -> dict[str, Any]:
     return dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__ or ())))
+
+
+async def test_readiness_reports_the_gate_counters_and_stays_ready_while_shedding():
+    services = Services(Settings(GATEWAY_MAX_IN_FLIGHT=1, GATEWAY_ADMISSION_QUEUE=0))
+
+    async def ok() -> None:
+        return None
+
+    services._store = services._storage = type("Up", (), {"ping": staticmethod(ok)})()  # dependencies answer
+    gate = services.admission
+    assert gate.try_enter() and not gate.try_enter()
+    assert await gate.wait() == "queue_full"
+    checks = await services.readiness()
+    assert checks["admission"] == {"status": "ok", **gate.stats()}
+    assert checks["admission"]["in_flight"] == 1 and checks["admission"]["shed_queue_full"] == 1
+    assert all(c["status"] == "ok" for c in checks.values())
