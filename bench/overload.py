@@ -37,7 +37,7 @@ async def _admission(session: aiohttp.ClientSession, base: str) -> dict:
 
 
 async def level(session: aiohttp.ClientSession, url: str, headers: dict[str, str], body: bytes, c: int,
-                seconds: float) -> dict:
+                seconds: float, honour: bool) -> dict:
     statuses: Counter[str] = Counter()
     served, shed = [], []
     retry_after_missing = 0
@@ -57,13 +57,16 @@ async def level(session: aiohttp.ClientSession, url: str, headers: dict[str, str
                         shed.append(ms)
                         retry_after_missing += "retry-after" not in r.headers
                     statuses[str(r.status)] += 1
+                    if honour and r.status == 503 and "retry-after" in r.headers:
+                        # as the OpenAI SDKs do: wait what the gateway asked (bounded by the level's end)
+                        await asyncio.sleep(min(float(r.headers["retry-after"]), max(0.0, stop - time.perf_counter())))
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 statuses[type(exc).__name__] += 1
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(c)))
     wall = time.perf_counter() - t0
-    return {"c": c, "seconds": round(wall, 2), "served_per_s": round(len(served) / wall, 1),
+    return {"c": c, "honours_retry_after": honour, "seconds": round(wall, 2), "served_per_s": round(len(served) / wall, 1),
             "shed_per_s": round(len(shed) / wall, 1), "statuses": dict(statuses),
             "served_ms": {"p50": _pct(served, 50), "p99": _pct(served, 99),
                           "max": round(max(served), 2) if served else None},
@@ -79,20 +82,23 @@ async def main(a: argparse.Namespace) -> None:
     results = []
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
-        for c in [int(x) for x in a.c.split(",")]:
-            before = await _admission(session, base)
-            row = await level(session, a.url, headers, body, c, a.d)
-            after = await _admission(session, base)
-            row["admission"] = {k: after.get(k, 0) - before.get(k, 0) for k in ("admitted", "waited", "shed",
-                                                                               "shed_queue_full",
-                                                                               "shed_queue_timeout")}
-            row["admission"]["peak_in_flight"] = after.get("peak_in_flight")
-            row["admission"]["limits"] = {k: after.get(k) for k in ("max_in_flight", "max_queue")}
-            results.append(row)
-            print(f"c={c:>4}  served {row['served_per_s']:>7}/s  p50 {row['served_ms']['p50']} ms  "
-                  f"p99 {row['served_ms']['p99']} ms | shed {row['shed_per_s']:>7}/s  p50 {row['shed_ms']['p50']} ms"
-                  f" | statuses {row['statuses']} | gateway counted shed {row['admission']['shed']}", flush=True)
-            await asyncio.sleep(1)
+        for honour in (False, True):
+            print("clients " + ("honour Retry-After (as the OpenAI SDKs do)" if honour else
+                                "re-send at once, ignoring Retry-After (wrk-like; the worst case)"))
+            for c in [int(x) for x in a.c.split(",")]:
+                before = await _admission(session, base)
+                row = await level(session, a.url, headers, body, c, a.d, honour)
+                after = await _admission(session, base)
+                row["admission"] = {k: after.get(k, 0) - before.get(k, 0)
+                                    for k in ("admitted", "waited", "shed", "shed_queue_full", "shed_queue_timeout")}
+                row["admission"]["peak_in_flight"] = after.get("peak_in_flight")
+                row["admission"]["limits"] = {k: after.get(k) for k in ("max_in_flight", "max_queue")}
+                results.append(row)
+                print(f"  c={c:>4}  served {row['served_per_s']:>7}/s  p50 {row['served_ms']['p50']} ms  "
+                      f"p99 {row['served_ms']['p99']} ms | shed {row['shed_per_s']:>7}/s  p50 "
+                      f"{row['shed_ms']['p50']} ms | statuses {row['statuses']} | gateway counted shed "
+                      f"{row['admission']['shed']}", flush=True)
+                await asyncio.sleep(1)
     if a.out:
         with open(a.out, "w") as f:
             json.dump(results, f, indent=1)
