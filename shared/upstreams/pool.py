@@ -57,6 +57,11 @@ class LeanConnectionPool(httpcore.AsyncConnectionPool):
             pool_request.assign_to_connection(connection)
         return closing
 
+    async def _close_connections(self, closing: list[AsyncConnectionInterface]) -> None:
+        # httpcore enters an anyio cancel-shield scope here on every call, even with nothing to close
+        if closing:
+            await super()._close_connections(closing)
+
     def _reusable(self, origin: httpcore.Origin, closing: list[AsyncConnectionInterface]
                   ) -> AsyncConnectionInterface | None:
         """The first available connection to `origin` that is still good (its socket checked now). Closed
