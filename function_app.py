@@ -27,6 +27,8 @@ from shared.web.misconfigured import configuration_error, refusing
 from shared.web.worker_http import free_worker_routes
 
 log = logging.getLogger("gateway")
+# The data-plane surfaces (models, MCP, A2A): behind the worker's admission gate (docs/runbook.md "Overload").
+DATA_PLANE_TAGS = frozenset({"models", "tools", "agents"})
 
 
 def build_app(settings: Settings, services: Services | None = None, *,
@@ -89,6 +91,10 @@ def build_app(settings: Settings, services: Services | None = None, *,
                          DataPlaneGuard(services.key_service, services.flags, Pillar.agents),
                          max_body_bytes=settings.max_data_body_bytes, front=lambda: services.agents_front),
     ]
+
+    for surface in surfaces:
+        if surface.tag in DATA_PLANE_TAGS:
+            surface.admit_through(services.admission)
 
     def endpoints() -> list[Endpoint]:
         return [op for s in (*surfaces, health) for op in s.endpoints]

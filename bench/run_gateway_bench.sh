@@ -33,6 +33,7 @@
 #        DUR=5 REPS=1 PROFILE=0 bash bench/run_gateway_bench.sh   # smoke (~4 min)
 #        SKIP_LITELLM=1 ...                              # without the LiteLLM baseline
 #        UVLOOP=1 bash bench/run_gateway_bench.sh        # + a second harness run of the gateway on uvloop
+#        OVERLOAD=1 ... / ONLY_OVERLOAD=1 ...            # + / only the overload run (c=10..200, bench/overload.py)
 # Results: $BENCH_WORK/gateway/run-*/ (default BENCH_WORK=/tmp/gw-bench). Loopback only; every process started
 # here is stopped on exit.
 set -euo pipefail
@@ -135,6 +136,24 @@ start_gateway pre
 stop_pid "$GWP_PID"; stop_pid "$UPS_PID"
 SECRET=$(cat "$RUN/key.txt")
 
+# ---- overload run (OVERLOAD=1 after everything else; ONLY_OVERLOAD=1 instead of steps 3-7): closed loop at
+#      OVERLOAD_CONC (default 10,50,100,200) against a gateway started with OVERLOAD_ENV (a small admission limit,
+#      so shedding shows on one core); bench/overload.py reports served/shed calls per second, their latencies,
+#      and the gateway's /readyz admission counters -> $RUN/overload.json, $RUN/overload.txt (docs/runbook.md)
+OVERLOAD_ENV=${OVERLOAD_ENV:-GATEWAY_MAX_IN_FLIGHT=16 GATEWAY_ADMISSION_QUEUE=16 GATEWAY_ADMISSION_WAIT_MS=100}
+overload_run() {
+  for p in $GW_PORT $UP_PORT; do busy_port "$p"; done
+  start_upstream overload
+  # shellcheck disable=SC2086  # OVERLOAD_ENV is a list of VAR=value words
+  start_gateway overload $OVERLOAD_ENV
+  taskset -c "$UP_CPU" "$PY" "$HERE/overload.py" --url "http://127.0.0.1:$GW_PORT/v1/chat/completions" \
+    --auth "Bearer $SECRET" --body "$SHARED/body.json" -c "${OVERLOAD_CONC:-10,50,100,200}" -d "${OVERLOAD_DUR:-10}" \
+    --out "$RUN/overload.json" | tee "$RUN/overload.txt"
+  echo "gateway settings: $OVERLOAD_ENV" >> "$RUN/overload.txt"
+  stop_pid "$GWP_PID"; stop_pid "$UPS_PID"
+}
+if [ "${ONLY_OVERLOAD:-0}" = 1 ]; then overload_run; echo "overload: $RUN/overload.txt"; exit 0; fi
+
 # ---- 3. cold start (quiet machine, core GW_CPU)
 "$PY" "$HERE/prepare.py" coldstart -n 5 --cpu "$GW_CPU" --python "$PY" --env "$RUN/gw.env" --importtime \
   --pycache "$RUN/pycache" --out "$RUN/coldstart.json" | cut -c1-400
@@ -210,6 +229,8 @@ if [ "$PROFILE" = 1 ]; then
   "$PY" "$HERE/prepare.py" stall-summary "$RUN/gc-stall.json" "$RUN/stall-window.json" || true
   stop_pid "$GWP_PID"; stop_pid "$UPS_PID"
 fi
+
+[ "${OVERLOAD:-0}" = 1 ] && overload_run
 
 # ---- 6. report
 "$PY" "$HERE/prepare.py" report --run "$RUN"

@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     # Prompts with images or long context are large; still bounded so one request cannot exhaust a worker.
     max_data_body_bytes: int = Field(default=16_777_216, gt=0, validation_alias="MAX_DATA_BODY_BYTES")
 
+    # --- admission control on the data plane, per worker process (shared/web/admission.py, docs/runbook.md
+    # "Overload"). In flight = calls between arrival and their response headers; size it by Little's law:
+    # calls/s one worker serves × the upstreams' typical latency (600/s × 0.4 s ≈ 256). Beyond it, up to
+    # GATEWAY_ADMISSION_QUEUE calls wait at most GATEWAY_ADMISSION_WAIT_MS for a slot; the rest get a fast 503.
+    max_in_flight: int = Field(default=256, ge=1, le=100_000, validation_alias="GATEWAY_MAX_IN_FLIGHT")
+    admission_queue: int = Field(default=128, ge=0, le=100_000, validation_alias="GATEWAY_ADMISSION_QUEUE")
+    admission_wait_ms: int = Field(default=500, ge=0, le=60_000, validation_alias="GATEWAY_ADMISSION_WAIT_MS")
+    overload_retry_after_seconds: int = Field(default=1, ge=1, le=3600,
+                                              validation_alias="GATEWAY_OVERLOAD_RETRY_AFTER_SECONDS")
+
     # --- egress policy for registered URLs (model backends, MCP servers, agents)
     egress_allow_loopback: bool = Field(default=False, validation_alias="EGRESS_ALLOW_LOOPBACK")
     egress_allow_private: bool = Field(default=False, validation_alias="EGRESS_ALLOW_PRIVATE")

@@ -135,6 +135,14 @@ class DependencyUnavailable(GatewayError):
     retryable = True
 
 
+class GatewayOverloaded(GatewayError):
+    """The worker is at its in-flight limit and its wait queue is full (or the wait timed out): shed before any
+    work, with Retry-After (shared/web/admission.py, docs/runbook.md "Overload")."""
+
+    status, code, type = 503, "gateway_overloaded", "server_error"
+    retryable = True
+
+
 class ConfigurationError(GatewayError):
     """An app setting is malformed: the app stays indexed but refuses work until it is fixed (docs/runbook.md).
     `details` names each setting and why; never its value (it may be a secret)."""

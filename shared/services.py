@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
     from .pillars.tools.wiring import ToolsPillar
     from .domain.monitoring import AlertRule
     from .routing.breaker import Breakers
+    from .web.admission import AdmissionGate
 
 log = logging.getLogger("gateway.services")
 
@@ -474,6 +475,15 @@ class Services:
                                    developer_role=s.entra_developer_role, cache_seconds=s.jwks_cache_seconds)
         return ControlPlaneAuth(admin_key=s.admin_key.get_secret_value() if s.admin_key else None, entra=entra)
 
+    @cached_property
+    def admission(self) -> "AdmissionGate":
+        """One admission gate per worker process for every data-plane surface (models, MCP, A2A)."""
+        from .web.admission import AdmissionGate
+
+        s = self.settings
+        return AdmissionGate(max_in_flight=s.max_in_flight, max_queue=s.admission_queue,
+                             queue_timeout=s.admission_wait_ms / 1000, retry_after=s.overload_retry_after_seconds)
+
     async def readiness(self) -> dict[str, dict[str, Any]]:
         """Each dependency checked concurrently, plus the request log's counters (never a reason to be unready:
         rows buffer while Storage is down; `dropped`/`rejected` above 0 mean rows were lost); never raises."""
@@ -492,8 +502,13 @@ class Services:
         quota_stats = enforcer.stats() if enforcer is not None else {"deferred_charges": 0, "deferred_returns": 0,
                                                                        "lease_failures": 0}
         # counter writes deferred during a Storage outage: quota accounting lags (settled with the next lease)
-        return {"cosmos": cosmos, "storage": storage, "usage_log": {"status": "ok", **log_stats},
-                "quotas": {"status": "ok", **quota_stats}}
+        checks: dict[str, dict[str, Any]] = {
+            "cosmos": cosmos, "storage": storage, "usage_log": {"status": "ok", **log_stats},
+            "quotas": {"status": "ok", **quota_stats}}
+        gate = self.__dict__.get("admission")
+        if gate is not None:  # shedding is the gate doing its job, never a reason to be unready
+            checks["admission"] = {"status": "ok", **gate.stats()}
+        return checks
 
     async def close(self) -> None:
         """Unwind the exit stack: everything in reverse creation order; a failing step is logged and counted."""

@@ -33,12 +33,15 @@ _METRICS = {
 
 def window(kind: str, now: datetime) -> tuple[str, float]:
     """(window id, seconds until it ends). Fixed UTC windows: minute, day, month."""
+    # f-strings, not strftime: this runs for every quota metric of every call, and an aware datetime's strftime
+    # costs ~8× more (issue 13 profile)
     if kind == "minute":
-        return now.strftime("m%Y%m%d%H%M"), 60 - now.second - now.microsecond / 1e6
+        return (f"m{now.year:04d}{now.month:02d}{now.day:02d}{now.hour:02d}{now.minute:02d}",
+                60 - now.second - now.microsecond / 1e6)
     if kind == "day":
-        return now.strftime("d%Y%m%d"), 86400 - (now.hour * 3600 + now.minute * 60 + now.second)
+        return f"d{now.year:04d}{now.month:02d}{now.day:02d}", 86400 - (now.hour * 3600 + now.minute * 60 + now.second)
     nxt = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=timezone.utc)
-    return now.strftime("mo%Y%m"), (nxt - now).total_seconds()
+    return f"mo{now.year:04d}{now.month:02d}", (nxt - now).total_seconds()
 
 
 @dataclass

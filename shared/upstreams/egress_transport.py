@@ -18,6 +18,8 @@ import httpx
 from httpcore import AsyncNetworkBackend, AsyncNetworkStream
 
 from ..egress import EgressDenied, EgressPolicy
+from .asyncio_stream import AsyncioBackend
+from .pool import LeanConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ class EgressRefused(httpx.ConnectError):
 class PolicyNetworkBackend(AsyncNetworkBackend):
     def __init__(self, policy: EgressPolicy, inner: AsyncNetworkBackend | None = None) -> None:
         self._policy = policy
-        self._inner = inner or httpcore.AnyIOBackend()
+        self._inner = inner or AsyncioBackend()  # asyncio-native streams (asyncio_stream.py)
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
@@ -70,13 +72,14 @@ class PolicyNetworkBackend(AsyncNetworkBackend):
 
 class PolicyTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport (request/response mapping, error mapping) over a pool that connects only through
-    the policy. Environment proxies are not used: a proxy would connect on our behalf, unchecked."""
+    the policy (and whose bookkeeping does not grow with its size, see pool.py). Environment proxies are not used:
+    a proxy would connect on our behalf, unchecked."""
 
     def __init__(self, policy: EgressPolicy, *, limits: httpx.Limits = httpx.Limits(),
                  verify: ssl.SSLContext | bool = True, inner: AsyncNetworkBackend | None = None) -> None:
         super().__init__(verify=verify, limits=limits, trust_env=False)
         # httpx has no public hook for the network backend; its pool is rebuilt here with the same settings.
-        self._pool = httpcore.AsyncConnectionPool(
+        self._pool = LeanConnectionPool(
             ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,

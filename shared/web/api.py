@@ -9,7 +9,7 @@ OpenAPI document.
 # annotations of the generated function, which must be the real Request/Response classes, not strings.
 import re
 import time
-import uuid
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +22,7 @@ from starlette.responses import Response as StarletteResponse
 
 from ..auth.principal import Principal
 from ..errors import GatewayError, MethodNotAllowed, RouteNotFound
+from .admission import AdmissionGate
 from .inputs import read_model
 from .responses import error_response, json_response
 
@@ -33,7 +34,7 @@ FALLBACK_FUNCTION = "route_not_found"
 def request_id_of(req: StarletteRequest) -> str:
     """The client's x-request-id when it is a safe token, else a fresh one (echoed on every response)."""
     incoming = req.headers.get("x-request-id", "")
-    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    return incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()  # 128 random bits, no UUID object
 
 
 class Guard(Protocol):
@@ -84,6 +85,12 @@ class ApiBlueprint:
         self.tag = tag
         self.endpoints: list[Endpoint] = []
         self._max_body = max_body_bytes
+        self.admission: AdmissionGate | None = None  # data-plane surfaces: set by `admit_through`
+
+    def admit_through(self, gate: AdmissionGate) -> "ApiBlueprint":
+        """Every operation of this surface passes `gate` first (read per call, so it may be set after routes)."""
+        self.admission = gate
+        return self
 
     def route(self, route: str, method: str, *, name: str, summary: str, guard: Guard | None,
               body: type[BaseModel] | None = None, response: type[BaseModel] | None = None, status: int = 200,
@@ -109,6 +116,20 @@ class ApiBlueprint:
         async def function(req: Request) -> Response:  # type: ignore[valid-type]
             started = time.perf_counter()
             request_id = request_id_of(req)
+            gate = self.admission
+            if gate is None:
+                return await run(req, request_id, started)
+            # Before authentication and before the body is read: a shed call takes nothing (docs/runbook.md).
+            if not gate.try_enter():
+                shed = await gate.wait()
+                if shed is not None:
+                    return gate.shed_response(shed, request_id)
+            try:
+                return await run(req, request_id, started)
+            finally:
+                gate.leave()
+
+        async def run(req: StarletteRequest, request_id: str, started: float) -> StarletteResponse:
             try:
                 principal = await guard(req) if guard else None
                 call = Call(req=req, request_id=request_id, principal=principal, started=started)

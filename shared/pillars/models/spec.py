@@ -30,8 +30,8 @@ from .tokens import TokenEstimator
 from .usage import Usage as ReportedUsage, read_usage
 
 # Upstream response headers worth handing to the client; everything else is the gateway's business.
-_PASS_HEADERS = ("content-type", "openai-processing-ms", "openai-version", "x-ms-region", "retry-after",
-                 "retry-after-ms", "apim-request-id")
+_PASS_HEADERS = frozenset({b"content-type", b"openai-processing-ms", b"openai-version", b"x-ms-region",
+                           b"retry-after", b"retry-after-ms", b"apim-request-id"})
 
 
 class ModelsSpec:
@@ -105,7 +105,7 @@ class ModelsSpec:
     def relay(self, x: Exchange) -> Relayed:
         assert x.outcome is not None
         upstream = x.outcome.response
-        headers = {k: upstream.headers[k] for k in _PASS_HEADERS if k in upstream.headers}
+        headers = _passed_headers(upstream.headers.raw)
         if x.operation in RESPONSES_OPS:
             return self.responses.relay(x, headers)
         if not (x.stream and upstream.status_code < 300 and not upstream.is_closed):
@@ -188,6 +188,18 @@ def _usage(model: Model, prompt: int, completion: int, *, estimated: bool) -> Us
     return Usage(tokens=prompt + completion, cost_micros=_cost_micros(model, prompt, completion),
                  attributes={"prompt_tokens": prompt, "completion_tokens": completion,
                              "total_tokens": prompt + completion, "usage_estimated": estimated})
+
+
+def _passed_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """One pass over the upstream's raw headers (httpx's `in`/`[]` scan them all per name); repeated names are
+    joined with ", " as httpx does."""
+    out: dict[str, str] = {}
+    for key, value in raw:
+        name = key.lower()
+        if name in _PASS_HEADERS:
+            k, v = name.decode("ascii"), value.decode("latin-1")
+            out[k] = f"{out[k]}, {v}" if k in out else v
+    return out
 
 
 def _json_object(content: bytes) -> dict[str, Any] | None:

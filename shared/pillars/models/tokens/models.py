@@ -7,6 +7,8 @@ underlying model (or an encoding name) as `family`, and otherwise gets the byte-
 """
 from __future__ import annotations
 
+import functools
+
 O200K = "o200k_base"
 CL100K = "cl100k_base"
 ENCODING_NAMES = (O200K, CL100K)
@@ -44,6 +46,11 @@ def encoding_name_for(model: object) -> str | None:
     """The encoding name for a model name (or an encoding name itself); None when unknown or not a string."""
     if not isinstance(model, str) or not model:
         return None
+    return _encoding_name(model)
+
+
+@functools.lru_cache(maxsize=1024)  # asked several times per call, for a few admin-registered names
+def _encoding_name(model: str) -> str | None:
     name = _normalise(model)
     if name in ENCODING_NAMES:
         return name
