@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.cosmos import PartitionKey, exceptions
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.cosmos.aio import ContainerProxy, CosmosClient
 
 from ..errors import AlreadyExists, DependencyUnavailable, GatewayError, NotFound, PreconditionFailed
@@ -163,6 +164,9 @@ def make_cosmos_client(*, connection_string: str | None, endpoint: str | None, c
         "enable_endpoint_discovery": False,
         "connection_timeout": max(1, int(timeout)),
         "retry_total": 1,
+        # No netrc/proxy environment lookups per request (see shared/storage/tables.py); the Cosmos client does not
+        # pass use_env_settings on to its transport, so it gets one built that way.
+        "transport": AioHttpTransport(use_env_settings=False),
     }
     if connection_string:
         parts = dict(p.split("=", 1) for p in connection_string.split(";") if "=" in p)

@@ -120,8 +120,9 @@ class ToolsPillar:
         s = self.deps.settings
         name = s.tools_approvals_queue
         if s.storage_connection_string:
-            return QueueClient.from_connection_string(s.storage_connection_string.get_secret_value(), name)
-        return QueueClient(s.queue_endpoint or "", name, credential=self.deps.credential())
+            return QueueClient.from_connection_string(s.storage_connection_string.get_secret_value(), name,
+                                                      use_env_settings=False)  # see shared/storage/tables.py
+        return QueueClient(s.queue_endpoint or "", name, credential=self.deps.credential(), use_env_settings=False)
 
     @cached_property
     def approvals(self) -> Approvals:
