@@ -135,7 +135,8 @@ def test_agent_blocks_are_a2a_errors_and_logged(agent, emulators):
     r = _rpc(agent, "echo1", "SendMessage", _msg_v1("tell me about Project X"))
     err = r.json()["error"]
     assert r.status_code == 400 and err["code"] == -32000
-    assert err["data"]["error"]["code"] == "guardrail_blocked" and err["data"]["error"]["details"]["check"] == "codename"
+    gateway_error = err["data"]["error"]
+    assert gateway_error["code"] == "guardrail_blocked" and gateway_error["details"]["check"] == "codename"
     row = log_row(emulators.storage_connection_string, r.headers["x-request-id"])
     assert row["error_code"] == "guardrail_blocked"
     # the answer: a whole one refused, v0.3 shapes alike

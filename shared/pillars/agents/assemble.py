@@ -3,7 +3,7 @@ client, and its A2A data plane on the governance pipeline. Imported on first use
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -21,6 +21,9 @@ from shared.usage.log import UsageLog
 
 from .pillar import AgentsPillar
 
+if TYPE_CHECKING:
+    from shared.guardrails.step import GuardrailStep
+
 
 def assemble_agents(settings: Settings, *, store: DocumentStore, egress: EgressPolicy,
                     project_exists: Callable[[str], Any], credential: Callable[[], Any],
@@ -37,7 +40,7 @@ def assemble_agents_pipeline(agents: AgentsPillar, *, quotas: QuotaBook, enforce
                              on_close: Callable[[str, Callable[[], Any]], None], telemetry: Telemetry | None = None,
                              instrument: Callable[[httpx.AsyncClient, Breakers], None] | None = None,
                              trace: Callable[[], dict[str, str]] | None = None,
-                             guardrails: Any = None) -> Pipeline:
+                             guardrails: "GuardrailStep | None" = None) -> Pipeline:
     """The A2A data plane on the governance pipeline; `instrument(upstream, breakers)`: the telemetry's hooks;
     `trace()`: the current W3C trace context (telemetry on), also carried in A2A message metadata;
     `guardrails`: the shared GuardrailStep, run on A2A messages and answers (shared/pillars/agents/guardrails.py)."""

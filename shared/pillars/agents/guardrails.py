@@ -26,10 +26,10 @@ from typing import Any
 import orjson
 
 from shared.errors import GatewayError
-from shared.guardrails.engine import span_checks
+from shared.guardrails.engine import Verdict, span_checks
 from shared.guardrails.segments import Segment
 from shared.guardrails.step import GuardrailRun, GuardrailStep
-from shared.guardrails.stream import WindowGuard
+from shared.guardrails.stream import WindowGuard, merge_verdicts
 from shared.pipeline.exchange import Exchange, Relayed
 
 from . import backend_upstream
@@ -211,7 +211,8 @@ class GuardedA2aStream:
             for part in text_parts(obj, []):
                 guard = WindowGuard(self._checks)
                 part["text"] = guard.feed(part["text"]) + guard.flush()
-                self._done.append(guard)
+                if guard.verdicts():  # only what fired is kept for the log: bounded on a long stream
+                    self._done.append(guard)
         return out + head + orjson.dumps(obj) + b"\n\n"
 
     def _artifact(self, update: dict[str, Any], head: bytes, obj: Any) -> None:
@@ -251,15 +252,8 @@ class GuardedA2aStream:
         self._artifacts.clear()
         return out
 
-    def verdicts(self) -> list[Any]:
-        merged: dict[str, Any] = {}
-        for g in [*self._done, *(e[0] for e in self._artifacts.values())]:
-            for v in g.verdicts():
-                prev = merged.get(v.check)
-                merged[v.check] = v if prev is None else type(v)(
-                    v.policy, v.check, v.type, v.action, v.stage, prev.hits + v.hits,
-                    prev.latency_ms + v.latency_ms, v.detail)
-        return list(merged.values())
+    def verdicts(self) -> list[Verdict]:
+        return merge_verdicts([*self._done, *(e[0] for e in self._artifacts.values())])
 
 
 def _split_event(data: bytes) -> tuple[bytes, bytes | None]:
