@@ -179,3 +179,29 @@ def test_whole_messages_in_a_stream_are_checked_whole():
                                                    "parts": [{"text": "ask c@d.io"}]}}}}}
     out = run_stream(step, x, [b"data: " + orjson.dumps(status) + b"\n\n", FINAL])
     assert texts_of(out) == "ask [REDACTED:email]"
+
+
+def test_a_task_read_back_gets_the_output_checks_without_an_input_scan():
+    step = make(PII)
+    x = exchange("ignored")
+    x.operation = x.request.method = "GetTask"
+    x.request.params = {"id": "t1"}
+    asyncio.run(step.before(x))
+    assert x.guardrails == []
+    relayed = step.after(x, Relayed(200, {}, body=orjson.dumps(task("hi", "write to c@d.io"))))
+    assert b"c@d.io" not in relayed.body and b"[REDACTED:email]" in relayed.body
+
+
+def test_the_rest_binding_body_is_the_bare_result_and_is_checked_too():
+    step, x = make(PII), exchange("hi", binding="http_json")
+    asyncio.run(step.before(x))
+    body = orjson.dumps(task("hi", "write to c@d.io")["result"])
+    assert orjson.loads(step.after(x, Relayed(200, {}, body=body)).body)["task"]["artifacts"][0]["parts"][0][
+        "text"] == "write to [REDACTED:email]"
+
+
+def test_an_upstream_error_answer_is_left_alone():
+    step, x = make(PII), exchange("hi")
+    asyncio.run(step.before(x))
+    body = b'{"jsonrpc":"2.0","id":7,"error":{"code":-32006,"message":"a@b.co"}}'
+    assert step.after(x, Relayed(502, {}, body=body)).body == body

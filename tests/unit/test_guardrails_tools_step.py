@@ -124,3 +124,29 @@ def test_scanning_is_bounded(monkeypatch):
     for _ in range(40):
         deep = {"n": deep}
     assert tg.arguments_input(deep) == []  # deeper than MAX_DEPTH: not followed
+
+
+def test_a_remote_output_check_runs_on_the_whole_result_in_answered():
+    from shared.guardrails.checks import Finding
+
+    seen: list[list[str]] = []
+
+    async def remote(check, segments):  # the engine's seam for Content Safety (its adapter is tested on its own)
+        seen.append([s.text for s in segments])
+        return Finding(1, detail={"categories": ["Violence"]})
+
+    async def go():
+        repo = Repository(MemoryDocumentStore(), GuardrailPolicy)
+        await repo.create(GuardrailPolicy(id="cs", project_id="proj", spec=PolicySpec.model_validate(
+            {"id": "cs", "attach": {"scope": "resource", "pillar": "tools", "resource": "box"}, "checks": [
+                {"type": "content_safety", "name": "harm", "endpoint": "https://cs.test", "stage": "output"}]})))
+        step = ToolsGuardrails(GuardrailStep(GuardrailBook(repo, ttl=60, max_stale=60), GuardrailEngine(remote)))
+        x = exchange({"q": "x"})
+        await step.before(x)
+        relayed = answered(x, {"content": [{"type": "text", "text": "harmful"}]})
+        assert step.after(x, relayed) is relayed and seen == []  # nothing synchronous: all of it in answered
+        with pytest.raises(GuardrailBlocked):
+            await step.answered(x, relayed)
+        return x
+    x = asyncio.run(go())
+    assert seen == [["harmful"]] and [(v["check"], v["action"]) for v in x.guardrails] == [("harm", "block")]
