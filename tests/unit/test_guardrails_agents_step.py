@@ -205,3 +205,22 @@ def test_an_upstream_error_answer_is_left_alone():
     asyncio.run(step.before(x))
     body = b'{"jsonrpc":"2.0","id":7,"error":{"code":-32006,"message":"a@b.co"}}'
     assert step.after(x, Relayed(502, {}, body=body)).body == body
+
+
+def test_v03_stream_events_get_the_same_window_per_artifact():
+    step, x = make(PII), exchange("hi", "SendStreamingMessage")
+    x.request.version = "0.3"
+    asyncio.run(step.before(x))
+
+    def v03(result: dict) -> bytes:
+        return b"data: " + orjson.dumps({"jsonrpc": "2.0", "id": 7, "result": result}) + b"\n\n"
+
+    def chunk(text: str, append: bool) -> bytes:
+        return v03({"kind": "artifact-update", "taskId": "t1", "contextId": "c1", "append": append,
+                    "artifact": {"artifactId": "a1", "parts": [{"kind": "text", "text": text}]}})
+    final = v03({"kind": "status-update", "taskId": "t1", "contextId": "c1", "final": True,
+                 "status": {"state": "completed"}})
+    out = run_stream(step, x, [chunk("mail to c@", False), chunk("d.io please", True), final])
+    assert texts_of(out) == "mail to [REDACTED:email] please" and out[-1].endswith(final)
+    events = [orjson.loads(e[6:]) for c in out for e in c.split(b"\n\n") if e.startswith(b"data: ")]
+    assert all(p.get("kind") == "text" for e in events[:-1] for p in e["result"]["artifact"]["parts"])
