@@ -224,3 +224,34 @@ def test_v03_stream_events_get_the_same_window_per_artifact():
     assert texts_of(out) == "mail to [REDACTED:email] please" and out[-1].endswith(final)
     events = [orjson.loads(e[6:]) for c in out for e in c.split(b"\n\n") if e.startswith(b"data: ")]
     assert all(p.get("kind") == "text" for e in events[:-1] for p in e["result"]["artifact"]["parts"])
+
+
+def test_a_remote_output_check_holds_a_stream_in_analysed_batches_and_can_end_it():
+    from shared.guardrails.checks import Finding
+
+    analysed: list[str] = []
+
+    async def remote(check, segments):  # the engine's seam for Content Safety (its adapter is tested on its own)
+        analysed.append(segments[0].text)
+        return Finding(1) if "harm" in segments[0].text else None
+
+    async def go(text: str) -> tuple[Exchange, list[bytes]]:
+        repo = Repository(MemoryDocumentStore(), GuardrailPolicy)
+        await repo.create(GuardrailPolicy(id="cs", project_id="proj", spec=PolicySpec.model_validate(
+            {"id": "cs", "attach": {"scope": "project"}, "checks": [
+                {"type": "content_safety", "name": "harm", "endpoint": "https://cs.test", "stage": "output"}]})))
+        step = AgentsGuardrails(GuardrailStep(GuardrailBook(repo, ttl=60, max_stale=60), GuardrailEngine(remote)))
+        x = exchange("hi", "SendStreamingMessage")
+        await step.before(x)
+
+        async def chunks():
+            yield artifact_event(text, append=False)
+            yield FINAL
+        relayed = step.after(x, Relayed(200, {}, chunks=chunks()))
+        return x, [c async for c in relayed.chunks]
+
+    x, out = asyncio.run(go("all fine"))
+    assert analysed == ["all fine"] and texts_of(out) == "all fine" and out[-1].endswith(FINAL)
+    x, out = asyncio.run(go("some harm here"))
+    assert b"harm here" not in b"".join(out) and b"guardrail_blocked" in out[-1]
+    assert [(v["check"], v["stage"], v["action"]) for v in x.guardrails] == [("harm", "output", "block")]

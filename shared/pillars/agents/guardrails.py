@@ -10,8 +10,9 @@ agent's id (the name in `/agents/{agent}`).
   artifact updates, on every method (a task read back with GetTask gets the same checks as when it streamed);
   user-role messages (the caller's own, echoed in a task's history) are not output. A whole answer is checked at
   once (remote Content Safety checks in `answered`); a stream goes through the engine's sliding window per artifact
-  (an artifact streamed in appended chunks is one text, so a match split across chunks is caught), and a block
-  ends the stream with an error event in the client's binding. Blocked text is held back in the window: it never
+  (an artifact streamed in appended chunks is one text, so a match split across chunks is caught) and, with a
+  remote output check, is held back in analysed batches (shared/guardrails/remote_stream.py); a block ends the
+  stream with an error event in the client's binding. Blocked text is held back in the window: it never
   reaches the client, and the agents pillar logs no completion text at all.
 
 A block is a GuardrailBlocked: the A2A adapters answer it as a JSON-RPC error (-32000, the gateway's structured
@@ -28,6 +29,7 @@ import orjson
 from shared.errors import GatewayError
 from shared.guardrails.engine import Verdict, span_checks
 from shared.guardrails.segments import Segment
+from shared.guardrails.remote_stream import RemoteWindow
 from shared.guardrails.step import GuardrailRun, GuardrailStep
 from shared.guardrails.stream import WindowGuard, merge_verdicts
 from shared.pipeline.exchange import Exchange, Relayed
@@ -70,9 +72,10 @@ class AgentsGuardrails:
         if run is None or not run.policies or relayed.status >= 300 or not run.has_output():
             return relayed
         if relayed.chunks is not None:
-            checks = span_checks(run.policies, "output")
-            if checks:
-                relayed.chunks = self._guarded(x, run, GuardedA2aStream(checks), relayed.chunks)
+            checks, remote = span_checks(run.policies, "output"), bool(run.remote_output())
+            if checks or remote:  # no span check: the guard only collects the text for the remote window
+                window = RemoteWindow(lambda text: self._step.check_streamed(run, text)) if remote else None
+                relayed.chunks = self._guarded(x, run, GuardedA2aStream(checks), relayed.chunks, window)
         elif relayed.body is not None and not run.remote_output():
             answer = _json(relayed.body)
             if answer is not None:
@@ -102,13 +105,18 @@ class AgentsGuardrails:
         return relayed
 
     async def _guarded(self, x: Exchange, run: GuardrailRun, guard: "GuardedA2aStream",
-                       chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+                       chunks: AsyncIterator[bytes], window: RemoteWindow | None) -> AsyncIterator[bytes]:
+        seen = 0
         try:
             async for data in chunks:
                 out = guard.event(data)  # held back by at most the window; a block raises
+                if window is not None:  # …and until a batch has passed the remote (Content Safety) checks
+                    out, seen = await window.feed(out, "".join(guard.released[seen:])), len(guard.released)
                 if out:
                     yield out
             tail = guard.flush()
+            if window is not None:
+                tail = await window.feed(tail, "".join(guard.released[seen:])) + await window.flush()
             if tail:
                 yield tail
         except GatewayError as exc:  # a block: the held-back text never leaves the gateway
@@ -195,6 +203,7 @@ class GuardedA2aStream:
         self._checks = checks
         self._artifacts: dict[str, tuple[WindowGuard, bytes, dict[str, Any], dict[str, Any]]] = {}
         self._done: list[WindowGuard] = []
+        self.released: list[str] = []  # the text that went out, in order (what a remote window analyses)
 
     def event(self, data: bytes) -> bytes:
         head, payload = _split_event(data)
@@ -211,6 +220,7 @@ class GuardedA2aStream:
             for part in text_parts(obj, []):
                 guard = WindowGuard(self._checks)
                 part["text"] = guard.feed(part["text"]) + guard.flush()
+                self.released.append(part["text"])
                 if guard.verdicts():  # only what fired is kept for the log: bounded on a long stream
                     self._done.append(guard)
         return out + head + orjson.dumps(obj) + b"\n\n"
@@ -227,8 +237,11 @@ class GuardedA2aStream:
         parts = text_parts(artifact, [])
         for part in parts:
             part["text"] = guard.feed(part["text"])
-        if update.get("lastChunk") and parts:
+        last = bool(update.get("lastChunk")) and bool(parts)
+        if last:
             parts[-1]["text"] += guard.flush()
+        self.released += [p["text"] for p in parts]
+        if last:
             self._done.append(guard)
             self._artifacts.pop(key, None)
         elif parts:
@@ -248,6 +261,7 @@ class GuardedA2aStream:
             parts = text_parts(last["artifact"], [])
             last["artifact"]["parts"] = [{**parts[-1], "text": rest}]
             last["append"], last["lastChunk"] = True, True
+            self.released.append(rest)
             out += head + orjson.dumps(copied) + b"\n\n"
         self._artifacts.clear()
         return out
