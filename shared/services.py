@@ -414,7 +414,8 @@ class Services:
         return assemble_agents_pipeline(self.agents, quotas=self.quota_book, enforcer=self.enforcer,
                                         usage=self.usage_log, flags=self.flags, egress=self.egress,
                                         on_close=self._on_close, telemetry=self.telemetry,
-                                        instrument=self._instrument, trace=self._trace_carrier())
+                                        instrument=self._instrument, trace=self._trace_carrier(),
+                                        guardrails=self.guardrail_step)
 
     @cached_property
     def agents_front(self) -> Any:
@@ -445,7 +446,7 @@ class Services:
                               flags=self.flags, enforcer=lambda: self.enforcer, usage=lambda: self.usage_log,
                               credential=lambda: self.credential, on_close=self._on_close,
                               telemetry=lambda: self.telemetry, instrument=self._instrument,
-                              trace=self._trace_carrier())
+                              trace=self._trace_carrier(), guardrails=lambda: self.guardrail_step)
 
     @cached_property
     def catalog(self) -> ModelCatalog:

@@ -2,7 +2,7 @@
 an output step (a whole answer, or a stream wrapper). A call with no policy attached costs one cached lookup."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -48,15 +48,26 @@ class GuardrailStep:
         self._engine = engine
 
     async def on_input(self, run: GuardrailRun, *, project_id: str, pillar: Pillar, resource: str | None,
-                       key_id: str | None, payload: Any, extract: Extract, apply: Apply) -> None:
-        """Rewrites `payload` in place when a redact check fired; raises GuardrailBlocked / GuardrailUnavailable."""
-        run.policies = await self._book.for_call(project_id, pillar, resource, key_id)
+                       key_id: str | None, payload: Any, extract: Extract, apply: Apply,
+                       also: Sequence[str] = ()) -> None:
+        """Rewrites `payload` in place when a redact check fired; raises GuardrailBlocked / GuardrailUnavailable.
+        `also`: more resource names whose policies apply too (a tool call: its toolbox and its tool)."""
+        run.policies = await self.policies(project_id, pillar, [resource, *also], key_id)
         if not run.policies:
             return
         segments: list[Segment] = extract(payload)
         with _recording(run):
             result = await self._engine.evaluate(run.policies, segments, "input")
         _apply(run, result, payload, segments, apply)
+
+    async def policies(self, project_id: str, pillar: Pillar, resources: Sequence[str | None],
+                       key_id: str | None) -> list[CompiledPolicy]:
+        """The policies of every named resource, each once (project and key policies match every lookup)."""
+        found: dict[str, CompiledPolicy] = {}
+        for resource in dict.fromkeys(resources):
+            for p in await self._book.for_call(project_id, pillar, resource, key_id):
+                found.setdefault(p.id, p)
+        return list(found.values())
 
     def on_output(self, run: GuardrailRun, payload: Any, extract: Extract, apply: Apply) -> bool:
         """Local output checks on a whole answer (synchronous: the pipeline's `after` hook); True if rewritten."""

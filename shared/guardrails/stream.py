@@ -9,6 +9,7 @@ blocked text never leaves the gateway and never reaches the log (only what was r
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import orjson
@@ -129,11 +130,16 @@ class GuardedSse:
             else b""
 
     def verdicts(self) -> list[Verdict]:
-        merged: dict[str, Verdict] = {}
-        for g in self.guards.values():
-            for v in g.verdicts():
-                prev = merged.get(v.check)
-                merged[v.check] = v if prev is None else Verdict(
-                    v.policy, v.check, v.type, v.action, v.stage, prev.hits + v.hits,
-                    prev.latency_ms + v.latency_ms, v.detail)
-        return list(merged.values())
+        return merge_verdicts(self.guards.values())
+
+
+def merge_verdicts(guards: Iterable[WindowGuard]) -> list[Verdict]:
+    """One verdict per check over several windows (a stream's choices, artifacts, messages): hits and time add."""
+    merged: dict[str, Verdict] = {}
+    for g in guards:
+        for v in g.verdicts():
+            prev = merged.get(v.check)
+            merged[v.check] = v if prev is None else Verdict(
+                v.policy, v.check, v.type, v.action, v.stage, prev.hits + v.hits,
+                prev.latency_ms + v.latency_ms, v.detail)
+    return list(merged.values())

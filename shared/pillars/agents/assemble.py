@@ -3,7 +3,7 @@ client, and its A2A data plane on the governance pipeline. Imported on first use
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -21,6 +21,9 @@ from shared.usage.log import UsageLog
 
 from .pillar import AgentsPillar
 
+if TYPE_CHECKING:
+    from shared.guardrails.step import GuardrailStep
+
 
 def assemble_agents(settings: Settings, *, store: DocumentStore, egress: EgressPolicy,
                     project_exists: Callable[[str], Any], credential: Callable[[], Any],
@@ -36,9 +39,11 @@ def assemble_agents_pipeline(agents: AgentsPillar, *, quotas: QuotaBook, enforce
                              flags: FlagService, egress: EgressPolicy,
                              on_close: Callable[[str, Callable[[], Any]], None], telemetry: Telemetry | None = None,
                              instrument: Callable[[httpx.AsyncClient, Breakers], None] | None = None,
-                             trace: Callable[[], dict[str, str]] | None = None) -> Pipeline:
+                             trace: Callable[[], dict[str, str]] | None = None,
+                             guardrails: "GuardrailStep | None" = None) -> Pipeline:
     """The A2A data plane on the governance pipeline; `instrument(upstream, breakers)`: the telemetry's hooks;
-    `trace()`: the current W3C trace context (telemetry on), also carried in A2A message metadata."""
+    `trace()`: the current W3C trace context (telemetry on), also carried in A2A message metadata;
+    `guardrails`: the shared GuardrailStep, run on A2A messages and answers (shared/pillars/agents/guardrails.py)."""
     from .limits import LimitQuotas, Turns
     from .spec import AgentsSpec
 
@@ -52,5 +57,10 @@ def assemble_agents_pipeline(agents: AgentsPillar, *, quotas: QuotaBook, enforce
                       backend_for=agents.cloud_backend, policies=agents.key_policies, turns=Turns(enforcer.store), trace=trace)
     # Each agent's (and key's) rate limit is one more quota the pipeline admits.
     limit_quotas = LimitQuotas(quotas, agents.agent_of, agents.key_policies)
+    steps = []
+    if guardrails is not None:
+        from .guardrails import AgentsGuardrails
+
+        steps.append(AgentsGuardrails(guardrails))
     return Pipeline(spec, quotas=limit_quotas,  # type: ignore[arg-type]  # QuotaBook's for_call/invalidate
-                    enforcer=enforcer, breakers=breakers, usage=usage, flags=flags, telemetry=telemetry)
+                    enforcer=enforcer, breakers=breakers, usage=usage, flags=flags, steps=steps, telemetry=telemetry)

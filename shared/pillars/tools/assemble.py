@@ -23,11 +23,14 @@ def assemble_tools(settings: Settings, *, store: DocumentStore, egress: EgressPo
                    credential: Callable[[], Any], on_close: OnClose,
                    queue: SubmissionQueue | None = None, telemetry: Callable[[], Any] | None = None,
                    instrument: Callable[[Any, Any], None] | None = None,
-                   trace: Callable[[], dict[str, str]] | None = None) -> ToolsPillar:
+                   trace: Callable[[], dict[str, str]] | None = None,
+                   guardrails: Callable[[], Any] | None = None) -> ToolsPillar:
     """`on_close(name, aclose)`: registers what this pillar opens with the composition root's exit stack;
     `enforcer`/`usage`/`credential`/`telemetry` are lazy (their clients bind to the worker's event loop);
-    `instrument(upstream_http, breakers)` and `trace()` are the telemetry's hooks (None: telemetry off)."""
+    `instrument(upstream_http, breakers)` and `trace()` are the telemetry's hooks (None: telemetry off);
+    `guardrails()`: the shared guardrail step, run on every `tools/call` (shared/pillars/tools/guardrails.py)."""
     deps = ToolsDeps(settings=settings, store=store, egress=egress, quota_book=quotas, flags=flags,
                      enforcer=enforcer, usage=usage, credential=credential, on_close=on_close,
-                     telemetry=telemetry, instrument=instrument, trace=trace)
+                     telemetry=telemetry, instrument=instrument, trace=trace,
+                     guardrails=guardrails)
     return ToolsPillar(deps, queue=queue)

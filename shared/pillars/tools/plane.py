@@ -79,8 +79,13 @@ def build(tools: "ToolsPillar", *, directory: ToolDirectory | None = None,
     breakers = Breakers()
     if deps.instrument is not None:
         deps.instrument(upstream_http, breakers)  # traceparent on every upstream request, breakers as a gauge
+    steps = []
+    if deps.guardrails is not None:
+        from .guardrails import ToolsGuardrails
+
+        steps.append(ToolsGuardrails(deps.guardrails()))
     pipeline = Pipeline(ToolsSpec(calls, book), quotas=book, enforcer=deps.enforcer(),  # type: ignore[arg-type]
-                        breakers=breakers, usage=deps.usage(), flags=deps.flags,
+                        breakers=breakers, usage=deps.usage(), flags=deps.flags, steps=steps,
                         telemetry=deps.telemetry() if deps.telemetry is not None else None)
     runner = ToolCallRunner(pipeline)
     server = ToolboxServer(directory, pool, auth, runner, list_ttl_ms=s.mcp_list_ttl_ms,

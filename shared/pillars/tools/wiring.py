@@ -51,6 +51,7 @@ class ToolsDeps:
     telemetry: Callable[[], Any] | None = None  # the pipeline's Telemetry (lazy)
     instrument: Callable[[Any, Any], None] | None = None  # (upstream http, breakers) → trace headers, breaker gauge
     trace: Callable[[], dict[str, str]] | None = None  # the current W3C trace context for MCP `_meta`
+    guardrails: Callable[[], Any] | None = None  # the shared GuardrailStep (lazy); None: no guardrail step
 
 
 class ToolsPillar:
