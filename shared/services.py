@@ -410,10 +410,12 @@ class Services:
     def agents_pipeline(self) -> "Pipeline":
         from .pillars.agents.assemble import assemble_agents_pipeline
 
-        return assemble_agents_pipeline(self.agents, quotas=self.quota_book, enforcer=self.enforcer,
-                                        usage=self.usage_log, flags=self.flags, egress=self.egress,
-                                        on_close=self._on_close, telemetry=self.telemetry,
-                                        instrument=self._instrument, trace=self._trace_carrier())
+        pipeline = assemble_agents_pipeline(self.agents, quotas=self.quota_book, enforcer=self.enforcer,
+                                            usage=self.usage_log, flags=self.flags, egress=self.egress,
+                                            on_close=self._on_close, telemetry=self.telemetry,
+                                            instrument=self._instrument, trace=self._trace_carrier())
+        pipeline.spec.task_ids = self.agents.task_ids  # type: ignore[attr-defined]  # tasks bound to their key
+        return pipeline
 
     @cached_property
     def agents_front(self) -> Any:
