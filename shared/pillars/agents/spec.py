@@ -234,7 +234,7 @@ class AgentsSpec:
         value = envelope["result"]
         if target.version != V1:
             value = bridge.result_to_v1(call.method, value)
-        _note(x, value)  # the log keeps the upstream's task id (what the agent's own logs name)
+        _note(x, value)
         owner = x.scratch.get("owner")
         if owner is not None and self.task_ids is not None:
             try:
@@ -242,6 +242,9 @@ class AgentsSpec:
             except A2AError as exc:  # an id the gateway will not carry (over-long)
                 x.error_code = "invalid_agent_response"
                 return error(call.id, exc.code, exc.message)
+            if x.scratch.get("task_id"):  # the log names both: the client's id and the agent's own
+                x.scratch["upstream_task_id"] = x.scratch["task_id"]
+                _note(x, value)
         if call.version != V1:
             value = bridge.result_to_v03(call.method, value)
         return result(call.id, value)
@@ -253,7 +256,7 @@ class AgentsSpec:
         attrs: dict[str, int | float | bool | str] = {
             "agent": x.resource, "caller": x.principal.key_prefix or x.principal.subject, "method": call.method,
             "client_version": call.version, "upstream_version": getattr(target, "version", "")}
-        for key in ("task_id", "context_id", "task_state", "rpc_error", "upstream_status"):
+        for key in ("task_id", "upstream_task_id", "context_id", "task_state", "rpc_error", "upstream_status"):
             if s.get(key) is not None:
                 attrs[key] = s[key]
         ctx = s.get("invocation")
@@ -279,7 +282,7 @@ def _note(x: Exchange, value: Any) -> None:
         return
     task_id = obj.get("id") if "status" in obj and "taskId" not in obj else obj.get("taskId")
     if task_id:
-        x.scratch["task_id"] = str(task_id)[:200]
+        x.scratch["task_id"] = str(task_id)[:1200]  # a sealed id is ~250 characters; an upstream's ≤ 1024
     if obj.get("contextId"):
         x.scratch["context_id"] = str(obj["contextId"])[:200]
     status = obj.get("status")
