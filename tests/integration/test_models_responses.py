@@ -13,7 +13,8 @@ import pytest
 from tests.conftest import ADMIN_KEY
 from tests.integration.models_support import UPSTREAM_KEYS, backend, log_row, setup_model
 from tests.support import fake_responses as rwire
-from tests.support.fake_openai import FakeOpenAI, cut_stream, ok
+from tests.support.fake_openai import FakeOpenAI, cut_stream, error, ok
+from tests.support.processes import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +201,33 @@ def test_playground_streams_the_answer_and_the_trace_as_the_developers_own_key(g
     assert left("key", key=mine["id"])["remaining"] == 50_000 - used  # my own key's limit, on request
     other = httpx.get(f"{gateway.url}/portal/projects/{pid}/models", headers=dev, params={"key": theirs["id"]})
     assert other.status_code == 404 and other.json()["error"]["code"] == "key_not_found"
+
+
+def test_a_response_id_is_served_by_another_instance(start_gateway, gateway, setup, clean):
+    """Two instances of one deployment (same registry and key pepper): the id recorded by one is found by the
+    other (the registry, read through on a local miss), pinned to the backend that stores it."""
+    a, b = clean
+    _, name, secret, other = setup
+    second = start_gateway(COSMOS_DATABASE=gateway.env["COSMOS_DATABASE"],
+                           GATEWAY_KEY_HASH_SECRET=gateway.env["GATEWAY_KEY_HASH_SECRET"])
+    a.script(error(500), error(500), error(500))  # ra fails: the response lives on rb (not the pool's first)
+    b.script(ok("kept on rb"))
+    first = client(gateway, secret).responses.create(model=name, input="one")
+    assert first.id in b.responses
+    sdk2 = client(second, secret)
+    got = wait_until(lambda: _retrieved(sdk2, first.id), timeout=10, message="the id on the second instance")
+    assert got.output_text == "kept on rb" and b.requests[-1].method == "GET"
+    b.set_default(ok())
+    sdk2.responses.create(model=name, input="two", previous_response_id=first.id)
+    assert b.requests[-1].body["previous_response_id"] == first.id  # pinned to rb on the other instance too
+    with pytest.raises(openai.NotFoundError):
+        client(second, other).responses.retrieve(first.id)  # another project: unknown there as well
+    sdk2.responses.delete(first.id)
+    assert first.id not in b.responses
+
+
+def _retrieved(sdk: openai.OpenAI, rid: str):
+    try:
+        return sdk.responses.retrieve(rid)
+    except openai.NotFoundError:
+        return None  # the background write has not landed yet

@@ -29,6 +29,7 @@ async def test_an_id_recorded_on_one_worker_is_found_on_another():
     assert await b.lookup("q", "resp_1") is None  # another project's partition: not there
     assert await b.lookup("p", "resp_unknown") is None
     b.forget("resp_1", "p")  # DELETE on b: gone for a as soon as a's memory does not hold it
+    assert await b.lookup("p", "resp_1") is None  # at once on b, before the registry's delete lands
     await b.drain()
     assert await repo.find("p", PREFIX + "resp_1") is None
     assert await ResponseDirectory(max_entries=1, ttl=60, store=repo).lookup("p", "resp_1") is None

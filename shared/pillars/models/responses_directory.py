@@ -73,7 +73,7 @@ class ResponseDirectory:
     def find(self, project_id: str, response_id: str) -> Served | None:
         """This worker's memory only."""
         served = self._entries.get(response_id)
-        if served is None:
+        if served is None or not served.backend:
             return None
         if served.expires <= self._clock():
             del self._entries[response_id]
@@ -100,6 +100,9 @@ class ResponseDirectory:
         served = self.find(project_id, response_id)
         if served is not None or self._store is None or not _STORABLE.match(response_id):
             return served
+        if response_id in self._entries and not self._entries[response_id].backend \
+                and self._entries[response_id].expires > self._clock():
+            return None  # deleted here: the registry's delete may not have landed yet
         try:
             route = await asyncio.wait_for(self._store.find(project_id, PREFIX + response_id), self._timeout)
         except (TimeoutError, GatewayError) as exc:  # unreachable or an invalid document: unknown, logged
@@ -118,6 +121,8 @@ class ResponseDirectory:
     def forget(self, response_id: str, project_id: str | None = None) -> None:
         self._entries.pop(response_id, None)
         if self._store is not None and project_id is not None and _STORABLE.match(response_id):
+            # a tombstone (no backend): this worker does not read the id back while the delete is in flight
+            self._put(response_id, Served(project_id, "", "", self._clock() + self._timeout * 4))
             self._background(self._delete(project_id, response_id), "forget")
 
     async def drain(self) -> None:

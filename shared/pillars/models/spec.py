@@ -48,7 +48,8 @@ class ModelsSpec:
         # the Responses API's operations (shared/pillars/models/responses_ops.py)
         self.responses = ResponsesOps(
             http=http, tokens=tokens, completion_estimate=enforcer.completion_estimate, family=_family,
-            cost=_cost_micros, directory=responses or ResponseDirectory(max_entries=100_000, ttl=7 * 86400))
+            cost=_cost_micros, directory=responses if responses is not None  # (an empty directory is falsy: it has a length)
+            else ResponseDirectory(max_entries=100_000, ttl=7 * 86400))
 
     async def resolve(self, x: Exchange) -> None:
         responses = x.operation in RESPONSES_OPS
