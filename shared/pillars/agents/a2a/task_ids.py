@@ -14,6 +14,7 @@ old secret stays listed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -54,10 +55,15 @@ def not_found() -> A2AError:
 class TaskIds:
     def __init__(self, sealer: Sealer) -> None:
         self._sealer = sealer
+        # deterministic ids: a stream's events (and polls) name the same task again and again — sealed once
+        self.seal = lru_cache(maxsize=4096)(self._seal)  # type: ignore[method-assign]
 
     # ---- ids
 
-    def seal(self, owner: Owner, upstream_id: str) -> str:
+    def seal(self, owner: Owner, upstream_id: str) -> str:  # replaced per instance by the cached _seal
+        return self._seal(owner, upstream_id)
+
+    def _seal(self, owner: Owner, upstream_id: str) -> str:
         if len(upstream_id) > MAX_UPSTREAM_ID:
             raise A2AError(INVALID_AGENT_RESPONSE, f"The agent's task id is longer than {MAX_UPSTREAM_ID} characters.")
         ref = TaskRef(key=owner.key, project=owner.project, agent=owner.agent, task=upstream_id)
