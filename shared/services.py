@@ -143,8 +143,10 @@ class Services:
     @property
     def owned_by_project(self) -> list[Repository[Any]]:
         """Every repository whose documents live in a project's partition (a project is deletable when empty)."""
+        from .pillars.models.responses_directory import ResponseRoute
+
         return [self.keys, self.models, self.quotas, self.key_requests, self.guardrail_policies, self.alert_rules,
-                self.experiments, self.experiment_feedback,
+                self.experiments, self.experiment_feedback, Repository(self.store, ResponseRoute),
                 *self.agents.owned_repositories, *self.tools.registry.owned]
 
     @cached_property

@@ -231,3 +231,31 @@ def _retrieved(sdk: openai.OpenAI, rid: str):
         return sdk.responses.retrieve(rid)
     except openai.NotFoundError:
         return None  # the background write has not landed yet
+
+
+def test_a_projects_response_ids_go_with_it(gateway, fakes):
+    """Response id records live in the project's partition and count as its documents: a cascade delete removes
+    them (never an orphan that a project re-created under the same id would inherit)."""
+    from azure.cosmos.exceptions import CosmosResourceNotFoundError
+
+    from tests.integration.test_admin_integrity import registry
+
+    a, _ = fakes
+    a.set_default(ok())
+    with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+        pid, name, secret = setup_model(admin, [backend(a, "ra", key="UPSTREAM_SECRET_TEST_A")])
+        rid = client(gateway, secret).responses.create(model=name, input="x").id
+        container = registry(gateway)
+        wait_until(lambda: _stored(container, pid, rid), timeout=10, message="the response id's record")
+        assert admin.delete(f"/manage/projects/{pid}", params={"cascade": "true"}).status_code == 204
+        with pytest.raises(CosmosResourceNotFoundError):
+            container.read_item(f"response.{rid}", partition_key=pid)
+
+
+def _stored(container, pid: str, rid: str) -> bool:
+    from azure.cosmos.exceptions import CosmosResourceNotFoundError
+
+    try:
+        return container.read_item(f"response.{rid}", partition_key=pid)["kind"] == "response_route"
+    except CosmosResourceNotFoundError:
+        return False
