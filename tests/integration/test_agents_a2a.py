@@ -338,6 +338,15 @@ def test_a_task_is_bound_to_the_key_that_created_it(world, agent):
     assert httpx.get(f"{base}/tasks/{tid}", headers=mine).json()["id"] == tid
 
 
+def test_a_task_id_opens_on_another_instance_for_its_key_only(world, gateway_twin):
+    """No store, no sticky routing: the sealed id opens on any instance of the deployment."""
+    tid = _rpc(world, "echo1", "SendMessage", _msg_v1("scale out")).json()["result"]["task"]["id"]
+    twin = {**world, "url": gateway_twin.url}
+    got = _rpc(twin, "echo1", "GetTask", {"id": tid}).json()["result"]
+    assert got["id"] == tid and got["artifacts"][0]["parts"][0]["text"] == "echo(v1): scale out"
+    assert _rpc(twin, "echo1", "GetTask", {"id": tid}, key=world["other"]).json()["error"]["code"] == -32001
+
+
 # ---- the request log and the lifecycle (last: it deprecates and suspends)
 
 def test_every_call_is_in_the_request_log(world, emulators):

@@ -203,13 +203,12 @@ def test_playground_streams_the_answer_and_the_trace_as_the_developers_own_key(g
     assert other.status_code == 404 and other.json()["error"]["code"] == "key_not_found"
 
 
-def test_a_response_id_is_served_by_another_instance(start_gateway, gateway, setup, clean):
+def test_a_response_id_is_served_by_another_instance(gateway_twin, gateway, setup, clean):
     """Two instances of one deployment (same registry and key pepper): the id recorded by one is found by the
     other (the registry, read through on a local miss), pinned to the backend that stores it."""
     a, b = clean
     _, name, secret, other = setup
-    second = start_gateway(COSMOS_DATABASE=gateway.env["COSMOS_DATABASE"],
-                           GATEWAY_KEY_HASH_SECRET=gateway.env["GATEWAY_KEY_HASH_SECRET"])
+    second = gateway_twin
     a.script(error(500), error(500), error(500))  # ra fails: the response lives on rb (not the pool's first)
     b.script(ok("kept on rb"))
     first = client(gateway, secret).responses.create(model=name, input="one")
