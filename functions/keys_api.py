@@ -1,6 +1,8 @@
 """Operate: virtual keys of a project — issue (secret shown once), list, get, revoke, rotate, purge."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+
 from starlette.responses import Response
 
 from shared.auth.keys import KeyService
@@ -23,7 +25,9 @@ class KeyList(PageOut[KeyOut]):
 
 
 def build(service: KeyService, keys: Repository[VirtualKey], projects: ProjectRegistry, quotas: QuotaRegistry,
-          admin: Guard, *, max_body_bytes: int, max_rotation_overlap: int) -> ApiBlueprint:
+          admin: Guard, *, max_body_bytes: int, max_rotation_overlap: int,
+          on_purge: Sequence[Callable[[str, str], Awaitable[None]]] = ()) -> ApiBlueprint:
+    """`on_purge`: what else a purged key owns, each deleted before the key (the agents pillar's key policy)."""
     api = ApiBlueprint("keys", max_body_bytes=max_body_bytes)
 
     @api.route("manage/projects/{project}/keys", "POST", name="manage_create_key",
@@ -89,6 +93,8 @@ def build(service: KeyService, keys: Repository[VirtualKey], projects: ProjectRe
                                      details={"etag": key.etag})
         # the quota first: if the key delete then fails, what is left is a revoked key, never an orphan
         await quotas.forget_key(pid, kid)
+        for forget in on_purge:  # idempotent: a purge retried after a failure finishes the job
+            await forget(pid, kid)
         await keys.delete(pid, kid, if_match)
         if key is not None:
             service.forget(key)

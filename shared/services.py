@@ -144,8 +144,10 @@ class Services:
     @property
     def owned_by_project(self) -> list[Repository[Any]]:
         """Every repository whose documents live in a project's partition (a project is deletable when empty)."""
+        from .pillars.models.responses_directory import ResponseRoute
+
         return [self.keys, self.models, self.quotas, self.key_requests, self.guardrail_policies, self.alert_rules,
-                self.experiments, self.experiment_feedback,
+                self.experiments, self.experiment_feedback, Repository(self.store, ResponseRoute),
                 *self.agents.owned_repositories, *self.tools.registry.owned]
 
     @cached_property
@@ -257,13 +259,15 @@ class Services:
         from .pillars.models.assemble import assemble_models
         from .pillars.models.guardrails import ModelsGuardrails
         from .pillars.models.experiment_step import ExperimentStep
+        from .pillars.models.responses_directory import ResponseRoute
 
         pipeline = assemble_models(self.settings, catalog=self.catalog, quotas=self.quota_book,
                                    enforcer=self.enforcer, usage=self.usage_log, flags=self.flags,
                                    egress=self.egress, credential=lambda: self.credential, on_close=self._on_close,
                                    steps=[ExperimentStep(self.experiment_book), ModelsGuardrails(self.guardrail_step)],
                                    telemetry=self.telemetry,
-                                   instrument=self._instrument)
+                                   instrument=self._instrument,
+                                   responses_store=Repository(self.store, ResponseRoute))
         # Once the worker has warmed up (SDK clients, BPE tables, caches), move that long-lived heap out of the
         # garbage collector's full passes: gen-2 collections over it took 36–55 ms (docs/benchmarks.md).
         # function_app.py freezes the import-time heap; this is the second, post-warm-up freeze.

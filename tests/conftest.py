@@ -90,6 +90,13 @@ def gateway(start_gateway: Callable[..., HostProcess]) -> HostProcess:
     return start_gateway()
 
 
+@pytest.fixture(scope="session")
+def gateway_twin(start_gateway: Callable[..., HostProcess], gateway: HostProcess) -> HostProcess:
+    """A second instance of the shared gateway's deployment (same registry, same key pepper): scale-out tests."""
+    return start_gateway(COSMOS_DATABASE=gateway.env["COSMOS_DATABASE"],
+                         GATEWAY_KEY_HASH_SECRET=gateway.env["GATEWAY_KEY_HASH_SECRET"])
+
+
 @pytest.fixture
 def admin(gateway: HostProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10) as c:

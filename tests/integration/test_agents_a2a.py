@@ -93,7 +93,8 @@ def world(gateway, upstreams) -> Iterator[dict[str, str]]:
         assert r.status_code == 201, r.text
         key = new_key(admin, pid)
         narrow = new_key(admin, pid, agents=["echo1"])
-        yield {"pid": pid, "key": key, "narrow": narrow, "url": gateway.url, "admin_key": ADMIN_KEY}
+        other = new_key(admin, pid)  # a second key of the same project: it may not touch the first one's tasks
+        yield {"pid": pid, "key": key, "narrow": narrow, "other": other, "url": gateway.url, "admin_key": ADMIN_KEY}
 
 
 def _rpc(world: dict[str, str], agent: str, method: str, params: dict, *, key: str | None = None,
@@ -241,15 +242,12 @@ async def test_a2a_sdk_1x_http_json_client_through_the_gateway(world):
                 await client.cancel_task(CancelTaskRequest(id=task_id))
             with pytest.raises(TaskNotFoundError):
                 await client.get_task(GetTaskRequest(id="no-such-task"))
-            if agent == "echo1":
-                listed = await client.list_tasks(ListTasksRequest(page_size=50))
-                assert task_id in {t.id for t in listed.tasks}
-            else:  # A2A 0.3 has no ListTasks: refused by the gateway, in the binding's own error format
-                with pytest.raises(UnsupportedOperationError):
-                    await client.list_tasks(ListTasksRequest())
+            # refused on both (0.3 has no ListTasks; a 1.0 agent would list every key's tasks), REST-framed
+            with pytest.raises(UnsupportedOperationError):
+                await client.list_tasks(ListTasksRequest())
     base = "/agents/echo1"
     assert f"POST {base}/message:send" in seen and f"POST {base}/message:stream" in seen
-    assert f"GET {base}/tasks" in seen and any(s.endswith(":cancel") for s in seen)
+    assert any(s.endswith(":cancel") for s in seen) and any(s.endswith(":cancel") for s in seen)
     assert not any(s == f"POST {base}" for s in seen)  # never the JSON-RPC endpoint
 
 
@@ -264,8 +262,8 @@ async def test_an_upstream_that_speaks_only_http_json(world):
     assert _rpc(world, "restonly", "GetTask", {"id": task["id"]}).json()["result"]["id"] == task["id"]
     assert _rpc(world, "restonly", "GetTask", {"id": "nope"}).json()["error"]["code"] == -32001  # 404 reason
     assert _rpc(world, "restonly", "CancelTask", {"id": task["id"]}).json()["error"]["code"] == -32002
-    listed = _rpc(world, "restonly", "ListTasks", {"pageSize": 10}).json()["result"]
-    assert task["id"] in {t["id"] for t in listed["tasks"]}
+    # tasks are bound to their key; the agent would list every key's: refused
+    assert _rpc(world, "restonly", "ListTasks", {"pageSize": 10}).json()["error"]["code"] == -32004
     old = _rpc(world, "restonly", "message/send", _msg_v03("old client"), version=None).json()["result"]
     assert old["kind"] == "task" and old["artifacts"][0]["parts"][0]["text"] == "echo(v1): old client"
     body = json.dumps({"jsonrpc": "2.0", "id": "s", "method": "SendStreamingMessage", "params": _msg_v1("flow")})
@@ -302,13 +300,51 @@ def test_http_json_errors_and_refusals_are_google_rpc_status(world):
 @pytest.mark.parametrize("agent,tag", [("echo1", "v1"), ("echo03", "v0.3")])
 def test_a2a_sdk_03_client_through_the_gateway(world, a2a03_python, agent, tag):
     out = subprocess.run([str(a2a03_python), str(AGENTS / "a2a_v03_client.py"), f"{world['url']}/agents/{agent}",
-                          world["key"], "old"], capture_output=True, text=True, timeout=60)
+                          world["key"], "old", world["other"]], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-3000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["card_url"] == f"{world['url']}/agents/{agent}"
+    assert res["send"]["task_id"].startswith("a2atask1.")  # the gateway's sealed id, never the upstream's
+    assert "-32001" in res["other"]["get"] and "-32001" in res["other"]["cancel"], res["other"]  # another key
     assert res["send"]["state"] == "completed" and res["send"]["text"] == f"echo({tag}): old"
     assert res["stream"]["state"] == "completed" and "artifact-update" in res["stream"]["events"]
     assert res["get"] == {"state": "completed", "text": f"echo({tag}): old"}
+
+
+# ---- tasks belong to the key that created them
+
+@pytest.mark.parametrize("agent", ["echo1", "echo03"])
+def test_a_task_is_bound_to_the_key_that_created_it(world, agent):
+    task = _rpc(world, agent, "SendMessage", _msg_v1("mine")).json()["result"]["task"]
+    tid, other = task["id"], world["other"]
+    assert tid.startswith("a2atask1.") and task["history"][0].get("taskId", tid) == tid
+    for method, version in (("GetTask", "1.0"), ("CancelTask", "1.0"), ("SubscribeToTask", "1.0"),
+                            ("tasks/get", None), ("tasks/cancel", None), ("tasks/resubscribe", None)):
+        r = _rpc(world, agent, method, {"id": tid}, key=other, version=version)
+        assert r.status_code == 200 and r.json()["error"]["code"] == -32001, (method, r.text)
+    follow = _msg_v1("again")
+    follow["message"]["taskId"] = tid
+    assert _rpc(world, agent, "SendMessage", follow, key=other).json()["error"]["code"] == -32001
+    assert _rpc(world, agent, "GetTask", {"id": "a-raw-upstream-id"}).json()["error"]["code"] == -32001
+    base, mine, theirs = (f"{world['url']}/agents/{agent}", {"Authorization": f"Bearer {world['key']}"},
+                          {"Authorization": f"Bearer {other}"})
+    for r in (httpx.get(f"{base}/tasks/{tid}", headers=theirs), httpx.post(f"{base}/tasks/{tid}:cancel", headers=theirs)):
+        assert r.status_code == 404 and r.json()["error"]["details"][0]["reason"] == "TASK_NOT_FOUND", r.text
+    # the key that created it: every binding reaches the upstream's task (completed: not cancelable)
+    got = _rpc(world, agent, "GetTask", {"id": tid}).json()["result"]
+    assert got["id"] == tid and got["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert _rpc(world, agent, "tasks/get", {"id": tid}, version=None).json()["result"]["id"] == tid
+    assert _rpc(world, agent, "CancelTask", {"id": tid}).json()["error"]["code"] == -32002
+    assert httpx.get(f"{base}/tasks/{tid}", headers=mine).json()["id"] == tid
+
+
+def test_a_task_id_opens_on_another_instance_for_its_key_only(world, gateway_twin):
+    """No store, no sticky routing: the sealed id opens on any instance of the deployment."""
+    tid = _rpc(world, "echo1", "SendMessage", _msg_v1("scale out")).json()["result"]["task"]["id"]
+    twin = {**world, "url": gateway_twin.url}
+    got = _rpc(twin, "echo1", "GetTask", {"id": tid}).json()["result"]
+    assert got["id"] == tid and got["artifacts"][0]["parts"][0]["text"] == "echo(v1): scale out"
+    assert _rpc(twin, "echo1", "GetTask", {"id": tid}, key=world["other"]).json()["error"]["code"] == -32001
 
 
 # ---- the request log and the lifecycle (last: it deprecates and suspends)

@@ -158,3 +158,24 @@ def test_allowed_skills_per_key(lab):
     assert lab["admin"].delete(f"/manage/projects/{lab['pid']}/keys/{key_id(lab, secret)}/agent-policy"
                                ).status_code == 200
     assert rpc(lab, "skilled", "hi", key=secret).status_code == 200
+
+
+def test_purging_a_key_deletes_its_agent_policy(lab, gateway):
+    from azure.cosmos.exceptions import CosmosResourceNotFoundError
+
+    from tests.integration.test_admin_integrity import registry
+
+    secret = lab["new_key"]()
+    kid, pid, admin = key_id(lab, secret), lab["pid"], lab["admin"]
+    assert admin.put(f"/manage/projects/{pid}/keys/{kid}/agent-policy",
+                     json={"skills": {"skilled": ["summarize"]}}).status_code == 200
+    container = registry(gateway)
+    assert container.read_item(f"agent-key.{kid}", partition_key=pid)["key_id"] == kid
+    assert admin.post(f"/manage/projects/{pid}/keys/{kid}/revoke").status_code == 200
+    assert admin.delete(f"/manage/projects/{pid}/keys/{kid}").status_code == 204
+    with pytest.raises(CosmosResourceNotFoundError):
+        container.read_item(f"agent-key.{kid}", partition_key=pid)
+    # a key without a policy purges as before
+    bare = key_id(lab, lab["new_key"]())
+    assert admin.post(f"/manage/projects/{pid}/keys/{bare}/revoke").status_code == 200
+    assert admin.delete(f"/manage/projects/{pid}/keys/{bare}").status_code == 204

@@ -13,7 +13,8 @@ import pytest
 from tests.conftest import ADMIN_KEY
 from tests.integration.models_support import UPSTREAM_KEYS, backend, log_row, setup_model
 from tests.support import fake_responses as rwire
-from tests.support.fake_openai import FakeOpenAI, cut_stream, ok
+from tests.support.fake_openai import FakeOpenAI, cut_stream, error, ok
+from tests.support.processes import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +201,60 @@ def test_playground_streams_the_answer_and_the_trace_as_the_developers_own_key(g
     assert left("key", key=mine["id"])["remaining"] == 50_000 - used  # my own key's limit, on request
     other = httpx.get(f"{gateway.url}/portal/projects/{pid}/models", headers=dev, params={"key": theirs["id"]})
     assert other.status_code == 404 and other.json()["error"]["code"] == "key_not_found"
+
+
+def test_a_response_id_is_served_by_another_instance(gateway_twin, gateway, setup, clean):
+    """Two instances of one deployment (same registry and key pepper): the id recorded by one is found by the
+    other (the registry, read through on a local miss), pinned to the backend that stores it."""
+    a, b = clean
+    _, name, secret, other = setup
+    second = gateway_twin
+    a.script(error(500), error(500), error(500))  # ra fails: the response lives on rb (not the pool's first)
+    b.script(ok("kept on rb"))
+    first = client(gateway, secret).responses.create(model=name, input="one")
+    assert first.id in b.responses
+    sdk2 = client(second, secret)
+    got = wait_until(lambda: _retrieved(sdk2, first.id), timeout=10, message="the id on the second instance")
+    assert got.output_text == "kept on rb" and b.requests[-1].method == "GET"
+    b.set_default(ok())
+    sdk2.responses.create(model=name, input="two", previous_response_id=first.id)
+    assert b.requests[-1].body["previous_response_id"] == first.id  # pinned to rb on the other instance too
+    with pytest.raises(openai.NotFoundError):
+        client(second, other).responses.retrieve(first.id)  # another project: unknown there as well
+    sdk2.responses.delete(first.id)
+    assert first.id not in b.responses
+
+
+def _retrieved(sdk: openai.OpenAI, rid: str):
+    try:
+        return sdk.responses.retrieve(rid)
+    except openai.NotFoundError:
+        return None  # the background write has not landed yet
+
+
+def test_a_projects_response_ids_go_with_it(gateway, fakes):
+    """Response id records live in the project's partition and count as its documents: a cascade delete removes
+    them (never an orphan that a project re-created under the same id would inherit)."""
+    from azure.cosmos.exceptions import CosmosResourceNotFoundError
+
+    from tests.integration.test_admin_integrity import registry
+
+    a, _ = fakes
+    a.set_default(ok())
+    with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+        pid, name, secret = setup_model(admin, [backend(a, "ra", key="UPSTREAM_SECRET_TEST_A")])
+        rid = client(gateway, secret).responses.create(model=name, input="x").id
+        container = registry(gateway)
+        wait_until(lambda: _stored(container, pid, rid), timeout=10, message="the response id's record")
+        assert admin.delete(f"/manage/projects/{pid}", params={"cascade": "true"}).status_code == 204
+        with pytest.raises(CosmosResourceNotFoundError):
+            container.read_item(f"response.{rid}", partition_key=pid)
+
+
+def _stored(container, pid: str, rid: str) -> bool:
+    from azure.cosmos.exceptions import CosmosResourceNotFoundError
+
+    try:
+        return container.read_item(f"response.{rid}", partition_key=pid)["kind"] == "response_route"
+    except CosmosResourceNotFoundError:
+        return False

@@ -19,7 +19,7 @@ from shared.pillars.tools.context import McpContext, Reply
 from shared.pillars.tools.mcp import batch
 from shared.pillars.tools.mcp import jsonrpc as rpc
 from shared.pillars.tools.mcp import task_shapes as shapes
-from shared.pillars.tools.mcp.sealed import SealedInvalid, Sealer
+from shared.sealed import SealedInvalid, Sealer
 from shared.pillars.tools.mcp.session import SessionCodec, SessionState, UpstreamSession
 from shared.pillars.tools.tasks import TaskBridge, TaskHandle
 from shared.pillars.tools.transport import McpTransport

@@ -54,7 +54,8 @@ def assemble_agents_pipeline(agents: AgentsPillar, *, quotas: QuotaBook, enforce
     if instrument is not None:
         instrument(http, breakers)
     spec = AgentsSpec(directory=agents.directory, http=http, credentials=agents.credentials,
-                      backend_for=agents.cloud_backend, policies=agents.key_policies, turns=Turns(enforcer.store), trace=trace)
+                      backend_for=agents.cloud_backend, policies=agents.key_policies, turns=Turns(enforcer.store),
+                      trace=trace, task_ids=agents.task_ids)  # task ids sealed to the key that created them
     # Each agent's (and key's) rate limit is one more quota the pipeline admits.
     limit_quotas = LimitQuotas(quotas, agents.agent_of, agents.key_policies)
     steps = []

@@ -26,8 +26,8 @@ from pydantic import Field
 from ...cache import FailStaticCache
 from ...domain.base import Contract, Entity, Pillar
 from ...domain.quotas import Quota, QuotaLimits
-from ...errors import (AgentBusy, DependencyUnavailable, MaxTurnsExceeded, PayloadTooLarge, ResourceNotAllowed,
-                       ValidationFailed)
+from ...errors import (AgentBusy, DependencyUnavailable, MaxTurnsExceeded, NotFound, PayloadTooLarge,
+                       ResourceNotAllowed, ValidationFailed)
 from ...quotas.book import QuotaBook
 from ...quotas.store import CounterStore
 from ...storage.repository import Repository
@@ -80,6 +80,14 @@ class KeyPolicies:
 
     def invalidate(self, project_id: str, key_id: str) -> None:
         self._cache.invalidate((project_id, key_id))
+
+    async def forget(self, project_id: str, key_id: str) -> None:
+        """The key is purged: its policy goes with it (a later key can never inherit it). Idempotent."""
+        try:
+            await self.repo.delete(project_id, KeyAgentPolicy.doc_id(key_id))
+        except NotFound:
+            pass  # the key had no agent policy
+        self.invalidate(project_id, key_id)
 
 
 @dataclass(frozen=True, slots=True)

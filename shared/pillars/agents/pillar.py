@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -28,6 +28,9 @@ from .policy import AgentsPolicy, policy_reader
 from .registry import AgentRegistry, RegistryRepos
 from .sync.connections import BedrockConnection, VertexConnection, parse_connections
 from .sync.engine import SyncEngine
+
+if TYPE_CHECKING:
+    from .a2a.task_ids import TaskIds
 
 log = logging.getLogger("gateway.agents")
 
@@ -156,6 +159,14 @@ class AgentsPillar:
         return []
 
     # ---- data plane: how each agent is called
+
+    @cached_property
+    def task_ids(self) -> "TaskIds":
+        """Sealed A2A task ids, bound to the key that created the task (the MCP sessions' sealing secrets)."""
+        from ...sealed import Sealer, session_secrets
+        from .a2a.task_ids import PURPOSE, TaskIds
+
+        return TaskIds(Sealer(session_secrets(self.settings), purpose=PURPOSE, deterministic=True))
 
     @cached_property
     def credentials(self) -> AgentCredentials:

@@ -4,8 +4,9 @@ resolve (directory: lifecycle, project; key scope; message size) → estimate (n
 report tokens after) → send (one upstream interface, in its own protocol version) → relay (the answer bridged to
 the client's version; streams event by event) → usage (task id, state, tokens when the agent reports them).
 
-Stateless across instances: task ids are the upstream's own and the agent is in the URL, so GetTask/CancelTask/
-SubscribeToTask for a task started on another instance reach the same upstream."""
+Stateless across instances: the client sees sealed task ids (`a2a/task_ids.py`: key, project, agent and the
+upstream's task id), opened on every request that names one, so GetTask/CancelTask/SubscribeToTask for a task
+started on another instance reach the same upstream — and only for the key that created the task."""
 from __future__ import annotations
 
 import asyncio
@@ -27,6 +28,7 @@ from . import backend_upstream
 from .a2a import bridge, rest, rest_upstream
 from .a2a.protocol import (INVALID_AGENT_RESPONSE, UNSUPPORTED_OPERATION, V1, A2AError, RpcCall, error,
                            result)
+from .a2a.task_ids import Owner, TaskIds
 from .a2a.upstream import Endpoint, endpoints, request_body, request_headers, sse_data
 from .domain import Agent, AgentBackend, AgentDirectory, InvocationContext
 from .limits import (InFlight, KeyPolicies, Turns, check_size, check_skill, conversation_of, effective,
@@ -51,7 +53,7 @@ class AgentsSpec:
                  backend_for: Callable[[Agent], AgentBackend | None] | None = None,
                  policies: KeyPolicies | None = None, turns: Turns | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 trace: Callable[[], dict[str, str]] | None = None) -> None:
+                 trace: Callable[[], dict[str, str]] | None = None, task_ids: TaskIds | None = None) -> None:
         self._directory, self._http, self._credentials = directory, http, credentials
         self._timeout = default_timeout
         self._backend_for = backend_for  # Bedrock/Vertex agents → their AgentBackend; None: A2A upstream
@@ -59,6 +61,7 @@ class AgentsSpec:
         self.in_flight = InFlight()
         self._clock = clock
         self._trace = trace  # telemetry on: the attempt span's W3C trace context (also in message metadata)
+        self.task_ids = task_ids  # assemble_agents_pipeline passes the pillar's; None: ids pass through
 
     async def resolve(self, x: Exchange) -> None:
         p = x.principal
@@ -67,6 +70,9 @@ class AgentsSpec:
         agent = invocation.agent
         call: RpcCall = x.request
         backend = self._backend_for(agent) if self._backend_for is not None else None
+        if self.task_ids is not None:  # another key's task (or no task of this gateway): TASK_NOT_FOUND, unlogged
+            owner = x.scratch["owner"] = Owner(p.key_id or f"subject:{p.subject}", p.project_id, agent.id)
+            call.params = self.task_ids.open_params(owner, call.method, call.params)
         x.targets = self._targets(agent, call, backend, x)  # protocol refusals (A2AError) come first: not logged
         x.routing = RoutingPolicy()
         x.entity = agent  # from here on the call is logged, governance refusals included
@@ -229,6 +235,16 @@ class AgentsSpec:
         if target.version != V1:
             value = bridge.result_to_v1(call.method, value)
         _note(x, value)
+        owner = x.scratch.get("owner")
+        if owner is not None and self.task_ids is not None:
+            try:
+                value = self.task_ids.seal_result(owner, call.method, value)
+            except A2AError as exc:  # an id the gateway will not carry (over-long)
+                x.error_code = "invalid_agent_response"
+                return error(call.id, exc.code, exc.message)
+            if x.scratch.get("task_id"):  # the log names both: the client's id and the agent's own
+                x.scratch["upstream_task_id"] = x.scratch["task_id"]
+                _note(x, value)
         if call.version != V1:
             value = bridge.result_to_v03(call.method, value)
         return result(call.id, value)
@@ -240,7 +256,7 @@ class AgentsSpec:
         attrs: dict[str, int | float | bool | str] = {
             "agent": x.resource, "caller": x.principal.key_prefix or x.principal.subject, "method": call.method,
             "client_version": call.version, "upstream_version": getattr(target, "version", "")}
-        for key in ("task_id", "context_id", "task_state", "rpc_error", "upstream_status"):
+        for key in ("task_id", "upstream_task_id", "context_id", "task_state", "rpc_error", "upstream_status"):
             if s.get(key) is not None:
                 attrs[key] = s[key]
         ctx = s.get("invocation")
@@ -266,7 +282,7 @@ def _note(x: Exchange, value: Any) -> None:
         return
     task_id = obj.get("id") if "status" in obj and "taskId" not in obj else obj.get("taskId")
     if task_id:
-        x.scratch["task_id"] = str(task_id)[:200]
+        x.scratch["task_id"] = str(task_id)[:1200]  # a sealed id is ~250 characters; an upstream's ≤ 1024
     if obj.get("contextId"):
         x.scratch["context_id"] = str(obj["contextId"])[:200]
     status = obj.get("status")

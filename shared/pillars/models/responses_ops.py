@@ -73,26 +73,26 @@ class ResponsesOps:
 
     # ---- resolve
 
-    def model_of(self, x: Exchange) -> None:
+    async def model_of(self, x: Exchange) -> None:
         """By-id operations name no model: the directory says which one served the id (for this project)."""
         if x.operation == RESPONSES:
             return
-        served = self.directory.find(x.principal.project_id or "", x.request[RESPONSE_ID])
+        served = await self.directory.lookup(x.principal.project_id or "", x.request[RESPONSE_ID])
         if served is None:
             raise _not_found(RESPONSE_ID, x.request[RESPONSE_ID])
         x.resource = served.model
 
-    def targets(self, x: Exchange, model: Model) -> list[Backend]:
+    async def targets(self, x: Exchange, model: Model) -> list[Backend]:
         """The backend that stores the response named (by id, or as `previous_response_id`); else the pool."""
         pid = x.principal.project_id or ""
         if x.operation == RESPONSES:
             previous = x.request.get("previous_response_id")
             if not isinstance(previous, str):
                 return list(model.spec.backends)
-            served, field, wanted = self.directory.find(pid, previous), "previous_response_id", previous
+            served, field, wanted = await self.directory.lookup(pid, previous), "previous_response_id", previous
         else:
             wanted = x.request[RESPONSE_ID]
-            served, field = self.directory.find(pid, wanted), RESPONSE_ID
+            served, field = await self.directory.lookup(pid, wanted), RESPONSE_ID
         pool = [b for b in model.spec.backends if served is not None and served.model == model.spec.name
                 and b.id == served.backend]
         if not pool:  # unknown here, another project's, or its backend left the pool
@@ -153,7 +153,7 @@ class ResponsesOps:
     def _remember(self, x: Exchange, response_id: Any) -> None:
         assert x.outcome is not None
         if x.operation == "responses.delete":
-            self.directory.forget(x.request[RESPONSE_ID])
+            self.directory.forget(x.request[RESPONSE_ID], x.principal.project_id or "")
         elif x.operation == RESPONSES and isinstance(response_id, str) and response_id:
             self.directory.record(x.principal.project_id or "", response_id[:256], x.resource, x.outcome.target.id)
 

@@ -48,12 +48,13 @@ class ModelsSpec:
         # the Responses API's operations (shared/pillars/models/responses_ops.py)
         self.responses = ResponsesOps(
             http=http, tokens=tokens, completion_estimate=enforcer.completion_estimate, family=_family,
-            cost=_cost_micros, directory=responses or ResponseDirectory(max_entries=100_000, ttl=7 * 86400))
+            cost=_cost_micros, directory=responses if responses is not None  # (an empty directory is falsy: it has a length)
+            else ResponseDirectory(max_entries=100_000, ttl=7 * 86400))
 
     async def resolve(self, x: Exchange) -> None:
         responses = x.operation in RESPONSES_OPS
         if responses:
-            self.responses.model_of(x)  # a stored response's id names its model
+            await self.responses.model_of(x)  # a stored response's id names its model
         name, principal = x.resource, x.principal
         assert principal.project_id is not None
         model = await self._catalog.get(principal.project_id, name)
@@ -68,7 +69,7 @@ class ModelsSpec:
             raise CapabilityNotSupported(f"The model '{name}' does not support "
                                          f"{'streaming ' if stream else ''}{x.operation}.")
         x.entity, x.routing = model, model.spec.routing
-        x.targets = self.responses.targets(x, model) if responses else model.spec.backends
+        x.targets = await self.responses.targets(x, model) if responses else model.spec.backends
         x.scratch["stream"] = stream
 
     async def estimate(self, x: Exchange) -> Estimate:

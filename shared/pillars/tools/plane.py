@@ -1,20 +1,18 @@
 """Assembles the MCP data plane from the tools pillar's dependencies (called once per worker, lazily)."""
 from __future__ import annotations
 
-import hashlib
 import logging
-import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ...sealed import Sealer, session_secrets
 from ...storage.repository import Repository
 from .call_approvals import CallApproval, CallApprovals
 from .calls import ToolCalls
 from .directory import ToolDirectory
 from .gateway import ToolboxServer
-from .mcp.sealed import Sealer
 from .mcp.session import SessionCodec
 from .mcp.upstream import McpUpstream
 from .mcp.http1 import LeanWire
@@ -25,7 +23,6 @@ from .transport import McpTransport
 from .upstreams import SessionPool
 
 if TYPE_CHECKING:
-    from ...config import Settings
     from .wiring import ToolsPillar
 
 log = logging.getLogger(__name__)
@@ -37,16 +34,6 @@ class McpPlane:
     approvals: CallApprovals
     directory: ToolDirectory
     server: ToolboxServer | None = None  # the toolbox MCP server (the playground calls through it)
-
-
-def session_secrets(s: "Settings") -> list[bytes]:
-    if s.mcp_session_secrets:
-        return [p.strip().encode() for p in s.mcp_session_secrets.get_secret_value().split(",") if p.strip()]
-    if s.key_hash_secret:  # a separate key: HKDF in SessionCodec, and a distinct input here
-        return [hashlib.sha256(b"mcp-session|" + s.key_hash_secret.get_secret_value().encode()).digest()]
-    log.warning("MCP_SESSION_SECRETS and GATEWAY_KEY_HASH_SECRET are unset: MCP sessions are bound to this "
-                "instance (a random key) and fail on any other")
-    return [secrets.token_bytes(32)]
 
 
 def build(tools: "ToolsPillar", *, directory: ToolDirectory | None = None,

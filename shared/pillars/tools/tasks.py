@@ -4,7 +4,7 @@ passed through or bridged between the two (`mcp/task_shapes.py`).
 Creation is an ordinary governed `tools/call` (resolve, scopes, approval and pinning, arguments, per-call
 approval, quotas, failover, request log): only the upstream's answer differs. The upstream's task id never
 reaches the client: the client gets a **task handle** — the upstream task id, the server replica that owns it,
-the upstream session it lives in, the caller and the toolbox, sealed like session ids (`mcp/sealed.py`,
+the upstream session it lives in, the caller and the toolbox, sealed like session ids (`shared/sealed.py`,
 deterministic: one task, one id, so `tasks/list` names the ids `tools/call` returned). So any instance serves
 `tasks/get` (no sticky routing, no store), a handle presented by another caller or at another toolbox does not
 open (-32602 "task not found", as the spec asks for tasks outside the requestor's authorization context), and a
@@ -29,7 +29,7 @@ from .mcp import bridge
 from .mcp import jsonrpc as rpc
 from .mcp import revisions as rev
 from .mcp import task_shapes as shapes
-from .mcp.sealed import Sealer, SealedInvalid
+from ...sealed import Sealer, SealedInvalid
 from .mcp.session import UpstreamSession
 from .mcp.upstream import Endpoint, UpstreamFailure
 from .upstreams import AuthHeaders, SessionPool, endpoints

@@ -198,3 +198,15 @@ async def test_the_directory_refuses_before_anything_is_held():
     with pytest.raises(Exception):
         await w.call("SendMessage", MSG)
     assert w.pipeline.spec.in_flight.count("p1/a") == 0
+
+
+async def test_forgetting_a_purged_keys_policy_deletes_it_and_is_idempotent():
+    policies = KeyPolicies(Repository(MemoryDocumentStore(), KeyAgentPolicy), ttl=60, max_stale=600)
+    await policies.repo.create(KeyAgentPolicy(id="agent-key.k1", key_id="k1", project_id="p1",
+                                              limits=AgentLimits(requests_per_minute=1)))
+    assert (await policies.get("p1", "k1")) is not None  # cached
+    await policies.forget("p1", "k1")
+    assert await policies.repo.find("p1", "agent-key.k1") is None
+    assert await policies.get("p1", "k1") is None  # the cache entry went too
+    await policies.forget("p1", "k1")  # a retried purge
+    await policies.forget("p1", "never-had-one")

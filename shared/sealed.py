@@ -1,5 +1,6 @@
-"""Opaque ids that carry their own state, encrypted and authenticated (AES-256-GCM), like the session ids of
-`session.py`, for other purposes (task handles): no instance keeps state, any instance opens them.
+"""Opaque ids that carry their own state, encrypted and authenticated (AES-256-GCM), like the MCP session ids of
+`pillars/tools/mcp/session.py`, for other purposes (MCP task handles, A2A task ids): no instance keeps state, any
+instance opens them.
 
 Each purpose derives its own key (HKDF info) from the gateway's session secrets, so an id minted for one purpose
 never opens as another. `deterministic=True` gives one id per content (a synthetic nonce, HMAC of the associated
@@ -14,7 +15,9 @@ import hashlib
 import hmac
 import os
 from collections.abc import Sequence
-from typing import TypeVar
+import logging
+import secrets as _random
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -23,6 +26,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel, ValidationError
 
+if TYPE_CHECKING:
+    from .config import Settings
+
+log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 MAX_CHARS = 4096
 
@@ -40,6 +47,7 @@ class Sealer:
         self._by_kid = dict(self._keys)
         self._nonce_key = self._hkdf(secrets[0], "nonce") if deterministic else None
 
+    # The salt predates the move out of the tools pillar: MCP task handles minted before it still open.
     def _hkdf(self, secret: bytes, use: str) -> bytes:
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"ai-gateway/mcp-sealed",
                     info=f"{use}|{self._prefix}".encode()).derive(secret)
@@ -72,3 +80,15 @@ class Sealer:
 
     def _aad(self, kid: str, bound_to: str) -> bytes:
         return f"{self._prefix}|{kid}|{bound_to}".encode()
+
+
+def session_secrets(s: "Settings") -> list[bytes]:
+    """The gateway's sealing secrets (MCP_SESSION_SECRETS, comma-separated, first one seals), else one derived from
+    GATEWAY_KEY_HASH_SECRET; each Sealer purpose derives its own key from them (HKDF info)."""
+    if s.mcp_session_secrets:
+        return [p.strip().encode() for p in s.mcp_session_secrets.get_secret_value().split(",") if p.strip()]
+    if s.key_hash_secret:  # a separate key: HKDF in SessionCodec, and a distinct input here
+        return [hashlib.sha256(b"mcp-session|" + s.key_hash_secret.get_secret_value().encode()).digest()]
+    log.warning("MCP_SESSION_SECRETS and GATEWAY_KEY_HASH_SECRET are unset: sealed ids (MCP sessions and tasks, A2A "
+                "tasks) are bound to this instance (a random key) and fail on any other")
+    return [_random.token_bytes(32)]
