@@ -184,7 +184,7 @@ def contextforge(upstream: str, log_dir: Path) -> tuple[subprocess.Popen[bytes],
                             cwd=data, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     _wait_port(port, proc, log, timeout=120)
     token = subprocess.run([str(CF_VENV / "bin" / "python"), "-m", "mcpgateway.utils.create_jwt_token",
-                            "--username", "admin@example.com", "--exp", "120", f"--secret={secret}"]  # one token: a secret may start with "-",
+                            "--username", "admin@example.com", "--exp", "120", f"--secret={secret}"],  # one token: a secret may start with "-"
                            env=env, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
     for _ in range(60):
