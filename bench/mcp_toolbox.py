@@ -178,6 +178,8 @@ def contextforge(upstream: str, log_dir: Path) -> tuple[subprocess.Popen[bytes],
            "PLATFORM_ADMIN_PASSWORD": "Bench-" + secrets.token_urlsafe(12), "MCPGATEWAY_UI_ENABLED": "false",
            "DEFAULT_USER_PASSWORD": "Bench-" + secrets.token_urlsafe(12),
            "MCPGATEWAY_ADMIN_API_ENABLED": "true", "SSRF_PROTECTION_ENABLED": "false", "LOG_LEVEL": "ERROR",
+           # its default tiered rate limit (500/min on these endpoints) would refuse a throughput run mid-way
+           "RATE_LIMITING_ENABLED": "false",
            "HOST": "127.0.0.1", "PORT": str(port)}
     log = log_dir / "contextforge.log"
     proc = subprocess.Popen([str(CF_VENV / "bin" / "mcpgateway"), "--host", "127.0.0.1", "--port", str(port)],
