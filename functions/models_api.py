@@ -12,7 +12,7 @@ from shared.pillars.models.catalog import ModelCatalog
 from shared.pillars.models import responses_contracts
 from shared.pillars.models.responses_contracts import ResponsesRequest
 from shared.web.api import ApiBlueprint, Call, Guard
-from shared.web.inputs import read_body
+from shared.web.inputs import header_dict, read_body
 
 if TYPE_CHECKING:
     from shared.pipeline.pipeline import Pipeline
@@ -30,7 +30,7 @@ def build(pipeline: Callable[[], "Pipeline"], catalog: ModelCatalog, guard: Guar
         assert call.principal is not None
         # depth-bounded and strictly typed before anything is taken: every decision uses the validated flags
         x = exchange(op, await read_body(call.req, limit), path_model, principal=call.principal,
-                     request_id=call.request_id, headers=dict(call.req.headers), started=call.started)
+                     request_id=call.request_id, headers=header_dict(call.req), started=call.started)
         return await pipeline().run(x)
 
     async def callable_models(call: Call) -> OpenAIModelList:
@@ -103,7 +103,7 @@ def _responses(api: ApiBlueprint, guard: Guard, pipeline: Callable[[], "Pipeline
     async def create(call: Call):
         assert call.principal is not None
         x = responses_contracts.create(await read_body(call.req, limit), principal=call.principal,
-                                       request_id=call.request_id, headers=dict(call.req.headers),
+                                       request_id=call.request_id, headers=header_dict(call.req),
                                        started=call.started)
         return await pipeline().run(x)
 
@@ -112,7 +112,7 @@ def _responses(api: ApiBlueprint, guard: Guard, pipeline: Callable[[], "Pipeline
             assert call.principal is not None
             x = responses_contracts.by_id(op, call.path("response"), call.req.query_params,
                                           principal=call.principal, request_id=call.request_id,
-                                          headers=dict(call.req.headers), started=call.started)
+                                          headers=header_dict(call.req), started=call.started)
             return await pipeline().run(x)
         return handler
 

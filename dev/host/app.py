@@ -33,7 +33,8 @@ class LocalHost:
             raise ValueError(f"the local host cannot run trigger types {sorted(unknown)}")
         self.app = app
         self.env = env
-        self.http = HttpDispatcher(build_routes(by_type.get("httpTrigger", []), config.route_prefix))
+        self.http = HttpDispatcher(build_routes(by_type.get("httpTrigger", []), config.route_prefix),
+                                   config.route_prefix)
         self.timers = [TimerFunction.of(f, env) for f in by_type.get("timerTrigger", [])]
         self.queues = [QueueListener(QueueFunction.of(f, env), config.queues, lease_seconds=queue_lease_seconds)
                        for f in by_type.get("queueTrigger", [])]

@@ -97,11 +97,13 @@ class KeyService:
         self._check_locally(secret)
         digest = self.hash(secret)
         key = await self._cache.get(digest)
-        if key is None or not key.accepts(digest):
+        now = utcnow()
+        if key is None or not key.accepts(digest, now):
             raise Unauthenticated("The virtual key is not valid.", code="invalid_api_key")
-        state = key.state()
+        state = key.state(now)
         if state != "active":
             raise Unauthenticated(f"The virtual key is {state}.", code=f"key_{state}")
+        # (pydantic's model_construct is slower than this validation: measured, issue 13)
         return Principal(kind="virtual_key", subject=key.id, project_id=key.project_id, key_id=key.id,
                          key_prefix=key.prefix, name=key.name, scopes=key.scopes())
 

@@ -29,6 +29,8 @@ _METRICS = {
     "tokens_per_month": ("month", "budget", "tokens"),
     "cost_per_month_usd": ("month", "budget", "cost"),
 }
+_REMAINING = {unit: f"x-ratelimit-remaining-{unit}" for _, _, unit in _METRICS.values()}
+_LIMIT = {unit: f"x-ratelimit-limit-{unit}" for _, _, unit in _METRICS.values()}
 
 
 def window(kind: str, now: datetime) -> tuple[str, float]:
@@ -126,19 +128,26 @@ class QuotaEnforcer:
                                                 "requested": need[unit]})
         adm = Admission(estimated_tokens=tokens, estimated_cost_micros=cost_micros)
         admitted = False
+        windows: dict[str, tuple[str, float]] = {}  # one window computation per kind per call, not per metric
+        remaining_of: dict[str, int] = {}  # rate unit → the smallest remainder over the quotas
+        last: Quota | None = None
+        partition = ""
         try:
             for quota, metric, wkind, unit, limit in plan:
-                wid, left = window(wkind, now)
-                counter = self._counter(f"{quota.project_id}|{quota.scope}|{quota.target}", metric, wid, limit, left)
+                if quota is not last:
+                    last, partition = quota, f"{quota.project_id}|{quota.scope}|{quota.target}"
+                wid, left = windows.get(wkind) or windows.setdefault(wkind, window(wkind, now))
+                counter = self._counter(partition, metric, wid, limit, left)
                 got = await counter.take(need[unit], need[unit] + extra[unit])
                 if got is None:
                     raise self._refusal(quota, metric, _METRICS[metric][1], unit, limit, left)
                 adm.taken.append((counter, got, unit))
                 if _METRICS[metric][1] == "rate":
-                    name = f"x-ratelimit-remaining-{unit}"
                     remaining = counter.remaining()
-                    adm.headers[name] = str(min(remaining, int(adm.headers.get(name, remaining))))
-                    adm.headers[f"x-ratelimit-limit-{unit}"] = str(limit)
+                    low = remaining_of.get(unit)
+                    remaining_of[unit] = remaining if low is None or remaining < low else low
+                    adm.headers[_REMAINING[unit]] = str(remaining_of[unit])
+                    adm.headers[_LIMIT[unit]] = str(limit)
             admitted = True
             return adm
         finally:
