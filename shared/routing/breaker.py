@@ -40,7 +40,11 @@ class Breakers:
         self.events: deque[BreakerEvent] = deque(maxlen=1000)
 
     def _get(self, key: str) -> _Backend:
-        return self._backends.setdefault(key, _Backend())
+        # get first: `setdefault(key, _Backend())` built (and dropped) a _Backend with its deque on every lookup
+        b = self._backends.get(key)
+        if b is None:
+            b = self._backends[key] = _Backend()
+        return b
 
     def state(self, key: str, policy: BreakerPolicy) -> State:
         b = self._get(key)
