@@ -155,7 +155,9 @@ class QuotaEnforcer:
                     last, partition = quota, f"{quota.project_id}|{quota.scope}|{quota.target}"
                 wid, left = windows.get(wkind) or windows.setdefault(wkind, window(wkind, now))
                 counter = self._counter(partition, metric, wid, limit, left)
-                got = await counter.take(need[unit], need[unit] + extra[unit])
+                got = counter.take_now(need[unit], need[unit] + extra[unit])  # no coroutine in the steady state
+                if got is False:
+                    got = await counter.take(need[unit], need[unit] + extra[unit])
                 if got is None:
                     raise self._refusal(quota, metric, _METRICS[metric][1], unit, limit, left)
                 adm.taken.append((counter, got, unit))
@@ -204,7 +206,9 @@ class QuotaEnforcer:
         instances like any quota → (counter, taken), or None when the backend cannot take this call now."""
         wid, left = window("minute", self._clock())
         counter = self._counter(f"backend|{key}", "tokens_per_minute", wid, capacity, left)
-        got = await counter.take(tokens, tokens + max(0, extra_tokens))
+        got = counter.take_now(tokens, tokens + max(0, extra_tokens))
+        if got is False:
+            got = await counter.take(tokens, tokens + max(0, extra_tokens))
         return None if got is None else (counter, got)
 
     def reconcile(self, counter: LeasedCounter, taken: int, actual: int) -> None:

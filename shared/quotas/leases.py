@@ -64,7 +64,7 @@ class LeasedCounter:
         want = max(need, want if want is not None else need)
         if need > self.limit:
             return None  # can never fit in this window: refused without touching the shared row
-        if self.local < want and (not self.exhausted or self.debt < 0):
+        if self._wants_lease(want):
             async with self._lock:
                 if self.local < want and (not self.exhausted or self.debt < 0):
                     try:
@@ -75,6 +75,23 @@ class LeasedCounter:
                             raise  # the shared row is needed for this call: fail closed
                         # only the optional part is missing; the local pool serves the call through an outage
                         log.debug("quota lease failed for %s/%s", self.partition, self.row, exc_info=True)
+        return self._take_local(need, want)
+
+    def _wants_lease(self, want: int) -> bool:
+        return self.local < want and (not self.exhausted or self.debt < 0)
+
+    def take_now(self, need: int, want: int | None = None) -> int | None | bool:
+        """`take` without a coroutine when it would not ask the shared row (the steady state: the local pool
+        covers the call, or the window is used up) — the same answer `take` gives then; `False` when a lease is
+        needed (then await `take`)."""
+        want = max(need, want if want is not None else need)
+        if need > self.limit:
+            return None
+        if self._wants_lease(want):
+            return False
+        return self._take_local(need, want)
+
+    def _take_local(self, need: int, want: int) -> int | None:
         if self.local < need:
             return None
         got = min(want, self.local)

@@ -153,3 +153,26 @@ def test_a_breaker_is_created_once_per_key():
     b = Breakers()
     first = b._get("p/m/a")
     assert b._get("p/m/a") is first and b._get("p/m/b") is not first and len(b._backends) == 2
+
+
+def test_take_now_answers_as_take_does_and_defers_to_it_when_a_lease_is_needed():
+    from shared.quotas.leases import LeasedCounter
+
+    async def scenario() -> None:
+        store = MemoryCounterStore()
+        now, ref = LeasedCounter(store, "p", "r", 100, 0.1), LeasedCounter(store, "q", "r", 100, 0.1)
+        assert now.take_now(5, 8) is False and now.local == 0 and await store.read("p", "r") == 0  # needs a lease
+        assert await now.take(5, 8) == 8 and await ref.take(5, 8) == 8  # the lease (one chunk + this call)
+        deferred = 0
+        for need, want in ((1, 1), (0, 3), (2, 2), (1, 1), (200, 200), (3, 9)):
+            got = now.take_now(need, want)
+            if got is False:  # the enforcer's pattern: a lease is needed, `take` does it
+                deferred += 1
+                got = await now.take(need, want)
+            assert got == await ref.take(need, want)
+            assert now.local == ref.local
+        assert deferred >= 1
+        await asyncio.sleep(0)  # let the prefetches run (both counters alike)
+        assert now.local == ref.local
+
+    asyncio.run(scenario())
