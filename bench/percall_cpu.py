@@ -117,7 +117,7 @@ async def _batch(call, n: int) -> float:
 
 
 async def _child(calls: int, warm: int) -> None:
-    call, services = await _host()
+    call, _ = await _host()
     for _ in range(warm):
         await call()
     gc.freeze()  # like the worker after warm-up (shared/services.py)
@@ -126,7 +126,6 @@ async def _child(calls: int, warm: int) -> None:
         if line.strip() != "go":
             break
         print(f"{await _batch(call, calls):.1f}", flush=True)
-        services.usage_log._buffer.clear() if hasattr(services.usage_log, "_buffer") else None
 
 
 async def _solo(rounds: int, calls: int, warm: int, profile: bool, top: int, callers: str | None) -> None:
