@@ -2,19 +2,24 @@
 
 The SDK's `submit_transaction` costs ~0.2 ms of CPU per entity (building and, above all, parsing the multipart
 answer) on the event loop — a 100-record flush stalled every request in flight for ~20 ms. Here the batch body is
-built directly from JSON and the answer is only checked for a failed sub-request; the request itself still goes
-through the SDK's pipeline, so authentication (shared key locally, managed identity in Azure) and transport are
-the SDK's.
+built directly from JSON and the answer is only checked for a failed sub-request; the request itself goes
+through the table client's own credential policy and transport (`lean_client`), so authentication (shared key
+locally, managed identity in Azure) and connection pooling are the SDK's.
 """
 from __future__ import annotations
 
 import uuid
+import weakref
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import orjson
+from azure.core import AsyncPipelineClient
+from azure.core.pipeline import AsyncPipeline
+from azure.core.pipeline.policies import UserAgentPolicy
 from azure.core.rest import HttpRequest
+from azure.data.tables._policies import StorageHeadersPolicy
 from azure.data.tables.aio import TableClient
 
 _INT32 = 2**31
@@ -87,15 +92,43 @@ def build_batch(table_url: str, table: str, entities: list[dict[str, Any]] | lis
     return f"multipart/mixed; boundary={batch}", b"".join(parts)
 
 
+_LEAN: "weakref.WeakKeyDictionary[TableClient, AsyncPipelineClient]" = weakref.WeakKeyDictionary()
+
+
+def lean_policies(client: TableClient) -> list[Any]:
+    """The table client's own policy instances a batch POST needs: the date/version headers, the user agent and
+    the credential (shared key locally, the managed identity's bearer token — and its token cache — in Azure).
+    Left out, each ~0.03 ms of CPU per call for nothing here: request-id, proxy lookup (none is used), content
+    decoding (the answer is streamed, not deserialised), redirects and secondary hosts (Tables has neither for
+    a batch), the SDK's retry (UsageLog retries with its own backoff, never losing a row), custom hooks,
+    network-trace and HTTP logging, distributed tracing (a background write has no caller span)."""
+    policies = client._policies  # the list the SDK built its pipeline from (azure-data-tables 12.x)
+    kept = [p for p in policies if isinstance(p, (StorageHeadersPolicy, UserAgentPolicy))
+            or "Credential" in type(p).__name__]
+    if client.credential is not None and not any("Credential" in type(p).__name__ for p in kept):
+        raise RuntimeError("no credential policy found in the Tables client's pipeline")  # never send unsigned
+    return kept
+
+
+def lean_client(client: TableClient) -> AsyncPipelineClient:
+    """A pipeline client over the table client's own transport (its connection pool; closed with it) running
+    only `lean_policies` — ~0.4 ms less CPU per transaction than the SDK's full pipeline (bench/usage_drain.py).
+    Not the generated client's send_request either: it deep-copies the request (~6 ms for a 100-entity body)."""
+    lean = _LEAN.get(client)
+    if lean is None:
+        transport = client._client._client._pipeline._transport  # a wrapper that never closes the shared pool
+        lean = _LEAN[client] = AsyncPipelineClient(client.url, pipeline=AsyncPipeline(transport, lean_policies(client)))
+    return lean
+
+
 async def submit(client: TableClient, entities: list[dict[str, Any]] | list[Encoded]) -> None:
     base = client.url.rstrip("/")
     content_type, body = build_batch(base, client.table_name, entities)
     request = HttpRequest("POST", f"{base}/$batch", content=body, headers={
         "Content-Type": content_type, "x-ms-version": "2019-02-02", "DataServiceVersion": "3.0",
         "MaxDataServiceVersion": "3.0;NetFx", "Accept": "application/json"})
-    # The SDK pipeline: auth, retries, transport. Its inner PipelineClient, because the generated client's
-    # send_request deep-copies the request (~6 ms for a 100-entity body); stream=True: no multipart parsing.
-    response = await client._client._client.send_request(request, stream=True)
+    # stream=True: no multipart parsing of the answer.
+    response = await lean_client(client).send_request(request, stream=True)
     try:
         text = await response.read()
     finally:
