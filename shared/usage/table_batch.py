@@ -8,6 +8,7 @@ locally, managed identity in Azure) and connection pooling are the SDK's.
 """
 from __future__ import annotations
 
+import re
 import uuid
 import weakref
 from datetime import datetime
@@ -68,8 +69,13 @@ def odata_entity(entity: dict[str, Any]) -> bytes:
     return orjson.dumps(out).replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
 
 
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")  # what quote(safe="") leaves as is
+
+
 def _key(value: str) -> str:
-    return quote(value.replace("'", "''"), safe="")
+    # RowKeys are the gateway's own `digits-hex` (and PartitionKeys repeat within a batch): the regex check is
+    # ~10× cheaper than quote() and gives the same text for them.
+    return value if _URL_SAFE.fullmatch(value) else quote(value.replace("'", "''"), safe="")
 
 
 Encoded = tuple[str, str, bytes]  # (PartitionKey, RowKey, odata_entity body): encoded once, sized, then sent
@@ -83,9 +89,11 @@ def build_batch(table_url: str, table: str, entities: list[dict[str, Any]] | lis
     """(content type, body) of one changeset upserting (insert-or-replace) every entity. Same partition, ≤ 100."""
     batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
     parts = [f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n".encode()]
+    quoted: dict[str, str] = {}  # one partition per transaction: its key is quoted once
     for i, item in enumerate(entities):
         pk, rk, body = item if isinstance(item, tuple) else encode(item)
-        url = f"{table_url}/{table}(PartitionKey='{_key(pk)}',RowKey='{_key(rk)}')"
+        qpk = quoted.get(pk) or quoted.setdefault(pk, _key(pk))
+        url = f"{table_url}/{table}(PartitionKey='{qpk}',RowKey='{_key(rk)}')"
         parts.append(
             f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
             f"Content-ID: {i + 1}\r\n\r\nPUT {url} HTTP/1.1\r\nContent-Type: application/json\r\n"
