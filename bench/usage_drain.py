@@ -7,7 +7,7 @@ records how late it wakes. Every loop step (task step or callback) is timed in t
 
   old   one synchronous encode of the whole batch (no slicing), 25-row batches, a drain that keeps writing
         whatever arrived meanwhile (main before this change; the lean pipeline and build_batch are shared)
-  new   entity building sliced at ~1 ms (shared/usage/slices.py), 100-row batches
+  new   entity building sliced at ~1 ms (shared/slices.py), 100-row batches
 
     .venv/bin/python bench/usage_drain.py [--rate 200] [--seconds 6] [--rounds 3]
 """
@@ -30,7 +30,7 @@ from azure.data.tables.aio import TableServiceClient  # noqa: E402
 
 from dev.emulators import Emulators, Ports  # noqa: E402
 from shared.usage.log import UsageLog, UsageRecord  # noqa: E402
-from shared.usage.slices import Slicer  # noqa: E402
+from shared.slices import Slicer  # noqa: E402
 from shared.usage.table_sink import TableUsageSink  # noqa: E402
 
 _steps: list[float] = []

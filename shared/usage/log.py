@@ -114,7 +114,7 @@ class UsageLog:
     # Few, full batches: one Tables transaction costs ~1.5 ms of CPU whatever its size, a row ~0.03 ms more
     # (bench/usage_drain.py), so the background task writes only full batches (≤ 100 rows, one partition per
     # transaction) and a partial one once per `flush_seconds`. It never holds the loop for long: the sink builds
-    # entities in ~1 ms slices (shared/usage/slices.py). Before, a drain kept writing whatever had arrived during
+    # entities in ~1 ms slices (shared/slices.py). Before, a drain kept writing whatever had arrived during
     # the previous write — a stream of 5–10-row transactions, each a 1–3 ms step on the loop (p99).
     def __init__(self, sink: UsageSink, *, batch_size: int = 100, flush_seconds: float = 1.0,
                  max_buffer: int = 60_000, retry_initial: float = 0.5, retry_max: float = 5.0,

@@ -20,7 +20,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.data.tables.aio import TableClient
 
 from .entity import without_payload
-from .slices import Slicer
+from ..slices import Slicer
 from .table_batch import Encoded, TableBatchError, encode, submit
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from azure.core.credentials import AccessToken, AzureNamedKeyCredential
 from azure.data.tables.aio import TableClient
 
 from shared.usage.log import UsageLog, UsageRecord
-from shared.usage.slices import Slicer
+from shared.slices import Slicer
 from shared.usage.table_batch import Encoded, lean_policies
 from shared.usage.table_sink import TableUsageSink
 from tests.unit.test_usage_writer import FakeTable, rec
