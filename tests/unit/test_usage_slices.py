@@ -76,7 +76,7 @@ class Gate:
         return []
 
 
-async def until(condition, seconds: float = 2.0) -> None:  # noqa: ANN001
+async def until(condition, seconds: float = 10.0) -> None:  # noqa: ANN001
     for _ in range(int(seconds / 0.005)):
         if condition():
             return
@@ -86,7 +86,7 @@ async def until(condition, seconds: float = 2.0) -> None:  # noqa: ANN001
 
 async def test_the_background_task_writes_full_batches_in_order_and_a_partial_one_after_its_window():
     sink = Gate()
-    log = UsageLog(sink, batch_size=10, flush_seconds=0.2)
+    log = UsageLog(sink, batch_size=10, flush_seconds=1.0)  # a window far longer than the checks below
     sink.open.clear()  # the store is slow: rows keep arriving while the first write is in flight
     for i in range(10):
         log.record(rec(i))
