@@ -134,3 +134,13 @@ def test_the_lean_batch_pipeline_keeps_headers_and_the_credential_and_drops_the_
         assert names[:2] == ["StorageHeadersPolicy", "UserAgentPolicy"] and len(names) == 3
         assert names[2] == auth
         assert not {"AsyncTablesRetryPolicy", "HttpLoggingPolicy", "DistributedTracingPolicy"} & set(names)
+
+
+async def test_rows_left_behind_by_a_full_batch_go_out_after_their_window_without_new_traffic():
+    sink = Gate()
+    log = UsageLog(sink, batch_size=10, flush_seconds=0.3)
+    for i in range(13):  # all buffered before the background task first runs: no later record() wakes it
+        log.record(rec(i))
+    await until(lambda: len(sink.batches) == 2)
+    assert sink.batches == [[f"r{i}" for i in range(10)], ["r10", "r11", "r12"]]
+    await log.close()
