@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import TypeVar
-
-T = TypeVar("T")
+from collections.abc import Awaitable, Callable
 
 DEFAULT_BUDGET = 0.001  # seconds of work per slice: ~1 ms, under the direct call's own p99 (~2–3 ms)
 
@@ -38,9 +35,3 @@ class Slicer:
             self.pauses += 1
             await self._pause()
             self._since = self._clock()
-
-    async def each(self, items: Iterable[T]) -> AsyncIterator[T]:
-        """The items one by one, ticking after each (the caller's work on an item is inside the slice)."""
-        for item in items:
-            yield item
-            await self.tick()
