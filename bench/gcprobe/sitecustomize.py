@@ -20,6 +20,7 @@ import time
 _OUT = os.environ.get("GC_PROBE_OUT")
 if _OUT:
     _start = [0.0]
+    _gc_ms = [0.0]  # GC time so far (a slow loop step reports how much of it was GC)
     _pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
     _t0 = time.time()
     _timed: collections.deque = collections.deque(maxlen=50_000)  # (unix time, generation, ms) of gen 1 and 2
@@ -29,6 +30,7 @@ if _OUT:
             _start[0] = time.perf_counter()
         else:
             ms = (time.perf_counter() - _start[0]) * 1000
+            _gc_ms[0] += ms
             _pauses[info["generation"]].append(ms)
             if info["generation"]:
                 _timed.append((round(time.time(), 3), info["generation"], round(ms, 3)))
@@ -59,15 +61,46 @@ if _OUT:
                 return "task " + " > ".join(frames)
             return "callback " + getattr(cb, "__qualname__", repr(cb))[:150]
 
+        # LOOP_PROBE_CLOCK=cpu: time steps in this thread's CPU time, so preemption by other processes on a shared
+        # machine does not show up as a slow step (the default, wall time, is what the requests in flight feel).
+        _step_clock = time.thread_time if os.environ.get("LOOP_PROBE_CLOCK") == "cpu" else time.perf_counter
+
+        # LOOP_PROBE_STACKS=1: what ran DURING a slow step (the task description above is where it stopped). A
+        # SIGPROF timer samples the main thread every 0.5 ms of CPU; a slow step keeps its samples' innermost
+        # frames of our code and libraries (the "sampled" field), with the GC time spent inside the step.
+        _samples: list[str] = []
+        if os.environ.get("LOOP_PROBE_STACKS") == "1":
+            import signal
+
+            def _sample(_sig, frame):
+                parts = []
+                while frame is not None and len(parts) < 4:
+                    name = frame.f_code.co_filename
+                    if "/asyncio/" not in name and "sitecustomize" not in name:
+                        parts.append(f"{frame.f_code.co_qualname}:{'/'.join(name.rsplit('/', 2)[-2:])}:"
+                                     f"{frame.f_lineno}")
+                    frame = frame.f_back
+                if len(_samples) < 10_000:
+                    _samples.append(" < ".join(parts))
+
+            signal.signal(signal.SIGPROF, _sample)
+            signal.setitimer(signal.ITIMER_PROF, 0.0005, 0.0005)
+
         def _timed_run(self):
-            t = time.perf_counter()
+            t = _step_clock()
+            gc0 = _gc_ms[0]
+            _samples.clear()
             try:
                 return _orig_run(self)
             finally:
-                ms = (time.perf_counter() - t) * 1000
+                ms = (_step_clock() - t) * 1000
                 if ms > _limit_ms:
                     try:
-                        _slow.append((round(time.time(), 3), round(ms, 2), _what(self)))
+                        row = [round(time.time(), 3), round(ms, 2), _what(self)]
+                        if _samples or _gc_ms[0] > gc0:
+                            row.append({"gc_ms": round(_gc_ms[0] - gc0, 2),
+                                        "sampled": collections.Counter(_samples).most_common(6)})
+                        _slow.append(tuple(row))
                     except Exception:  # noqa: BLE001
                         pass
 

@@ -111,9 +111,12 @@ class MemoryUsageSink:
 
 
 class UsageLog:
-    # Small batches, flushed often: each write is a slice of CPU on the event loop, and many short slices delay
-    # the calls in flight less than one long one (p99). A backlog (after an outage) drains in full transactions.
-    def __init__(self, sink: UsageSink, *, batch_size: int = 25, flush_seconds: float = 1.0,
+    # Few, full batches: one Tables transaction costs ~1.5 ms of CPU whatever its size, a row ~0.03 ms more
+    # (bench/usage_drain.py), so the background task writes only full batches (≤ 100 rows, one partition per
+    # transaction) and a partial one once per `flush_seconds`. It never holds the loop for long: the sink builds
+    # entities in ~1 ms slices (shared/slices.py). Before, a drain kept writing whatever had arrived during
+    # the previous write — a stream of 5–10-row transactions, each a 1–3 ms step on the loop (p99).
+    def __init__(self, sink: UsageSink, *, batch_size: int = 100, flush_seconds: float = 1.0,
                  max_buffer: int = 60_000, retry_initial: float = 0.5, retry_max: float = 5.0,
                  write_timeout: float = 30.0, close_timeout: float = 5.0,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
@@ -170,18 +173,23 @@ class UsageLog:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), remaining)
             self._wake.clear()
-            await self._drain(retry=True)
+            await self._drain(retry=True, full_only=True)
+            if self._buffer:  # a partial batch left behind: its own gather window starts now
+                self._wake.set()
 
     def _next_batch(self) -> list[UsageRecord]:
         n = self._batch if len(self._buffer) < 4 * self._batch else 100
         return [self._buffer[i] for i in range(min(n, len(self._buffer)))]
 
-    async def _drain(self, *, retry: bool, deadline: float | None = None) -> None:
+    async def _drain(self, *, retry: bool, deadline: float | None = None, full_only: bool = False) -> None:
         """Write the buffer head first. `retry`: back off and try again while the store fails (the background
-        task); else stop at the first failure or at `deadline` (shutdown), leaving the rest buffered."""
+        task); else stop at the first failure or at `deadline` (shutdown), leaving the rest buffered.
+        `full_only` (the background task): after the first batch, write only full ones; the rest waits for the
+        next gather window instead of trickling out in tiny transactions."""
         async with self._lock:
             delay = self._retry[0]
-            while self._buffer:
+            first = True
+            while self._buffer and (first or not full_only or len(self._buffer) >= self._batch):
                 left = self._write_timeout if deadline is None else deadline - self._clock()
                 if left <= 0:
                     return
@@ -197,7 +205,7 @@ class UsageLog:
                     delay = min(delay * 2, self._retry[1])
                     continue
                 self._note_written(batch, rejected)
-                delay = self._retry[0]
+                delay, first = self._retry[0], False
 
     def _note_failure(self, exc: BaseException) -> None:
         self.write_failures += 1

@@ -20,6 +20,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.data.tables.aio import TableClient
 
 from .entity import without_payload
+from ..slices import Slicer
 from .table_batch import Encoded, TableBatchError, encode, submit
 
 if TYPE_CHECKING:
@@ -51,9 +52,11 @@ def chunks(items: list[tuple["UsageRecord", Encoded]]) -> list[list[tuple["Usage
 
 
 class TableUsageSink:
-    def __init__(self, table: TableClient, *, submit: Submit = submit) -> None:
+    def __init__(self, table: TableClient, *, submit: Submit = submit,
+                 slicer: Callable[[], Slicer] = Slicer) -> None:
         self._table = table
         self._submit = submit
+        self._slicer = slicer  # a fresh budget per write: entity building hands the loop back every ~1 ms
         self._created = False
 
     async def write(self, records: list["UsageRecord"]) -> Rejected:
@@ -64,9 +67,11 @@ class TableUsageSink:
                 await self._table.create_table()
             self._created = True
         by_partition: dict[str, list[tuple[UsageRecord, Encoded]]] = defaultdict(list)
-        for r in records:
+        slicer = self._slicer()
+        for r in records:  # ~20–60 µs of CPU per row: in slices, never one long stretch on the loop
             e = r.to_entity()
             by_partition[e["PartitionKey"]].append((r, encode(e)))
+            await slicer.tick()
         rejected: Rejected = []
         for items in by_partition.values():
             for chunk in chunks(items):
