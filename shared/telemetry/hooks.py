@@ -22,10 +22,12 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.propagate import extract
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ..domain.base import Pillar
+from .lite import LiteSpan, LiteTracer
 from .metrics import SERIES_LIMIT, BoundedCache, GatewayMetrics
 from .spans import stage
 
@@ -39,6 +41,7 @@ _USAGE = {"prompt_tokens": "gen_ai.usage.input_tokens", "completion_tokens": "ge
 _PROVIDERS = {"azure_openai": "azure.ai.openai", "openai": "openai", "openai_compatible": "openai"}
 _CONTEXT_KEYS = ("traceparent", "baggage")  # what the W3C propagators read; without them extract() finds nothing
 _ERROR = Status(StatusCode.ERROR)
+_ROOT = Context()
 
 
 def operation_name(x: Any) -> str:
@@ -46,17 +49,18 @@ def operation_name(x: Any) -> str:
 
 
 def parent_context(carrier: Mapping[str, Any]) -> Any:
-    """The caller's W3C context, or None (a root span) without the propagators' generic carrier walk when the
-    carrier holds none of their keys (most calls)."""
+    """The caller's W3C context, or an empty one (a root span, whatever is current) without the propagators'
+    generic carrier walk when the carrier holds none of their keys (most calls)."""
     for name in _CONTEXT_KEYS:
         if name in carrier:
             return extract(carrier)
-    return None
+    return _ROOT
 
 
 class OtelTelemetry:
     def __init__(self, tracer: Any, meter: Any, *, cache_limit: int = SERIES_LIMIT) -> None:
         self._tracer = tracer
+        self._lite = LiteTracer.of(tracer)  # lean spans on the SDK's pipeline (lite.py); else the SDK's own
         self.metrics = GatewayMetrics(meter, cache_limit)
         self._static = BoundedCache(cache_limit)  # per (pillar, operation, resource, target) span attributes
         self._meter = meter
@@ -68,10 +72,13 @@ class OtelTelemetry:
         # The caller's W3C trace context (an MCP request's `_meta`, else its HTTP headers) is the call's parent,
         # so a client's trace, an agent's trace, and the upstream's spans join into one.
         parent = parent_context(x.trace_carrier if x.trace_carrier is not None else x.headers)
-        span = self._tracer.start_span(operation_name(x), context=parent, kind=SpanKind.SERVER,
-                                       record_exception=False,
-                                       attributes={"gateway.pillar": x.pillar.value,
-                                                   "gateway.request_id": x.request_id})
+        attributes = {"gateway.pillar": x.pillar.value, "gateway.request_id": x.request_id}
+        lite = self._lite
+        if lite is not None and lite.enabled():
+            span = lite.start_call(operation_name(x), parent, SpanKind.SERVER, attributes)
+        else:
+            span = self._tracer.start_span(operation_name(x), context=parent, kind=SpanKind.SERVER,
+                                           record_exception=False, attributes=attributes)
         x.scratch["otel.span"] = span
         x.scratch["otel.ctx"] = trace.set_span_in_context(span)
         if x.correlation_id is None and x.pillar == Pillar.agents:
@@ -80,7 +87,7 @@ class OtelTelemetry:
 
     def span(self, x: Any, name: str, **attributes: Any) -> AbstractContextManager[Any]:
         scratch = x.scratch
-        return stage(self._tracer, scratch.get("otel.span"), scratch.get("otel.ctx"), name, attributes)
+        return stage(self._tracer, self._lite, scratch.get("otel.span"), scratch.get("otel.ctx"), name, attributes)
 
     def call_finished(self, x: Any, record: Any) -> None:
         span = x.scratch.pop("otel.span", None)
@@ -137,7 +144,10 @@ class OtelTelemetry:
             a["error.type"] = x.error_code or str(x.status)
             a["gateway.error_code"] = x.error_code or ""
             span.set_status(_ERROR)
-        span.set_attributes(a)
+        if isinstance(span, LiteSpan):
+            span.set_own_attributes(a)  # our values, valid by construction: no per-value check
+        else:
+            span.set_attributes(a)
 
     # ---- for other jobs (queue consumers, sync runs) and the breakers
 

@@ -9,8 +9,10 @@ Two mechanisms keep a governed call's metric work to a few dict operations:
 - the attribute sets themselves are built once per (pillar, operation, resource, status, error) and reused
   (bounded: `SERIES_LIMIT` per map; past it, sums fold into one `otel.metric.overflow` series like the SDK's own
   cardinality limit, and the attribute cache starts over).
-Histograms (latency, GenAI duration, overhead, token usage) have no asynchronous form in OpenTelemetry, so they
-stay synchronous records, with the cached attribute sets.
+Histograms (GenAI duration and token usage, overhead) have no asynchronous form in OpenTelemetry, so they stay
+synchronous records, with the cached attribute sets; there are as few as the signals need: the call's latency is
+`gen_ai.client.operation.duration` (seconds) — the former `gateway.latency` (the same value in milliseconds, a
+second ~20 µs record per call) is not recorded twice.
 
 Low-cardinality attributes only: no key, no request id; the resource name is the registered one (a call that named
 nothing registered counts under "-", so a client cannot mint series).
@@ -90,7 +92,6 @@ class GatewayMetrics:
         # histograms: synchronous (no asynchronous histogram exists)
         self.tokens = m.create_histogram("gen_ai.client.token.usage", unit="{token}")
         self.duration = m.create_histogram("gen_ai.client.operation.duration", unit="s")
-        self.latency = m.create_histogram("gateway.latency", unit="ms")
         self.overhead = m.create_histogram("gateway.overhead", unit="ms", description="Time not spent upstream.")
         # counters: summed here, reported at collection
         self.requests = self._sum("gateway.requests", "{request}", "Governed calls.")
@@ -133,7 +134,6 @@ class GatewayMetrics:
             self.breaker_refusals.add(key, dims)
         if record is None:
             return
-        self.latency.record(record.latency_ms, dims)
         self.duration.record(record.latency_ms / 1000, dims)
         self.overhead.record(record.overhead_ms, dims)
         for src, kind in _TOKEN_TYPES:

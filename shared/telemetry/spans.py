@@ -17,24 +17,29 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from .lite import LiteSpan, LiteTracer
+
 NULL: AbstractContextManager[Any] = nullcontext()
 DETACHED = frozenset({"resolve", "admit", "route"})  # the pipeline's stages: storage only, never outgoing calls
 
 
 class Stage:
-    __slots__ = ("_tracer", "_parent", "_name", "_kind", "_attrs", "_current", "_span", "_token")
+    __slots__ = ("_tracer", "_lite", "_call", "_parent", "_name", "_kind", "_attrs", "_current", "_span", "_token")
 
-    def __init__(self, tracer: Any, parent: Any, name: str, kind: SpanKind, attrs: dict[str, Any] | None,
-                 current: bool) -> None:
-        self._tracer, self._parent, self._name, self._kind = tracer, parent, name, kind
-        self._attrs, self._current = attrs, current
+    def __init__(self, tracer: Any, lite: LiteTracer | None, call: Any, parent: Any, name: str, kind: SpanKind,
+                 attrs: dict[str, Any] | None, current: bool) -> None:
+        self._tracer, self._lite, self._call, self._parent = tracer, lite, call, parent
+        self._name, self._kind, self._attrs, self._current = name, kind, attrs, current
         self._span: Any = None
         self._token: Any = None
 
     def __enter__(self) -> Any:
-        span = self._span = self._tracer.start_span(self._name, context=self._parent, kind=self._kind,
-                                                    attributes=self._attrs, record_exception=False,
-                                                    set_status_on_exception=False)
+        if self._lite is not None and isinstance(self._call, LiteSpan):
+            span = self._span = self._lite.start_child(self._call, self._parent, self._name, self._kind, self._attrs)
+        else:
+            span = self._span = self._tracer.start_span(self._name, context=self._parent, kind=self._kind,
+                                                        attributes=self._attrs, record_exception=False,
+                                                        set_status_on_exception=False)
         if self._current:
             self._token = otel_context.attach(trace.set_span_in_context(span))
         return span
@@ -65,7 +70,8 @@ class Current:
         return False
 
 
-def stage(tracer: Any, call_span: Any, call_ctx: Any, name: str, attributes: dict[str, Any]) -> Any:
+def stage(tracer: Any, lite: LiteTracer | None, call_span: Any, call_ctx: Any, name: str,
+          attributes: dict[str, Any]) -> Any:
     current = name not in DETACHED
     if call_span is None:
         return NULL
@@ -73,6 +79,6 @@ def stage(tracer: Any, call_span: Any, call_ctx: Any, name: str, attributes: dic
         return Current(call_ctx) if current else NULL
     attrs = {f"gateway.{k}": str(v) for k, v in attributes.items()} if attributes else None
     if name == "attempt":
-        return Stage(tracer, call_ctx, f"attempt {attributes.get('target', '')}".strip(), SpanKind.CLIENT, attrs,
-                     True)
-    return Stage(tracer, call_ctx, name, SpanKind.INTERNAL, attrs, current)
+        return Stage(tracer, lite, call_span, call_ctx, f"attempt {attributes.get('target', '')}".strip(),
+                     SpanKind.CLIENT, attrs, True)
+    return Stage(tracer, lite, call_span, call_ctx, name, SpanKind.INTERNAL, attrs, current)
