@@ -92,8 +92,11 @@ class LiteTracer:
                               trace_state=result.trace_state)
         if not result.decision.is_recording():
             return NonRecordingSpan(context)
-        inherited = dict(result.attributes) if result.attributes else {}
-        span = LiteSpan(self, name, context, parent, kind, {**inherited, **attributes}, inherited)
+        # as the SDK: the span starts with the sampler's attributes (its samplers echo the ones passed in); what the
+        # sampler added (a sample rate) goes on every child too
+        own = dict(result.attributes) if result.attributes else {}
+        inherited = {k: v for k, v in own.items() if k not in attributes}
+        span = LiteSpan(self, name, context, parent, kind, own, inherited)
         self.processor.on_start(span, parent_context=parent_ctx)
         return span
 
