@@ -55,6 +55,11 @@ async def inject_trace_context(request: httpx.Request) -> None:
         request.headers[name] = value
 
 
+# For a sender that bypasses httpx's request object (the upstream lean wire): the same headers as a dict to merge,
+# instead of building an `httpx.Request` only to run this hook on it.
+inject_trace_context.headers = carrier  # type: ignore[attr-defined]
+
+
 def install(client: httpx.AsyncClient) -> Any:
     hooks = client.event_hooks
     hooks.setdefault("request", []).append(inject_trace_context)

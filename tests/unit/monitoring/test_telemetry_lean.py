@@ -296,3 +296,16 @@ def _provider(exported: InMemorySpanExporter) -> TracerProvider:
     provider.add_span_processor(SimpleSpanProcessor(exported))
     return provider
 
+
+
+def test_the_hook_offers_its_headers_to_senders_without_an_httpx_request():
+    from shared.telemetry.propagation import inject_trace_context
+
+    provider = _provider(InMemorySpanExporter())
+    span = provider.get_tracer("t").start_span("s")
+    token = context.attach(trace.set_span_in_context(span))
+    try:
+        assert inject_trace_context.headers() == carrier()
+        assert inject_trace_context.headers()["traceparent"].split("-")[2] == f"{span.get_span_context().span_id:016x}"
+    finally:
+        context.detach(token)
