@@ -309,3 +309,25 @@ def test_the_hook_offers_its_headers_to_senders_without_an_httpx_request():
         assert inject_trace_context.headers()["traceparent"].split("-")[2] == f"{span.get_span_context().span_id:016x}"
     finally:
         context.detach(token)
+
+
+def test_exporters_encode_lean_spans():
+    """OTLP (protobuf), the console's JSON and Application Insights envelopes read what the SDK spans offer."""
+    from azure.monitor.opentelemetry.exporter.export.trace import _exporter as azure
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    t, _ = telemetry(_provider(exported := InMemorySpanExporter()))
+    x, rec = models_call(False)
+    t.call_started(x)
+    with t.span(x, "attempt", target="east"):
+        pass
+    t.call_finished(x, rec)
+    spans = exported.get_finished_spans()
+    decoded = encode_spans(spans).resource_spans[0].scope_spans[0].spans
+    assert {s.name for s in decoded} == {"chat gpt", "attempt east"}
+    assert all(s.to_json() for s in spans)
+    exporter = azure.AzureMonitorTraceExporter(
+        connection_string="InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:9")
+    envelopes = {e.name.rsplit(".", 1)[-1]: e for e in (exporter._span_to_envelope(s) for s in spans)}
+    assert envelopes["Request"].data.base_data.properties["gen_ai.request.model"] == "gpt"
+    assert envelopes["RemoteDependency"].data.base_data.properties["gateway.target"] == "east"
