@@ -15,7 +15,6 @@ import asyncio
 import importlib.util
 import statistics
 import subprocess
-import sys
 import time
 from typing import Any
 
