@@ -1,22 +1,29 @@
 """Telemetry cost per governed call, in process: the real pipeline (toy tools pillar over httpx.MockTransport,
 memory quotas and log) run N times with the no-op hooks, then with OpenTelemetry hooks (SDK tracer with a batch
-processor into an in-memory exporter, SDK meter) — the CPU the gateway itself spends, no network.
+processor into an exporter that counts and drops, SDK meter with a reader collecting as an exporter would) — the CPU the
+gateway itself spends, no network. CPU time (`time.process_time`) per call, the variants interleaved call by call.
 
-    .venv/bin/python -m bench.telemetry_overhead [calls]
+With `--baseline REV` the hooks of that git revision (`shared/telemetry/hooks.py` and `propagation.py`) run as
+more variants in the same rounds: a before/after A/B on one machine state.
+
+    .venv/bin/python -m bench.telemetry_overhead [calls] [--baseline main]
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
+import importlib.util
 import statistics
-import sys
+import subprocess
 import time
+from typing import Any
 
 import httpx
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
 
 from shared.domain.projects import GlobalFlags, Project
@@ -35,7 +42,35 @@ from shared.usage.log import MemoryUsageSink, UsageLog
 from tests.unit.test_pipeline import NOW, EchoToolsSpec, Replica, Tool, exchange
 
 
-def build(telemetry):
+class CountingExporter(SpanExporter):
+    """Receives every batch and keeps only a count: an in-memory exporter would keep every span alive, and the
+    garbage collector's passes over that growing heap would be charged to telemetry (a real exporter sends and
+    drops them; its own serialisation cost is the exporter's, not the gateway's)."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def export(self, spans) -> SpanExportResult:
+        self.spans += len(spans)
+        return SpanExportResult.SUCCESS
+
+
+def load_revision(rev: str) -> tuple[Any, Any]:
+    """The telemetry hooks and propagation of a git revision, as modules of the `shared.telemetry` package (their
+    relative imports resolve against today's tree; other modules they import are today's)."""
+    out = []
+    for name in ("propagation", "hooks"):
+        source = subprocess.run(["git", "show", f"{rev}:shared/telemetry/{name}.py"], check=True,
+                                capture_output=True, text=True).stdout
+        spec = importlib.util.spec_from_loader(f"shared.telemetry._{name}_at_rev", loader=None)
+        module = importlib.util.module_from_spec(spec)
+        module.__package__ = "shared.telemetry"
+        exec(compile(source, f"{rev}:shared/telemetry/{name}.py", "exec"), module.__dict__)
+        out.append(module)
+    return out[1].OtelTelemetry, out[0].install
+
+
+def build(telemetry, install=install):
     store = MemoryDocumentStore()
     http = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"ok": 1})))
     if telemetry is not None:
@@ -48,41 +83,58 @@ def build(telemetry):
                     usage=usage, flags=flags, telemetry=telemetry)
 
 
-async def per_call_us(pipeline, n: int) -> list[float]:
-    out = []
+async def cpu_per_call_us(pipeline, n: int) -> float:
+    t = time.process_time()
     for _ in range(n):
-        t = time.perf_counter()
         await pipeline.run(exchange())
-        out.append((time.perf_counter() - t) * 1e6)
-    return out
+    return (time.process_time() - t) / n * 1e6
 
 
-async def main(n: int) -> None:
-    providers = []
+async def main(n: int, baseline: str | None) -> None:
+    providers, readers = [], []
 
-    def otel(ratio: float) -> OtelTelemetry:
+    def otel(ratio: float, hooks=OtelTelemetry):
         tp = TracerProvider(sampler=ParentBasedTraceIdRatio(ratio))  # what shared/telemetry/setup.py builds
-        tp.add_span_processor(BatchSpanProcessor(InMemorySpanExporter(), max_queue_size=n * 8))
+        tp.add_span_processor(BatchSpanProcessor(CountingExporter(), max_queue_size=n * 8))
         providers.append(tp)
-        meter = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("bench")
-        return OtelTelemetry(tp.get_tracer("bench"), meter)
+        reader = InMemoryMetricReader()
+        readers.append(reader)
+        meter = MeterProvider(metric_readers=[reader]).get_meter("bench")
+        return hooks(tp.get_tracer("bench"), meter)
 
     pipelines = {"off": build(None), "on": build(otel(1.0)), "on, 10% sampled": build(otel(0.1))}
+    if baseline:
+        old_hooks, old_install = load_revision(baseline)
+        pipelines[f"{baseline}: on"] = build(otel(1.0, old_hooks), old_install)
+        pipelines[f"{baseline}: on, 10%"] = build(otel(0.1, old_hooks), old_install)
     for p in pipelines.values():
-        await per_call_us(p, 200)  # warm-up
-    rounds: dict[str, list[float]] = {k: [] for k in pipelines}
-    for _ in range(5):  # interleaved rounds: machine noise hits every variant alike
+        await cpu_per_call_us(p, 200)  # warm-up
+    # Interleaved call by call (off, on, on 10%, …, off, on, …): a burst of load from elsewhere on the machine hits
+    # every variant alike. Per-call CPU medians (the export thread's work lands on whichever call it interrupts:
+    # the median leaves it out, the mean keeps it).
+    per_call: dict[str, list[float]] = {k: [] for k in pipelines}
+    clock = time.process_time
+    for i in range(n):
         for name, p in pipelines.items():
-            rounds[name] += await per_call_us(p, n // 5)
-    base = statistics.median(rounds["off"])
-    for name, xs in rounds.items():
-        xs.sort()
-        med = statistics.median(xs)
-        print(f"telemetry {name:16}: median {med:7.1f} µs (+{med - base:6.1f})  p95 {xs[int(len(xs) * .95)]:8.1f} µs"
-              f"  ({len(xs)} calls)")
+            t = clock()
+            await p.run(exchange())
+            per_call[name].append((clock() - t) * 1e6)
+        if i % 1000 == 999:
+            for reader in readers:  # an export interval's collection (observable callbacks run here)
+                reader.get_metrics_data()
+    base = statistics.median(per_call["off"])
+    base_mean = statistics.fmean(per_call["off"])
+    for name, xs in per_call.items():
+        med, mean = statistics.median(xs), statistics.fmean(xs)
+        print(f"telemetry {name:20}: median {med:7.1f} µs CPU/call (+{med - base:6.1f}, x{med / base:4.2f})  "
+              f"mean {mean:7.1f} (+{mean - base_mean:6.1f})  ({len(xs)} calls)")
     for tp in providers:
         tp.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 5000))
+    args = argparse.ArgumentParser()
+    args.add_argument("calls", type=int, nargs="?", default=5000)
+    args.add_argument("--baseline", help="a git revision whose telemetry hooks run as more variants")
+    a = args.parse_args()
+    asyncio.run(main(a.calls, a.baseline))

@@ -17,14 +17,19 @@ prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cache ("hit")
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.propagate import extract
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ..domain.base import Pillar
+from .lite import LiteSpan, LiteTracer
+from .metrics import SERIES_LIMIT, BoundedCache, GatewayMetrics
+from .spans import stage
 
 PAYLOAD_CHARS = 8192
 _OPERATION = {Pillar.tools: "execute_tool", Pillar.agents: "invoke_agent"}
@@ -34,33 +39,30 @@ _USAGE = {"prompt_tokens": "gen_ai.usage.input_tokens", "completion_tokens": "ge
           "cached_tokens": "gen_ai.usage.cache_read.input_tokens",
           "reasoning_tokens": "gen_ai.usage.reasoning.output_tokens"}
 _PROVIDERS = {"azure_openai": "azure.ai.openai", "openai": "openai", "openai_compatible": "openai"}
-_QUOTA_CODES = frozenset({"rate_limit_exceeded", "quota_exceeded", "request_exceeds_quota",
-                          "backend_capacity_exhausted"})
+_CONTEXT_KEYS = ("traceparent", "baggage")  # what the W3C propagators read; without them extract() finds nothing
+_ERROR = Status(StatusCode.ERROR)
+_ROOT = Context()
 
 
 def operation_name(x: Any) -> str:
     return _OPERATION.get(x.pillar, x.operation)
 
 
+def parent_context(carrier: Mapping[str, Any]) -> Any:
+    """The caller's W3C context, or an empty one (a root span, whatever is current) without the propagators'
+    generic carrier walk when the carrier holds none of their keys (most calls)."""
+    for name in _CONTEXT_KEYS:
+        if name in carrier:
+            return extract(carrier)
+    return _ROOT
+
+
 class OtelTelemetry:
-    def __init__(self, tracer: Any, meter: Any) -> None:
+    def __init__(self, tracer: Any, meter: Any, *, cache_limit: int = SERIES_LIMIT) -> None:
         self._tracer = tracer
-        m = meter
-        self.requests = m.create_counter("gateway.requests", unit="{request}", description="Governed calls.")
-        self.tokens = m.create_histogram("gen_ai.client.token.usage", unit="{token}")
-        self.duration = m.create_histogram("gen_ai.client.operation.duration", unit="s")
-        self.latency = m.create_histogram("gateway.latency", unit="ms")
-        self.overhead = m.create_histogram("gateway.overhead", unit="ms", description="Time not spent upstream.")
-        self.cost = m.create_counter("gateway.cost", unit="USD")
-        self.cache_hits = m.create_counter("gateway.cache.hits", unit="{request}")
-        self.guardrail = m.create_counter("gateway.guardrail.verdicts", unit="{verdict}")
-        self.failovers = m.create_counter("gateway.failovers", unit="{failover}")
-        self.quota_refusals = m.create_counter("gateway.quota.refusals", unit="{request}")
-        self.breaker_refusals = m.create_counter("gateway.breaker.refusals", unit="{request}")
-        self.tool_calls = m.create_counter("gateway.tool.calls", unit="{call}")
-        self.agent_calls = m.create_counter("gateway.agent.calls", unit="{call}")
-        self.outcomes = m.create_counter("gateway.job.outcomes", unit="{outcome}",
-                                         description="Queue messages and sync runs by outcome.")
+        self._lite = LiteTracer.of(tracer)  # lean spans on the SDK's pipeline (lite.py); else the SDK's own
+        self.metrics = GatewayMetrics(meter, cache_limit)
+        self._static = BoundedCache(cache_limit)  # per (pillar, operation, resource, target) span attributes
         self._meter = meter
         self._breakers: list[Any] = []
 
@@ -69,11 +71,14 @@ class OtelTelemetry:
     def call_started(self, x: Any) -> None:
         # The caller's W3C trace context (an MCP request's `_meta`, else its HTTP headers) is the call's parent,
         # so a client's trace, an agent's trace, and the upstream's spans join into one.
-        parent = extract(x.trace_carrier) if x.trace_carrier is not None else extract(x.headers)
-        span = self._tracer.start_span(operation_name(x), context=parent, kind=SpanKind.SERVER,
-                                       record_exception=False,
-                                       attributes={"gateway.pillar": x.pillar.value,
-                                                   "gateway.request_id": x.request_id})
+        parent = parent_context(x.trace_carrier if x.trace_carrier is not None else x.headers)
+        attributes = {"gateway.pillar": x.pillar.value, "gateway.request_id": x.request_id}
+        lite = self._lite
+        if lite is not None and lite.enabled():
+            span = lite.start_call(operation_name(x), parent, SpanKind.SERVER, attributes)
+        else:
+            span = self._tracer.start_span(operation_name(x), context=parent, kind=SpanKind.SERVER,
+                                           record_exception=False, attributes=attributes)
         x.scratch["otel.span"] = span
         x.scratch["otel.ctx"] = trace.set_span_in_context(span)
         if x.correlation_id is None and x.pillar == Pillar.agents:
@@ -81,11 +86,8 @@ class OtelTelemetry:
             x.correlation_id = format(span.get_span_context().trace_id, "032x")
 
     def span(self, x: Any, name: str, **attributes: Any) -> AbstractContextManager[Any]:
-        attempt = name == "attempt"
-        return self._tracer.start_as_current_span(  # current: the upstream request's traceparent is this span
-            f"attempt {attributes.get('target', '')}".strip() if attempt else name, context=x.scratch.get("otel.ctx"),
-            kind=SpanKind.CLIENT if attempt else SpanKind.INTERNAL, record_exception=False,
-            attributes={f"gateway.{k}": str(v) for k, v in attributes.items()})
+        scratch = x.scratch
+        return stage(self._tracer, self._lite, scratch.get("otel.span"), scratch.get("otel.ctx"), name, attributes)
 
     def call_finished(self, x: Any, record: Any) -> None:
         span = x.scratch.pop("otel.span", None)
@@ -93,19 +95,28 @@ class OtelTelemetry:
         attrs = record.attributes if record is not None else {}
         op = operation_name(x)
         if span is not None:
-            self._annotate(span, x, record, attrs, op)
+            if span.is_recording():  # a sampled-out call: no attribute work at all
+                self._annotate(span, x, record, attrs, op)
             span.end()
-        self._measure(x, record, attrs, op)
+        self.metrics.measure(x, record, attrs, op)
 
     # ---- the call span's attributes
 
-    def _annotate(self, span: Any, x: Any, record: Any, attrs: dict[str, Any], op: str) -> None:
+    def _static_attributes(self, x: Any, op: str) -> tuple[str, dict[str, Any]]:
+        """The span name and the attributes fixed by the resource and the target that answered, built once."""
+        target = x.outcome.target if x.outcome is not None else None
+        target_id = target.id if target is not None else None
+        kind = getattr(target, "kind", None) if x.pillar == Pillar.models else None
+        key = (x.pillar, op, x.operation, x.resource, target_id, str(getattr(kind, "value", kind)))
+        return self._static.get(key, lambda: _static(x.pillar, op, x.operation, x.resource, target_id, key[-1]))
+
+    def _annotate(self, span: Any, x: Any, record: Any, attrs: Mapping[str, Any], op: str) -> None:
+        name, static = self._static_attributes(x, op)
         if x.resource:
-            span.update_name(f"{op} {x.resource}")
-        a: dict[str, Any] = {"gen_ai.operation.name": op, "gateway.project_id": x.principal.project_id or "",
-                             "http.response.status_code": x.status}
-        if x.resource:
-            a[_NAME_ATTR[x.pillar]] = x.resource
+            span.update_name(name)
+        a = dict(static)
+        a["gateway.project_id"] = x.principal.project_id or ""
+        a["http.response.status_code"] = x.status
         if x.principal.key_id:
             a["gateway.key_id"] = x.principal.key_id  # an id, never the secret or its prefix
         if x.correlation_id is not None:
@@ -114,18 +125,14 @@ class OtelTelemetry:
             _tool_attributes(a, x, attrs)
         elif x.pillar == Pillar.agents:
             _agent_attributes(a, x, attrs)
-        target = x.outcome.target if x.outcome is not None else None
-        if target is not None:
-            a["gateway.target"] = target.id
-            kind = getattr(target, "kind", None)
-            if x.pillar == Pillar.models:
-                a["gen_ai.provider.name"] = _PROVIDERS.get(str(getattr(kind, "value", kind)), "openai")
         for src, dst in _USAGE.items():
-            if isinstance(attrs.get(src), int):
-                a[dst] = attrs[src]
+            value = attrs.get(src)
+            if isinstance(value, int):
+                a[dst] = value
         if record is not None:
-            a.update({"gateway.overhead_ms": round(record.overhead_ms, 3), "gateway.failovers": record.failovers,
-                      "gateway.retries": record.retries})
+            a["gateway.overhead_ms"] = round(record.overhead_ms, 3)
+            a["gateway.failovers"] = record.failovers
+            a["gateway.retries"] = record.retries
             if record.cost_usd is not None:
                 a["gateway.cost_usd"] = record.cost_usd
             if x.log_payloads:  # the project opted in; otherwise no payload ever reaches telemetry
@@ -136,46 +143,16 @@ class OtelTelemetry:
         if x.status >= 400 or x.error_code:
             a["error.type"] = x.error_code or str(x.status)
             a["gateway.error_code"] = x.error_code or ""
-            span.set_status(Status(StatusCode.ERROR))
-        span.set_attributes(a)
-
-    # ---- metrics (low-cardinality attributes: no key, no request id)
-
-    def _measure(self, x: Any, record: Any, attrs: dict[str, Any], op: str) -> None:
-        dims = {"gateway.pillar": x.pillar.value, "gen_ai.operation.name": op, "gateway.resource": x.resource or "-",
-                "http.response.status_code": x.status}
-        if x.error_code:
-            dims["error.type"] = x.error_code
-        self.requests.add(1, dims)
-        if x.pillar == Pillar.tools:
-            self.tool_calls.add(1, dims)
-        elif x.pillar == Pillar.agents:
-            self.agent_calls.add(1, dims)
-        if x.status == 429 and x.error_code in _QUOTA_CODES:
-            self.quota_refusals.add(1, dims)
-        if x.error_code == "no_backend_available":
-            self.breaker_refusals.add(1, dims)
-        if record is None:
-            return
-        self.latency.record(record.latency_ms, dims)
-        self.duration.record(record.latency_ms / 1000, dims)
-        self.overhead.record(record.overhead_ms, dims)
-        for src, kind in (("prompt_tokens", "input"), ("completion_tokens", "output")):
-            if isinstance(attrs.get(src), int):
-                self.tokens.record(attrs[src], {**dims, "gen_ai.token.type": kind})
-        if record.cost_usd:
-            self.cost.add(record.cost_usd, dims)
-        if attrs.get("cache") == "hit":
-            self.cache_hits.add(1, dims)
-        if isinstance(attrs.get("guardrail"), str):
-            self.guardrail.add(1, {**dims, "gateway.verdict": attrs["guardrail"]})
-        for attempt in record.attempts[:-1] if record.failovers else ():
-            self.failovers.add(1, {**dims, "gateway.target": str(attempt.get("target"))})
+            span.set_status(_ERROR)
+        if isinstance(span, LiteSpan):
+            span.set_own_attributes(a)  # our values, valid by construction: no per-value check
+        else:
+            span.set_attributes(a)
 
     # ---- for other jobs (queue consumers, sync runs) and the breakers
 
     def outcome(self, job: str, outcome: str) -> None:
-        self.outcomes.add(1, {"gateway.job": job, "gateway.outcome": outcome})
+        self.metrics.outcome(job, outcome)
 
     def observe_breakers(self, breakers: Any) -> None:
         """`gateway.breaker.open`: targets whose breaker is open (or half open) in this worker, over every pillar's
@@ -194,12 +171,25 @@ class OtelTelemetry:
         self._meter.create_observable_gauge("gateway.breaker.open", callbacks=[observe], unit="{target}")
 
 
+def _static(pillar: Pillar, op: str, method: str, resource: str, target_id: str | None,
+            kind: str) -> tuple[str, dict[str, Any]]:
+    a: dict[str, Any] = {"gen_ai.operation.name": op}
+    if resource:
+        a[_NAME_ATTR[pillar]] = resource
+    if target_id is not None:
+        a["gateway.target"] = target_id
+        if pillar == Pillar.models:
+            a["gen_ai.provider.name"] = _PROVIDERS.get(kind, "openai")
+    if pillar == Pillar.tools:
+        a["gen_ai.tool.type"] = "extension"  # run by an external service (an MCP server or an HTTP API)
+        a["mcp.method.name"] = method
+    return f"{op} {resource}", a
+
+
 # ---- the GenAI conventions for the other pillars (semconv gen-ai agent spans: execute_tool, invoke_agent; MCP)
 
-def _tool_attributes(a: dict[str, Any], x: Any, attrs: dict[str, Any]) -> None:
-    """execute_tool: the tool the client named, MCP method and revision, the server that ran it."""
-    a["gen_ai.tool.type"] = "extension"  # run by an external service (an MCP server or an HTTP API)
-    a["mcp.method.name"] = x.operation
+def _tool_attributes(a: dict[str, Any], x: Any, attrs: Mapping[str, Any]) -> None:
+    """execute_tool: MCP revision, the server that ran it, the JSON-RPC id (tool type and method: `_static`)."""
     for src, dst in (("mcp_version", "mcp.protocol.version"), ("server", "gateway.tool.server"),
                      ("toolbox", "gateway.toolbox"), ("jsonrpc_error", "rpc.jsonrpc.error_code")):
         if attrs.get(src) not in (None, ""):
@@ -209,7 +199,7 @@ def _tool_attributes(a: dict[str, Any], x: Any, attrs: dict[str, Any]) -> None:
         a["jsonrpc.request.id"] = str(call_id)[:128]  # MCP semconv; gen_ai.tool.call.id is the model's own id
 
 
-def _agent_attributes(a: dict[str, Any], x: Any, attrs: dict[str, Any]) -> None:
+def _agent_attributes(a: dict[str, Any], x: Any, attrs: Mapping[str, Any]) -> None:
     """invoke_agent: the agent's registry id and name, where it runs, the A2A method, task and context ids."""
     agent = x.entity
     if agent is not None:

@@ -13,7 +13,7 @@ from tests.unit.test_infra_bicep import (INFRA, MAIN, ROOT, declarations, litera
 WORKBOOK_JSON = INFRA / "modules" / "workbook.json"
 WORKBOOK = INFRA / "modules" / "workbook.bicep"
 APPSETTINGS = INFRA / "modules" / "appsettings.bicep"
-HOOKS = (ROOT / "shared" / "telemetry" / "hooks.py").read_text()
+HOOKS = "".join((ROOT / "shared" / "telemetry" / f).read_text() for f in ("hooks.py", "metrics.py"))
 
 
 def queries() -> dict[str, str]:
