@@ -13,10 +13,7 @@ from contextlib import AsyncExitStack
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from .auth.control import ControlPlaneAuth
-from .auth.entra import EntraValidator
 from .auth.keys import KeyService
 from .config import Settings
 from .domain.key_requests import KeyRequest
@@ -29,7 +26,6 @@ from .pillars.models.catalog import ModelCatalog
 from .pillars.models.domain import Model
 from .storage.documents import DocumentStore
 from .storage.repository import Repository
-from .storage.tables import StorageProbe
 
 from .pillars.models.registry import ModelRegistry
 from .quotas.book import QuotaBook
@@ -37,6 +33,9 @@ from .quotas.registry import QuotaRegistry
 from .registry.projects import ProjectRegistry
 
 if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
+    import httpx
+
+    from .storage.tables import StorageProbe
     from .experiments.book import ExperimentBook
     from .experiments.domain import Experiment
     from .experiments.feedback import Feedback, FeedbackService
@@ -112,6 +111,8 @@ class Services:
     @property
     def storage(self) -> StorageProbe:
         if self._storage is None:
+            from .storage.tables import StorageProbe  # the Tables SDK: on first use
+
             s = self.settings
             conn = s.storage_connection_string.get_secret_value() if s.storage_connection_string else None
             self._storage = StorageProbe.create(connection_string=conn, table_endpoint=s.table_endpoint,
@@ -123,6 +124,8 @@ class Services:
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
+            import httpx
+
             self._http = httpx.AsyncClient(timeout=10.0)
             self._on_close("http", self._http.aclose)
         return self._http
@@ -303,7 +306,7 @@ class Services:
         return OtelTelemetry(providers.tracer_provider.get_tracer("ai-gateway"),
                              providers.meter_provider.get_meter("ai-gateway"))
 
-    def _instrument(self, upstream_http: httpx.AsyncClient, breakers: "Breakers") -> None:
+    def _instrument(self, upstream_http: "httpx.AsyncClient", breakers: "Breakers") -> None:
         """Given to each pillar's assembly: W3C trace context on its upstream client, its breakers as a gauge."""
         if self.settings.telemetry_enabled:
             from .telemetry.propagation import install
@@ -475,6 +478,8 @@ class Services:
         s = self.settings
         entra = None
         if s.entra_tenant_id and s.entra_audience:
+            from .auth.entra import EntraValidator  # PyJWT and cryptography: only when Entra sign-in is set up
+
             entra = EntraValidator(tenant_id=s.entra_tenant_id, audience=s.entra_audience, http=self.http,
                                    issuer=s.entra_issuer, jwks_url=s.entra_jwks_url, admin_role=s.entra_admin_role,
                                    developer_role=s.entra_developer_role, cache_seconds=s.jwks_cache_seconds)
