@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import azure.functions as func
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from shared.domain.base import Contract, InvalidDocument
+from shared.domain.base import Contract, InvalidDocument, Model
 from shared.pillars.tools.approvals import seconds_in_state
 from shared.pillars.tools.domain import ApprovalRecord, Submission, SubmissionState, ToolsPolicy, ToolsPolicySpec
 from shared.config import SettingProblem
@@ -36,7 +36,7 @@ class SubmissionOut(Submission):
         return cls(**s.model_dump(), seconds_in_state=seconds_in_state(s, now))
 
 
-class SubmissionList(BaseModel):
+class SubmissionList(Model):
     items: list[SubmissionOut]
     invalid: list[InvalidDocument] = Field(default_factory=list, description=INVALID_DOC)
 
@@ -51,11 +51,11 @@ class Decision(Contract):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class RecordList(BaseModel):
+class RecordList(Model):
     items: list[ApprovalRecord]
 
 
-class PinningReport(BaseModel):
+class PinningReport(Model):
     servers: int
     quarantined: list[str]
     unreachable: list[str]

@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from ...domain.base import Model
 from ...auth.principal import Principal
 from ...pipeline.exchange import Exchange
 from .context import McpContext
@@ -33,14 +34,14 @@ _REFUSALS = {rpc.GOVERNANCE_REFUSED: "governance", rpc.RATE_LIMITED: "admission"
              rpc.RESULT_TOO_LARGE: "send"}
 
 
-class TraceStep(BaseModel):
+class TraceStep(Model):
     step: str
     ok: bool
     detail: str = ""
     ms: float = 0.0
 
 
-class PlaygroundResult(BaseModel):
+class PlaygroundResult(Model):
     ok: bool
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None  # the JSON-RPC error a client would have received
