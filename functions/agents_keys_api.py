@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from shared.domain.base import Model
+from shared.domain.base import AppModel
 from shared.errors import NotFound
 from shared.pillars.agents.limits import KeyAgentPolicy, KeyAgentPolicySpec
 from shared.registry.projects import ProjectRegistry
@@ -28,7 +28,7 @@ class KeyAgentPolicyOut(KeyAgentPolicySpec):
                    updated_at=p.updated_at.isoformat())
 
 
-class Deleted(Model):
+class Deleted(AppModel):
     deleted: bool
 
 

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 
 from functions.requestlog_api import FILTERS, project_of, query_of
-from shared.domain.base import Model, Pillar, utcnow
+from shared.domain.base import AppModel, Pillar, utcnow
 from shared.domain.projects import Project
 from shared.domain.monitoring import AdoptionQuery, AnalyticsQuery, LogFilter, SlaQuery
 from shared.monitoring.adoption import Adoption, AdoptionSources, ProjectInputs, adoption
@@ -27,17 +27,17 @@ DIMS = (("pillar", "models, tools or agents."), ("resource", "Model, tool or age
         ("key_id", "Virtual key id."))
 
 
-class Series(Model):
+class Series(AppModel):
     interval: str
     points: list[Point]
 
 
-class Breakdown(Model):
+class Breakdown(AppModel):
     by: str
     groups: list[Group]
 
 
-class SlaReport(Model):
+class SlaReport(AppModel):
     windows: list[WindowSla]
 
 

@@ -6,12 +6,12 @@ from pydantic import Field
 
 from collections.abc import Callable
 
-from shared.domain.base import Model
+from shared.domain.base import AppModel
 from shared.pillars.tools.call_approvals import ApprovalDecision, CallApproval, CallApprovals
 from shared.web.api import ApiBlueprint, Call, Guard
 
 
-class CallApprovalOut(Model):
+class CallApprovalOut(AppModel):
     id: str
     project_id: str
     toolbox: str
@@ -31,7 +31,7 @@ class CallApprovalOut(Model):
                    expires_at=a.expires_at.isoformat(), decided_by=a.decided_by, reason=a.reason)
 
 
-class CallApprovalList(Model):
+class CallApprovalList(AppModel):
     items: list[CallApprovalOut] = Field(max_length=100)
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import azure.functions as func
 from pydantic import Field
 
-from shared.domain.base import Contract, InvalidDocument, Model
+from shared.domain.base import AppModel, Contract, InvalidDocument
 from shared.pillars.tools.approvals import seconds_in_state
 from shared.pillars.tools.domain import ApprovalRecord, Submission, SubmissionState, ToolsPolicy, ToolsPolicySpec
 from shared.config import SettingProblem
@@ -36,7 +36,7 @@ class SubmissionOut(Submission):
         return cls(**s.model_dump(), seconds_in_state=seconds_in_state(s, now))
 
 
-class SubmissionList(Model):
+class SubmissionList(AppModel):
     items: list[SubmissionOut]
     invalid: list[InvalidDocument] = Field(default_factory=list, description=INVALID_DOC)
 
@@ -51,11 +51,11 @@ class Decision(Contract):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class RecordList(Model):
+class RecordList(AppModel):
     items: list[ApprovalRecord]
 
 
-class PinningReport(Model):
+class PinningReport(AppModel):
     servers: int
     quarantined: list[str]
     unreachable: list[str]

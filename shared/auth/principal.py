@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..domain.base import Model, Pillar
+from ..domain.base import AppModel, Pillar
 from ..domain.projects import Project
 
 
@@ -15,7 +15,7 @@ class Role(str, Enum):
     developer = "developer"
 
 
-class Principal(Model):
+class Principal(AppModel):
     kind: Literal["admin_key", "entra", "virtual_key"]
     subject: str
     roles: frozenset[Role] = frozenset()

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
-from ..domain.base import Model
+from ..domain.base import AppModel
 
 
-class CachedAnswer(Model):
+class CachedAnswer(AppModel):
     model_config = ConfigDict(extra="ignore")
 
     content: str = Field(max_length=200_000)
@@ -16,7 +16,7 @@ class CachedAnswer(Model):
     completion_tokens: int = Field(default=0, ge=0, le=10**9)
 
 
-class CacheEntry(Model):
+class CacheEntry(AppModel):
     model_config = ConfigDict(extra="ignore")
 
     id: str = Field(max_length=64)  # the exact key

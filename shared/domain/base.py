@@ -30,19 +30,19 @@ class Pillar(str, Enum):
 _DEFER = ConfigDict(defer_build=True)
 
 
-class Model(BaseModel):
+class AppModel(BaseModel):
     """Base of the app's other models (responses, wire shapes, rows): pydantic's, built on first use (above)."""
 
     model_config = _DEFER
 
 
-class Contract(Model):
+class Contract(AppModel):
     """Inbound/outbound API contract: unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid", **_DEFER)
 
 
-class Entity(Model):
+class Entity(AppModel):
     """A registry document. `kind` separates entity types inside the one partitioned container."""
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True, **_DEFER)
@@ -68,7 +68,7 @@ class Entity(Model):
         return entity
 
 
-class InvalidDocument(Model):
+class InvalidDocument(AppModel):
     """A stored document that no longer validates: listed to admins so they can repair it, never served."""
 
     id: str

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from ..web.pages import PageOut
-from .base import Contract, Entity, Model
+from .base import AppModel, Contract, Entity
 from .times import UtcDatetime
 
 RequestState = Literal["pending", "approved", "rejected", "claimed"]
@@ -36,7 +36,7 @@ class KeyRequestDecision(Contract):
     note: str = Field(default="", max_length=2000)
 
 
-class KeyRequestOut(Model):
+class KeyRequestOut(AppModel):
     id: str
     project_id: str
     requester: str

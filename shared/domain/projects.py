@@ -5,10 +5,10 @@ from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
-from .base import Contract, Entity, GLOBAL_PARTITION, Model, Pillar, Slug
+from .base import AppModel, Contract, Entity, GLOBAL_PARTITION, Pillar, Slug
 
 
-class PillarState(Model):
+class PillarState(AppModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = False
 
@@ -72,13 +72,13 @@ class FlagUpdate(Contract):
     enabled: bool
 
 
-class PillarView(Model):
+class PillarView(AppModel):
     enabled: bool = Field(description="The project's own switch.")
     globally_enabled: bool = Field(description="The global kill switch for this pillar.")
     effective: bool = Field(description="Traffic flows only when both are on.")
 
 
-class ProjectOut(Model):
+class ProjectOut(AppModel):
     id: str
     name: str
     description: str
@@ -99,11 +99,11 @@ class ProjectOut(Model):
         )
 
 
-class ProjectFlagsOut(Model):
+class ProjectFlagsOut(AppModel):
     project_id: str
     pillars: dict[Pillar, PillarView]
 
 
-class GlobalFlagsOut(Model):
+class GlobalFlagsOut(AppModel):
     pillars: dict[Pillar, PillarState]
     etag: str | None

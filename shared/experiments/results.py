@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..domain.base import Model
+from ..domain.base import AppModel
 from .stats import percentile, two_proportions, welch
 
 
@@ -20,7 +20,7 @@ class Samples:
     feedback: list[float] = field(default_factory=list)
 
 
-class VariantResult(Model):
+class VariantResult(AppModel):
     variant: str
     requests: int
     error_rate: float | None
@@ -32,7 +32,7 @@ class VariantResult(Model):
     mean_feedback: float | None
 
 
-class Comparison(Model):
+class Comparison(AppModel):
     metric: str
     statistic: float
     p_value: float
@@ -40,7 +40,7 @@ class Comparison(Model):
     better: str | None  # the variant that is better on this metric when significant
 
 
-class Verdict(Model):
+class Verdict(AppModel):
     winner: str | None
     summary: str
     comparisons: list[Comparison]

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from pydantic import Field
 
-from ..domain.base import Model
+from ..domain.base import AppModel
 from . import histogram
 from .rows import LogRow
 
@@ -19,7 +19,7 @@ _SUMS = ("requests", "errors", "server_errors", "prompt_tokens", "completion_tok
          "failovers", "guardrail_blocks", "quota_refusals")
 
 
-class Aggregate(Model):
+class Aggregate(AppModel):
     requests: int = 0
     errors: int = 0  # status ≥ 400
     server_errors: int = 0  # status ≥ 500: what availability counts against
@@ -89,7 +89,7 @@ class Aggregate(Model):
                    if isinstance(backends, dict) else {})
 
 
-class Summary(Model):
+class Summary(AppModel):
     """What the analytics API answers for one bucket or one breakdown group."""
 
     requests: int

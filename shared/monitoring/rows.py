@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from pydantic import Field, ValidationError
 
-from ..domain.base import Model
+from ..domain.base import AppModel
 
 log = logging.getLogger("gateway.monitoring")
 
@@ -24,7 +24,7 @@ EXPORT_COLUMNS = ("at", "request_id", "project_id", "pillar", "resource", "opera
                   "failovers", "cache_hit", "guardrail_blocked", "streamed", "correlation_id")
 
 
-class LogRow(Model):
+class LogRow(AppModel):
     at: datetime
     request_id: str = "-"
     project_id: str

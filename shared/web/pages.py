@@ -6,13 +6,13 @@ from typing import Generic, TypeVar
 
 from pydantic import Field
 
-from ..domain.base import InvalidDocument, Model
+from ..domain.base import AppModel, InvalidDocument
 
 T = TypeVar("T")
 INVALID_DOC = "Stored documents on this page that no longer validate: skipped (not served); delete or replace them."
 
 
-class PageOut(Model, Generic[T]):
+class PageOut(AppModel, Generic[T]):
     """Subclass it per item type (`class ProjectList(PageOut[ProjectOut])`): the subclass names the schema."""
 
     items: list[T]

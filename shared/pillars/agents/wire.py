@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from ...domain.base import Model
+from ...domain.base import AppModel
 
 TaskState = Literal[
     "TASK_STATE_SUBMITTED", "TASK_STATE_WORKING", "TASK_STATE_INPUT_REQUIRED", "TASK_STATE_AUTH_REQUIRED",
@@ -24,7 +24,7 @@ INTERRUPTED_STATES: frozenset[str] = frozenset({"TASK_STATE_INPUT_REQUIRED", "TA
 Role = Literal["ROLE_USER", "ROLE_AGENT"]
 
 
-class Wire(Model):
+class Wire(AppModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     def dump(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import orjson
 from pydantic import Field
 from starlette.responses import Response, StreamingResponse
 
-from ...domain.base import Model
+from ...domain.base import AppModel
 from shared.auth.owned_keys import owned_key
 from shared.auth.principal import Principal
 from shared.domain.base import Pillar
@@ -27,7 +27,7 @@ from shared.storage.repository import Repository
 from .contracts import ChatMessage, exchange
 
 
-class ModelPlaygroundChat(Model):
+class ModelPlaygroundChat(AppModel):
     key_id: str = Field(min_length=1, max_length=128, description="One of your own virtual keys in this project.")
     messages: list[ChatMessage] = Field(min_length=1, max_length=100)
     max_tokens: int | None = Field(default=None, ge=1, le=32_768)
@@ -35,7 +35,7 @@ class ModelPlaygroundChat(Model):
     stream: bool = True
 
 
-class ModelPlaygroundTrace(Model):
+class ModelPlaygroundTrace(AppModel):
     ok: bool
     status: int
     error_code: str | None = None
@@ -56,7 +56,7 @@ class ModelPlaygroundTrace(Model):
     latency_ms: float = 0.0
 
 
-class ModelPlaygroundResult(Model):
+class ModelPlaygroundResult(AppModel):
     answer: str
     trace: ModelPlaygroundTrace
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from ...domain.base import Model
+from ...domain.base import AppModel
 from ...auth.principal import Principal
 from ...pipeline.exchange import Exchange
 from .context import McpContext
@@ -34,14 +34,14 @@ _REFUSALS = {rpc.GOVERNANCE_REFUSED: "governance", rpc.RATE_LIMITED: "admission"
              rpc.RESULT_TOO_LARGE: "send"}
 
 
-class TraceStep(Model):
+class TraceStep(AppModel):
     step: str
     ok: bool
     detail: str = ""
     ms: float = 0.0
 
 
-class PlaygroundResult(Model):
+class PlaygroundResult(AppModel):
     ok: bool
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None  # the JSON-RPC error a client would have received

@@ -9,11 +9,11 @@ from typing import Any, Protocol
 
 from pydantic import Field, ValidationError
 
-from ...domain.base import Model
+from ...domain.base import AppModel
 from ...errors import DependencyUnavailable
 
 
-class SubmissionMessage(Model):
+class SubmissionMessage(AppModel):
     project_id: str = Field(max_length=64)
     submission_id: str = Field(max_length=128)
 
