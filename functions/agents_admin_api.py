@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, HttpUrl, model_validator
+from pydantic import Field, HttpUrl, model_validator
 
 from shared.auth.principal import Principal
-from shared.domain.base import Contract, InvalidDocument
+from shared.domain.base import AppModel, Contract, InvalidDocument
 from shared.errors import BadRequest, InvalidStoredDocument
 from shared.pillars.agents.domain import (AgentId, AgentLimits, AgentOut, AgentSpec, Lifecycle, LifecycleEvent,
                                           OutboundAuth, SyncRun)
@@ -52,18 +52,18 @@ class Transition(Contract):
     replacement: AgentId | None = Field(default=None, description="When deprecating: the agent to use instead.")
 
 
-class AgentList(BaseModel):
+class AgentList(AppModel):
     items: list[AgentOut]
     next_cursor: str | None
     invalid: list[InvalidDocument] = Field(default_factory=list, description=INVALID_DOC)
 
 
-class TransitionResult(BaseModel):
+class TransitionResult(AppModel):
     agent: AgentOut
     warnings: list[str] = Field(default_factory=list, description="E.g. the source could not be stopped.")
 
 
-class EventOut(BaseModel):
+class EventOut(AppModel):
     id: str
     agent_id: str
     action: str
@@ -81,12 +81,12 @@ class EventOut(BaseModel):
                    changes=[c.model_dump(mode="json") for c in e.changes])
 
 
-class EventList(BaseModel):
+class EventList(AppModel):
     items: list[EventOut]
     next_cursor: str | None
 
 
-class SyncRunList(BaseModel):
+class SyncRunList(AppModel):
     items: list[dict]
     next_cursor: str | None
     connections: list[dict] = Field(description="The connections feeding this project (no secrets).")
@@ -97,7 +97,7 @@ class SyncTrigger(Contract):
     connection: str | None = Field(default=None, max_length=40)
 
 
-class SyncTriggered(BaseModel):
+class SyncTriggered(AppModel):
     runs: list[dict]
 
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from starlette.responses import Response
 
-from shared.domain.base import Pillar
+from shared.domain.base import AppModel, Pillar
 from shared.errors import GatewayError, NotFound
 from shared.pillars.agents.a2a import bridge
 from shared.pillars.agents.a2a.protocol import (GATEWAY_REFUSED, PUSH_NOT_SUPPORTED, PUSH_V1, PUSH_V03, STREAMING, V1,
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # imported lazily: the pillar and its pipeline are assembled 
 VERSION_HEADER = (("A2A-Version", "A2A protocol version the client speaks (1.0 or 0.3; absent means 0.3)."),)
 
 
-class JsonRpcRequest(BaseModel):
+class JsonRpcRequest(AppModel):
     """A JSON-RPC 2.0 request carrying an A2A method (v1.0: SendMessage, …; v0.3: message/send, …)."""
 
     model_config = ConfigDict(extra="allow")
@@ -39,14 +39,14 @@ class JsonRpcRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class AgentCardOut(BaseModel):
+class AgentCardOut(AppModel):
     model_config = ConfigDict(extra="allow")
     name: str
     description: str
     version: str
 
 
-class JwksOut(BaseModel):
+class JwksOut(AppModel):
     model_config = ConfigDict(extra="allow")
     keys: list[dict[str, Any]] = Field(max_length=8)
 

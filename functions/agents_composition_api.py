@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from shared.domain.base import Contract
+from shared.domain.base import AppModel, Contract
 from shared.errors import Conflict
 from shared.pillars.agents.composition.contracts import Composition
 from shared.pillars.agents.domain import INVOCABLE, AgentId, AgentLimits, AgentOut, AgentSkill, AgentSpec
@@ -36,7 +36,7 @@ class CompositeRegister(Contract):
     limits: AgentLimits = Field(default_factory=AgentLimits)
 
 
-class MemberState(BaseModel):
+class MemberState(AppModel):
     id: str
     exists: bool
     lifecycle: str | None = None
@@ -44,7 +44,7 @@ class MemberState(BaseModel):
     invocable: bool = False
 
 
-class CompositionView(BaseModel):
+class CompositionView(AppModel):
     agent: str
     lifecycle: str
     composition: Composition

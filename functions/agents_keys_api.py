@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
-
+from shared.domain.base import AppModel
 from shared.errors import NotFound
 from shared.pillars.agents.limits import KeyAgentPolicy, KeyAgentPolicySpec
 from shared.registry.projects import ProjectRegistry
@@ -29,7 +28,7 @@ class KeyAgentPolicyOut(KeyAgentPolicySpec):
                    updated_at=p.updated_at.isoformat())
 
 
-class Deleted(BaseModel):
+class Deleted(AppModel):
     deleted: bool
 
 

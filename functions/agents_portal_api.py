@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
+from shared.domain.base import AppModel
 from shared.flags.service import FlagService
 from shared.pillars.agents.domain import Agent, AgentSkill
 from shared.pillars.agents.playground import AgentPlayground, AgentPlaygroundCall, AgentPlaygroundResult
@@ -19,7 +18,7 @@ if TYPE_CHECKING:  # imported lazily: the pillar (and its cloud SDKs) load on fi
     from shared.pillars.agents.pillar import AgentsPillar
 
 
-class CatalogAgent(BaseModel):
+class CatalogAgent(AppModel):
     id: str
     name: str
     description: str
@@ -45,7 +44,7 @@ class CatalogAgent(BaseModel):
                    composition_mode=comp.mode if comp else None, members=comp.member_ids() if comp else [])
 
 
-class CatalogAgents(BaseModel):
+class CatalogAgents(AppModel):
     items: list[CatalogAgent]
 
 

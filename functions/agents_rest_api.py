@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from starlette.responses import Response
 
+from shared.domain.base import AppModel
 from shared.errors import GatewayError
 from shared.pillars.agents.a2a import rest
 from shared.pillars.agents.a2a.protocol import VERSION_NOT_SUPPORTED, V1, A2AError, RpcCall
@@ -37,7 +38,7 @@ LIST_QUERY = (("contextId", "Only tasks of this context."), ("status", "Only tas
               ("includeArtifacts", "true|false."))
 
 
-class SendMessageBody(BaseModel):
+class SendMessageBody(AppModel):
     """A2A v1.0 SendMessageRequest (ProtoJSON): `message` plus optional `configuration` and `metadata`."""
 
     model_config = ConfigDict(extra="allow")
@@ -46,12 +47,12 @@ class SendMessageBody(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
-class CancelBody(BaseModel):
+class CancelBody(AppModel):
     model_config = ConfigDict(extra="allow")
     metadata: dict[str, Any] | None = None
 
 
-class TaskOut(BaseModel):
+class TaskOut(AppModel):
     """An A2A v1.0 Task (or, for SendMessage, `{task}` / `{message}`); passed through as the agent answered."""
 
     model_config = ConfigDict(extra="allow")

@@ -1,10 +1,10 @@
 """Operate: alert rules per project (state, last value and delivery status included). Admin only."""
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.responses import Response
 
-from shared.domain.base import InvalidDocument
+from shared.domain.base import AppModel, InvalidDocument
 from shared.domain.monitoring import AlertRule, AlertRuleOut, AlertRuleSpec
 from shared.errors import ValidationFailed
 from shared.egress import EgressPolicy
@@ -14,7 +14,7 @@ from shared.web.api import ApiBlueprint, Call, Guard
 from shared.web.inputs import query_int
 
 
-class AlertRuleList(BaseModel):
+class AlertRuleList(AppModel):
     items: list[AlertRuleOut]
     next_cursor: str | None
     invalid: list[InvalidDocument] = Field(default_factory=list)

@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from pydantic import BaseModel
-
 from functions.requestlog_api import FILTERS, project_of, query_of
-from shared.domain.base import Pillar, utcnow
+from shared.domain.base import AppModel, Pillar, utcnow
 from shared.domain.projects import Project
 from shared.domain.monitoring import AdoptionQuery, AnalyticsQuery, LogFilter, SlaQuery
 from shared.monitoring.adoption import Adoption, AdoptionSources, ProjectInputs, adoption
@@ -29,17 +27,17 @@ DIMS = (("pillar", "models, tools or agents."), ("resource", "Model, tool or age
         ("key_id", "Virtual key id."))
 
 
-class Series(BaseModel):
+class Series(AppModel):
     interval: str
     points: list[Point]
 
 
-class Breakdown(BaseModel):
+class Breakdown(AppModel):
     by: str
     groups: list[Group]
 
 
-class SlaReport(BaseModel):
+class SlaReport(AppModel):
     windows: list[WindowSla]
 
 

@@ -1,12 +1,13 @@
 """Operate: guardrail (RAI) policies of a project, attached to the project, a key or one resource of a pillar."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.responses import Response
 
 from shared.domain.keys import VirtualKey
 from shared.egress import EgressPolicy
 from shared.errors import AlreadyExists, BadRequest, InvalidStoredDocument
-from shared.guardrails.book import GuardrailBook
 from shared.guardrails.policy import ContentSafetyCheck, GuardrailPolicy, PolicyList, PolicyOut, PolicySpec
 from shared.registry.projects import ProjectRegistry
 from shared.storage.repository import Repository
@@ -14,6 +15,9 @@ from shared.web.api import ApiBlueprint, Call, Guard
 from shared.web.responses import json_response
 
 from .admin_api import IF_MATCH
+
+if TYPE_CHECKING:  # the guardrail engine (compiled checks) loads with the book, on first use
+    from shared.guardrails.book import GuardrailBook
 
 PROPAGATION = (" Takes effect at once on the instance that served this call, on every other instance within "
                "FLAG_CACHE_TTL_SECONDS.")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.responses import Response, StreamingResponse
 
+from shared.domain.base import AppModel
 from shared.web.api import ApiBlueprint, Call, Guard
 from shared.web.inputs import read_body
 
@@ -20,7 +21,7 @@ HEADERS = (("Mcp-Session-Id", "The session of a 2025-era client (from its initia
            ("Mcp-Name", "2026-07-28: the tool/prompt name or resource URI (must match the body)."))
 
 
-class JsonRpcMessage(BaseModel):
+class JsonRpcMessage(AppModel):
     """One JSON-RPC 2.0 message (request, notification or response). Malformed ones get JSON-RPC errors."""
 
     jsonrpc: str = Field("2.0", max_length=8)

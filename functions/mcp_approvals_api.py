@@ -2,15 +2,16 @@
 rejects each exact call (caller, tool, argument digest). Admin role."""
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from collections.abc import Callable
 
+from shared.domain.base import AppModel
 from shared.pillars.tools.call_approvals import ApprovalDecision, CallApproval, CallApprovals
 from shared.web.api import ApiBlueprint, Call, Guard
 
 
-class CallApprovalOut(BaseModel):
+class CallApprovalOut(AppModel):
     id: str
     project_id: str
     toolbox: str
@@ -30,7 +31,7 @@ class CallApprovalOut(BaseModel):
                    expires_at=a.expires_at.isoformat(), decided_by=a.decided_by, reason=a.reason)
 
 
-class CallApprovalList(BaseModel):
+class CallApprovalList(AppModel):
     items: list[CallApprovalOut] = Field(max_length=100)
 
 

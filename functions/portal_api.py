@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from shared.domain.base import Pillar
+from shared.domain.base import AppModel, Pillar
 from shared.domain.lifecycle import serves
 from shared.domain.quotas import QuotaLimits
 from shared.auth.owned_keys import owned_key
@@ -14,46 +14,46 @@ from shared.registry.projects import ProjectRegistry
 from shared.web.api import ApiBlueprint, Call, Guard
 
 
-class Me(BaseModel):
+class Me(AppModel):
     subject: str
     name: str | None
     roles: list[str]
     via: str
 
 
-class CatalogProject(BaseModel):
+class CatalogProject(AppModel):
     id: str
     name: str
     description: str
     pillars: list[Pillar]
 
 
-class CatalogProjects(BaseModel):
+class CatalogProjects(AppModel):
     items: list[CatalogProject]
     next_cursor: str | None
 
 
-class ModelPrices(BaseModel):
+class ModelPrices(AppModel):
     input_per_1k: float
     output_per_1k: float
     cached_input_per_1k: float | None
     reasoning_per_1k: float | None
 
 
-class LimitLeft(BaseModel):
+class LimitLeft(AppModel):
     limit: str  # requests_per_minute | tokens_per_minute | tokens_per_day | tokens_per_month | cost_per_month_usd
     allowed: float
     remaining: float = Field(description="Left in the current window (USD for cost), read without consuming.")
     resets_in_seconds: float
 
 
-class ModelLimit(BaseModel):
+class ModelLimit(AppModel):
     scope: str  # project | model | key: the project's shared limits, this model's own, the `?key=` key's own
     limits: QuotaLimits
     remaining: list[LimitLeft] = Field(default_factory=list)
 
 
-class CatalogModel(BaseModel):
+class CatalogModel(AppModel):
     name: str
     description: str
     capabilities: list[str]
@@ -65,7 +65,7 @@ class CatalogModel(BaseModel):
     limits: list[ModelLimit]
 
 
-class CatalogModels(BaseModel):
+class CatalogModels(AppModel):
     items: list[CatalogModel]
 
 

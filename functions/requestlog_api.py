@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 from starlette.responses import StreamingResponse
 
-from shared.domain.base import utcnow
+from shared.domain.base import AppModel, utcnow
 from shared.domain.monitoring import LogExport, LogQuery
 from shared.monitoring.logquery import export_lines, iterate, query_page
 from shared.monitoring.rows import LogRow
@@ -30,7 +30,7 @@ class LogRowOut(LogRow):
     model_config = {"extra": "ignore"}
 
 
-class LogPageOut(BaseModel):
+class LogPageOut(AppModel):
     items: list[LogRowOut]
     next_cursor: str | None = Field(description="Present while there may be more rows; pass it back unchanged.")
     scanned: int = Field(description="Rows read for this page (each page reads at most 5,000).")

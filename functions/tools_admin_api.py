@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.responses import Response
 
-from shared.domain.base import Contract, InvalidDocument
+from shared.domain.base import AppModel, Contract, InvalidDocument
 from shared.errors import AlreadyExists, BadRequest
 from shared.pillars.tools.domain import (
     ApiSource, ApiSourceSpec, Lifecycle, McpServer, McpServerSpec, Toolbox, ToolboxOwner, ToolboxSpec,
@@ -22,12 +22,12 @@ if TYPE_CHECKING:  # only for types: the pillar loads on first use
     from shared.pillars.tools.wiring import ToolsPillar
 
 
-class ServerList(BaseModel):
+class ServerList(AppModel):
     items: list[McpServer]
     invalid: list[InvalidDocument] = Field(default_factory=list, description=INVALID_DOC)
 
 
-class ApiSourceList(BaseModel):
+class ApiSourceList(AppModel):
     items: list[ApiSource]
     invalid: list[InvalidDocument] = Field(default_factory=list, description=INVALID_DOC)
 
@@ -41,12 +41,12 @@ class ToolOut(ToolDefinition):
         return cls(**t.model_dump(), diff=changes)
 
 
-class ToolList(BaseModel):
+class ToolList(AppModel):
     items: list[ToolOut]
     invalid: list[InvalidDocument] = Field(default_factory=list, description=INVALID_DOC)
 
 
-class ToolboxList(BaseModel):
+class ToolboxList(AppModel):
     items: list[Toolbox]
     invalid: list[InvalidDocument] = Field(default_factory=list, description=INVALID_DOC)
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import azure.functions as func
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from shared.domain.base import Contract, InvalidDocument
+from shared.domain.base import AppModel, Contract, InvalidDocument
 from shared.pillars.tools.approvals import seconds_in_state
 from shared.pillars.tools.domain import ApprovalRecord, Submission, SubmissionState, ToolsPolicy, ToolsPolicySpec
-from shared.pillars.tools.pin_check import check_all
 from shared.config import SettingProblem
 from shared.registry.projects import ProjectRegistry
 from shared.web.api import ApiBlueprint, Call, Guard
@@ -37,7 +36,7 @@ class SubmissionOut(Submission):
         return cls(**s.model_dump(), seconds_in_state=seconds_in_state(s, now))
 
 
-class SubmissionList(BaseModel):
+class SubmissionList(AppModel):
     items: list[SubmissionOut]
     invalid: list[InvalidDocument] = Field(default_factory=list, description=INVALID_DOC)
 
@@ -52,15 +51,23 @@ class Decision(Contract):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class RecordList(BaseModel):
+class RecordList(AppModel):
     items: list[ApprovalRecord]
 
 
-class PinningReport(BaseModel):
+class PinningReport(AppModel):
     servers: int
     quarantined: list[str]
     unreachable: list[str]
 
+
+
+async def _check_all(tools: ToolsPillar) -> Any:
+    """The pinning check over every approved server. Imported on first run: the probe (httpx, jsonschema, the MCP
+    client) stays out of the app's import (cold start)."""
+    from shared.pillars.tools.pin_check import check_all
+
+    return await check_all(tools.registry, tools.prober, tools.pinning)
 
 def submissions_of(tools: ToolsPillar):
     async def listing(pid: str, call: Call, **filters: str) -> SubmissionList:
@@ -164,7 +171,7 @@ def build(tools: ToolsPillar, projects: ProjectRegistry, admin: Guard, *, max_bo
                summary="Run the pinning check now over every approved server (the timer runs it on its "
                "schedule).", guard=admin, response=PinningReport)
     async def pinning_now(call: Call):
-        summary = await check_all(tools.registry, tools.prober, tools.pinning)
+        summary = await _check_all(tools)
         return PinningReport(servers=summary.servers, quarantined=summary.quarantined,
                              unreachable=summary.unreachable)
 
@@ -208,7 +215,7 @@ def background(tools: ToolsPillar, problems: Sequence[SettingProblem] = (),
                       use_monitor=True)
     async def pinning_check(timer: func.TimerRequest) -> None:
         ready()
-        summary = await check_all(tools.registry, tools.prober, tools.pinning)
+        summary = await _check_all(tools)
         count("tools_pinning", "quarantined" if summary.quarantined else "ok")
         log.info("pinning check: %s servers, quarantined %s, unreachable %s", summary.servers,
                  summary.quarantined, summary.unreachable)

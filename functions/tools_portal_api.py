@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 from starlette.responses import Response
 
 from shared.auth.principal import Principal, Role
-from shared.domain.base import Contract, Pillar
+from shared.domain.base import AppModel, Contract, Pillar
 from shared.errors import AlreadyExists, NotFound, ValidationFailed
 from shared.pillars.tools.directory import ProjectTools
 from shared.pillars.tools.domain import (
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # only for types: the pillar loads on first use
     from shared.pillars.tools.wiring import ToolsPillar
 
 
-class CatalogTool(BaseModel):
+class CatalogTool(AppModel):
     name: str
     namespace: str
     title: str | None
@@ -39,11 +39,11 @@ class CatalogTool(BaseModel):
     sensitive: bool
 
 
-class Catalog(BaseModel):
+class Catalog(AppModel):
     items: list[CatalogTool]
 
 
-class Toolboxes(BaseModel):
+class Toolboxes(AppModel):
     items: list[Toolbox]
 
 

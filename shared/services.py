@@ -2,21 +2,18 @@
 uses). Infrastructure clients are created lazily inside the running event loop (async SDK clients bind to it) and
 each registers its shutdown on ONE exit stack as it is created, so `close()` unwinds in reverse creation order: the
 request log and quota counters flush before the Storage client they write through closes. Each pillar is
-assembled by one function (shared/pillars/<pillar>/assemble.py). Nothing here is a module-level global."""
+assembled by one function (shared/pillars/<pillar>/assemble.py), called from the pillar's part of this object
+(shared/pillars/<pillar>/services.py, mixed into `Services`). Nothing here is a module-level global."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from .auth.control import ControlPlaneAuth
-from .auth.entra import EntraValidator
 from .auth.keys import KeyService
 from .config import Settings
 from .domain.key_requests import KeyRequest
@@ -25,39 +22,33 @@ from .domain.quotas import Quota
 from .egress import EgressPolicy
 from .domain.projects import GlobalFlags, Project
 from .flags.service import FlagService
-from .pillars.models.catalog import ModelCatalog
-from .pillars.models.domain import Model
+from .guardrails.services import GuardrailServices
+from .monitoring.services import MonitoringServices
+from .pillars.agents.services import AgentsServices
+from .pillars.models.services import ModelsServices
+from .pillars.tools.services import ToolsServices
 from .storage.documents import DocumentStore
 from .storage.repository import Repository
-from .storage.tables import StorageProbe
-
-from .pillars.models.registry import ModelRegistry
 from .quotas.book import QuotaBook
 from .quotas.registry import QuotaRegistry
 from .registry.projects import ProjectRegistry
 
 if TYPE_CHECKING:  # imported lazily at run time: cold start stays small
-    from .experiments.book import ExperimentBook
-    from .experiments.domain import Experiment
-    from .experiments.feedback import Feedback, FeedbackService
-    from .experiments.registry import ExperimentRegistry
-    from .guardrails.book import GuardrailBook
-    from .guardrails.policy import GuardrailPolicy
-    from .guardrails.step import GuardrailStep
-    from .pillars.agents.a2a.card import CardRenderer
-    from .pillars.agents.pillar import AgentsPillar
-    from .pipeline.pipeline import Pipeline
+    import httpx
+
+    from .storage.tables import StorageProbe
     from .quotas.enforcer import QuotaEnforcer
     from .usage.log import UsageLog
-    from .pillars.tools.wiring import ToolsPillar
-    from .domain.monitoring import AlertRule
     from .routing.breaker import Breakers
     from .web.admission import AdmissionGate
 
 log = logging.getLogger("gateway.services")
 
 
-class Services:
+class Services(ModelsServices, ToolsServices, AgentsServices, GuardrailServices, MonitoringServices):
+    """The one object graph: infrastructure clients, the shared gateway services and the exit stack here; each
+    pillar's (and guardrails', monitoring's) parts in its own mixin next to its code (`<package>/services.py`)."""
+
     def __init__(self, settings: Settings, *, store: DocumentStore | None = None,
                  storage: StorageProbe | None = None, http: httpx.AsyncClient | None = None,
                  credential: Any = None) -> None:
@@ -112,6 +103,8 @@ class Services:
     @property
     def storage(self) -> StorageProbe:
         if self._storage is None:
+            from .storage.tables import StorageProbe  # the Tables SDK: on first use
+
             s = self.settings
             conn = s.storage_connection_string.get_secret_value() if s.storage_connection_string else None
             self._storage = StorageProbe.create(connection_string=conn, table_endpoint=s.table_endpoint,
@@ -123,6 +116,8 @@ class Services:
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
+            import httpx
+
             self._http = httpx.AsyncClient(timeout=10.0)
             self._on_close("http", self._http.aclose)
         return self._http
@@ -191,100 +186,6 @@ class Services:
         self._on_close("request log", usage.close)  # flushes before Storage closes (LIFO)
         return usage
 
-    # ---- monitoring (issue 12): request-log reads, analytics rollups, alert rules
-
-    @cached_property
-    def request_log_table(self) -> Any:
-        from .monitoring.tables import REQUEST_LOG_TABLE, ReadTable
-
-        return ReadTable(self.storage.tables.get_table_client(REQUEST_LOG_TABLE))
-
-    @cached_property
-    def analytics_table(self) -> Any:
-        from .monitoring.tables import ANALYTICS_TABLE, ReadTable
-
-        return ReadTable(self.storage.tables.get_table_client(ANALYTICS_TABLE))
-
-    @cached_property
-    def alert_rules(self) -> "Repository[AlertRule]":
-        from .domain.monitoring import AlertRule
-
-        return Repository(self.store, AlertRule)
-
-    @cached_property
-    def alert_sources(self) -> Any:
-        from .alerts.sources import GatewaySources
-        from .pillars.agents.monitoring import AgentSyncFailures
-        from .pillars.agents.domain import SyncRun
-        from .pillars.tools.monitoring import QuarantinedTools, ToolApprovalsWaiting
-        from .pillars.tools.call_approvals import CallApproval
-        from .pillars.tools.domain import Submission, ToolDefinition
-
-        store = self.store
-        return GatewaySources(log_table=self.request_log_table, agg_table=self.analytics_table,
-                              quotas=self.quotas, key_requests=self.key_requests,
-                              sync=AgentSyncFailures(Repository(store, SyncRun)),
-                              tool_approvals=ToolApprovalsWaiting(Repository(store, Submission),
-                                                                  Repository(store, CallApproval)),
-                              quarantined=QuarantinedTools(Repository(store, ToolDefinition)))
-
-    @cached_property
-    def adoption_sources(self) -> Any:
-        """The tools and agents pillars' adoption counters (registered tools, toolboxes, agents; tool approvals)."""
-        from .monitoring.adoption import AdoptionSources
-        from .pillars.agents.domain import Agent
-        from .pillars.agents.monitoring import AgentsAdoption
-        from .pillars.tools.domain import Submission, ToolDefinition, Toolbox
-        from .pillars.tools.monitoring import ToolsAdoption
-
-        store = self.store
-        tools = ToolsAdoption(Repository(store, ToolDefinition), Repository(store, Toolbox),
-                              Repository(store, Submission))
-        return AdoptionSources(tools=tools.tools, agents=AgentsAdoption(Repository(store, Agent)),
-                               extra={"toolboxes": tools.toolboxes}, tool_approvals=tools.approval_timings)
-
-    @cached_property
-    def alert_notifier(self) -> Any:
-        from .alerts.webhook import WebhookNotifier
-        from .upstreams.egress_transport import guarded_client
-
-        http = guarded_client(self.egress)  # the webhook's address passes the egress policy on every connect
-        self._on_close("alert webhooks http", http.aclose)
-        s = self.settings
-        return WebhookNotifier(http, s.upstream_secret, attempts=s.alert_webhook_attempts,
-                               timeout=s.alert_webhook_timeout_seconds)
-
-    @cached_property
-    def models_pipeline(self) -> "Pipeline":
-        from .pillars.models.assemble import assemble_models
-        from .pillars.models.guardrails import ModelsGuardrails
-        from .pillars.models.experiment_step import ExperimentStep
-        from .pillars.models.responses_directory import ResponseRoute
-
-        pipeline = assemble_models(self.settings, catalog=self.catalog, quotas=self.quota_book,
-                                   enforcer=self.enforcer, usage=self.usage_log, flags=self.flags,
-                                   egress=self.egress, credential=lambda: self.credential, on_close=self._on_close,
-                                   steps=[ExperimentStep(self.experiment_book), ModelsGuardrails(self.guardrail_step)],
-                                   telemetry=self.telemetry,
-                                   instrument=self._instrument,
-                                   responses_store=Repository(self.store, ResponseRoute))
-        # Once the worker has warmed up (SDK clients, BPE tables, caches), move that long-lived heap out of the
-        # garbage collector's full passes: gen-2 collections over it took 36–55 ms (docs/benchmarks.md).
-        # function_app.py freezes the import-time heap; this is the second, post-warm-up freeze.
-        asyncio.get_running_loop().call_later(30, gc.freeze)
-        from .pillars.models.cache_wiring import cache_step
-
-        pipeline.steps.append(cache_step(self, pipeline.spec))  # the response cache (shared/cache_semantic)
-        return pipeline
-
-    @cached_property
-    def agents(self) -> "AgentsPillar":
-        from .pillars.agents.assemble import assemble_agents
-
-        return assemble_agents(self.settings, store=self.store, egress=self.egress,
-                               project_exists=lambda pid: self.projects.get(pid, pid),
-                               credential=lambda: self.credential, on_close=self._on_close)
-
     @cached_property
     def telemetry(self) -> Any:
         """The pipeline's telemetry: OpenTelemetry when TELEMETRY_ENABLED, else the pipeline's no-op."""
@@ -303,7 +204,7 @@ class Services:
         return OtelTelemetry(providers.tracer_provider.get_tracer("ai-gateway"),
                              providers.meter_provider.get_meter("ai-gateway"))
 
-    def _instrument(self, upstream_http: httpx.AsyncClient, breakers: "Breakers") -> None:
+    def _instrument(self, upstream_http: "httpx.AsyncClient", breakers: "Breakers") -> None:
         """Given to each pillar's assembly: W3C trace context on its upstream client, its breakers as a gauge."""
         if self.settings.telemetry_enabled:
             from .telemetry.propagation import install
@@ -325,67 +226,6 @@ class Services:
 
         return carrier
 
-    @cached_property
-    def guardrail_policies(self) -> "Repository[GuardrailPolicy]":
-        from .guardrails.policy import GuardrailPolicy
-
-        return Repository(self.store, GuardrailPolicy)
-
-    @cached_property
-    def guardrail_book(self) -> "GuardrailBook":
-        from .guardrails.book import GuardrailBook
-
-        s = self.settings
-        return GuardrailBook(self.guardrail_policies, ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
-
-    @cached_property
-    def guardrail_step(self) -> "GuardrailStep":
-        """The guardrail pipeline step (all pillars): policies from the book, local checks, Content Safety."""
-        from .guardrails.content_safety import ContentSafety
-        from .guardrails.engine import GuardrailEngine
-        from .guardrails.step import GuardrailStep
-
-        remote = ContentSafety(self.settings, lambda: self.credential, self.egress)
-        self._on_close("content safety", remote.close)
-        return GuardrailStep(self.guardrail_book, GuardrailEngine(remote))
-
-    # ---- A/B experiments (shared/experiments): registry objects, the data plane's view, feedback
-
-    @cached_property
-    def experiments(self) -> "Repository[Experiment]":
-        from .experiments.domain import Experiment
-
-        return Repository(self.store, Experiment)
-
-    @cached_property
-    def experiment_feedback(self) -> "Repository[Feedback]":
-        from .experiments.feedback import Feedback
-
-        return Repository(self.store, Feedback)
-
-    @cached_property
-    def experiment_book(self) -> "ExperimentBook":
-        from .experiments.book import ExperimentBook
-
-        s = self.settings
-        return ExperimentBook(self.experiments, ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
-
-    @cached_property
-    def experiment_registry(self) -> "ExperimentRegistry":
-        from .experiments.registry import ExperimentRegistry
-
-        return ExperimentRegistry(self.experiments, find_model=self.models.find,
-                                  on_change=self.experiment_book.invalidate)
-
-    @cached_property
-    def experiment_feedback_service(self) -> "FeedbackService":
-        from datetime import timedelta
-
-        from .experiments.feedback import FeedbackService
-
-        return FeedbackService(self.experiment_feedback, self.experiments, self.request_log_table,
-                               max_age=timedelta(days=self.settings.experiment_feedback_max_age_days))
-
     # ---- registry services (control plane): each drops the caches its writes affect
 
     @cached_property
@@ -400,62 +240,12 @@ class Services:
             self.key_service.forget(entity)
 
     @cached_property
-    def model_registry(self) -> ModelRegistry:
-        return ModelRegistry(self.models, self.catalog, self.egress)
-
-    @cached_property
     def quota_registry(self) -> QuotaRegistry:
         # scope word → existence check of the named resource; the tools/agents pillars add theirs here
         return QuotaRegistry(self.quotas, self.quota_book, {
             "key": self.keys.get, "model": self.models.get,
             "tool": lambda pid, name: self.tools.registry.tools.get(pid, name),  # lazy: tools load on first use
             "agent": lambda pid, name: self.agents.repos.agents.get(pid, name)})
-
-    @cached_property
-    def agents_pipeline(self) -> "Pipeline":
-        from .pillars.agents.assemble import assemble_agents_pipeline
-
-        return assemble_agents_pipeline(self.agents, quotas=self.quota_book, enforcer=self.enforcer,
-                                        usage=self.usage_log, flags=self.flags, egress=self.egress,
-                                        on_close=self._on_close, telemetry=self.telemetry,
-                                        instrument=self._instrument, trace=self._trace_carrier(),
-                                        guardrails=self.guardrail_step)
-
-    @cached_property
-    def agents_front(self) -> Any:
-        """The A2A front: composite agents on their own pipeline, every other agent on agents_pipeline."""
-        from .pillars.agents.composition.assemble import assemble_front
-
-        return assemble_front(self.agents.directory, lambda: self.agents_pipeline, store=self.store,
-                              credentials=self.agents.credentials, quotas=self.quota_book, enforcer=self.enforcer,
-                              usage=self.usage_log, flags=self.flags, telemetry=self.telemetry)
-
-    @cached_property
-    def agents_cards(self) -> "CardRenderer":
-        from .pillars.agents.a2a.card import CardRenderer
-
-        return CardRenderer.from_settings(self.settings)
-
-    @cached_property
-    def models(self) -> Repository[Model]:
-        return Repository(self.store, Model)
-
-    @cached_property
-    def tools(self) -> "ToolsPillar":
-        """The tools pillar: registry, directory, approvals, pinning, outbound auth and the MCP data plane (`.mcp`),
-        each part built on first use."""
-        from .pillars.tools.assemble import assemble_tools
-
-        return assemble_tools(self.settings, store=self.store, egress=self.egress, quotas=self.quota_book,
-                              flags=self.flags, enforcer=lambda: self.enforcer, usage=lambda: self.usage_log,
-                              credential=lambda: self.credential, on_close=self._on_close,
-                              telemetry=lambda: self.telemetry, instrument=self._instrument,
-                              trace=self._trace_carrier(), guardrails=lambda: self.guardrail_step)
-
-    @cached_property
-    def catalog(self) -> ModelCatalog:
-        s = self.settings
-        return ModelCatalog(self.models, ttl=s.flag_cache_ttl_seconds, max_stale=s.fail_static_max_seconds)
 
     @cached_property
     def flags(self) -> FlagService:
@@ -475,6 +265,8 @@ class Services:
         s = self.settings
         entra = None
         if s.entra_tenant_id and s.entra_audience:
+            from .auth.entra import EntraValidator  # PyJWT and cryptography: only when Entra sign-in is set up
+
             entra = EntraValidator(tenant_id=s.entra_tenant_id, audience=s.entra_audience, http=self.http,
                                    issuer=s.entra_issuer, jwks_url=s.entra_jwks_url, admin_role=s.entra_admin_role,
                                    developer_role=s.entra_developer_role, cache_seconds=s.jwks_cache_seconds)

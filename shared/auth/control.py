@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import hmac
+from typing import TYPE_CHECKING
 
 from ..domain.keys import KEY_PREFIX
 from ..errors import Forbidden, Unauthenticated
-from .entra import EntraValidator
 from .principal import Principal, Role, bearer_token, looks_like_jwt
+
+if TYPE_CHECKING:  # PyJWT loads only when Entra sign-in is configured (services.control_auth)
+    from .entra import EntraValidator
 
 
 class ControlPlaneAuth:

@@ -4,9 +4,9 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from ..domain.base import Pillar
+from ..domain.base import AppModel, Pillar
 from ..domain.projects import Project
 
 
@@ -15,7 +15,7 @@ class Role(str, Enum):
     developer = "developer"
 
 
-class Principal(BaseModel):
+class Principal(AppModel):
     kind: Literal["admin_key", "entra", "virtual_key"]
     subject: str
     roles: frozenset[Role] = frozenset()

@@ -1,10 +1,12 @@
 """One cached answer: what was asked (prompt text, its embedding) and what was answered."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from ..domain.base import AppModel
 
 
-class CachedAnswer(BaseModel):
+class CachedAnswer(AppModel):
     model_config = ConfigDict(extra="ignore")
 
     content: str = Field(max_length=200_000)
@@ -14,7 +16,7 @@ class CachedAnswer(BaseModel):
     completion_tokens: int = Field(default=0, ge=0, le=10**9)
 
 
-class CacheEntry(BaseModel):
+class CacheEntry(AppModel):
     model_config = ConfigDict(extra="ignore")
 
     id: str = Field(max_length=64)  # the exact key

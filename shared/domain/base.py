@@ -23,16 +23,29 @@ class Pillar(str, Enum):
     agents = "agents"
 
 
-class Contract(BaseModel):
+# `defer_build`: a model's validator and serializer are built on its first use, not when its module is imported —
+# the app declares ~240 models and the worker imports them all to index the functions (cold start,
+# docs/benchmarks.md "Start-up"). Validation is the same; a broken model fails at its first use (every model is
+# used by the unit tests: tests/unit/test_contract_bounds.py builds each contract's JSON schema).
+_DEFER = ConfigDict(defer_build=True)
+
+
+class AppModel(BaseModel):
+    """Base of the app's other models (responses, wire shapes, rows): pydantic's, built on first use (above)."""
+
+    model_config = _DEFER
+
+
+class Contract(AppModel):
     """Inbound/outbound API contract: unknown fields are an error, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", **_DEFER)
 
 
-class Entity(BaseModel):
+class Entity(AppModel):
     """A registry document. `kind` separates entity types inside the one partitioned container."""
 
-    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+    model_config = ConfigDict(extra="ignore", validate_assignment=True, **_DEFER)
     kind: ClassVar[str]
 
     id: str
@@ -55,7 +68,7 @@ class Entity(BaseModel):
         return entity
 
 
-class InvalidDocument(BaseModel):
+class InvalidDocument(AppModel):
     """A stored document that no longer validates: listed to admins so they can repair it, never served."""
 
     id: str

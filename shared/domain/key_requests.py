@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ..web.pages import PageOut
-from .base import Contract, Entity
+from .base import AppModel, Contract, Entity
 from .times import UtcDatetime
 
 RequestState = Literal["pending", "approved", "rejected", "claimed"]
@@ -36,7 +36,7 @@ class KeyRequestDecision(Contract):
     note: str = Field(default="", max_length=2000)
 
 
-class KeyRequestOut(BaseModel):
+class KeyRequestOut(AppModel):
     id: str
     project_id: str
     requester: str

@@ -4,15 +4,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
-from .base import Contract, Entity, Pillar, utcnow
+from .base import AppModel, Contract, Entity, Pillar, utcnow
 from .times import UtcDatetime
 
 KEY_PREFIX = "sk-gw-"
 
 
-class PreviousSecret(BaseModel):
+class PreviousSecret(AppModel):
     hash: str
     valid_until: UtcDatetime
 
@@ -81,7 +81,7 @@ class KeyRotate(Contract):
     overlap_seconds: int = Field(default=3600, ge=0, le=31_536_000, description="How long the previous secret keeps working.")
 
 
-class KeyOut(BaseModel):
+class KeyOut(AppModel):
     id: str
     project_id: str
     name: str

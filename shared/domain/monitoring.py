@@ -4,9 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
-from .base import Contract, Entity, Pillar
+from .base import AppModel, Contract, Entity, Pillar
 
 MAX_WINDOW = timedelta(days=92)  # the longest range one query (or export) may span
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -96,7 +96,7 @@ class AlertRuleSpec(Contract):
     enabled: bool = True
 
 
-class Delivery(BaseModel):
+class Delivery(AppModel):
     at: datetime
     event: Literal["firing", "resolved"]
     attempts: int
@@ -114,7 +114,7 @@ class AlertRule(Entity):
     deliveries: list[Delivery] = Field(default_factory=list)  # newest last, at most 20 kept
 
 
-class AlertRuleOut(BaseModel):
+class AlertRuleOut(AppModel):
     project_id: str
     spec: AlertRuleSpec
     state: str

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from .base import GLOBAL_PARTITION, Contract, Entity, Pillar, Slug
+from .base import AppModel, Contract, Entity, GLOBAL_PARTITION, Pillar, Slug
 
 
-class PillarState(BaseModel):
+class PillarState(AppModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = False
 
@@ -72,13 +72,13 @@ class FlagUpdate(Contract):
     enabled: bool
 
 
-class PillarView(BaseModel):
+class PillarView(AppModel):
     enabled: bool = Field(description="The project's own switch.")
     globally_enabled: bool = Field(description="The global kill switch for this pillar.")
     effective: bool = Field(description="Traffic flows only when both are on.")
 
 
-class ProjectOut(BaseModel):
+class ProjectOut(AppModel):
     id: str
     name: str
     description: str
@@ -99,11 +99,11 @@ class ProjectOut(BaseModel):
         )
 
 
-class ProjectFlagsOut(BaseModel):
+class ProjectFlagsOut(AppModel):
     project_id: str
     pillars: dict[Pillar, PillarView]
 
 
-class GlobalFlagsOut(BaseModel):
+class GlobalFlagsOut(AppModel):
     pillars: dict[Pillar, PillarState]
     etag: str | None

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from ..web.pages import PageOut
-from .base import Contract, Entity, InvalidDocument, Pillar
+from .base import AppModel, Contract, Entity, InvalidDocument, Pillar
 
 QuotaScope = Literal["project", "key", "model", "tool", "agent"]
 # pillar → the scope word naming one of its resources. The admin API accepts a word once its pillar registers
@@ -50,7 +50,7 @@ class Quota(Entity):
         return PILLAR_OF_SCOPE.get(self.scope)
 
 
-class QuotaOut(BaseModel):
+class QuotaOut(AppModel):
     project_id: str
     scope: QuotaScope
     target: str

@@ -5,9 +5,9 @@ import hashlib
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
-from ..domain.base import Contract, Entity, InvalidDocument
+from ..domain.base import AppModel, Contract, Entity, InvalidDocument
 
 ExperimentStatus = Literal["draft", "running", "paused", "stopped"]
 # Which transitions an admin may make: stopped is final (its results stay readable).
@@ -88,7 +88,7 @@ class ExperimentOut(ExperimentSpec):
                    stopped_at=e.stopped_at, history=e.history, created_at=e.created_at, updated_at=e.updated_at)
 
 
-class ExperimentList(BaseModel):
+class ExperimentList(AppModel):
     items: list[ExperimentOut]
     invalid: list[InvalidDocument] = Field(default_factory=list, description="Stored but no longer valid.")
 

@@ -11,9 +11,9 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from ..domain.base import Contract, Entity, utcnow
+from ..domain.base import AppModel, Contract, Entity, utcnow
 from ..errors import AlreadyExists, Conflict, NotFound
 from ..monitoring.logquery import days_desc
 from ..monitoring.rows import LogRow, from_entity
@@ -30,7 +30,7 @@ class FeedbackIn(Contract):
         "Higher is better, 0–100: e.g. 0/1 for thumbs down/up, 1–5 for stars. Compared as a mean per variant."))
 
 
-class FeedbackOut(BaseModel):
+class FeedbackOut(AppModel):
     request_id: str
     experiment: str
     variant: str

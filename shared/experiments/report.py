@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
-
-from ..domain.base import Pillar
+from ..domain.base import AppModel, Pillar
 from ..domain.monitoring import MAX_WINDOW, LogFilter
 from ..monitoring.logquery import iterate
 from ..monitoring.rows import LogRow
@@ -25,14 +23,14 @@ from .feedback import Feedback
 from .results import Samples, Verdict, VariantResult, results, verdict
 
 
-class Pair(BaseModel):
+class Pair(AppModel):
     control: str
     variant: str
     alpha: float
     verdict: Verdict
 
 
-class ExperimentResults(BaseModel):
+class ExperimentResults(AppModel):
     experiment: str
     model: str
     status: ExperimentStatus

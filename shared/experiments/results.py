@@ -4,8 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel
-
+from ..domain.base import AppModel
 from .stats import percentile, two_proportions, welch
 
 
@@ -21,7 +20,7 @@ class Samples:
     feedback: list[float] = field(default_factory=list)
 
 
-class VariantResult(BaseModel):
+class VariantResult(AppModel):
     variant: str
     requests: int
     error_rate: float | None
@@ -33,7 +32,7 @@ class VariantResult(BaseModel):
     mean_feedback: float | None
 
 
-class Comparison(BaseModel):
+class Comparison(AppModel):
     metric: str
     statistic: float
     p_value: float
@@ -41,7 +40,7 @@ class Comparison(BaseModel):
     better: str | None  # the variant that is better on this metric when significant
 
 
-class Verdict(BaseModel):
+class Verdict(AppModel):
     winner: str | None
     summary: str
     comparisons: list[Comparison]

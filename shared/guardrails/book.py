@@ -4,12 +4,15 @@ instance at once; other instances see it within the cache TTL (FLAG_CACHE_TTL_SE
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from ..cache import FailStaticCache
 from ..domain.base import Pillar
 from ..storage.repository import Repository
-from .engine import CompiledPolicy, compile_policy
 from .policy import GuardrailPolicy
+
+if TYPE_CHECKING:  # the engine (compiled checks) loads with the first policy read, not with the app
+    from .engine import CompiledPolicy
 
 log = logging.getLogger("gateway.guardrails")
 
@@ -21,6 +24,8 @@ class GuardrailBook:
             self._load, ttl=ttl, max_stale=max_stale)
 
     async def _load(self, project_id: str) -> list[tuple[GuardrailPolicy, CompiledPolicy]]:
+        from .engine import compile_policy
+
         out, cursor = [], None
         while True:
             page = await self._repo.list(project_id, limit=200, cursor=cursor)

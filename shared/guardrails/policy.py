@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
+from pydantic import Field, HttpUrl, field_validator, model_validator
 
 from ..config import UPSTREAM_SECRET_PATTERN, UPSTREAM_SECRET_PREFIX, is_upstream_secret_name
-from ..domain.base import Contract, Entity, InvalidDocument, Pillar
+from ..domain.base import AppModel, Contract, Entity, InvalidDocument, Pillar
 
 Action = Literal["block", "redact", "annotate"]
 Stage = Literal["input", "output", "both"]
@@ -182,7 +182,7 @@ class PolicyOut(PolicySpec):
         return cls(**p.spec.model_dump(), project_id=p.project_id, updated_at=p.updated_at.isoformat())
 
 
-class PolicyList(BaseModel):
+class PolicyList(AppModel):
     items: list[PolicyOut]
     invalid: list[InvalidDocument] = Field(default_factory=list, description=(
         "Stored policies that no longer validate: skipped, so NOT enforced; delete or replace them."))

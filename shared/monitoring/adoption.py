@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
-
-from ..domain.base import Pillar
+from ..domain.base import AppModel, Pillar
 from ..domain.key_requests import KeyRequest
 from ..domain.keys import VirtualKey
 from ..domain.monitoring import AdoptionQuery, AnalyticsQuery
@@ -32,7 +30,7 @@ Counter = Callable[[str], Awaitable[int]]
 CONCURRENCY = 16  # projects read at once (one aggregate range query + the pillar counters each)
 
 
-class Timing(BaseModel):
+class Timing(AppModel):
     """One approval of another kind (a tool submission): when it was asked for, when (if) it was decided."""
 
     created_at: datetime
@@ -50,21 +48,21 @@ class AdoptionSources:
     tool_approvals: Callable[[str], Awaitable[list["Timing"]]] | None = None
 
 
-class ProjectInputs(BaseModel):
+class ProjectInputs(AppModel):
     project: Project
     keys: list[VirtualKey]
     requests: list[KeyRequest]
     tool_approvals: list[Timing] = []
 
 
-class ApprovalSla(BaseModel):
+class ApprovalSla(AppModel):
     decided: int
     within_sla: int
     attainment_pct: float | None
     pending_past_sla: int
 
 
-class Adoption(BaseModel):
+class Adoption(AppModel):
     since: datetime
     until: datetime
     governed_requests_by_month: dict[str, int]

@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from ..domain.base import AppModel
 from . import histogram
 from .rows import LogRow
 
@@ -18,7 +19,7 @@ _SUMS = ("requests", "errors", "server_errors", "prompt_tokens", "completion_tok
          "failovers", "guardrail_blocks", "quota_refusals")
 
 
-class Aggregate(BaseModel):
+class Aggregate(AppModel):
     requests: int = 0
     errors: int = 0  # status ≥ 400
     server_errors: int = 0  # status ≥ 500: what availability counts against
@@ -88,7 +89,7 @@ class Aggregate(BaseModel):
                    if isinstance(backends, dict) else {})
 
 
-class Summary(BaseModel):
+class Summary(AppModel):
     """What the analytics API answers for one bucket or one breakdown group."""
 
     requests: int

@@ -9,20 +9,19 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
-
+from ..domain.base import AppModel
 from ..domain.monitoring import AnalyticsQuery, LogFilter
 from .aggregate import Aggregate, Summary
 from .logquery import days_desc, iterate
 from .rollup import NO_KEY, hour_floor
 
 
-class Point(BaseModel):
+class Point(AppModel):
     start: datetime
     summary: Summary
 
 
-class Group(BaseModel):
+class Group(AppModel):
     pillar: str | None = None
     resource: str | None = None
     key_id: str | None = None
@@ -91,13 +90,13 @@ async def total(agg_table: Any, project: str, q: AnalyticsQuery, now: datetime) 
     return acc
 
 
-class Edge(BaseModel):
+class Edge(AppModel):
     source: str  # "agents/<name>"
     target: str  # "models/<name>" or "tools/<name>"
     calls: int
 
 
-class CallGraph(BaseModel):
+class CallGraph(AppModel):
     correlations: int
     edges: list[Edge]
     rows_read: int

@@ -15,14 +15,19 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
-from azure.data.tables import UpdateMode
-
 from .aggregate import Aggregate
 from .logquery import row_key_bound
 from .rows import from_entity
 
 NO_KEY = "-"
 
+
+
+def _replace() -> Any:
+    """`UpdateMode.REPLACE`, imported when a rollup runs: the Tables SDK stays out of the app's import."""
+    from azure.data.tables import UpdateMode
+
+    return UpdateMode.REPLACE
 
 def hour_floor(at: datetime) -> datetime:
     return at.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
@@ -82,7 +87,7 @@ async def rollup_project(log_table: Any, agg_table: Any, project: str, now: date
                              "pillar": pillar, "resource": resource or NO_KEY, "key_id": key_id or NO_KEY,
                              "hour": h, **agg.to_properties()}
         for entity in fresh.values():
-            await agg_table.upsert_entity(entity, mode=UpdateMode.REPLACE)  # no stale property survives
+            await agg_table.upsert_entity(entity, mode=_replace())  # no stale property survives
             result.aggregates_written += 1
         for stale in await _existing(agg_table, project, hour) - fresh.keys():
             await agg_table.delete_entity(partition_key=f"{project}|{hour:%Y%m%d}", row_key=stale)

@@ -11,7 +11,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
+
+from ..domain.base import AppModel
 
 log = logging.getLogger("gateway.monitoring")
 
@@ -22,7 +24,7 @@ EXPORT_COLUMNS = ("at", "request_id", "project_id", "pillar", "resource", "opera
                   "failovers", "cache_hit", "guardrail_blocked", "streamed", "correlation_id")
 
 
-class LogRow(BaseModel):
+class LogRow(AppModel):
     at: datetime
     request_id: str = "-"
     project_id: str

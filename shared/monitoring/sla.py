@@ -13,8 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
-
+from ..domain.base import AppModel
 from ..domain.monitoring import AnalyticsQuery, SlaQuery
 from . import histogram
 from .aggregate import Aggregate
@@ -24,7 +23,7 @@ from .rollup import hour_floor
 WINDOWS = {"1h": 1, "6h": 6, "24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 
 
-class Objective(BaseModel):
+class Objective(AppModel):
     target_pct: float
     calls: int
     good: int
@@ -33,7 +32,7 @@ class Objective(BaseModel):
     burn_rate: float | None
 
 
-class WindowSla(BaseModel):
+class WindowSla(AppModel):
     window: str
     availability: Objective
     latency: Objective

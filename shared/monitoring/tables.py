@@ -6,8 +6,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-
 from ..errors import DependencyUnavailable
 
 REQUEST_LOG_TABLE = "gatewayrequests"  # written by shared/usage (Services.usage_log)
@@ -27,13 +25,20 @@ class ReadTable:
         try:
             async for e in self.table.query_entities(query_filter, **kw):
                 yield e
-        except ResourceNotFoundError:
-            return  # no table yet: nothing was ever logged or rolled up
-        except AzureError as exc:
+        except Exception as exc:
+            # azure-core is imported here, on the error path: the app's import (cold start) does without it
+            from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+            if isinstance(exc, ResourceNotFoundError):
+                return  # no table yet: nothing was ever logged or rolled up
+            if not isinstance(exc, AzureError):
+                raise
             raise DependencyUnavailable("Azure Storage is unreachable.",
                                         details={"dependency": "storage", "reason": type(exc).__name__}) from exc
 
     async def ensure(self) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
         with contextlib.suppress(ResourceExistsError):
             await self.table.create_table()
 

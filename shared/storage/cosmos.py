@@ -8,15 +8,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-from azure.core import MatchConditions
-from azure.cosmos import PartitionKey, exceptions
-from azure.core.pipeline.transport import AioHttpTransport
-from azure.cosmos.aio import ContainerProxy, CosmosClient
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import AlreadyExists, DependencyUnavailable, GatewayError, NotFound, PreconditionFailed
 from .documents import DocPage, Query, decode_cursor, encode_cursor, ensure_storable
+
+# The Cosmos SDK (and aiohttp under it) loads with the first client (`make_cosmos_client`), not when the app is
+# imported: the worker indexes the functions without it (cold start, docs/benchmarks.md "Start-up").
+if TYPE_CHECKING:
+    from azure.cosmos.aio import ContainerProxy, CosmosClient
 
 T = TypeVar("T")
 
@@ -26,6 +26,31 @@ def _unavailable(exc: BaseException) -> DependencyUnavailable:
         "The registry (Cosmos DB) is unreachable; nothing was written. Retry shortly.",
         details={"dependency": "cosmos", "reason": type(exc).__name__},
     )
+
+
+def _mapped(exc: Exception) -> GatewayError | None:
+    """The gateway's error for an SDK/transport failure; None: not ours to translate (re-raised as is)."""
+    from azure.cosmos import exceptions  # loaded already: an operation ran, so a client was made
+
+    if isinstance(exc, exceptions.CosmosResourceExistsError):
+        return AlreadyExists("A resource with this id already exists.")
+    if isinstance(exc, exceptions.CosmosAccessConditionFailedError):
+        return PreconditionFailed("The resource was changed since it was read (ETag mismatch).")
+    if isinstance(exc, exceptions.CosmosResourceNotFoundError):
+        return NotFound("The resource does not exist.")
+    if isinstance(exc, exceptions.CosmosHttpResponseError):
+        retryable = exc.status_code in (408, 429, 449, 500, 502, 503, 504) or exc.status_code is None
+        return _unavailable(exc) if retryable else None
+    if isinstance(exc, (asyncio.TimeoutError, OSError, exceptions.CosmosClientTimeoutError)):
+        return _unavailable(exc)
+    # aiohttp/azure-core transport errors have no common base worth naming
+    return _unavailable(exc) if type(exc).__module__.startswith(("aiohttp", "azure.core")) else None
+
+
+def _if_not_modified() -> Any:
+    from azure.core import MatchConditions
+
+    return MatchConditions.IfNotModified
 
 
 class CosmosDocumentStore:
@@ -46,22 +71,11 @@ class CosmosDocumentStore:
             return await asyncio.wait_for(op, self._timeout)
         except GatewayError:
             raise
-        except exceptions.CosmosResourceExistsError as exc:
-            raise AlreadyExists("A resource with this id already exists.") from exc
-        except exceptions.CosmosAccessConditionFailedError as exc:
-            raise PreconditionFailed("The resource was changed since it was read (ETag mismatch).") from exc
-        except exceptions.CosmosResourceNotFoundError as exc:
-            raise NotFound("The resource does not exist.") from exc
-        except exceptions.CosmosHttpResponseError as exc:
-            if exc.status_code in (408, 429, 449, 500, 502, 503, 504) or exc.status_code is None:
-                raise _unavailable(exc) from exc
-            raise
-        except (asyncio.TimeoutError, OSError, exceptions.CosmosClientTimeoutError) as exc:
-            raise _unavailable(exc) from exc
-        except Exception as exc:  # aiohttp/azure-core transport errors have no common base worth naming
-            if type(exc).__module__.startswith(("aiohttp", "azure.core")):
-                raise _unavailable(exc) from exc
-            raise
+        except Exception as exc:
+            mapped = _mapped(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     @property
     def _client(self) -> CosmosClient:
@@ -79,6 +93,8 @@ class CosmosDocumentStore:
         async with self._lock:
             if self._container is None:
                 if self._create:
+                    from azure.cosmos import PartitionKey
+
                     db = await self._call(self._client.create_database_if_not_exists(self._database))
                     self._container = await self._call(db.create_container_if_not_exists(
                         self._container_name, partition_key=PartitionKey(path="/pk")))
@@ -102,12 +118,11 @@ class CosmosDocumentStore:
     async def replace(self, doc: dict[str, Any], etag: str) -> dict[str, Any]:
         ensure_storable(doc)
         c = await self.container()
-        return await self._call(c.replace_item(doc["id"], doc, etag=etag,
-                                               match_condition=MatchConditions.IfNotModified))
+        return await self._call(c.replace_item(doc["id"], doc, etag=etag, match_condition=_if_not_modified()))
 
     async def delete(self, partition: str, id: str, etag: str | None = None) -> None:
         c = await self.container()
-        cond = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
+        cond = {"etag": etag, "match_condition": _if_not_modified()} if etag else {}
         await self._call(c.delete_item(id, partition_key=partition, **cond))
 
     async def query(self, q: Query, limit: int, cursor: str | None = None) -> DocPage:
@@ -159,6 +174,9 @@ class CosmosDocumentStore:
 def make_cosmos_client(*, connection_string: str | None, endpoint: str | None, credential: Any,
                        timeout: float) -> CosmosClient:
     """Connection string locally (emulator), managed identity (`DefaultAzureCredential`) in Azure."""
+    from azure.core.pipeline.transport import AioHttpTransport
+    from azure.cosmos.aio import CosmosClient
+
     common: dict[str, Any] = {
         # Without discovery the SDK talks to the given endpoint only; the local server has no regions.
         "enable_endpoint_discovery": False,

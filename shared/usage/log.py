@@ -24,9 +24,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
-from ..domain.base import utcnow
+from ..domain.base import AppModel, utcnow
 from .entity import fit
 from .table_sink import Rejected, TableUsageSink
 
@@ -36,7 +36,7 @@ log = logging.getLogger("gateway.usage")
 _REQUEST_ID_CHARS = re.compile(r"[^A-Za-z0-9._:-]")
 
 
-class UsageRecord(BaseModel):
+class UsageRecord(AppModel):
     """One governed call, whatever the pillar. Generic columns, plus `attributes`: what only that pillar knows
     (models: prompt_tokens, completion_tokens, total_tokens, usage_estimated; tools: tool name and sizes; agents:
     task ids). Attributes are written as columns of their own, so a models row keeps the columns it always had."""

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from ..domain.base import InvalidDocument
+from ..domain.base import AppModel, InvalidDocument
 
 T = TypeVar("T")
 INVALID_DOC = "Stored documents on this page that no longer validate: skipped (not served); delete or replace them."
 
 
-class PageOut(BaseModel, Generic[T]):
+class PageOut(AppModel, Generic[T]):
     """Subclass it per item type (`class ProjectList(PageOut[ProjectOut])`): the subclass names the schema."""
 
     items: list[T]

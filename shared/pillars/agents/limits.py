@@ -19,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import Field
 
@@ -29,9 +29,11 @@ from ...domain.quotas import Quota, QuotaLimits
 from ...errors import (AgentBusy, DependencyUnavailable, MaxTurnsExceeded, NotFound, PayloadTooLarge,
                        ResourceNotAllowed, ValidationFailed)
 from ...quotas.book import QuotaBook
-from ...quotas.store import CounterStore
 from ...storage.repository import Repository
 from .domain import AGENT_ID_PATTERN, Agent, AgentLimits
+
+if TYPE_CHECKING:  # the Tables SDK behind the counters loads with the quota enforcer, on first use
+    from ...quotas.store import CounterStore
 
 log = logging.getLogger("gateway.agents.limits")
 

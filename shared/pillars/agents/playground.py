@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.responses import Response
 
 from ...auth.principal import Principal
-from ...domain.base import Contract, Pillar
+from ...domain.base import AppModel, Contract, Pillar
 from ...errors import GatewayError
 from ...flags.service import FlagService
 from ...pipeline.exchange import Exchange
@@ -33,7 +33,7 @@ class AgentPlaygroundCall(Contract):
                                                                           "(composite routers match on it).")
 
 
-class AgentPlaygroundResult(BaseModel):
+class AgentPlaygroundResult(AppModel):
     ok: bool
     reply: str = ""
     task_id: str | None = None

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from ...domain.base import AppModel
 
 TaskState = Literal[
     "TASK_STATE_SUBMITTED", "TASK_STATE_WORKING", "TASK_STATE_INPUT_REQUIRED", "TASK_STATE_AUTH_REQUIRED",
@@ -22,7 +24,7 @@ INTERRUPTED_STATES: frozenset[str] = frozenset({"TASK_STATE_INPUT_REQUIRED", "TA
 Role = Literal["ROLE_USER", "ROLE_AGENT"]
 
 
-class Wire(BaseModel):
+class Wire(AppModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     def dump(self) -> dict[str, Any]:

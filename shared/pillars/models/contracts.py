@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from ...domain.base import AppModel
 from shared.domain.base import Pillar
 from shared.errors import InvalidRequest, MalformedJson
 from shared.pipeline.exchange import Exchange
@@ -25,7 +26,7 @@ MAX_INT32 = 2**31 - 1
 CLIENT_ASKED_USAGE = "client_asked_usage"  # Exchange.scratch key: the validated stream_options.include_usage
 
 
-class _Passthrough(BaseModel):
+class _Passthrough(AppModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, HttpUrl, field_validator
+from pydantic import BeforeValidator, Field, HttpUrl, field_validator
 
+from ...domain.base import AppModel
 from shared.cache_semantic.settings import CacheSettings
 from shared.config import UPSTREAM_SECRET_PATTERN, UPSTREAM_SECRET_PREFIX, is_upstream_secret_name
 from shared.domain.base import Contract, Entity
@@ -81,13 +82,13 @@ class ModelOut(ModelSpec):
                    updated_at=m.updated_at.isoformat())
 
 
-class OpenAIModel(BaseModel):
+class OpenAIModel(AppModel):
     id: str
     object: Literal["model"] = "model"
     created: int
     owned_by: str
 
 
-class OpenAIModelList(BaseModel):
+class OpenAIModelList(AppModel):
     object: Literal["list"] = "list"
     data: list[OpenAIModel]

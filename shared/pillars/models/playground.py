@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.responses import Response, StreamingResponse
 
+from ...domain.base import AppModel
 from shared.auth.owned_keys import owned_key
 from shared.auth.principal import Principal
 from shared.domain.base import Pillar
@@ -26,7 +27,7 @@ from shared.storage.repository import Repository
 from .contracts import ChatMessage, exchange
 
 
-class ModelPlaygroundChat(BaseModel):
+class ModelPlaygroundChat(AppModel):
     key_id: str = Field(min_length=1, max_length=128, description="One of your own virtual keys in this project.")
     messages: list[ChatMessage] = Field(min_length=1, max_length=100)
     max_tokens: int | None = Field(default=None, ge=1, le=32_768)
@@ -34,7 +35,7 @@ class ModelPlaygroundChat(BaseModel):
     stream: bool = True
 
 
-class ModelPlaygroundTrace(BaseModel):
+class ModelPlaygroundTrace(AppModel):
     ok: bool
     status: int
     error_code: str | None = None
@@ -55,7 +56,7 @@ class ModelPlaygroundTrace(BaseModel):
     latency_ms: float = 0.0
 
 
-class ModelPlaygroundResult(BaseModel):
+class ModelPlaygroundResult(AppModel):
     answer: str
     trace: ModelPlaygroundTrace
 

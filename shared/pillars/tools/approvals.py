@@ -11,17 +11,20 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ...errors import Conflict, NotFound
 from .audit import AuditTrail
 from .domain import ApiSource, McpServer, Submission, ToolsPolicy
-from .probe import ProbeResult
 from .queue import SubmissionMessage, SubmissionQueue
 from .registry import ToolsRegistry
 
+if TYPE_CHECKING:  # the probe (httpx, jsonschema, the MCP client) loads when a submission is first inspected
+    from .probe import ProbeResult
+
 log = logging.getLogger("gateway.tools.approvals")
 Subject = McpServer | ApiSource
-Inspector = Callable[[Subject], Awaitable[ProbeResult]]
+Inspector = Callable[[Subject], Awaitable["ProbeResult"]]
 OPEN_STATES = ("queued", "probing", "probed")
 
 

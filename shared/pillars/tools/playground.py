@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from ...domain.base import AppModel
 from ...auth.principal import Principal
 from ...pipeline.exchange import Exchange
 from .context import McpContext
-from .gateway import ToolboxServer
 from .mcp import jsonrpc as rpc
 from .mcp import revisions as rev
+
+if TYPE_CHECKING:  # the MCP data plane loads on first use, not when the portal's contracts are imported
+    from .gateway import ToolboxServer
 
 # The playground speaks as a 2025-11-25 client without a session or elicitation: sensitive calls answer "waiting
 # for an approver" (with the approval id) at once instead of holding a stream open.
@@ -31,14 +34,14 @@ _REFUSALS = {rpc.GOVERNANCE_REFUSED: "governance", rpc.RATE_LIMITED: "admission"
              rpc.RESULT_TOO_LARGE: "send"}
 
 
-class TraceStep(BaseModel):
+class TraceStep(AppModel):
     step: str
     ok: bool
     detail: str = ""
     ms: float = 0.0
 
 
-class PlaygroundResult(BaseModel):
+class PlaygroundResult(AppModel):
     ok: bool
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None  # the JSON-RPC error a client would have received

@@ -7,12 +7,13 @@ import base64
 import json
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from ...domain.base import AppModel
 from ...errors import DependencyUnavailable
 
 
-class SubmissionMessage(BaseModel):
+class SubmissionMessage(AppModel):
     project_id: str = Field(max_length=64)
     submission_id: str = Field(max_length=128)
 

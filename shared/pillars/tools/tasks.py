@@ -20,8 +20,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from ...domain.base import AppModel
 from ...errors import GatewayError
 from .context import McpContext, Reply
 from .directory import ToolDirectory
@@ -41,7 +42,7 @@ _MAX_LIST_PAGES = 5
 Handler = Callable[[McpContext, rpc.Message], Awaitable[dict[str, Any] | Reply]]
 
 
-class TaskHandle(BaseModel):
+class TaskHandle(AppModel):
     principal: str = Field(max_length=256)
     toolbox: str = Field(max_length=128)
     server: str = Field(max_length=128)

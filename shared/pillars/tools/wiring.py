@@ -8,26 +8,25 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from ...config import Settings
 from ...egress import EgressPolicy
 from ...flags.service import FlagService
 from ...quotas.book import QuotaBook
 from ...storage.documents import DocumentStore
-from .api_executor import ApiExecutor
 from .approvals import Approvals
 from .audit import AuditTrail
 from .directory import RegistryToolDirectory
-from .openapi import inspect as inspect_api
-from .outbound_auth import OutboundAuthenticator
-from .pin_check import ListTimeCheck
 from .pinning import PinningService
-from .probe import Prober
 from .queue import AzureSubmissionQueue, SubmissionQueue
 from .registry import ToolsRegistry
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the upstream side (httpx, the probe, jsonschema, the MCP client) loads on first use
+    import httpx
+
+    from .api_executor import ApiExecutor
+    from .outbound_auth import OutboundAuthenticator
+    from .pin_check import ListTimeCheck
+    from .probe import Prober
     from ...quotas.enforcer import QuotaEnforcer
     from ...usage.log import UsageLog
     from .plane import McpPlane
@@ -70,6 +69,8 @@ class ToolsPillar:
 
     def guarded_http(self, name: str, *, connections: int, keepalive: int) -> httpx.AsyncClient:
         """An upstream client whose every connection passes the egress policy, closed with the app."""
+        import httpx
+
         from ...upstreams.egress_transport import guarded_client
 
         client = guarded_client(self.deps.egress, limits=httpx.Limits(max_connections=connections,
@@ -83,15 +84,21 @@ class ToolsPillar:
 
     @cached_property
     def auth(self) -> OutboundAuthenticator:
+        from .outbound_auth import OutboundAuthenticator
+
         return OutboundAuthenticator(self.deps.settings, self.upstream_http)
 
     @cached_property
     def prober(self) -> Prober:
+        from .probe import Prober
+
         return Prober(self.deps.egress, self.upstream_http, self.auth)
 
     @cached_property
     def executor(self) -> ApiExecutor:
         """The data plane's "send" for API-backed tools."""
+        from .api_executor import ApiExecutor
+
         return ApiExecutor(self.upstream_http, self.auth)
 
     @cached_property
@@ -105,6 +112,8 @@ class ToolsPillar:
     @cached_property
     def check_listed(self) -> ListTimeCheck:
         """The data plane calls this with each server's raw `tools/list` result (list-time pinning check)."""
+        from .pin_check import ListTimeCheck
+
         return ListTimeCheck(self.registry, self.pinning)
 
     @cached_property
@@ -127,6 +136,8 @@ class ToolsPillar:
 
     @cached_property
     def approvals(self) -> Approvals:
+        from .openapi import inspect as inspect_api
+
         async def api(source: Any) -> Any:
             return await inspect_api(source, self.upstream_http, self.deps.egress.check)
 

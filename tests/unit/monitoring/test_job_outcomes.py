@@ -101,7 +101,9 @@ async def test_pinning_runs_are_counted(monkeypatch):
     async def check_all(registry, prober, pinning):
         return SimpleNamespace(servers=2, quarantined=found.pop(0), unreachable=[])
 
-    monkeypatch.setattr(tools_approvals, "check_all", check_all)
+    from shared.pillars.tools import pin_check  # imported by the timer on its first run (cold start)
+
+    monkeypatch.setattr(pin_check, "check_all", check_all)
     tools = SimpleNamespace(registry=None, prober=None, pinning=None)
     fns = functions_of(tools_approvals.background(tools, outcome=seen))
     await fns["toolspinningcheck"](TimerRequest())

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from ....domain.base import AppModel
 from ....sealed import Sealer, SealedInvalid
 from .protocol import INVALID_AGENT_RESPONSE, TASK_NOT_FOUND, UNSUPPORTED_OPERATION, A2AError
 
@@ -28,7 +29,7 @@ _BY_TASK = frozenset({"GetTask", "CancelTask", "SubscribeToTask"})
 _SENDS = frozenset({"SendMessage", "SendStreamingMessage"})
 
 
-class TaskRef(BaseModel):
+class TaskRef(AppModel):
     key: str = Field(max_length=300)
     project: str = Field(max_length=128)
     agent: str = Field(max_length=128)

@@ -20,18 +20,20 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
+
+from ....domain.base import AppModel
 
 PREFIX = "mcpgw1"
 MAX_ID_CHARS = 4096  # headers stay well under proxies' limits; larger ids are refused unread
 
 
-class UpstreamSession(BaseModel):
+class UpstreamSession(AppModel):
     version: str = Field(max_length=32)
     session_id: str | None = Field(default=None, max_length=512)  # none: the server is stateless
 
 
-class SessionState(BaseModel):
+class SessionState(AppModel):
     principal: str = Field(max_length=256)   # key id (or subject) of the caller that initialized
     toolbox: str = Field(max_length=128)
     client_version: str = Field(max_length=32)
