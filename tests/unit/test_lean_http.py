@@ -40,9 +40,12 @@ class Server:
         self.connections = 0
         self.writers: list[asyncio.StreamWriter] = []
         self.close_after_answer = False
+        self.open = self.peak = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.open += 1
+        self.peak = max(self.peak, self.open)
         self.writers.append(writer)
         try:
             while True:
@@ -64,6 +67,7 @@ class Server:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self.open -= 1
             writer.close()
 
     async def __aenter__(self) -> "Server":
@@ -206,3 +210,32 @@ async def test_openai_http_goes_lean_with_trace_hooks_and_backend_timeouts():
         assert srv.connections == 1
         with pytest.raises(httpx.ReadTimeout):  # the backend's timeout_seconds bounds each read
             await http.send(backend.model_copy(update={"timeout_seconds": 0.05}), "chat", {}, {}, stream=False)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_pool_limits_idle_allowance_and_expiry_on_the_clock():
+    clock = Clock()
+    async with Server() as srv, LeanHttp(LOOPBACK, max_connections=3, max_idle_per_origin=2, idle_seconds=5,
+                                         clock=clock) as lean:
+        srv.answers += [ok(b"x")] * 20
+        results = await asyncio.gather(*(fetch(lean, srv.url) for _ in range(20)))
+        assert results == [(200, b"x")] * 20
+        assert srv.peak <= 3  # max_connections kept, queued calls all completed
+        srv.answers += [[b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n", b"h"]] * 3
+        held = await asyncio.gather(*(lean.request("GET", srv.url) for _ in range(3)))  # all three open at once
+        for r in held:
+            assert await r.read() == b"h"
+            await r.aclose()
+        idle = lean._idle[("http", "127.0.0.1", int(srv.url.rsplit(":", 1)[1]))]
+        assert len(idle) == 2  # the idle allowance per origin; the surplus connection was closed
+        opened = lean.opened
+        clock.now += 6  # past idle_seconds: the idle connections are not reused
+        srv.answers += [ok(b"y")]
+        assert await fetch(lean, srv.url) == (200, b"y") and lean.opened == opened + 1
