@@ -17,7 +17,7 @@ from typing import Protocol
 
 import httpx
 
-from ....upstreams.http1 import UnsupportedEncoding, WireResponse, as_httpx  # noqa: F401 - re-exported to the MCP modules
+from ....upstreams.http1 import UnsupportedEncoding, WireResponse  # noqa: F401 - UnsupportedEncoding: re-exported
 
 
 class Wire(Protocol):
