@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from dev.emulators import free_port  # noqa: E402
 from shared.egress import EgressPolicy  # noqa: E402
-from shared.pillars.tools.mcp.http1 import LeanWire  # noqa: E402
+from shared.upstreams.lean_http import LeanHttp as LeanWire  # noqa: E402
 from shared.pillars.tools.mcp.session import UpstreamSession  # noqa: E402
 from shared.pillars.tools.mcp.upstream import Endpoint, McpUpstream  # noqa: E402
 from shared.pillars.tools.mcp.wire import HttpxWire  # noqa: E402

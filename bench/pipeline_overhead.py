@@ -4,6 +4,8 @@ two can be compared on one machine:
 
     .venv/bin/python bench/pipeline_overhead.py [--no-transport]   # this tree
     (cd <old worktree> && <venv>/bin/python <this>/bench/pipeline_overhead.py)
+    .venv/bin/python bench/pipeline_overhead.py --wire lean|before   # a real loopback upstream (child process)
+                                                                     # over the lean wire or httpx+httpcore
 """
 import asyncio, gc, statistics, sys, time
 import httpx, orjson
@@ -45,13 +47,28 @@ ANSWER = orjson.dumps({"id": "x", "object": "chat.completion", "choices": [{"ind
                        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}})
 RAW = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hello " * 40}], "max_tokens": 20})
 
+def _wire():
+    """--wire lean|before: the upstream is bench/upstream_wire.py's loopback server in a child process."""
+    import subprocess
+    from shared.egress import EgressPolicy
+    from bench.upstream_wire import before_client
+    from shared.upstreams.egress_transport import guarded_client
+    child = subprocess.Popen([sys.executable, "-m", "bench.upstream_wire", "--serve"], stdout=subprocess.PIPE)
+    port = int(child.stdout.readline())
+    policy = EgressPolicy(allow_loopback=True)
+    make = before_client if sys.argv[sys.argv.index("--wire") + 1] == "before" else guarded_client
+    return child, f"http://127.0.0.1:{port}/v1", make(policy)
+
 async def main():
+    wire = _wire() if "--wire" in sys.argv else None
     store = MemoryDocumentStore()
     models, quotas = Repository(store, Model), Repository(store, Quota)
     await models.create(Model(id="m", project_id="p", spec=ModelSpec(name="m", tokenizer="gpt-4o", backends=[
-        {"id": "a", "kind": "openai_compatible", "endpoint": "https://up.example/v1", "deployment": "gpt-4o"}])))
+        {"id": "a", "kind": "openai_compatible", "endpoint": wire[1] if wire else "https://up.example/v1", "deployment": "gpt-4o"}])))
     await quotas.create(Quota(id="key.k", project_id="p", scope="key", target="k", limits=QuotaLimits(requests_per_minute=10**9, tokens_per_minute=10**12)))
     http = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200, content=ANSWER, headers={"content-type": "application/json"})))
+    if wire:
+        http = wire[2]
     oa = OpenAIHttp(http, UpstreamCredentials(Settings(), TokenCache(lambda: None)))
     if "--no-transport" in sys.argv:  # only the gateway's own work: the upstream answer is prebuilt
         class Canned:
@@ -88,7 +105,10 @@ async def main():
             await one(i, p)
         runs.append((time.process_time() - t) / 2000 * 1e6)
         await usage.flush()
-    print(f"{'pipeline' if NEW else 'ModelProxy (before)'}{' (no transport)' if '--no-transport' in sys.argv else ''}: median {statistics.median(runs):.1f} µs CPU/call, "
+    if wire:
+        wire[0].terminate()
+    mode = f" (wire: {sys.argv[sys.argv.index('--wire') + 1]}, loopback upstream)" if wire else ""
+    print(f"{'pipeline' if NEW else 'ModelProxy (before)'}{' (no transport)' if '--no-transport' in sys.argv else ''}{mode}: median {statistics.median(runs):.1f} µs CPU/call, "
           f"min {min(runs):.1f} (7×2000 calls, incl. MockTransport and the tiktoken estimate)")
     await usage.close()
 asyncio.run(main())

@@ -1,6 +1,8 @@
-"""CPU per upstream call of the shared upstream HTTP client (shared/upstreams), stock httpcore pool vs ours, at
-several concurrencies, in one run (issue 13: the stock pool's per-request work grows with the number of pooled
-connections — the "collapse" under c=50). Loopback only; the upstream is a minimal keep-alive HTTP/1.1 server in a
+"""CPU per upstream call of the shared upstream HTTP client (shared/upstreams), httpx over the stock httpcore pool
+vs httpx over the lean wire (what `guarded_client` builds now: LeanHttp as the transport), at several
+concurrencies, in one run (issue 13: the stock pool's per-request work grows with the number of pooled
+connections — the "collapse" under c=50). The lean pool subclass that sat between them (pool.py) is gone; its
+numbers are in docs/benchmarks.md. bench/upstream_wire.py measures the models call's own path (OpenAIHttp). Loopback only; the upstream is a minimal keep-alive HTTP/1.1 server in a
 child process, so this process's CPU time (time.process_time) is the client's alone.
 
     .venv/bin/python -m bench.upstream_pool [-n 4000] [-c 1,10,50,100]
@@ -19,7 +21,6 @@ import orjson
 
 from shared.egress import EgressPolicy
 from shared.upstreams.egress_transport import PolicyNetworkBackend, guarded_client
-from shared.upstreams.pool import LeanConnectionPool
 
 BODY = orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion", "choices": [
     {"index": 0, "message": {"role": "assistant", "content": "Hello from the fake upstream!"}, "finish_reason": "stop"}],
@@ -51,21 +52,19 @@ async def serve() -> None:
     await server.serve_forever()
 
 
-def _client(policy: EgressPolicy, limits: httpx.Limits, pool: type[httpcore.AsyncConnectionPool],
-            backend: httpcore.AsyncNetworkBackend | None) -> httpx.AsyncClient:
-    client = guarded_client(policy, limits=limits)
-    transport = client._transport  # noqa: SLF001 - bench only: swap the pool/backend for the variant measured
-    transport._pool = pool(  # type: ignore[attr-defined]
+def _client(policy: EgressPolicy, limits: httpx.Limits, backend: httpcore.AsyncNetworkBackend | None
+            ) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    transport._pool = httpcore.AsyncConnectionPool(  # noqa: SLF001 - bench only: the pool over the egress backend
         ssl_context=httpx.create_ssl_context(verify=True, trust_env=False),
         max_connections=limits.max_connections, max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry, network_backend=PolicyNetworkBackend(policy, backend))
-    return client
+    return httpx.AsyncClient(transport=transport, trust_env=False)
 
 
-VARIANTS = {  # before issue 13 → each step → what guarded_client builds now
-    "stock pool+anyio": lambda p, lim: _client(p, lim, httpcore.AsyncConnectionPool, httpcore.AnyIOBackend()),
-    "lean pool+anyio": lambda p, lim: _client(p, lim, LeanConnectionPool, httpcore.AnyIOBackend()),
-    "ours (lean+asyncio)": lambda p, lim: guarded_client(p, limits=lim),
+VARIANTS = {  # before issue 13 → what guarded_client builds now
+    "stock pool+anyio": lambda p, lim: _client(p, lim, httpcore.AnyIOBackend()),
+    "ours (lean wire)": lambda p, lim: guarded_client(p, limits=lim),
 }
 
 

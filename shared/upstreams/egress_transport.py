@@ -4,7 +4,8 @@ An httpcore network backend resolves the URL's host itself (through the policy's
 address, and connects to a checked address — never to a fresh resolution of the name, so a DNS answer that changes
 between check and connect (rebinding) cannot slip through. TLS is unaffected: httpcore starts TLS on the stream we
 return with the URL's own host name as SNI and for certificate verification. Pooled keep-alive connections were
-checked when opened, so a request on one costs nothing extra.
+checked when opened, so a request on one costs nothing extra. The client over these connections is `LeanHttp`
+(lean_http.py), alone or under an `httpx.AsyncClient` (`guarded_client`).
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from httpcore import AsyncNetworkBackend, AsyncNetworkStream
 
 from ..egress import EgressDenied, EgressPolicy
 from .asyncio_stream import AsyncioBackend
-from .pool import LeanConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -70,26 +70,16 @@ class PolicyNetworkBackend(AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class PolicyTransport(httpx.AsyncHTTPTransport):
-    """httpx's own transport (request/response mapping, error mapping) over a pool that connects only through
-    the policy (and whose bookkeeping does not grow with its size, see pool.py). Environment proxies are not used:
-    a proxy would connect on our behalf, unchecked."""
-
-    def __init__(self, policy: EgressPolicy, *, limits: httpx.Limits = httpx.Limits(),
-                 verify: ssl.SSLContext | bool = True, inner: AsyncNetworkBackend | None = None) -> None:
-        super().__init__(verify=verify, limits=limits, trust_env=False)
-        # httpx has no public hook for the network backend; its pool is rebuilt here with the same settings.
-        self._pool = LeanConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=PolicyNetworkBackend(policy, inner))
-
-
 def guarded_client(policy: EgressPolicy, *, limits: httpx.Limits = httpx.Limits(),
                    verify: ssl.SSLContext | bool = True, inner: AsyncNetworkBackend | None = None
                    ) -> httpx.AsyncClient:
-    """The upstream HTTP client: pooled, every new connection checked against `policy`."""
-    return httpx.AsyncClient(transport=PolicyTransport(policy, limits=limits, verify=verify, inner=inner),
-                             trust_env=False)
+    """An upstream `httpx.AsyncClient` over the lean wire (lean_http.py): pooled, every new connection checked
+    against `policy`. Environment proxies are not used: a proxy would connect on our behalf, unchecked."""
+    from .lean_http import LeanHttp  # lean_http builds on this module's PolicyNetworkBackend
+    from .lean_transport import LeanTransport
+
+    lean = LeanHttp(policy, max_connections=limits.max_connections or 10_000,
+                    max_idle_per_origin=limits.max_keepalive_connections or 64,
+                    idle_seconds=limits.keepalive_expiry if limits.keepalive_expiry is not None else 5.0,
+                    verify=verify, inner=inner)
+    return httpx.AsyncClient(transport=LeanTransport(lean), trust_env=False)

@@ -15,7 +15,7 @@ from shared.egress import EgressPolicy
 from shared.pillars.tools.mcp import jsonrpc as rpc
 from shared.pillars.tools.mcp.session import UpstreamSession
 from shared.pillars.tools.mcp.upstream import Endpoint, McpUpstream, UpstreamFailure
-from shared.pillars.tools.mcp.http1 import LeanWire
+from shared.upstreams.lean_http import LeanHttp as LeanWire
 from shared.pillars.tools.mcp.wire import HttpxWire, UnsupportedEncoding, lines
 from shared.upstreams.egress_transport import guarded_client
 from shared.upstreams.egress_transport import EgressRefused

@@ -1,11 +1,21 @@
-"""HTTP to OpenAI-shaped backends: OpenAI, Azure OpenAI and any OpenAI-compatible endpoint. One shared
-`httpx.AsyncClient` per worker (pooled keep-alive connections); streaming responses are returned unread."""
+"""HTTP to OpenAI-shaped backends: OpenAI, Azure OpenAI and any OpenAI-compatible endpoint. One shared upstream
+client per worker (pooled keep-alive connections); streaming responses are returned unread.
+
+The client is an `httpx.AsyncClient`; when its transport is the gateway's lean wire (`guarded_client`,
+shared/upstreams/lean_transport.py) the request goes to `LeanHttp` directly — no `httpx.Request`, no transport
+layer — and comes back as an `httpx.Response` whose body streams lazily (the connection is pooled again only once
+the body was read to its end and closed). The client's request hooks (telemetry's W3C trace context) still run,
+on an `httpx.Request` built for them; any other client machinery (response hooks, auth, cookies, mounts) takes
+httpx's full send path."""
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
 import orjson
+
+from shared.upstreams.lean_http import LeanHttp, Timeouts
+from shared.upstreams.lean_transport import LeanTransport, to_httpx
 
 from .domain import Backend
 from .credentials import UpstreamCredentials
@@ -40,6 +50,7 @@ class OpenAIHttp:
         self._http = http
         self._credentials = credentials
         self._urls: dict[tuple[str, str, str | None, str, str], httpx.URL] = {}
+        self._timeouts: dict[float, Timeouts] = {}
         # The client's own default headers (user-agent, accept-encoding, …), as the client would merge them.
         self._base_headers = {k.lower(): v for k, v in http.headers.items()}
 
@@ -59,9 +70,13 @@ class OpenAIHttp:
         headers.update(await self._credentials.headers(backend))
         if payload is not None:
             headers["content-type"] = "application/json"
+        content = orjson.dumps(payload) if payload is not None else None
+        lean = self._lean()
+        if lean is not None:
+            return await self._send_lean(lean, backend, method, url, content, headers, stream)
         timeout = httpx.Timeout(backend.timeout_seconds, connect=min(10.0, backend.timeout_seconds))
-        request = httpx.Request(method, url, content=orjson.dumps(payload) if payload is not None else None,
-                                headers=headers, extensions={"timeout": timeout.as_dict()})
+        request = httpx.Request(method, url, content=content, headers=headers,
+                                extensions={"timeout": timeout.as_dict()})
         transport = self._direct_transport()
         if transport is None:  # hooks (trace context) or mounts: the client's full send path
             return await self._http.send(request, stream=True) if stream else await self._send_read(request)
@@ -83,6 +98,41 @@ class OpenAIHttp:
                 self._urls.clear()
             url = self._urls[key] = httpx.URL(upstream_url(backend, op))
         return url
+
+    async def _send_lean(self, lean: LeanHttp, backend: Backend, method: str, url: httpx.URL | str,
+                         content: bytes | None, headers: dict[str, str], stream: bool) -> httpx.Response:
+        seconds = backend.timeout_seconds
+        timeouts = self._timeouts.get(seconds)
+        if timeouts is None:  # one per distinct backend timeout (admin-set, bounded)
+            if len(self._timeouts) >= 256:
+                self._timeouts.clear()
+            timeouts = self._timeouts[seconds] = Timeouts(min(10.0, seconds), seconds, seconds, seconds)
+        hooks = self._http.event_hooks["request"]
+        request = None
+        raw: Any = headers
+        if hooks:  # e.g. the trace context: the hooks see (and may add to) the request as the client would show it
+            request = httpx.Request(method, url, content=content, headers=headers)
+            for hook in hooks:
+                await hook(request)
+            raw = request.headers.raw
+        if isinstance(url, str):  # the Responses API's by-id URLs: httpx's parser percent-encodes what needs it
+            url = httpx.URL(url)
+        response = to_httpx(await lean.request(method, url, content or b"", raw, timeouts), request)
+        if not stream:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return response
+
+    def _lean(self) -> LeanHttp | None:
+        """The lean wire when the client adds nothing but request hooks around its transport."""
+        http = self._http
+        transport = getattr(http, "_transport", None)
+        if not isinstance(transport, LeanTransport) or http.event_hooks["response"] or http.auth is not None \
+                or http.cookies or getattr(http, "_mounts", None):
+            return None
+        return transport.lean
 
     def _direct_transport(self) -> httpx.AsyncBaseTransport | None:
         """The client's transport when sending through it directly changes nothing: no event hooks, no mounts,

@@ -15,7 +15,7 @@ from .directory import ToolDirectory
 from .gateway import ToolboxServer
 from .mcp.session import SessionCodec
 from .mcp.upstream import McpUpstream
-from .mcp.http1 import LeanWire
+from ...upstreams.lean_http import LeanHttp
 from .runner import ToolCallRunner
 from .spec import ToolQuotaBook, ToolsSpec
 from .tasks import PURPOSE as TASK_PURPOSE, TaskBridge
@@ -44,7 +44,7 @@ def build(tools: "ToolsPillar", *, directory: ToolDirectory | None = None,
     wire = None
     if upstream_http is None:
         upstream_http = tools.guarded_http("mcp upstream http", connections=200, keepalive=50)  # legacy HTTP+SSE
-        wire = LeanWire(deps.egress, max_connections=1000)  # every streamable-HTTP call
+        wire = LeanHttp(deps.egress, max_connections=1000)  # every streamable-HTTP call
         deps.on_close("mcp upstream pool", wire.aclose)
     upstream = McpUpstream(upstream_http, timeout=s.mcp_call_timeout_seconds, max_bytes=s.mcp_max_result_bytes,
                            wire=wire, trace=deps.trace)

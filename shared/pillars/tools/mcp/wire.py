@@ -3,7 +3,8 @@
 Why not `httpx.AsyncClient` on the hot path: a py-spy profile of `tools/call` through a toolbox (docs/benchmarks.md)
 put about half of the gateway's CPU per call in the upstream client (httpx's layers, httpcore's pool scan, h11),
 while the MCP exchange needs none of them (no redirects are followed, no cookies may be kept: a cookie one caller's
-call received must never ride on another caller's). The data plane uses `http1.LeanWire`; `HttpxWire` keeps an
+call received must never ride on another caller's). The data plane uses the gateway's lean upstream client
+(`shared/upstreams/lean_http.py` `LeanHttp.post`); `HttpxWire` keeps an
 `httpx.AsyncClient` usable (the approvals probe, tests with `httpx.MockTransport`, callers that pass their own
 client). Errors are httpx's transport classes either way, so the pipeline's failover sees the same classes.
 """
@@ -12,27 +13,16 @@ from __future__ import annotations
 import codecs
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-import httpcore
 import httpx
 
-
-@dataclass
-class WireResponse:
-    status: int
-    headers: Mapping[str, str]      # lower-case names
-    chunks: AsyncIterator[bytes]    # the body as it arrives (content-encoding already undone or refused)
+from ....upstreams.http1 import UnsupportedEncoding, WireResponse  # noqa: F401 - UnsupportedEncoding: re-exported
 
 
 class Wire(Protocol):
     def post(self, url: str, content: bytes, headers: Mapping[str, str]
              ) -> contextlib.AbstractAsyncContextManager[WireResponse]: ...
-
-
-class UnsupportedEncoding(httpx.DecodingError):
-    """The server compressed its answer although the gateway asked for none (no Accept-Encoding)."""
 
 
 class HttpxWire:
@@ -47,18 +37,6 @@ class HttpxWire:
             yield WireResponse(resp.status_code, resp.headers, resp.aiter_bytes())
         finally:
             await resp.aclose()
-
-
-@contextlib.contextmanager
-def as_httpx() -> Any:
-    """httpcore's errors (raised by the network streams) as their httpx twins."""
-    try:
-        yield
-    except httpcore.TimeoutException as exc:
-        raise getattr(httpx, type(exc).__name__, httpx.TimeoutException)(str(exc)) from exc
-    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol, httpcore.ProxyError,
-            httpcore.PoolTimeout) as exc:
-        raise getattr(httpx, type(exc).__name__, httpx.TransportError)(str(exc)) from exc
 
 
 async def lines(chunks: AsyncIterator[bytes], *, max_line_bytes: int) -> AsyncIterator[str]:

@@ -1,0 +1,247 @@
+"""HTTP/1.1 framing for the lean upstream client (lean_http.py): the request head, the response head, and the body
+by Content-Length, chunked coding or until close — parsed with bytes operations under fixed limits.
+
+Errors are httpx's classes (`LocalProtocolError` for what we refuse to send, `RemoteProtocolError` for what we refuse
+to read, httpx's transport/timeout classes for the network), so failover, breakers and callers see what they saw
+when httpx/httpcore/h11 did this.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import select
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Mapping
+
+import httpcore
+import httpx
+from httpcore import AsyncNetworkStream
+
+log = logging.getLogger(__name__)
+_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+MAX_HEAD = 64 * 1024   # a response head larger than this is refused
+MAX_HEADERS = 200      # header lines (and trailers) per response
+_READ = 65536
+_OURS = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection"})  # framing is the client's
+_NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
+class UnsupportedEncoding(httpx.DecodingError):
+    """The server compressed its answer although the client asked for none (no Accept-Encoding)."""
+
+
+@dataclass
+class WireResponse:
+    status: int
+    headers: Mapping[str, str]      # lower-case names
+    chunks: AsyncIterator[bytes]    # the body as it arrives (content-encoding already undone or refused)
+
+
+@contextlib.contextmanager
+def as_httpx() -> Iterator[None]:
+    """httpcore's errors (raised by the network streams) as their httpx twins."""
+    try:
+        yield
+    except httpcore.TimeoutException as exc:
+        raise getattr(httpx, type(exc).__name__, httpx.TimeoutException)(str(exc)) from exc
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol, httpcore.ProxyError,
+            httpcore.PoolTimeout) as exc:
+        raise getattr(httpx, type(exc).__name__, httpx.TransportError)(str(exc)) from exc
+
+
+class Conn:
+    """One upstream connection: its stream, unread bytes, when it went idle, and this request's read timeout."""
+    __slots__ = ("stream", "sock", "buf", "since", "timeout")
+
+    def __init__(self, stream: AsyncNetworkStream) -> None:
+        self.stream = stream
+        self.sock = stream.get_extra_info("socket")
+        self.buf = b""
+        self.since = 0.0
+        self.timeout: float | None = None
+
+    def quiet(self) -> bool:
+        """An idle connection is reusable only while nothing is pending on it: no EOF or stray bytes seen by the
+        loop (`is_readable`, a flag) and none waiting in the kernel (one zero-timeout poll). A server that closed it
+        is noticed here, before a byte of the next request is written — so the retry on a fresh connection is safe."""
+        if self.sock is None or self.stream.get_extra_info("is_readable"):
+            return False
+        try:
+            poller = select.poll()  # not select(): descriptors above 1024 are common on a busy instance
+            poller.register(self.sock, select.POLLIN)
+            return not poller.poll(0)
+        except (OSError, ValueError):
+            return False
+
+    async def fill(self) -> None:
+        data = await self.stream.read(_READ, self.timeout)
+        if not data:
+            raise httpx.RemoteProtocolError("the server closed the connection mid-answer")
+        self.buf += data
+
+
+def request_head(method: str, target: bytes, host: bytes, headers: Iterable[tuple[bytes, bytes]],
+                 length: int) -> bytes:
+    """The request head; refuses (before any connection is used) a header that would split the head."""
+    if not _TOKEN.match(method.encode("latin-1", "replace")) or any(c in target for c in b"\r\n \0") or not target:
+        raise httpx.LocalProtocolError("invalid request line")
+    parts = [method.encode("latin-1"), b" ", target, b" HTTP/1.1\r\nHost: ", host, b"\r\n"]
+    if length or method not in _NO_BODY_METHODS:
+        parts += [b"Content-Length: ", str(length).encode(), b"\r\n"]
+    for name, value in headers:
+        if name.lower() in _OURS:
+            continue
+        if not _TOKEN.match(name) or b"\r" in value or b"\n" in value or b"\0" in value:
+            raise httpx.LocalProtocolError(f"invalid header {name[:64]!r}")
+        parts += [name, b": ", value, b"\r\n"]
+    if any(c in host for c in b"\r\n\0 /"):
+        raise httpx.LocalProtocolError("invalid host")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def encode_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    try:
+        return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    except UnicodeEncodeError:
+        raise httpx.LocalProtocolError("a header is not latin-1") from None
+
+
+@dataclass
+class Head:
+    status: int
+    reason: bytes
+    raw: list[tuple[bytes, bytes]]   # as received (names as sent by the server)
+    names: dict[str, str]            # lower-case names, repeated headers joined with ", "
+    keep_alive: bool
+
+
+async def read_head(conn: Conn) -> Head:
+    while True:  # 1xx interim answers are skipped
+        end = conn.buf.find(b"\r\n\r\n")
+        while end < 0:
+            if len(conn.buf) > MAX_HEAD:
+                raise httpx.RemoteProtocolError("the server's response head is too large")
+            data = await conn.stream.read(_READ, conn.timeout)
+            if not data:
+                raise httpx.RemoteProtocolError("the server closed the connection without a response")
+            conn.buf += data
+            end = conn.buf.find(b"\r\n\r\n")
+        if end > MAX_HEAD:
+            raise httpx.RemoteProtocolError("the server's response head is too large")
+        head, conn.buf = conn.buf[:end], conn.buf[end + 4:]
+        lines = head.split(b"\r\n")
+        version, _, rest = lines[0].partition(b" ")
+        code, _, reason = rest.partition(b" ")
+        if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit() \
+                or len(lines) > MAX_HEADERS:
+            raise httpx.RemoteProtocolError("malformed response head")
+        raw: list[tuple[bytes, bytes]] = []
+        names: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep or not _TOKEN.match(name):
+                raise httpx.RemoteProtocolError("malformed response header")
+            value = value.strip()
+            raw.append((name, value))
+            key, val = name.decode("latin-1").lower(), value.decode("latin-1")
+            names[key] = f"{names[key]}, {val}" if key in names else val
+        status = int(code)
+        if 100 <= status < 200:
+            continue
+        conn_header = names.get("connection", "").lower()
+        keep = "close" not in conn_header and (version == b"HTTP/1.1" or "keep-alive" in conn_header)
+        return Head(status, reason, raw, names, keep)
+
+
+class Body:
+    """A response body read as it arrives. `complete` once read to its end; `delimited` False when the body ends
+    with the connection (which is then never reused)."""
+
+    def __init__(self, conn: Conn, names: Mapping[str, str], status: int, method: str) -> None:
+        self._conn = conn
+        self.delimited = True
+        te = names.get("transfer-encoding", "").lower()
+        length = names.get("content-length")
+        self._length: int | None = None
+        if method == "HEAD" or status in (204, 304):
+            self._mode, self._length = "length", 0
+        elif "chunked" in te:
+            self._mode = "chunked"
+        elif te:
+            raise httpx.RemoteProtocolError(f"unsupported transfer-encoding {te[:32]!r}")
+        elif length is not None:
+            values = {v.strip() for v in length.split(",")}
+            if len(values) != 1 or not next(iter(values)).isdigit() or len(next(iter(values))) > 18:
+                raise httpx.RemoteProtocolError("invalid content-length")
+            self._mode, self._length = "length", int(values.pop())
+        else:
+            self._mode, self.delimited = "close", False
+        self.complete = self._length == 0  # nothing to read (a 202 to a notification): the connection is reusable
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        with as_httpx():
+            if self._mode == "length":
+                async for part in self._exactly(self._length or 0):
+                    yield part
+            elif self._mode == "chunked":
+                async for part in self._chunked():
+                    yield part
+            else:
+                async for part in self._until_close():
+                    yield part
+        self.complete = True
+
+    async def _exactly(self, n: int) -> AsyncIterator[bytes]:
+        c = self._conn
+        while n > 0:
+            if not c.buf:
+                await c.fill()
+            if len(c.buf) <= n:
+                part, c.buf = c.buf, b""
+            else:
+                part, c.buf = c.buf[:n], c.buf[n:]
+            n -= len(part)
+            yield part
+
+    async def _line(self) -> bytes:
+        c = self._conn
+        while (i := c.buf.find(b"\r\n")) < 0:
+            if len(c.buf) > 4096:
+                raise httpx.RemoteProtocolError("malformed chunked body")
+            await c.fill()
+        line, c.buf = c.buf[:i], c.buf[i + 2:]
+        return line
+
+    async def _chunked(self) -> AsyncIterator[bytes]:
+        while True:
+            size_text = (await self._line()).split(b";", 1)[0].strip()
+            if not size_text or len(size_text) > 16 or any(ch not in b"0123456789abcdefABCDEF" for ch in size_text):
+                raise httpx.RemoteProtocolError("malformed chunk size")
+            size = int(size_text, 16)
+            if size == 0:
+                for _ in range(MAX_HEADERS):  # trailers, up to the empty line
+                    if not await self._line():
+                        return
+                raise httpx.RemoteProtocolError("too many trailers")
+            async for part in self._exactly(size):
+                yield part
+            if await self._line():
+                raise httpx.RemoteProtocolError("malformed chunk end")
+
+    async def _until_close(self) -> AsyncIterator[bytes]:
+        c = self._conn
+        if c.buf:
+            part, c.buf = c.buf, b""
+            yield part
+        while data := await c.stream.read(_READ, c.timeout):
+            yield data
+
+
+async def close(conn: Conn) -> None:
+    try:
+        await conn.stream.aclose()
+    except Exception as exc:  # noqa: BLE001 - a broken socket may fail to close again; nothing left to release
+        log.debug("closing an upstream connection failed: %s", exc)
