@@ -212,6 +212,24 @@ async def test_openai_http_goes_lean_with_trace_hooks_and_backend_timeouts():
             await http.send(backend.model_copy(update={"timeout_seconds": 0.05}), "chat", {}, {}, stream=False)
 
 
+
+async def test_openai_http_merges_dict_hooks_without_building_a_request():
+    """Telemetry's trace hook hands its headers over as a dict (`hook.headers()`): merged into the lean request,
+    the hook's request form never called."""
+    async def trace(request: httpx.Request) -> None:
+        raise AssertionError("the dict form must be used")
+
+    trace.headers = lambda: {"traceparent": "00-" + "3" * 32 + "-" + "4" * 16 + "-01"}  # type: ignore[attr-defined]
+    async with Server() as srv, guarded_client(LOOPBACK) as client:
+        client.event_hooks = {"request": [trace], "response": []}
+        http = OpenAIHttp(client, UpstreamCredentials(Settings(), TokenCache(lambda: None)))
+        backend = Backend(id="b", kind="openai_compatible", endpoint=f"{srv.url}/v1", deployment="m",
+                          timeout_seconds=1)
+        srv.answers += [ok(b'{"id":"x"}', b"content-type: application/json\r\n")]
+        r = await http.send(backend, "chat", {"messages": []}, {}, stream=False)
+        assert r.status_code == 200 and r.json() == {"id": "x"}
+        assert b"traceparent: 00-333" in srv.heads[-1]
+
 class Clock:
     def __init__(self) -> None:
         self.now = 100.0

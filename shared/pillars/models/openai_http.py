@@ -110,7 +110,13 @@ class OpenAIHttp:
         hooks = self._http.event_hooks["request"]
         request = None
         raw: Any = headers
-        if hooks:  # e.g. the trace context: the hooks see (and may add to) the request as the client would show it
+        if hooks and all(hasattr(hook, "headers") for hook in hooks):
+            # hooks that can hand over their headers as a dict (telemetry's trace context): merged without an
+            # `httpx.Request` built only to run them
+            raw = dict(headers)
+            for hook in hooks:
+                raw.update(hook.headers())
+        elif hooks:  # other hooks see (and may add to) the request as the client would show it
             request = httpx.Request(method, url, content=content, headers=headers)
             for hook in hooks:
                 await hook(request)
