@@ -44,6 +44,20 @@ class ToolCallRequest:
     sizes: dict[str, int] = field(default_factory=dict)
 
 
+class Answered:
+    """The bridged JSON-RPC answer as the failover loop sees it (status 200, the bytes the client gets). What
+    failover and settlement read of an `httpx.Response` (`status_code`, `headers`, `is_closed`) and what `relay`
+    reads (`content`), without building an httpx response, its header list and byte stream on every call."""
+
+    __slots__ = ("content",)
+    status_code = 200
+    is_closed = True
+    headers: dict[str, str] = {"content-type": "application/json"}  # read only: nothing writes a response's headers
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+
+
 def refused(fault: rpc.Fault, msg: rpc.Message) -> McpRefused:
     body = rpc.error(msg.id, fault.code, fault.message, fault.data)
     return McpRefused(fault.message, rpc_error=body, status=_LOG_STATUS.get(fault.code, 400),
@@ -81,7 +95,7 @@ class ToolsSpec:
     def capacity(self, target: Any) -> int | None:
         return None
 
-    async def send(self, x: Exchange, target: Endpoint) -> httpx.Response:
+    async def send(self, x: Exchange, target: Endpoint) -> "Answered":
         req: ToolCallRequest = x.request
         assert req.call is not None
         try:
@@ -99,7 +113,7 @@ class ToolsSpec:
         req.answer = answer
         body = rpc.dumps(answer)
         req.sizes = {"request_bytes": len(rpc.dumps(req.call.params)), "response_bytes": len(body)}
-        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+        return Answered(body)
 
     def relay(self, x: Exchange) -> Relayed:
         assert x.outcome is not None
