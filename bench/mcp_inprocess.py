@@ -26,7 +26,9 @@ from pathlib import Path
 
 import orjson
 
-ROOT = Path(__file__).resolve().parents[1]
+# --root TREE: import the gateway from another checkout (a before/after A/B: `bench.mcp_ab` alternates the two)
+ROOT = Path(sys.argv[sys.argv.index("--root") + 1]).resolve() if "--root" in sys.argv else \
+    Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dev.emulators import free_port  # noqa: E402
@@ -140,10 +142,12 @@ async def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--profile", default="", help="cProfile the through-gateway rounds into this file")
+    ap.add_argument("--root", default="", help="the checkout to import the gateway from (default: this one)")
+    ap.add_argument("--json", action="store_true", help="print the per-round numbers as one JSON line")
     args = ap.parse_args()
     port = free_port()
     log = Path(f"/tmp/mcp-inprocess-upstream-{port}.log")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fast_mcp_upstream.py"), str(port)],
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent / "fast_mcp_upstream.py"), str(port)],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
         _wait_port(port, proc, log)
@@ -175,6 +179,9 @@ async def main() -> int:
         proc.terminate()
         proc.wait(10)
     own = [g - w for g, w in zip(gw, wire)]
+    if args.json:
+        print(orjson.dumps({"direct": wire, "through": gw, "own": own}).decode())
+        return 0
     print(f"load average {os.getloadavg()[0]:.1f}; {args.rounds} rounds x {args.calls} calls, "
           f"concurrency {args.concurrency}; request-log rows {rows}")
     print("| path | CPU µs per call (median) | rounds |")
