@@ -136,6 +136,91 @@ async def direct(upstream, ep: Endpoint, calls: int, workers: int) -> float:
     return (time.process_time() - t0) / calls * 1e6
 
 
+async def open_loop(send, rate: float, seconds: float) -> list[float]:
+    """Evenly spaced sends at `rate`/s for `seconds` (not waiting for answers): each call's latency in ms."""
+    lat: list[float] = []
+    tasks = []
+
+    async def one(i: int) -> None:
+        t = time.perf_counter()
+        await send(i)
+        lat.append((time.perf_counter() - t) * 1000)
+
+    start, n = time.perf_counter(), int(rate * seconds)
+    for i in range(n):
+        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    return lat
+
+
+class StallProbe:
+    """Every event-loop step (a task step or callback) longer than `limit_ms`, with its wall time, the CPU this
+    thread spent in it (CPU ≪ wall: the process was descheduled or blocked, not working) and the innermost frames
+    of the task — where the time went, below what bench/gcprobe's six outer frames show."""
+
+    def __init__(self, limit_ms: float) -> None:
+        import asyncio.events
+
+        self.rows: list[tuple[float, float, str]] = []
+        self.gc: list[tuple[int, float]] = []
+        orig, rows, limit = asyncio.events.Handle._run, self.rows, limit_ms / 1000
+
+        def timed(handle) -> None:
+            t, c = time.perf_counter(), time.thread_time()
+            try:
+                return orig(handle)
+            finally:
+                wall = time.perf_counter() - t
+                if wall > limit:
+                    rows.append((wall * 1000, (time.thread_time() - c) * 1000, _where(handle)))
+
+        asyncio.events.Handle._run = timed
+        import gc
+
+        started = [0.0]
+
+        def collected(phase: str, info: dict) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                self.gc.append((info["generation"], (time.perf_counter() - started[0]) * 1000))
+
+        gc.callbacks.append(collected)
+
+    def report(self) -> None:
+        from collections import defaultdict
+
+        by: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for wall, cpu, where in self.rows:
+            by[where].append((wall, cpu))
+        print(f"loop steps > limit: {len(self.rows)}; gc pauses > 1 ms by generation: "
+              f"{[(g, round(ms, 1)) for g, ms in self.gc if ms > 1]}")
+        for where, v in sorted(by.items(), key=lambda kv: -len(kv[1]))[:12]:
+            walls, cpus = sorted(w for w, _ in v), sorted(c for _, c in v)
+            print(f"  {len(v):4d}x wall median {walls[len(v) // 2]:.1f} max {walls[-1]:.1f} ms, cpu median "
+                  f"{cpus[len(v) // 2]:.1f} max {cpus[-1]:.1f} ms: {where}")
+
+
+def _where(handle) -> str:
+    owner = getattr(handle._callback, "__self__", None)
+    coro = owner.get_coro() if owner is not None and hasattr(owner, "get_coro") else None
+    frames = []
+    while coro is not None:
+        code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None) or getattr(coro, "ag_code", None)
+        if code is None:
+            break
+        frames.append(code.co_qualname)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None) or \
+            getattr(coro, "ag_await", None)
+    return " > ".join(frames[-4:]) if frames else getattr(handle._callback, "__qualname__", "?")
+
+
+def tail(lat: list[float]) -> str:
+    q = statistics.quantiles(lat, n=100)
+    return f"p50 {q[49]:.2f} / p99 {q[98]:.2f} / max {max(lat):.2f} ms; > p50+5 ms: {sum(x > q[49] + 5 for x in lat)}"
+
+
 async def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=1500)
@@ -144,6 +229,9 @@ async def main() -> int:
     ap.add_argument("--profile", default="", help="cProfile the through-gateway rounds into this file")
     ap.add_argument("--root", default="", help="the checkout to import the gateway from (default: this one)")
     ap.add_argument("--json", action="store_true", help="print the per-round numbers as one JSON line")
+    ap.add_argument("--rate", type=float, default=0, help="instead of CPU rounds: open loop at this rate (tails)")
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--stall-ms", type=float, default=0, help="with --rate: report loop steps longer than this")
     args = ap.parse_args()
     port = free_port()
     log = Path(f"/tmp/mcp-inprocess-upstream-{port}.log")
@@ -161,6 +249,23 @@ async def main() -> int:
         session_headers = await open_session(transport)
         await through(transport, session_headers, 300, args.concurrency)  # warm caches and connections
         await direct(upstream, ep, 300, args.concurrency)
+        if args.rate:
+            async def via(i: int) -> None:
+                headers, body = (MODERN_HEADERS, modern_body(i)) if i % 2 else (session_headers, legacy_body(i))
+                reply = await transport.post(KEY, BOX, headers, body, f"o{i}", time.perf_counter())
+                assert reply.status == 200
+
+            async def plain(i: int) -> None:
+                await upstream.request(ep, UpstreamSession(version="2026-07-28"), "tools/call",
+                                       {"name": "shout", "arguments": {"text": "hi"}})
+
+            probe = StallProbe(args.stall_ms) if args.stall_ms else None
+            for name, send in (("direct", plain), ("through", via), ("direct", plain), ("through", via)):
+                print(f"{name} @ {args.rate:g}/s: {tail(await open_loop(send, args.rate, args.seconds))}")
+            if probe is not None:
+                probe.report()
+            await services.usage_log.close()
+            return 0
         prof = cProfile.Profile() if args.profile else None
         gw, wire = [], []
         for _ in range(args.rounds):
