@@ -35,6 +35,7 @@ if _OUT:
 
     _slow: collections.deque = collections.deque(maxlen=20_000)  # (unix time, ms, what ran)
     _limit_ms = float(os.environ.get("LOOP_PROBE_MS") or 0)
+    _depth = int(os.environ.get("LOOP_PROBE_FRAMES") or 6)  # more frames: reach the pillar's code under the host
     if _limit_ms:
         import asyncio.events
 
@@ -49,7 +50,7 @@ if _OUT:
             if owner is not None and hasattr(owner, "get_coro"):  # a task step: name the coroutine and where it is
                 coro = owner.get_coro()
                 frames = []
-                while coro is not None and len(frames) < 6:
+                while coro is not None and len(frames) < _depth:
                     code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
                     if code is None:
                         break
@@ -60,14 +61,15 @@ if _OUT:
             return "callback " + getattr(cb, "__qualname__", repr(cb))[:150]
 
         def _timed_run(self):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             try:
                 return _orig_run(self)
             finally:
                 ms = (time.perf_counter() - t) * 1000
                 if ms > _limit_ms:
-                    try:
-                        _slow.append((round(time.time(), 3), round(ms, 2), _what(self)))
+                    try:  # the thread's CPU in the step last: far below the wall time = descheduled, not working
+                        _slow.append((round(time.time(), 3), round(ms, 2), _what(self),
+                                      round((time.thread_time() - c) * 1000, 2)))
                     except Exception:  # noqa: BLE001
                         pass
 
