@@ -10,7 +10,9 @@ relay / usage: the bridged JSON-RPC answer; the log row's attributes (toolbox, s
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -52,7 +54,7 @@ class Answered:
     __slots__ = ("content",)
     status_code = 200
     is_closed = True
-    headers: dict[str, str] = {"content-type": "application/json"}  # read only: nothing writes a response's headers
+    headers: Mapping[str, str] = MappingProxyType({"content-type": "application/json"})  # shared, so read-only
 
     def __init__(self, content: bytes) -> None:
         self.content = content
