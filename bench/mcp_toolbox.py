@@ -211,6 +211,18 @@ def contextforge(upstream: str, log_dir: Path) -> tuple[subprocess.Popen[bytes],
     return proc, call
 
 
+def probed(repo: Path, work: Path) -> Path:
+    """`repo` as a tree of symlinks plus bench/gcprobe's sitecustomize.py: the host (whose PYTHONPATH is the tree)
+    runs under the GC/loop-stall probe without a change to its code."""
+    farm = work / "probed-tree"
+    farm.mkdir(exist_ok=True)
+    for item in repo.iterdir():
+        if not (farm / item.name).exists():
+            (farm / item.name).symlink_to(item)
+    (farm / "sitecustomize.py").symlink_to(ROOT / "bench" / "gcprobe" / "sitecustomize.py")
+    return farm
+
+
 def gateway(repo: Path, env: dict[str, str], work: Path, name: str) -> HostProcess:
     for attempt in range(3):  # free_port() races with other processes on a shared machine: retry on a new port
         try:
@@ -233,6 +245,9 @@ async def main() -> int:
                          "the same registry, measured interleaved with this one: before/after in one run")
     ap.add_argument("--profile", type=Path, default=None,
                     help="write a py-spy profile (collapsed stacks) of the gateway under a closed loop here")
+    ap.add_argument("--stall-probe", type=Path, default=None,
+                    help="run the gateway under bench/gcprobe (GC pauses, loop steps > 3 ms with 14 frames and "
+                         "their thread CPU) and write its summary here")
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     work = Path(tempfile.mkdtemp(prefix="mcp-bench-"))
@@ -252,7 +267,12 @@ async def main() -> int:
                "GATEWAY_KEY_HASH_SECRET": secrets.token_hex(16), "EGRESS_ALLOW_LOOPBACK": "true",
                "FLAG_CACHE_TTL_SECONDS": "60", "LOG_LEVEL": "WARNING", **trigger_settings(),
                "TOOLS_APPROVALS_QUEUE": "bench-submissions"}
-        gw = gateway(ROOT, env, work, "gateway")
+        if args.stall_probe:
+            probe_env = {**env, "GC_PROBE_OUT": str(args.stall_probe.resolve()), "LOOP_PROBE_MS": "3",
+                         "LOOP_PROBE_FRAMES": "14"}
+            gw = gateway(probed(ROOT, work), probe_env, work, "gateway")
+        else:
+            gw = gateway(ROOT, env, work, "gateway")
         stop.append(gw.stop)
         with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30) as admin:
             admin.post("/manage/projects", json={"id": "bench", "name": "bench",

@@ -37,6 +37,7 @@ if _OUT:
 
     _slow: collections.deque = collections.deque(maxlen=20_000)  # (unix time, ms, what ran)
     _limit_ms = float(os.environ.get("LOOP_PROBE_MS") or 0)
+    _depth = int(os.environ.get("LOOP_PROBE_FRAMES") or 6)  # more frames: reach the pillar's code under the host
     if _limit_ms:
         import asyncio.events
 
@@ -51,7 +52,7 @@ if _OUT:
             if owner is not None and hasattr(owner, "get_coro"):  # a task step: name the coroutine and where it is
                 coro = owner.get_coro()
                 frames = []
-                while coro is not None and len(frames) < 6:
+                while coro is not None and len(frames) < _depth:
                     code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
                     if code is None:
                         break
@@ -87,7 +88,7 @@ if _OUT:
             signal.setitimer(signal.ITIMER_PROF, 0.0005, 0.0005)
 
         def _timed_run(self):
-            t = _step_clock()
+            t, c = _step_clock(), time.thread_time()
             gc0 = _gc_ms[0]
             _samples.clear()
             try:
@@ -96,10 +97,12 @@ if _OUT:
                 ms = (_step_clock() - t) * 1000
                 if ms > _limit_ms:
                     try:
-                        row = [round(time.time(), 3), round(ms, 2), _what(self)]
+                        # the thread's CPU in the step: far below the step's time = descheduled, not working
+                        extra = {"cpu_ms": round((time.thread_time() - c) * 1000, 2)}
                         if _samples or _gc_ms[0] > gc0:
-                            row.append({"gc_ms": round(_gc_ms[0] - gc0, 2),
-                                        "sampled": collections.Counter(_samples).most_common(6)})
+                            extra.update(gc_ms=round(_gc_ms[0] - gc0, 2),
+                                         sampled=collections.Counter(_samples).most_common(6))
+                        row = [round(time.time(), 3), round(ms, 2), _what(self), extra]
                         _slow.append(tuple(row))
                     except Exception:  # noqa: BLE001
                         pass

@@ -20,21 +20,87 @@ class ArgumentsInvalid(Exception):
         self.errors = errors
 
 
+# Keywords that only annotate (no assertion under any draft the validator picks): a schema made of these plus the
+# subset below is decided exactly by `_plain_checker`.
+_NOTES = frozenset({"title", "description", "default", "examples", "$comment", "deprecated", "readOnly",
+                    "writeOnly"})
+_TYPES: dict[str, Any] = {"string": str, "boolean": bool, "object": dict, "array": list}
+
+
+def _value_check(prop: Any) -> Any:
+    """A property schema `{"type": <one JSON type>}` (+ annotations) → a predicate that is True only where the
+    full validator says valid; None for anything else (then the full validator decides)."""
+    if not isinstance(prop, dict) or not set(prop) <= _NOTES | {"type"} or not isinstance(prop.get("type"), str):
+        return None
+    kind = prop["type"]
+    if kind in _TYPES:
+        cls = _TYPES[kind]
+        return lambda v: type(v) is cls
+    if kind == "integer":  # bool is not an integer; 1.0 is (2020-12) — but the fast path leaves floats to jsonschema
+        return lambda v: type(v) is int
+    if kind == "number":
+        return lambda v: type(v) is int or type(v) is float
+    if kind == "null":
+        return lambda v: v is None
+    return None
+
+
+def _plain_checker(schema: dict[str, Any]) -> Any:
+    """The shape almost every tool's inputSchema has — `{"type": "object", "properties": {name: {"type": T}},
+    "required": [...], "additionalProperties": bool}` — checked in a few dict operations. Returns a predicate that
+    answers True only for arguments the full validator accepts (False means: ask the full validator, which also
+    writes the error messages); None when the schema is outside this subset."""
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        return None
+    if not set(schema) <= _NOTES | {"type", "properties", "required", "additionalProperties", "$schema"}:
+        return None
+    props = schema.get("properties", {})
+    required = schema.get("required", [])
+    extra = schema.get("additionalProperties", True)
+    if not isinstance(props, dict) or not isinstance(required, list) or not isinstance(extra, bool):
+        return None
+    if not all(isinstance(r, str) for r in required):
+        return None
+    checks = {name: _value_check(prop) for name, prop in props.items()}
+    if any(c is None for c in checks.values()):
+        return None
+    need = tuple(required)
+
+    def plain(arguments: dict[str, Any]) -> bool:
+        for name in need:
+            if name not in arguments:
+                return False
+        for name, value in arguments.items():
+            check = checks.get(name)
+            if check is None:
+                if not extra:
+                    return False
+            elif not check(value):
+                return False
+        return True
+
+    return plain
+
+
 class SchemaCache:
     """Compiled validators by schema digest (bounded LRU): compiling a schema costs far more than validating."""
 
     def __init__(self, max_entries: int = 2048) -> None:
-        self._cache: OrderedDict[str, tuple[dict[str, Any], Any]] = OrderedDict()  # key → (schema, validator)
+        # key → (schema, validator, plain-shape predicate or None)
+        self._cache: OrderedDict[str, tuple[dict[str, Any], Any, Any]] = OrderedDict()
         self._max = max_entries
 
     def validator(self, schema: dict[str, Any], pinned: str | None = None) -> Any:
         """`pinned`: the tool's pinned definition hash, the key on the hot path (no digest of the schema per call);
         the schema it was compiled from is kept and compared, so a key never serves another schema's validator."""
+        return self._compiled(schema, pinned)[1]
+
+    def _compiled(self, schema: dict[str, Any], pinned: str | None) -> tuple[dict[str, Any], Any, Any]:
         key = pinned or hashlib.sha256(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
         found = self._cache.get(key)
         if found is not None and (pinned is None or found[0] is schema or found[0] == schema):
             self._cache.move_to_end(key)
-            return found[1]
+            return found
         cls = validator_for(schema, default=jsonschema.Draft202012Validator)
         try:
             cls.check_schema(schema)
@@ -43,16 +109,19 @@ class SchemaCache:
             cls, compiled = jsonschema.Draft202012Validator, {"not": {}}
         else:
             compiled = schema
-        validator = cls(compiled, format_checker=cls.FORMAT_CHECKER)
-        self._cache[key] = (schema, validator)
+        entry = (schema, cls(compiled, format_checker=cls.FORMAT_CHECKER), _plain_checker(compiled))
+        self._cache[key] = entry
         self._cache.move_to_end(key)
         if len(self._cache) > self._max:
             self._cache.popitem(last=False)
-        return validator
+        return entry
 
     def check(self, schema: dict[str, Any], arguments: dict[str, Any], pinned: str | None = None) -> None:
+        _, validator, plain = self._compiled(schema, pinned)
+        if plain is not None and plain(arguments):
+            return  # the common shape, certainly valid: no jsonschema walk
         errors = []
-        for err in self.validator(schema, pinned).iter_errors(arguments):
+        for err in validator.iter_errors(arguments):
             errors.append({"field": "/".join(str(p) for p in err.absolute_path) or "arguments",
                            "message": err.message[:300]})
             if len(errors) >= _MAX_ERRORS:

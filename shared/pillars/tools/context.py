@@ -45,3 +45,4 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     wait: Any = None  # a coroutine producing the final message while `before` is streamed (SSE only)
     fallback: dict[str, Any] | None = None  # the answer instead of `wait` when the client cannot take SSE
+    body: bytes | None = None  # `message` already serialised (the pipeline's bytes), sent as is when set

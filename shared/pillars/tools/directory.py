@@ -40,9 +40,11 @@ def allowed_tools(principal: Principal) -> frozenset[str] | None:
     """The per-key tool allow-list (namespaced names), None for every tool. Read by attribute so it works before
     and after the generic pipeline gives principals per-pillar scopes."""
     scopes = getattr(principal, "scopes", None)
-    if isinstance(scopes, dict) and scopes.get("tools") is not None:
-        return frozenset(scopes["tools"])
-    value = getattr(principal, "allowed_tools", None)
+    if isinstance(scopes, dict) and (tools := scopes.get("tools")) is not None:
+        return tools if isinstance(tools, frozenset) else frozenset(tools)
+    # read from the instance dict: a missing attribute on a pydantic model raises inside its __getattr__, which
+    # cost more than the rest of the lookup on every call
+    value = getattr(principal, "__dict__", {}).get("allowed_tools")
     return frozenset(value) if value is not None else None
 
 

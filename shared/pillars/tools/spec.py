@@ -10,7 +10,9 @@ relay / usage: the bridged JSON-RPC answer; the log row's attributes (toolbox, s
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -42,6 +44,20 @@ class ToolCallRequest:
     answer: dict[str, Any] | None = None
     upstream_error: int | None = None
     sizes: dict[str, int] = field(default_factory=dict)
+
+
+class Answered:
+    """The bridged JSON-RPC answer as the failover loop sees it (status 200, the bytes the client gets). What
+    failover and settlement read of an `httpx.Response` (`status_code`, `headers`, `is_closed`) and what `relay`
+    reads (`content`), without building an httpx response, its header list and byte stream on every call."""
+
+    __slots__ = ("content",)
+    status_code = 200
+    is_closed = True
+    headers: Mapping[str, str] = MappingProxyType({"content-type": "application/json"})  # shared, so read-only
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
 
 
 def refused(fault: rpc.Fault, msg: rpc.Message) -> McpRefused:
@@ -81,7 +97,7 @@ class ToolsSpec:
     def capacity(self, target: Any) -> int | None:
         return None
 
-    async def send(self, x: Exchange, target: Endpoint) -> httpx.Response:
+    async def send(self, x: Exchange, target: Endpoint) -> "Answered":
         req: ToolCallRequest = x.request
         assert req.call is not None
         try:
@@ -99,7 +115,7 @@ class ToolsSpec:
         req.answer = answer
         body = rpc.dumps(answer)
         req.sizes = {"request_bytes": len(rpc.dumps(req.call.params)), "response_bytes": len(body)}
-        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+        return Answered(body)
 
     def relay(self, x: Exchange) -> Relayed:
         assert x.outcome is not None

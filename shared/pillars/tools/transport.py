@@ -172,6 +172,8 @@ class McpTransport:
             assert reply.message is not None
             error = reply.message.get("error")
             status = 400 if isinstance(error, dict) and error.get("code") in _BAD_REQUEST_CODES else 200
+            if reply.body is not None:
+                return HttpReply(status, reply.body, headers=reply.headers)
             return _json(status, reply.message, reply.headers)
         if not streams:
             if reply.wait is not None:

@@ -21,11 +21,42 @@ class AuthHeaders(Protocol):
     async def __call__(self, server: McpServer) -> dict[str, str]: ...
 
 
+_Route = tuple[str, str, str, int, int]  # endpoint id, url, transport, priority, weight
+
+
+class _Routes:
+    """Each server's replicas as plain tuples, computed once per server object: a registry snapshot's servers are
+    replaced (new objects) when the registry changes, so the entry is keyed by the object — by id, holding the
+    object so the id cannot be reused while the entry lives — and checked against the very spec, URL, replica list
+    and transport objects it was computed from (an in-place edit misses). Bounded (oldest out)."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._by_server: OrderedDict[int, tuple[tuple[Any, ...], tuple[_Route, ...]]] = OrderedDict()
+        self._max = max_entries
+
+    def of(self, server: McpServer) -> tuple[_Route, ...]:
+        spec = server.spec
+        source = (server, server.id, spec, spec.url, spec.replicas, spec.transport)
+        found = self._by_server.get(id(server))
+        if found is not None and all(a is b for a, b in zip(found[0], source)):
+            return found[1]
+        transport = "sse" if spec.transport == "sse" else "streamable_http"
+        routes = tuple((f"{server.id}/{t.id}", str(t.url), transport, t.priority, t.weight)
+                       for t in server.targets())
+        self._by_server[id(server)] = (source, routes)
+        if len(self._by_server) > self._max:
+            self._by_server.popitem(last=False)
+        return routes
+
+
+_ROUTES = _Routes()
+
+
 async def endpoints(server: McpServer, auth: AuthHeaders) -> list[Endpoint]:
+    """The server's replicas with this call's outbound auth headers (resolved per call: tokens expire)."""
     headers = await auth(server)
-    transport = "sse" if server.spec.transport == "sse" else "streamable_http"
-    return [Endpoint(id=f"{server.id}/{t.id}", url=str(t.url), transport=transport, headers=headers,
-                     priority=t.priority, weight=t.weight) for t in server.targets()]
+    return [Endpoint(id=i, url=url, transport=transport, headers=headers, priority=priority, weight=weight)
+            for i, url, transport, priority, weight in _ROUTES.of(server)]
 
 
 class SessionPool:

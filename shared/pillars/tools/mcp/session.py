@@ -13,6 +13,7 @@ import base64
 import hashlib
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import orjson
@@ -54,14 +55,21 @@ def _derive(secret: bytes) -> tuple[str, AESGCM]:
 
 
 class SessionCodec:
+    """`cache_entries`: opened ids kept decoded (bounded LRU) so a session's later requests skip the AES-GCM open
+    and the model validation. Keyed by the whole sealed id — the id is the state, so a hit can only be the state
+    that id authenticated to — and every hit still checks the toolbox, the caller and the expiry, exactly as a
+    fresh open does. Entries are never shared between ids; a failed open is never cached."""
+
     def __init__(self, secrets: Sequence[bytes], *, ttl_seconds: int,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, cache_entries: int = 4096) -> None:
         if not secrets:
             raise ValueError("at least one session secret is required")
         self._keys = [_derive(s) for s in secrets]
         self._by_kid = dict(self._keys)
         self._ttl = ttl_seconds
         self._clock = clock
+        self._opened: OrderedDict[str, SessionState] = OrderedDict()
+        self._max_opened = cache_entries
 
     def expiry(self) -> int:
         return int(self._clock()) + self._ttl
@@ -73,6 +81,27 @@ class SessionCodec:
         return f"{PREFIX}.{kid}.{base64.urlsafe_b64encode(nonce + sealed).rstrip(b'=').decode()}"
 
     def open(self, session_id: str, *, toolbox: str, principal: str) -> SessionState:
+        state = self._opened.get(session_id)
+        if state is None:
+            state = self._decode(session_id, toolbox)
+            self._remember(session_id, state)
+        else:
+            self._opened.move_to_end(session_id)
+        if state.toolbox != toolbox or state.principal != principal:
+            raise SessionInvalid("session belongs to another caller or toolbox")
+        if state.expires < self._clock():
+            self._opened.pop(session_id, None)
+            raise SessionInvalid("session expired")
+        return state
+
+    def _remember(self, session_id: str, state: SessionState) -> None:
+        if self._max_opened <= 0:
+            return
+        self._opened[session_id] = state
+        if len(self._opened) > self._max_opened:
+            self._opened.popitem(last=False)
+
+    def _decode(self, session_id: str, toolbox: str) -> SessionState:
         if len(session_id) > MAX_ID_CHARS or not session_id.isascii():
             raise SessionInvalid("session id too long")
         prefix, _, rest = session_id.partition(".")
@@ -86,10 +115,6 @@ class SessionCodec:
             state = SessionState.model_validate(orjson.loads(plain))
         except (InvalidTag, ValueError, ValidationError, orjson.JSONDecodeError):
             raise SessionInvalid("session id does not authenticate") from None
-        if state.toolbox != toolbox or state.principal != principal:
-            raise SessionInvalid("session belongs to another caller or toolbox")
-        if state.expires < self._clock():
-            raise SessionInvalid("session expired")
         return state
 
 
