@@ -416,7 +416,8 @@ BUCKETS = (
     ("auth, keys, flags, caches", ("shared/auth/", "shared/flags/", "shared/cache.py", "shared/pillars/models/catalog.py",
                                    "shared/quotas/book.py")),
     ("pydantic (validation/serialisation)", ("pydantic",)),
-    ("upstream HTTP client (httpx/httpcore/anyio/h11)", ("^httpx/", "^httpcore/", "^anyio/", "^h11/", "^sniffio")),
+    ("upstream HTTP client (shared/upstreams, openai_http, httpx)", ("shared/upstreams/", "shared/pillars/models/openai_http.py",
+                                                                    "^httpx/", "^httpcore/", "^anyio/", "^h11/", "^sniffio")),
     ("Azure SDK / aiohttp (Tables, Cosmos)", ("^azure/", "^aiohttp/", "^tables/", "^cosmos/", "^core/")),
     ("HTTP server (uvicorn/httptools)", ("uvicorn/", "httptools")),
     ("starlette request/response", ("starlette/",)),
@@ -486,7 +487,7 @@ def stall_summary(probe: dict, t0: float, t1: float, top: int = 8) -> list[str]:
     gcs = [(t, ms) for t, gen, ms in probe.get("timed_gen1_gen2", []) if gen == 2 and t0 <= t <= t1]
     slow = [x for x in probe.get("slow_callbacks", []) if t0 <= x[0] <= t1]
     groups: dict[str, list[float]] = {}
-    for t, ms, what in slow:
+    for t, ms, what, *_details in slow:  # gcprobe rows may carry a 4th field (CPU, GC, samples)
         in_gc = any(t - ms / 1000 - 0.001 <= gt <= t + 0.001 for gt, _ in gcs)
         key = ("[contains a gen-2 GC] " if in_gc else "") + " > ".join(what.split(" > ")[:3])
         groups.setdefault(key, []).append(ms)
