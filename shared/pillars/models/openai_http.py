@@ -77,17 +77,8 @@ class OpenAIHttp:
         timeout = httpx.Timeout(backend.timeout_seconds, connect=min(10.0, backend.timeout_seconds))
         request = httpx.Request(method, url, content=content, headers=headers,
                                 extensions={"timeout": timeout.as_dict()})
-        transport = self._direct_transport()
-        if transport is None:  # hooks (trace context) or mounts: the client's full send path
-            return await self._http.send(request, stream=True) if stream else await self._send_read(request)
-        response = await transport.handle_async_request(request)
-        response.request = request
-        if not stream:
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        return response
+        # any other client (a test's MockTransport, response hooks, auth, mounts): the client's full send path
+        return await _read_unless_stream(await self._http.send(request, stream=True), stream)
 
     def _url(self, backend: Backend, op: ModelsOperation) -> httpx.URL:
         """Parsed once per backend and operation (httpx's URL parser was ~10 % of a call's CPU)."""
@@ -123,13 +114,8 @@ class OpenAIHttp:
             raw = request.headers.raw
         if isinstance(url, str):  # the Responses API's by-id URLs: httpx's parser percent-encodes what needs it
             url = httpx.URL(url)
-        response = to_httpx(await lean.request(method, url, content or b"", raw, timeouts), request)
-        if not stream:
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        return response
+        return await _read_unless_stream(to_httpx(await lean.request(method, url, content or b"", raw, timeouts),
+                                                  request), stream)
 
     def _lean(self) -> LeanHttp | None:
         """The lean wire when the client adds nothing but request hooks around its transport."""
@@ -140,21 +126,13 @@ class OpenAIHttp:
             return None
         return transport.lean
 
-    def _direct_transport(self) -> httpx.AsyncBaseTransport | None:
-        """The client's transport when sending through it directly changes nothing: no event hooks, no mounts,
-        no auth, no cookie jar in use. Skips httpx's per-request client machinery (request merge, auth and
-        redirect generators, cookie extraction), which cost about as much as the HTTP exchange itself."""
-        http = self._http
-        hooks = http.event_hooks
-        if hooks["request"] or hooks["response"] or http.auth is not None or http.cookies or \
-                getattr(http, "_mounts", None):
-            return None
-        return getattr(http, "_transport", None)
 
-    async def _send_read(self, request: httpx.Request) -> httpx.Response:
-        response = await self._http.send(request, stream=True)
+async def _read_unless_stream(response: httpx.Response, stream: bool) -> httpx.Response:
+    """A streamed response is returned unread (the relay reads it); any other is read whole and closed, so its
+    connection goes back to the pool on every path out."""
+    if not stream:
         try:
             await response.aread()
         finally:
             await response.aclose()
-        return response
+    return response
