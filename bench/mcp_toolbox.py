@@ -2,13 +2,20 @@
 ContextForge fronting the same server, in one run on this machine.
 
     .venv/bin/python -m bench.mcp_toolbox [--seconds 8] [--rates 20,100] [--concurrency 16] [--no-contextforge]
+                                          [--floor] [--pin]
 
 Starts: the emulators, one MCP server (bench/fast_mcp_upstream.py: minimal, so the upstream is not the bottleneck), the
 gateway (dev.host) with a toolbox over that server, and ContextForge (`mcp-contextforge-gateway` from PyPI, installed
 into its own venv under /tmp on first use, its default local setup: SQLite, JWT auth) with the server registered as
 a gateway. Measures, for each path: latency p50/p99 at fixed open-loop rates, CPU per call of the proxy process
 tree (utime+stime from /proc), and max calls/s with a closed loop of --concurrency workers.
-Added latency = proxy percentile − direct percentile at the same rate. Prints a markdown table."""
+Added latency = proxy percentile − direct percentile at the same rate. Prints a markdown table.
+
+`--floor` adds a governance-free Python proxy (bench/null_mcp_proxy.py: uvicorn + the gateway's lean upstream
+client, nothing else) as a path: what one Python proxy hop costs on this machine, measured in the same minutes.
+`--pin` gives the proxies one core of their own (the last CPU; every thread, like the reference harness) and keeps
+this load generator, the MCP server and the emulators on the others, so a proxy is not descheduled by the client
+whose latency it is measured by (2-core machines)."""
 from __future__ import annotations
 
 import argparse
@@ -124,25 +131,47 @@ async def closed_loop(call: Call, workers: int, seconds: float) -> int:
     return done
 
 
+def _median(values: list[float | None]) -> float | None:
+    return None if values[0] is None else statistics.median(v for v in values if v is not None)
+
+
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 10 else max(values)
 
 
+def cpu_times() -> tuple[int, int]:
+    """(all, steal) jiffies of the machine: steal = time the hypervisor gave this VM's vCPUs to someone else."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return sum(fields), fields[7]
+
+
 async def at_rate(call: Call, pid: int | None, rate: float, seconds: float) -> dict:
-    c0 = cpu_seconds(pid) if pid else 0.0
+    c0, (a0, s0) = (cpu_seconds(pid) if pid else 0.0), cpu_times()
     lat = await open_loop(call, rate, seconds)
     cpu = (cpu_seconds(pid) - c0) / len(lat) * 1000 if pid else None
-    return {"p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "cpu_ms": cpu}
+    a1, s1 = cpu_times()
+    return {"p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "cpu_ms": cpu, "steal": 100 * (s1 - s0) / max(1, a1 - a0)}
 
 
-async def measure(paths: list[tuple[str, Call, int | None]], rates: list[float], seconds: float, workers: int
-                  ) -> list[dict]:
+async def measure(paths: list[tuple[str, Call, int | None]], rates: list[float], seconds: float, workers: int,
+                  rounds: int = 1) -> list[dict]:
     """Every path at each rate before the next rate, then each closed loop: paths measured in the same minutes
-    see the same background load (this machine is shared), so their differences are what the run supports."""
-    out = [{"name": name, "rates": {}} for name, _, _ in paths]
+    see the same background load (this machine is shared), so their differences are what the run supports.
+    `rounds` > 1: each rate is measured that many times, the paths interleaved in each round (order alternating),
+    and every figure is the median over the rounds (`spread` keeps each round's added p50/p99 for the report)."""
+    out = [{"name": name, "rates": {}, "spread": {}} for name, _, _ in paths]
     for rate in rates:
-        for res, (_, call, pid) in zip(out, paths):
-            res["rates"][rate] = await at_rate(call, pid, rate, seconds)
+        runs: list[list[dict]] = [[] for _ in paths]
+        for r in range(rounds):
+            order = list(range(len(paths))) if r % 2 == 0 else list(reversed(range(len(paths))))
+            for i in order:
+                _, call, pid = paths[i]
+                runs[i].append(await at_rate(call, pid, rate, seconds))
+        for i, res in enumerate(out):
+            res["rates"][rate] = {k: _median([m[k] for m in runs[i]]) for k in ("p50", "p99", "cpu_ms")}
+            res["spread"][rate] = [(m["p50"] - b["p50"], m["p99"] - b["p99"], m["steal"])
+                                   for m, b in zip(runs[i], runs[0])]
+            res["rates"][rate]["steal"] = max(m["steal"] for m in runs[i])
     for res, (_, call, pid) in zip(out, paths):
         c0 = cpu_seconds(pid) if pid else 0.0
         n = await closed_loop(call, workers, seconds)
@@ -234,12 +263,34 @@ def gateway(repo: Path, env: dict[str, str], work: Path, name: str) -> HostProce
     raise AssertionError("unreachable")
 
 
+def idle(root: int) -> None:
+    """SCHED_IDLE for every thread of `root` and its descendants (threads made later inherit it)."""
+    from bench.prepare import tree_pids
+    for pid in tree_pids(root):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                os.sched_setscheduler(int(tid), os.SCHED_IDLE, os.sched_param(0))
+            except OSError:
+                pass  # a thread that just ended
+
+
+def pin(pid: int, cpus: set[int] | None) -> None:
+    if cpus is not None:
+        from bench.prepare import pin_tree
+        pin_tree(pid, cpus)
+
+
 async def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--rates", default="20,100")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--no-contextforge", action="store_true")
+    ap.add_argument("--floor", action="store_true", help="also measure a governance-free Python proxy hop")
+    ap.add_argument("--pin", action="store_true", help="proxies on the last CPU, everything else on the others "
+                    "(the emulators at SCHED_IDLE there: in Azure, Tables and Cosmos DB are remote services)")
+    ap.add_argument("--rounds", type=int, default=1, help="measure each rate this many times, paths interleaved; "
+                    "report medians over the rounds")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="another checkout (e.g. `git archive main | tar -x -C DIR`) served by a second gateway over "
                          "the same registry, measured interleaved with this one: before/after in one run")
@@ -251,11 +302,21 @@ async def main() -> int:
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     work = Path(tempfile.mkdtemp(prefix="mcp-bench-"))
+    proxy_cpus = rest_cpus = None
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("--pin needs at least 2 CPUs")
+        proxy_cpus, rest_cpus = {cpus[-1]}, set(cpus[:-1])
+        os.sched_setaffinity(0, rest_cpus)  # inherited by the emulators and the MCP server started below
     emu = Emulators(work / "emu", Ports.free())
     stop: list[Callable[[], None]] = [emu.stop]
     results: list[dict] = []
     try:
         emu.start()
+        if args.pin:
+            for proc in emu.procs.values():
+                idle(proc.pid)
         port = free_port()
         upstream = ROOT / "bench" / "fast_mcp_upstream.py"
         server = launch("sdk", [sys.executable, str(upstream), str(port)], port, "/mcp", work)
@@ -274,6 +335,7 @@ async def main() -> int:
         else:
             gw = gateway(ROOT, env, work, "gateway")
         stop.append(gw.stop)
+        pin(gw.proc.pid, proxy_cpus)
         with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30) as admin:
             admin.post("/manage/projects", json={"id": "bench", "name": "bench",
                                                  "pillars": {"tools": {"enabled": True}}}).raise_for_status()
@@ -285,18 +347,29 @@ async def main() -> int:
         if args.baseline:  # the same registry and key (one database), served by the other checkout's code
             old = gateway(args.baseline.resolve(), env, work, "baseline")
             stop.append(old.stop)
+            pin(old.proc.pid, proxy_cpus)
             paths.append((f"through the baseline gateway ({args.baseline.name})",
                           modern_call(f"{old.url}/mcp/{box.toolbox}", "sdk__shout", auth), old.proc.pid))
+        if args.floor:
+            floor_port = free_port()
+            floor = launch("floor", [sys.executable, str(ROOT / "bench" / "null_mcp_proxy.py"), str(floor_port),
+                                     server.url], floor_port, "/mcp", work)
+            stop.append(floor.stop)
+            _wait_port(floor_port, floor.proc, floor.log)
+            pin(floor.proc.pid, proxy_cpus)
+            paths.append(("floor: governance-free Python proxy (bench/null_mcp_proxy.py)",
+                          modern_call(floor.url, "shout", {}), floor.proc.pid))
         through = modern_call(f"{gw.url}/mcp/{box.toolbox}", "sdk__shout", auth)
         paths.append(("through the gateway toolbox", through, gw.proc.pid))
         if not args.no_contextforge:
             try:
                 proc, cf = contextforge(server.url, work)
                 stop.append(proc.terminate)
+                pin(proc.pid, proxy_cpus)
                 paths.append(("through ContextForge (/rpc)", cf, proc.pid))
             except Exception as exc:  # noqa: BLE001 - reported, the rest of the run stands
                 print(f"ContextForge not measured: {exc}", file=sys.stderr)
-        results = await measure(paths, rates, args.seconds, args.concurrency)
+        results = await measure(paths, rates, args.seconds, args.concurrency, args.rounds)
         if args.profile:
             await profile(gw.proc.pid, through, args.profile, args.seconds, args.concurrency)
     finally:
@@ -307,15 +380,21 @@ async def main() -> int:
                 pass
     base = results[0]
     print("| path | rate (calls/s) | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU ms/call | max calls/s | "
-          "CPU ms/call at max |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "CPU ms/call at max | steal % (max) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for res in results:
         for rate, m in res["rates"].items():
             b = base["rates"][rate]
             cpu = f"{m['cpu_ms']:.2f}" if m["cpu_ms"] is not None else "–"
             loop = f"{res['loop_cpu_ms']:.2f}" if res["loop_cpu_ms"] is not None else "–"
             print(f"| {res['name']} | {rate:g} | {m['p50']:.2f} | {m['p99']:.2f} | {m['p50'] - b['p50']:.2f} | "
-                  f"{m['p99'] - b['p99']:.2f} | {cpu} | {res['max_rps']:.0f} | {loop} |")
+                  f"{m['p99'] - b['p99']:.2f} | {cpu} | {res['max_rps']:.0f} | {loop} | {m['steal']:.0f} |")
+    if args.rounds > 1:
+        print(f"\nMedians over {args.rounds} rounds per rate. Each round's added p50 / p99 (ms):")
+        for res in results[1:]:
+            for rate, spread in res["spread"].items():
+                print(f"- {res['name']} @ {rate:g}/s: " + ", ".join(f"{a:+.2f} / {b:+.2f} (steal {c:.0f} %)"
+                                                                   for a, b, c in spread))
     print(f"\ntransport errors (not timed): {ERRORS[0]}")
     return 0
 

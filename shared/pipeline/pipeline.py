@@ -24,6 +24,7 @@ from ..quotas.enforcer import QuotaEnforcer
 from ..routing.breaker import Breakers
 from ..routing.failover import call_with_failover
 from ..usage.log import UsageLog, UsageRecord
+from ..web.after_send import defer
 from .correlation import correlation_of
 from .exchange import Exchange, Relayed
 from .spec import PillarSpec
@@ -69,7 +70,9 @@ class Pipeline:
             x.status, x.error_code = 500, "internal_error"
             raise
         finally:
-            if not streaming:
+            # A stream releases and logs when it ends (`_streamed`); a whole answer right after it is written, when
+            # the request has an after-send scope (shared/web/after_send.py: off the caller's latency), else now.
+            if not streaming and not defer(lambda: self._finish(x)):
                 self._finish(x)
 
     # ---- stages, in order

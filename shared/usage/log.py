@@ -142,7 +142,10 @@ class UsageLog:
 
     def record(self, rec: UsageRecord) -> None:
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run())
+            try:
+                self._task = asyncio.get_running_loop().create_task(self._run())
+            except RuntimeError:  # no loop in this thread (an unsent response collected late): stays buffered
+                pass              # for the next record's task or close()
         if len(self._buffer) >= self._max:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:

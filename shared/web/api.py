@@ -23,6 +23,7 @@ from starlette.responses import Response as StarletteResponse
 from ..auth.principal import Principal
 from ..errors import GatewayError, MethodNotAllowed, RouteNotFound
 from .admission import AdmissionGate
+from .after_send import AfterSend
 from .inputs import read_model
 from .responses import error_response, json_response
 
@@ -130,6 +131,17 @@ class ApiBlueprint:
                 gate.leave()
 
         async def run(req: StarletteRequest, request_id: str, started: float) -> StarletteResponse:
+            # Release-and-log work the pipeline defers runs after the response is written (after_send.py).
+            after = AfterSend()
+            after.open()
+            try:
+                response = await respond(req, request_id, started)
+            except BaseException:
+                after.abandon()  # cancelled: nothing will be sent, the holds are released now
+                raise
+            return after.close(response)
+
+        async def respond(req: StarletteRequest, request_id: str, started: float) -> StarletteResponse:
             try:
                 principal = await guard(req) if guard else None
                 call = Call(req=req, request_id=request_id, principal=principal, started=started)

@@ -202,3 +202,39 @@ def test_streamed_chat_arrives_chunk_by_chunk(functions_host: FunctionsHost, ups
     # Delivered as produced, not buffered: many separate reads, spread over the upstream's own pacing.
     assert len(data_reads) >= 4, len(data_reads)
     assert data_reads[-1] - data_reads[0] >= delay * 3, [round(t - data_reads[0], 3) for t in data_reads]
+
+
+def test_a_whole_answer_is_logged_after_it_is_sent_through_the_real_worker(functions_host: FunctionsHost,
+                                                                         upstream: FakeOpenAI) -> None:
+    """The pipeline's release-and-log runs after the answer is written (shared/web/after_send.py): the response the
+    function returns travels through the worker's FastAPI app as a `SendThenRun`, and its deferred work runs
+    there — the request-log row of this call is written."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from tests.integration.test_usage_log import _rows
+
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    pid = "p-conformance-log"
+    r = functions_host.call("POST", "/manage/projects", headers=admin,
+                            json_body={"id": pid, "name": pid, "pillars": {"models": {"enabled": True}}})
+    assert r.status_code == 201, r.text
+    r = functions_host.call("POST", f"/manage/projects/{pid}/models", headers=admin, json_body={
+        "name": "chat", "backends": [backend(upstream, "b1")], "capabilities": ["chat"]})
+    assert r.status_code == 201, r.text
+    key = functions_host.call("POST", f"/manage/projects/{pid}/keys", headers=admin,
+                              json_body={"name": "k"}).json()["secret"]
+    upstream.set_default(fake_openai.ok("logged after the send"))
+    rid = "after-send-" + str(int(time.time() * 1000))
+    r = functions_host.call("POST", "/v1/chat/completions", json_body={
+        "model": "chat", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {key}", "x-request-id": rid})
+    assert r.status_code == 200 and "logged after the send" in r.text, r.text
+    deadline = time.monotonic() + 15
+    rows: list[dict] = []
+    while time.monotonic() < deadline and not rows:
+        try:
+            rows = _rows(functions_host.env["AzureWebJobsStorage"], rid)
+        except ResourceNotFoundError:  # the table is created with the first batch
+            pass
+        time.sleep(0.2)
+    assert len(rows) == 1 and rows[0]["status"] == 200 and rows[0]["project_id"] == pid, rows
