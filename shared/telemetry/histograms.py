@@ -73,6 +73,9 @@ class Hist:
 
     def record(self, value: float, key: Hashable, attrs: Mapping[str, Any]) -> None:
         """`key` identifies `attrs` (a cached attribute set), so no attribute hashing per record."""
+        if not 0 <= value < math.inf:  # what the SDK's Histogram.record refuses: negative, infinite, NaN
+            log.warning("histogram %s: value %r ignored (not finite and non-negative)", self.name, value)
+            return
         with self._lock:
             s = self._pending.get(key)
             if s is None:
