@@ -20,6 +20,7 @@ from typing import Any
 
 SIGNALS = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs"}
 MAX_BODY = 64 * 1024 * 1024
+MAX_NAMES = 200
 
 
 class Counts:
@@ -28,9 +29,13 @@ class Counts:
         self.by_signal = {s: {"requests": 0, "bytes": 0, "items": 0} for s in SIGNALS.values()}
         self.rejected = 0
         self.undecodable = 0
+        self.points_by_metric: dict[str, int] = {}  # metric name -> data points received (bounded by MAX_NAMES)
 
-    def add(self, signal_name: str, size: int, items: int) -> None:
+    def add(self, signal_name: str, size: int, items: int, names: dict[str, int] | None = None) -> None:
         with self.lock:
+            for name, n in (names or {}).items():
+                if name in self.points_by_metric or len(self.points_by_metric) < MAX_NAMES:
+                    self.points_by_metric[name] = self.points_by_metric.get(name, 0) + n
             c = self.by_signal[signal_name]
             c["requests"] += 1
             c["bytes"] += size
@@ -39,26 +44,32 @@ class Counts:
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             return {**{k: dict(v) for k, v in self.by_signal.items()}, "rejected": self.rejected,
-                    "undecodable": self.undecodable}
+                    "undecodable": self.undecodable, "points_by_metric": dict(sorted(self.points_by_metric.items()))}
 
 
-def count_items(signal_name: str, body: bytes) -> int:
-    """Spans, metric data points or log records in one export request."""
+def count_items(signal_name: str, body: bytes) -> tuple[int, dict[str, int]]:
+    """Spans, metric data points or log records in one export request (and the points per metric name)."""
     if signal_name == "traces":
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
         req = ExportTraceServiceRequest.FromString(body)
-        return sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
+        return sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans), {}
     if signal_name == "metrics":
         from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
         req = ExportMetricsServiceRequest.FromString(body)
-        return sum(len(getattr(m, m.WhichOneof("data")).data_points) for rm in req.resource_metrics
-                   for sm in rm.scope_metrics for m in sm.metrics if m.WhichOneof("data"))
+        names: dict[str, int] = {}
+        for rm in req.resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    kind = m.WhichOneof("data")
+                    if kind:
+                        names[m.name] = names.get(m.name, 0) + len(getattr(m, kind).data_points)
+        return sum(names.values()), names
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
     req = ExportLogsServiceRequest.FromString(body)
-    return sum(len(sl.log_records) for rl in req.resource_logs for sl in rl.scope_logs)
+    return sum(len(sl.log_records) for rl in req.resource_logs for sl in rl.scope_logs), {}
 
 
 def handler(counts: Counts, decode: bool) -> type[BaseHTTPRequestHandler]:
@@ -74,16 +85,16 @@ def handler(counts: Counts, decode: bool) -> type[BaseHTTPRequestHandler]:
                 self._reply(404 if signal_name is None else 413)
                 return
             body = self.rfile.read(length)
-            items = 0
+            items, names = 0, None
             if decode:
                 try:
                     raw = gzip.decompress(body) if self.headers.get("content-encoding") == "gzip" else body
-                    items = count_items(signal_name, raw)
+                    items, names = count_items(signal_name, raw)
                 except Exception as exc:  # a malformed body is counted, never fatal to the sink
                     with counts.lock:
                         counts.undecodable += 1
                     print(f"otlp_sink: undecodable {signal_name} body: {exc!r}", file=sys.stderr)
-            counts.add(signal_name, length, items)
+            counts.add(signal_name, length, items, names)
             self._reply(200)
 
         def _reply(self, status: int) -> None:

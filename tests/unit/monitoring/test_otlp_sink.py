@@ -46,3 +46,4 @@ def test_sink_counts_spans_and_metric_points_from_the_real_exporters():
     assert got["traces"]["requests"] == 3 and got["traces"]["items"] == 3 and got["traces"]["bytes"] > 0
     assert got["metrics"]["requests"] >= 2 and got["metrics"]["items"] >= 2  # the histogram point + the counter
     assert got["undecodable"] == 1 and got["rejected"] == 1
+    assert got["points_by_metric"]["gateway.overhead"] >= 1 and got["points_by_metric"]["gateway.job.outcomes"] >= 1
