@@ -98,7 +98,7 @@ class Hist:
         return s
 
     def drain(self) -> dict[Hashable, _State]:
-        """Called under the book's lock."""
+        """Called under the records' lock: a swap, so a state is never updated after it was drained."""
         out, self._pending = self._pending, {}
         return out
 
@@ -155,7 +155,8 @@ class HistogramBook:
     """The gateway's histograms of one meter, and their merge into each reader's collection."""
 
     def __init__(self, limit: int) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # records vs. a collection's swap of their pending maps (O(1) held)
+        self._collect_lock = threading.Lock()  # collections (one per reader thread) vs. each other
         self._limit = limit
         self._hists: list[Hist] = []
         self._views: dict[int, _ReaderView] = {}
@@ -172,12 +173,13 @@ class HistogramBook:
         from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, Metric
 
         now = time_ns() if now is None else now
-        with self._lock:
+        with self._collect_lock:  # folding and building points never hold the records' lock
             view = self._views.get(reader_id)
             if view is None:
                 view = self._views[reader_id] = _ReaderView(delta, self._limit, now)
-            for hist in self._hists:
-                drained = hist.drain()
+            with self._lock:
+                drains = [(hist, hist.drain()) for hist in self._hists]
+            for hist, drained in drains:
                 if drained:
                     for v in self._views.values():
                         v.fold(hist.name, drained)
@@ -213,7 +215,7 @@ class HistogramBook:
         inner = reader._collect  # noqa: SLF001
         delta = reader._instrument_class_temporality[SdkHistogram] is AggregationTemporality.DELTA  # noqa: SLF001
         book = self
-        with self._lock:
+        with self._collect_lock:
             self._views[id(reader)] = _ReaderView(delta, self._limit, time_ns())  # sees records from now on
 
         def collect(r: Any, timeout_millis: float = 10_000) -> Any:

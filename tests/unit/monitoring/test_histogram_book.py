@@ -3,6 +3,7 @@ exports for the same records: both temporalities, several attribute sets, bucket
 several readers, bounded series, concurrent export."""
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
@@ -128,11 +129,16 @@ def test_concurrent_export_loses_and_duplicates_nothing():
             exported.extend(p.count for p in points(delta).get("h", []))
 
     t = threading.Thread(target=export)
-    t.start()
-    for i in range(n):
-        h.record(1.0, i % 3, (A, B, C)[i % 3])
-    done.set()
-    t.join()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: a record interleaves with the swap
+    try:
+        t.start()
+        for i in range(n):
+            h.record(1.0, i % 3, (A, B, C)[i % 3])
+    finally:
+        done.set()
+        t.join()
+        sys.setswitchinterval(interval)
     exported.extend(p.count for p in points(delta).get("h", []))
     assert sum(exported) == n
     assert sum(p.count for p in points(cumulative)["h"]) == n
