@@ -158,3 +158,30 @@ def test_not_the_sdk_meter_is_declined():
     from opentelemetry.metrics import NoOpMeter
 
     assert not HistogramBook(10).attach(NoOpMeter("x"))
+
+
+def test_azure_monitor_reader_gets_delta_points():
+    """The Azure Monitor exporter asks for delta histograms: its reader gets this interval's records only."""
+    from azure.monitor.opentelemetry.exporter import AzureMonitorMetricExporter
+    from opentelemetry.sdk.metrics.export import MetricExportResult, PeriodicExportingMetricReader
+
+    class Captured(AzureMonitorMetricExporter):  # the real exporter's preferences; export kept here, not sent
+        def export(self, metrics_data, timeout_millis: float = 10_000, **kwargs):
+            sent.append(metrics_data)
+            return MetricExportResult.SUCCESS
+
+    sent: list = []
+    exporter = Captured(connection_string="InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+                                          "IngestionEndpoint=http://127.0.0.1:9/")
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=10**9)
+    provider = MeterProvider(metric_readers=[reader])
+    metrics = GatewayMetrics(provider.get_meter("ai-gateway"))
+    for value in (0.05, 0.3):
+        metrics.duration.record(value, "k", A)
+        provider.force_flush()
+    hists = [m for data in sent for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+             if m.name == "gen_ai.client.operation.duration"]
+    assert [m.data.aggregation_temporality for m in hists] == [AggregationTemporality.DELTA] * 2
+    assert [(p.count, p.sum) for m in hists for p in m.data.data_points] == [(1, 0.05), (1, 0.3)]
+    assert hists[0].data.data_points[0].explicit_bounds == DURATION_BUCKETS
+    provider.shutdown()
