@@ -220,7 +220,11 @@ class HistogramBook:
 
         def collect(r: Any, timeout_millis: float = 10_000) -> Any:
             data = inner(r, timeout_millis=timeout_millis) if inner is not None else None
-            return book.merge(data, book.collect(delta, id(reader)), resource, scope)
+            try:
+                return book.merge(data, book.collect(delta, id(reader)), resource, scope)
+            except Exception:  # the SDK's own metrics still go out; the failure is logged, never silent
+                log.exception("telemetry: in-process histograms not exported this interval")
+                return data
 
         reader._set_collect_callback(collect)  # noqa: SLF001
 

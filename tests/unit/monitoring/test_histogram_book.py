@@ -185,3 +185,19 @@ def test_azure_monitor_reader_gets_delta_points():
     assert [(p.count, p.sum) for m in hists for p in m.data.data_points] == [(1, 0.05), (1, 0.3)]
     assert hists[0].data.data_points[0].explicit_bounds == DURATION_BUCKETS
     provider.shutdown()
+
+
+def test_a_failing_merge_keeps_the_sdks_own_metrics(monkeypatch, caplog):
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    metrics = GatewayMetrics(provider.get_meter("gateway"))
+    metrics.outcome("sync", "ok")
+    metrics.duration.record(0.1, "k", A)
+
+    def broken(*_a, **_k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(metrics.histograms, "collect", broken)
+    found = points(reader)
+    assert "gateway.job.outcomes" in found and "gen_ai.client.operation.duration" not in found
+    assert "not exported this interval" in caplog.text
