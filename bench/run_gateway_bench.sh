@@ -34,6 +34,12 @@
 #        SKIP_LITELLM=1 ...                              # without the LiteLLM baseline
 #        UVLOOP=1 bash bench/run_gateway_bench.sh        # + a second harness run of the gateway on uvloop
 #        OVERLOAD=1 ... / ONLY_OVERLOAD=1 ...            # + / only the overload run (c=10..200, bench/overload.py)
+#        TELEMETRY=on|sampled bash bench/run_gateway_bench.sh   # our gateway with OpenTelemetry on (default off)
+#
+# Telemetry (TELEMETRY=off|on|sampled, issue 12): on = TELEMETRY_ENABLED=true, OTLP/HTTP to bench/otlp_sink.py,
+# 100 % sampled; sampled = the same at TELEMETRY_SAMPLING_RATIO=0.1. The sink runs on the load generator's core
+# (UP_CPU), the settings reach only our gateway (never LiteLLM/Portkey), and the sink's counts (requests, bytes,
+# spans, metric points) land in $RUN/otlp_sink.json at the end (and in env.txt which mode ran).
 # Results: $BENCH_WORK/gateway/run-*/ (default BENCH_WORK=/tmp/gw-bench). Loopback only; every process started
 # here is stopped on exit.
 set -euo pipefail
@@ -49,6 +55,14 @@ EMU_CPU=${EMU_CPU:-0}; EMU_SCHED=${EMU_SCHED:-idle}; UP_CPU=0; GW_CPU=1    # run
 GW_PORT=4100; UP_PORT=9001; LL_PORT=4000
 export GW_LOOP=${GW_LOOP:-asyncio}; UVLOOP=${UVLOOP:-0}
 case "$GW_LOOP" in asyncio|uvloop) ;; *) echo "GW_LOOP must be asyncio or uvloop" >&2; exit 2;; esac
+TELEMETRY=${TELEMETRY:-off}; SINK_PORT=${SINK_PORT:-4318}
+case "$TELEMETRY" in
+  off) TELEMETRY_ENV="" ;;  # the gateway's default (telemetry off): nothing passed
+  on|sampled) TELEMETRY_ENV="TELEMETRY_ENABLED=true TELEMETRY_EXPORTER=otlp OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+    TELEMETRY_ENV+=" OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT"
+    TELEMETRY_ENV+=" TELEMETRY_SAMPLING_RATIO=$([ "$TELEMETRY" = on ] && echo 1.0 || echo 0.1)" ;;
+  *) echo "TELEMETRY must be off, on or sampled" >&2; exit 2;;
+esac
 PROFILE=${PROFILE:-1}; PROFILE_RATE=${PROFILE_RATE:-200}; PROFILE_DUR=${PROFILE_DUR:-10}
 STALL_WARM=${STALL_WARM:-20}; STALL_DUR=${STALL_DUR:-40}
 RUN=${RUN:-$WORK/gateway/run-$(date +%Y%m%d-%H%M%S)}
@@ -103,7 +117,8 @@ for p in $GW_PORT $UP_PORT $LL_PORT; do busy_port "$p"; done
   echo "gateway python: $($PY -V)"; "$PY" -m pip freeze 2>/dev/null | grep -iE '^(uvicorn|starlette|uvloop|httptools|httpx|orjson|pydantic|azure-data-tables|azure-cosmos|tiktoken)=' || true
   echo "node: $(node -v)"; echo "loadavg: $(cat /proc/loadavg)"; echo "PYTHONDONTWRITEBYTECODE=${PYTHONDONTWRITEBYTECODE:-}"
   echo "DUR=$DUR REPS=$REPS RATES=$RATES CONC=$CONC PHASES=$PHASES EMU_CPU=$EMU_CPU EMU_SCHED=$EMU_SCHED GW_CPU=$GW_CPU"
-  echo "gateway event loop: GW_LOOP=$GW_LOOP (UVLOOP=$UVLOOP: second run on uvloop)"; } > "$RUN/env.txt"
+  echo "gateway event loop: GW_LOOP=$GW_LOOP (UVLOOP=$UVLOOP: second run on uvloop)"
+  echo "telemetry: TELEMETRY=$TELEMETRY ($TELEMETRY_ENV)"; } > "$RUN/env.txt"
 
 # ---- 1. emulators on core EMU_CPU (prepare.py pins itself first; the node children inherit it)
 taskset -c "$EMU_CPU" "$PY" "$HERE/prepare.py" up --dir "$RUN" --cpu "$EMU_CPU" --sched "$EMU_SCHED" > "$RUN/emulators.log" 2>&1 &
@@ -122,11 +137,31 @@ start_upstream() {
   UPS_PID=$!; PIDS+=("$UPS_PID")
   wait_http "http://127.0.0.1:$UP_PORT/health" 30 "$UPS_PID"
 }
-start_gateway() {  # name [VAR=value ...] (extra environment)
+start_gateway() {  # name [VAR=value ...] (extra environment; the telemetry settings except for the pre-step)
   local name=$1; shift
-  taskset -c "$GW_CPU" env "$@" bash "$HERE/gateway.sh" "$RUN/gw.env" $GW_PORT "$RUN/$name.pid" > "$RUN/$name-gateway.log" 2>&1 &
+  local tel=(); [ "$name" != pre ] && read -ra tel <<< "$TELEMETRY_ENV"
+  taskset -c "$GW_CPU" env "${tel[@]}" "$@" bash "$HERE/gateway.sh" "$RUN/gw.env" $GW_PORT "$RUN/$name.pid" > "$RUN/$name-gateway.log" 2>&1 &
   GWP_PID=$!; PIDS+=("$GWP_PID")
   wait_http "http://127.0.0.1:$GW_PORT/healthz" 120 "$GWP_PID"
+}
+
+# ---- telemetry sink (TELEMETRY=on|sampled): on the load generator's core, for the whole run; counts at exit
+SINK_PID=
+if [ "$TELEMETRY" != off ]; then
+  busy_port "$SINK_PORT"
+  taskset -c "$UP_CPU" "$PY" "$HERE/otlp_sink.py" --port "$SINK_PORT" --out "$RUN/otlp_sink.json" \
+    > "$RUN/otlp_sink.log" 2>&1 &
+  SINK_PID=$!; PIDS+=("$SINK_PID")
+  for _ in $(seq 1 50); do grep -q listening "$RUN/otlp_sink.log" 2>/dev/null && break; sleep 0.2; done
+  grep -q listening "$RUN/otlp_sink.log" || { echo "otlp sink did not start"; cat "$RUN/otlp_sink.log"; exit 1; }
+fi
+stop_sink() {  # the sink writes its counts when it stops (after the last gateway has flushed on shutdown)
+  [ -n "$SINK_PID" ] || return 0
+  stop_pid "$SINK_PID"; SINK_PID=
+  local line; line="otlp sink (TELEMETRY=$TELEMETRY): $(tr -d ' \n' < "$RUN/otlp_sink.json" 2>/dev/null)"
+  echo "$line" | tee -a "$RUN/env.txt"
+  [ -f "$RUN/report.md" ] && printf '\n%s\n' "$line" >> "$RUN/report.md"
+  return 0
 }
 
 # ---- 2. provisioning pre-step
@@ -152,7 +187,7 @@ overload_run() {
   echo "gateway settings: $OVERLOAD_ENV" >> "$RUN/overload.txt"
   stop_pid "$GWP_PID"; stop_pid "$UPS_PID"
 }
-if [ "${ONLY_OVERLOAD:-0}" = 1 ]; then overload_run; echo "overload: $RUN/overload.txt"; exit 0; fi
+if [ "${ONLY_OVERLOAD:-0}" = 1 ]; then overload_run; stop_sink; echo "overload: $RUN/overload.txt"; exit 0; fi
 
 # ---- 3. cold start (quiet machine, core GW_CPU)
 "$PY" "$HERE/prepare.py" coldstart -n 5 --cpu "$GW_CPU" --python "$PY" --env "$RUN/gw.env" --importtime \
@@ -168,7 +203,7 @@ if [ -z "${SKIP_LITELLM:-}" ]; then
 fi
 set +e
 OUT="$RUN/harness" CUSTOM_GW_NAME=ours \
-  CUSTOM_GW_CMD="bash $HERE/gateway.sh $RUN/gw.env $GW_PORT $RUN/gw.pid" \
+  CUSTOM_GW_CMD="env $TELEMETRY_ENV bash $HERE/gateway.sh $RUN/gw.env $GW_PORT $RUN/gw.pid" \
   CUSTOM_GW_URL="http://127.0.0.1:$GW_PORT/v1/chat/completions" CUSTOM_GW_AUTH="Bearer $SECRET" \
   CUSTOM_GW_HEALTH="http://127.0.0.1:$GW_PORT/healthz" \
   timeout 1800 bash "$SHARED/run_all.sh" 2>&1 | tee "$RUN/harness.log"
@@ -245,7 +280,7 @@ if [ "$UVLOOP" = 1 ]; then
   PIDS+=("$!"); W1=$!
   set +e
   OUT="$RUN/uvloop/harness" CUSTOM_GW_NAME=ours SKIP_LITELLM=1 SKIP_PORTKEY=1 \
-    CUSTOM_GW_CMD="env GW_LOOP=uvloop bash $HERE/gateway.sh $RUN/gw.env $GW_PORT $RUN/uvloop/gw.pid" \
+    CUSTOM_GW_CMD="env GW_LOOP=uvloop $TELEMETRY_ENV bash $HERE/gateway.sh $RUN/gw.env $GW_PORT $RUN/uvloop/gw.pid" \
     CUSTOM_GW_URL="http://127.0.0.1:$GW_PORT/v1/chat/completions" CUSTOM_GW_AUTH="Bearer $SECRET" \
     CUSTOM_GW_HEALTH="http://127.0.0.1:$GW_PORT/healthz" \
     timeout 1800 bash "$SHARED/run_all.sh" 2>&1 | tee "$RUN/uvloop/harness.log"
@@ -256,3 +291,4 @@ if [ "$UVLOOP" = 1 ]; then
   "$PY" "$HERE/prepare.py" report --run "$RUN/uvloop"
   echo "uvloop line: $RUN/uvloop/report.md"
 fi
+stop_sink

@@ -3,7 +3,7 @@ memory quotas and log) run N times with the no-op hooks, then with OpenTelemetry
 processor into an exporter that counts and drops, SDK meter with a reader collecting as an exporter would) — the CPU the
 gateway itself spends, no network. CPU time (`time.process_time`) per call, the variants interleaved call by call.
 
-With `--baseline REV` the hooks of that git revision (`shared/telemetry/hooks.py` and `propagation.py`) run as
+With `--baseline REV` the hooks of that git revision (`shared/telemetry/hooks.py`, `metrics.py`, `propagation.py`) run as
 more variants in the same rounds: a before/after A/B on one machine state.
 
     .venv/bin/python -m bench.telemetry_overhead [calls] [--baseline main]
@@ -56,18 +56,27 @@ class CountingExporter(SpanExporter):
 
 
 def load_revision(rev: str) -> tuple[Any, Any]:
-    """The telemetry hooks and propagation of a git revision, as modules of the `shared.telemetry` package (their
-    relative imports resolve against today's tree; other modules they import are today's)."""
-    out = []
-    for name in ("propagation", "hooks"):
+    """The telemetry hooks, metrics and propagation of a git revision, as modules of the `shared.telemetry` package
+    (the hooks see that revision's metrics; other modules they import are today's)."""
+    import sys
+
+    loaded = {}
+    for name in ("propagation", "metrics", "hooks"):
         source = subprocess.run(["git", "show", f"{rev}:shared/telemetry/{name}.py"], check=True,
                                 capture_output=True, text=True).stdout
         spec = importlib.util.spec_from_loader(f"shared.telemetry._{name}_at_rev", loader=None)
         module = importlib.util.module_from_spec(spec)
         module.__package__ = "shared.telemetry"
-        exec(compile(source, f"{rev}:shared/telemetry/{name}.py", "exec"), module.__dict__)
-        out.append(module)
-    return out[1].OtelTelemetry, out[0].install
+        today = sys.modules.get("shared.telemetry.metrics")
+        if name == "hooks":  # `from .metrics import …` resolves to the revision's metrics while it loads
+            sys.modules["shared.telemetry.metrics"] = loaded["metrics"]
+        try:
+            exec(compile(source, f"{rev}:shared/telemetry/{name}.py", "exec"), module.__dict__)
+        finally:
+            if today is not None:
+                sys.modules["shared.telemetry.metrics"] = today
+        loaded[name] = module
+    return loaded["hooks"].OtelTelemetry, loaded["propagation"].install
 
 
 def build(telemetry, install=install):

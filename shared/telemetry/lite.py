@@ -28,11 +28,27 @@ from typing import Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import Event, ReadableSpan, Tracer
+from opentelemetry.sdk.trace.sampling import ParentBased, ParentBasedTraceIdRatio, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 log = logging.getLogger("gateway.telemetry")
 _SCALARS = (str, bool, int, float)
 _UNSET = Status(StatusCode.UNSET)
+# one TraceFlags object per (sampled, random trace id), not a new int subclass instance per span
+_FLAGS = {(sampled, random_id): TraceFlags((TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+                                           | (TraceFlags.RANDOM_TRACE_ID if random_id else 0))
+          for sampled in (False, True) for random_id in (False, True)}
+
+
+def root_ratio_bound(sampler: Any) -> int | None:
+    """The trace-id bound of the SDK's parent-based ratio sampler (what `TracerProvider(sampler=
+    ParentBasedTraceIdRatio(r))` in setup.py builds), for deciding a root call without the sampler's context walks:
+    a root's decision there is `trace_id & TRACE_ID_LIMIT < bound` with the sampler's attributes being the span's
+    own and no trace state. Any other sampler (Application Insights', a vendor's, a subclass): None, it decides."""
+    if type(sampler) not in (ParentBased, ParentBasedTraceIdRatio):
+        return None
+    root = getattr(sampler, "_root", None)
+    return root.bound if type(root) is TraceIdRatioBased else None
 
 
 def valid_value(value: Any) -> Any:
@@ -58,6 +74,7 @@ class LiteTracer:
         limits = tracer._span_limits
         self.max_attributes: int | None = limits.max_span_attributes
         self.max_length: int | None = limits.max_span_attribute_length
+        self.root_bound = root_ratio_bound(self.sampler)
         self._on_ending = getattr(self.processor, "_on_ending", None)
 
     @classmethod
@@ -81,20 +98,27 @@ class LiteTracer:
             trace_id = self.ids.generate_trace_id()
             random_id = self.ids.is_trace_id_random()
             parent = None
+            if self.root_bound is not None:  # root_ratio_bound: the sampler's own decision, computed here
+                sampled = trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self.root_bound
+                context = SpanContext(trace_id, self.ids.generate_span_id(), False, _FLAGS[sampled, random_id])
+                return self._started(name, context, None, kind, attributes, attributes if sampled else None,
+                                     parent_ctx) if sampled else NonRecordingSpan(context)
         else:
             trace_id = parent.trace_id
             random_id = parent.trace_flags.random_trace_id
         result = self.sampler.should_sample(parent_ctx, trace_id, name, kind, attributes, ())
-        flags = TraceFlags.SAMPLED if result.decision.is_sampled() else TraceFlags.DEFAULT
-        if random_id:
-            flags |= TraceFlags.RANDOM_TRACE_ID
-        context = SpanContext(trace_id, self.ids.generate_span_id(), is_remote=False, trace_flags=TraceFlags(flags),
+        context = SpanContext(trace_id, self.ids.generate_span_id(), is_remote=False,
+                              trace_flags=_FLAGS[result.decision.is_sampled(), bool(random_id)],
                               trace_state=result.trace_state)
         if not result.decision.is_recording():
             return NonRecordingSpan(context)
+        return self._started(name, context, parent, kind, attributes, result.attributes, parent_ctx)
+
+    def _started(self, name: str, context: SpanContext, parent: SpanContext | None, kind: SpanKind,
+                 attributes: dict[str, Any], sampler_attributes: Any, parent_ctx: Any) -> LiteSpan:
         # as the SDK: the span starts with the sampler's attributes (its samplers echo the ones passed in); what the
         # sampler added (a sample rate) goes on every child too
-        own = dict(result.attributes) if result.attributes else {}
+        own = dict(sampler_attributes) if sampler_attributes else {}
         inherited = {k: v for k, v in own.items() if k not in attributes}
         span = LiteSpan(self, name, context, parent, kind, own, inherited)
         self.processor.on_start(span, parent_context=parent_ctx)

@@ -9,10 +9,13 @@ Two mechanisms keep a governed call's metric work to a few dict operations:
 - the attribute sets themselves are built once per (pillar, operation, resource, status, error) and reused
   (bounded: `SERIES_LIMIT` per map; past it, sums fold into one `otel.metric.overflow` series like the SDK's own
   cardinality limit, and the attribute cache starts over).
-Histograms (GenAI duration and token usage, overhead) have no asynchronous form in OpenTelemetry, so they stay
-synchronous records, with the cached attribute sets; there are as few as the signals need: the call's latency is
-`gen_ai.client.operation.duration` (seconds) — the former `gateway.latency` (the same value in milliseconds, a
-second ~20 µs record per call) is not recorded twice.
+Histograms (GenAI duration and token usage, overhead) have no asynchronous form in OpenTelemetry: they are
+aggregated in process (`histograms.py`: a bisect into the instrument's explicit buckets under a lock) and merged
+into each reader's collection in the temporality that reader asks for; with views or a non-default histogram
+aggregation configured they fall back to the SDK's synchronous instruments. The GenAI ones use the semantic
+conventions' advisory bucket boundaries. There are as few as the signals need: the call's latency is
+`gen_ai.client.operation.duration` (seconds) — the former `gateway.latency` (the same value in milliseconds) is not
+recorded twice.
 
 Low-cardinality attributes only: no key, no request id; the resource name is the registered one (a call that named
 nothing registered counts under "-", so a client cannot mint series).
@@ -24,12 +27,16 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from ..domain.base import Pillar
+from .histograms import HistogramBook
 
 SERIES_LIMIT = 2000  # the SDK's default cardinality limit per instrument
 OVERFLOW: Mapping[str, Any] = {"otel.metric.overflow": True}
 QUOTA_CODES = frozenset({"rate_limit_exceeded", "quota_exceeded", "request_exceeds_quota",
                          "backend_capacity_exhausted"})
 _TOKEN_TYPES = (("prompt_tokens", "input"), ("completion_tokens", "output"))
+# GenAI semantic conventions' advisory explicit bucket boundaries
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 
 
 class Sum:
@@ -85,14 +92,30 @@ class BoundedCache:
         return len(self._map)
 
 
+class _SdkHist:
+    """The SDK's synchronous histogram behind `Hist.record`'s signature (the fallback path)."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def record(self, value: float, _key: Hashable, attrs: Mapping[str, Any]) -> None:
+        self._inner.record(value, attrs)
+
+
 class GatewayMetrics:
     def __init__(self, meter: Any, limit: int = SERIES_LIMIT) -> None:
         m = meter
         self._meter = m
-        # histograms: synchronous (no asynchronous histogram exists)
-        self.tokens = m.create_histogram("gen_ai.client.token.usage", unit="{token}")
-        self.duration = m.create_histogram("gen_ai.client.operation.duration", unit="s")
-        self.overhead = m.create_histogram("gateway.overhead", unit="ms", description="Time not spent upstream.")
+        # histograms: aggregated here when the provider allows it, else the SDK's synchronous instruments
+        self.histograms = HistogramBook(limit)
+        hist = self.histograms.histogram if self.histograms.attach(m) else self._sdk_histogram
+        self.tokens = hist("gen_ai.client.token.usage", "{token}", "Number of input and output tokens used.",
+                           TOKEN_BUCKETS)
+        self.duration = hist("gen_ai.client.operation.duration", "s", "GenAI operation duration.",
+                             DURATION_BUCKETS)
+        self.overhead = hist("gateway.overhead", "ms", "Time not spent upstream.", None)
         # counters: summed here, reported at collection
         self.requests = self._sum("gateway.requests", "{request}", "Governed calls.")
         self.cost = self._sum("gateway.cost", "USD")
@@ -112,6 +135,10 @@ class GatewayMetrics:
         total = Sum(SERIES_LIMIT)
         self._meter.create_observable_counter(name, callbacks=[total.observe], unit=unit, description=description)
         return total
+
+    def _sdk_histogram(self, name: str, unit: str, description: str, bounds: Any) -> _SdkHist:
+        return _SdkHist(self._meter.create_histogram(name, unit=unit, description=description,
+                                                     explicit_bucket_boundaries_advisory=bounds))
 
     def dims(self, key: tuple[Any, ...]) -> Mapping[str, Any]:
         return self._dims.get(key, lambda: _dims(*key))
@@ -134,12 +161,12 @@ class GatewayMetrics:
             self.breaker_refusals.add(key, dims)
         if record is None:
             return
-        self.duration.record(record.latency_ms / 1000, dims)
-        self.overhead.record(record.overhead_ms, dims)
+        self.duration.record(record.latency_ms / 1000, key, dims)
+        self.overhead.record(record.overhead_ms, key, dims)
         for src, kind in _TOKEN_TYPES:
             count = attrs.get(src)
             if isinstance(count, int):
-                self.tokens.record(count, self._with(key, dims, "gen_ai.token.type", kind))
+                self.tokens.record(count, (key, kind), self._with(key, dims, "gen_ai.token.type", kind))
         if record.cost_usd:
             self.cost.add(key, dims, record.cost_usd)
         if attrs.get("cache") == "hit":
