@@ -34,10 +34,11 @@
 #        SKIP_LITELLM=1 ...                              # without the LiteLLM baseline
 #        UVLOOP=1 bash bench/run_gateway_bench.sh        # + a second harness run of the gateway on uvloop
 #        OVERLOAD=1 ... / ONLY_OVERLOAD=1 ...            # + / only the overload run (c=10..200, bench/overload.py)
-#        TELEMETRY=on|sampled bash bench/run_gateway_bench.sh   # our gateway with OpenTelemetry on (default off)
+#        TELEMETRY=on|sampled|default bash bench/run_gateway_bench.sh   # our gateway with OpenTelemetry on
 #
-# Telemetry (TELEMETRY=off|on|sampled, issue 12): on = TELEMETRY_ENABLED=true, OTLP/HTTP to bench/otlp_sink.py,
-# 100 % sampled; sampled = the same at TELEMETRY_SAMPLING_RATIO=0.1. The sink runs on the load generator's core
+# Telemetry (TELEMETRY=off|on|sampled|default, issue 12): on = TELEMETRY_ENABLED=true, OTLP/HTTP to
+# bench/otlp_sink.py, 100 % sampled; sampled = the same at TELEMETRY_SAMPLING_RATIO=0.1; default = the shipped
+# sampling (no ratio: at most TELEMETRY_TRACES_PER_SECOND=5 traces/s, every call in the metrics). The sink runs on the load generator's core
 # (UP_CPU), the settings reach only our gateway (never LiteLLM/Portkey), and the sink's counts (requests, bytes,
 # spans, metric points) land in $RUN/otlp_sink.json at the end (and in env.txt which mode ran).
 # Results: $BENCH_WORK/gateway/run-*/ (default BENCH_WORK=/tmp/gw-bench). Loopback only; every process started
@@ -58,10 +59,11 @@ case "$GW_LOOP" in asyncio|uvloop) ;; *) echo "GW_LOOP must be asyncio or uvloop
 TELEMETRY=${TELEMETRY:-off}; SINK_PORT=${SINK_PORT:-4318}
 case "$TELEMETRY" in
   off) TELEMETRY_ENV="" ;;  # the gateway's default (telemetry off): nothing passed
-  on|sampled) TELEMETRY_ENV="TELEMETRY_ENABLED=true TELEMETRY_EXPORTER=otlp OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
-    TELEMETRY_ENV+=" OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT"
-    TELEMETRY_ENV+=" TELEMETRY_SAMPLING_RATIO=$([ "$TELEMETRY" = on ] && echo 1.0 || echo 0.1)" ;;
-  *) echo "TELEMETRY must be off, on or sampled" >&2; exit 2;;
+  on|sampled|default) TELEMETRY_ENV="TELEMETRY_ENABLED=true TELEMETRY_EXPORTER=otlp"
+    TELEMETRY_ENV+=" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT"
+    case "$TELEMETRY" in on) TELEMETRY_ENV+=" TELEMETRY_SAMPLING_RATIO=1.0";;
+                         sampled) TELEMETRY_ENV+=" TELEMETRY_SAMPLING_RATIO=0.1";; esac ;;
+  *) echo "TELEMETRY must be off, on, sampled or default" >&2; exit 2;;
 esac
 PROFILE=${PROFILE:-1}; PROFILE_RATE=${PROFILE_RATE:-200}; PROFILE_DUR=${PROFILE_DUR:-10}
 STALL_WARM=${STALL_WARM:-20}; STALL_DUR=${STALL_DUR:-40}

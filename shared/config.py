@@ -165,7 +165,14 @@ class Settings(BaseSettings):
         default=None, validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING")
     # Application Insights with local auth disabled: ingest with the app's managed identity (Entra ID).
     telemetry_entra_auth: bool = Field(default=False, validation_alias="TELEMETRY_ENTRA_AUTH")
-    telemetry_sampling_ratio: float = Field(default=1.0, ge=0, le=1, validation_alias="TELEMETRY_SAMPLING_RATIO")
+    # Traces (metrics and the request log count every call whatever is sampled): a fixed share of calls when
+    # TELEMETRY_SAMPLING_RATIO is set; otherwise at most TELEMETRY_TRACES_PER_SECOND sampled traces per second per
+    # instance (the Azure Monitor distro's own default, 5): every call traced at low traffic, the export cost bounded
+    # at high traffic — at 100 % the span export alone cost ~0.6 ms CPU per call in the harness (docs/benchmarks.md).
+    telemetry_sampling_ratio: float | None = Field(default=None, ge=0, le=1,
+                                                   validation_alias="TELEMETRY_SAMPLING_RATIO")
+    telemetry_traces_per_second: float = Field(default=5.0, ge=0, le=100_000,
+                                               validation_alias="TELEMETRY_TRACES_PER_SECOND")
 
     # --- agents pillar: cloud sync (docs/admin-guide.md "Cross-cloud sync"). The schedules are read by the Functions
     # host from AGENTS_SYNC_BEDROCK_SCHEDULE / AGENTS_SYNC_VERTEX_SCHEDULE (six-field NCRONTAB), not by Python.

@@ -195,11 +195,11 @@ class Services(ModelsServices, ToolsServices, AgentsServices, GuardrailServices,
 
             return NoTelemetry()
         from .telemetry.hooks import OtelTelemetry
-        from .telemetry.setup import start
+        from .telemetry.setup import Sampling, start
 
         conn = s.appinsights_connection_string.get_secret_value() if s.appinsights_connection_string else None
         providers = start(s.telemetry_exporter, connection_string=conn, entra_auth=s.telemetry_entra_auth,
-                          sampling_ratio=s.telemetry_sampling_ratio)
+                          sampling=Sampling(s.telemetry_sampling_ratio, s.telemetry_traces_per_second))
         self._on_close("telemetry providers", _ProviderCloser(providers).close)  # after the pipelines (LIFO)
         return OtelTelemetry(providers.tracer_provider.get_tracer("ai-gateway"),
                              providers.meter_provider.get_meter("ai-gateway"))
