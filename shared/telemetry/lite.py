@@ -31,6 +31,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, Tracer
 from opentelemetry.sdk.trace.sampling import ParentBased, ParentBasedTraceIdRatio, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from .rate_sampling import RootRateLimited
+
 log = logging.getLogger("gateway.telemetry")
 _SCALARS = (str, bool, int, float)
 _UNSET = Status(StatusCode.UNSET)
@@ -75,6 +77,7 @@ class LiteTracer:
         self.max_attributes: int | None = limits.max_span_attributes
         self.max_length: int | None = limits.max_span_attribute_length
         self.root_bound = root_ratio_bound(self.sampler)
+        self.root_rate = RootRateLimited.of(self.sampler) if self.root_bound is None else None
         self._on_ending = getattr(self.processor, "_on_ending", None)
 
     @classmethod
@@ -102,6 +105,11 @@ class LiteTracer:
                 sampled = trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self.root_bound
                 context = SpanContext(trace_id, self.ids.generate_span_id(), False, _FLAGS[sampled, random_id])
                 return self._started(name, context, None, kind, attributes, attributes if sampled else None,
+                                     parent_ctx) if sampled else NonRecordingSpan(context)
+            if self.root_rate is not None:  # rate_sampling.py: the rate-limited sampler's own decision, lean
+                sampled, sampler_attributes = self.root_rate.decide(trace_id, attributes)
+                context = SpanContext(trace_id, self.ids.generate_span_id(), False, _FLAGS[sampled, random_id])
+                return self._started(name, context, None, kind, attributes, sampler_attributes,
                                      parent_ctx) if sampled else NonRecordingSpan(context)
         else:
             trace_id = parent.trace_id
