@@ -102,8 +102,11 @@ async def cpu_per_call_us(pipeline, n: int) -> float:
 async def main(n: int, baseline: str | None) -> None:
     providers, readers = [], []
 
-    def otel(ratio: float, hooks=OtelTelemetry):
-        tp = TracerProvider(sampler=ParentBasedTraceIdRatio(ratio))  # what shared/telemetry/setup.py builds
+    def otel(ratio: float | None, hooks=OtelTelemetry):
+        from shared.telemetry.setup import Sampling
+
+        # what shared/telemetry/setup.py builds: a ratio, or (None) the default rate limit of 5 traces/s
+        tp = TracerProvider(sampler=Sampling(ratio, 5.0).sampler() if ratio is None else ParentBasedTraceIdRatio(ratio))
         tp.add_span_processor(BatchSpanProcessor(CountingExporter(), max_queue_size=n * 8))
         providers.append(tp)
         reader = InMemoryMetricReader()
@@ -111,7 +114,8 @@ async def main(n: int, baseline: str | None) -> None:
         meter = MeterProvider(metric_readers=[reader]).get_meter("bench")
         return hooks(tp.get_tracer("bench"), meter)
 
-    pipelines = {"off": build(None), "on": build(otel(1.0)), "on, 10% sampled": build(otel(0.1))}
+    pipelines = {"off": build(None), "on": build(otel(1.0)), "on, 10% sampled": build(otel(0.1)),
+                 "on, default ≤5/s": build(otel(None))}
     if baseline:
         old_hooks, old_install = load_revision(baseline)
         pipelines[f"{baseline}: on"] = build(otel(1.0, old_hooks), old_install)
