@@ -29,35 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-ADMIN = "bench-admin-key-0123456789abcdef0123"
-
-
-async def _asgi(app, method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]],
-                marks: list[float] | None = None) -> tuple[int, bytes]:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-             "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
-             "headers": [(b"host", b"127.0.0.1:7071"), (b"content-length", str(len(body)).encode()), *headers],
-             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 7071)}
-    sent, status, out = False, 0, []
-
-    async def receive():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.Event().wait()
-
-    async def send(message):
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            out.append(message.get("body", b""))
-            if marks is not None and not message.get("more_body"):
-                marks.append(time.process_time())
-
-    await app(scope, receive, send)
-    return status, b"".join(out)
+from bench.percall_cpu import ADMIN, _asgi  # one in-process ASGI driver for both benches
 
 
 async def _setup():

@@ -30,7 +30,9 @@ ANSWER = (b'{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"f
 ADMIN = "bench-admin-key-0123456789abcdef0123"
 
 
-async def _asgi(app, method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
+async def _asgi(app, method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]],
+                marks: list[float] | None = None) -> tuple[int, bytes]:
+    """One request through the ASGI app; `marks` gets the process time at which the last body byte was sent."""
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
              "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
              "headers": [(b"host", b"127.0.0.1:7071"), (b"content-length", str(len(body)).encode()), *headers],
@@ -51,6 +53,8 @@ async def _asgi(app, method: str, path: str, body: bytes, headers: list[tuple[by
             status = message["status"]
         elif message["type"] == "http.response.body":
             out.append(message.get("body", b""))
+            if marks is not None and not message.get("more_body"):
+                marks.append(time.process_time())
 
     await app(scope, receive, send)
     return status, b"".join(out)

@@ -13,8 +13,9 @@ Invariants:
 - in order of `defer`; one failing callback is logged and does not stop the others;
 - outside a scope (unit tests, timers, queue functions, a stream's own generator) `defer` answers False and the
   caller runs the work itself, at once;
-- only whole-body responses wait: for a streaming response the scope's work runs before it is returned (a stream's
-  own release-and-log runs in its generator's `finally`, pipeline.py)."""
+- only whole-body responses wait (a `Response` whose class sends `self.body` as `Response` does): for a streaming or
+  file response the scope's work runs before it is returned (a stream's own release-and-log runs in its generator's
+  `finally`, pipeline.py)."""
 from __future__ import annotations
 
 import logging
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Any
 
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 log = logging.getLogger("gateway.http")
@@ -81,8 +82,8 @@ class AfterSend:
             self._token = None
         if not self._pending:
             return response
-        if isinstance(response, StreamingResponse) or not isinstance(response, Response):
-            _run(self._pending)
+        if not isinstance(response, Response) or type(response).__call__ is not Response.__call__:
+            _run(self._pending)  # a stream, a file, anything that sends itself differently: its work runs now
             return response
         out = SendThenRun.__new__(SendThenRun)
         out.__dict__.update(response.__dict__)  # status, rendered body, raw headers, background: not re-rendered

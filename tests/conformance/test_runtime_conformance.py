@@ -167,18 +167,22 @@ def upstream() -> Any:
         yield fake
 
 
-def test_streamed_chat_arrives_chunk_by_chunk(functions_host: FunctionsHost, upstream: FakeOpenAI) -> None:
+def _chat_model(host: FunctionsHost, upstream: FakeOpenAI, pid: str, capabilities: list[str]) -> str:
+    """A project with one `chat` model on the fake upstream, through the real worker; → a virtual key's secret."""
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    pid = "p-conformance"
-    r = functions_host.call("POST", "/manage/projects", headers=admin,
-                            json_body={"id": pid, "name": pid, "pillars": {"models": {"enabled": True}}})
+    r = host.call("POST", "/manage/projects", headers=admin,
+                  json_body={"id": pid, "name": pid, "pillars": {"models": {"enabled": True}}})
     assert r.status_code == 201, r.text
-    r = functions_host.call("POST", f"/manage/projects/{pid}/models", headers=admin, json_body={
-        "name": "chat", "backends": [backend(upstream, "b1")], "capabilities": ["chat", "streaming"]})
+    r = host.call("POST", f"/manage/projects/{pid}/models", headers=admin, json_body={
+        "name": "chat", "backends": [backend(upstream, "b1")], "capabilities": capabilities})
     assert r.status_code == 201, r.text
-    r = functions_host.call("POST", f"/manage/projects/{pid}/keys", headers=admin, json_body={"name": "k"})
+    r = host.call("POST", f"/manage/projects/{pid}/keys", headers=admin, json_body={"name": "k"})
     assert r.status_code == 201, r.text
-    key = r.json()["secret"]
+    return r.json()["secret"]
+
+
+def test_streamed_chat_arrives_chunk_by_chunk(functions_host: FunctionsHost, upstream: FakeOpenAI) -> None:
+    key = _chat_model(functions_host, upstream, "p-conformance", ["chat", "streaming"])
 
     delay = 0.25
     words = "one two three four five six"
@@ -213,16 +217,8 @@ def test_a_whole_answer_is_logged_after_it_is_sent_through_the_real_worker(funct
 
     from tests.integration.test_usage_log import _rows
 
-    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     pid = "p-conformance-log"
-    r = functions_host.call("POST", "/manage/projects", headers=admin,
-                            json_body={"id": pid, "name": pid, "pillars": {"models": {"enabled": True}}})
-    assert r.status_code == 201, r.text
-    r = functions_host.call("POST", f"/manage/projects/{pid}/models", headers=admin, json_body={
-        "name": "chat", "backends": [backend(upstream, "b1")], "capabilities": ["chat"]})
-    assert r.status_code == 201, r.text
-    key = functions_host.call("POST", f"/manage/projects/{pid}/keys", headers=admin,
-                              json_body={"name": "k"}).json()["secret"]
+    key = _chat_model(functions_host, upstream, pid, ["chat"])
     upstream.set_default(fake_openai.ok("logged after the send"))
     rid = "after-send-" + str(int(time.time() * 1000))
     r = functions_host.call("POST", "/v1/chat/completions", json_body={

@@ -179,3 +179,25 @@ async def test_a_direct_pipeline_run_outside_a_request_still_logs_before_it_retu
 async def _rows(w) -> list:
     await w.usage.flush()
     return w.sink.records
+
+
+async def test_a_json_response_keeps_its_rendered_body_and_headers_when_its_work_waits():
+    from starlette.responses import JSONResponse
+
+    events: list[str] = []
+    scope = AfterSend()
+    scope.open()
+    defer(lambda: events.append("after"))
+    original = JSONResponse({"a": 1}, status_code=202, headers={"x-b": "2"})
+    out = scope.close(original)
+    assert isinstance(out, SendThenRun) and out.body == original.body and out.raw_headers == original.raw_headers
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    await out({"type": "http"}, receive, send)
+    assert sent[0]["status"] == 202 and sent[1]["body"] == b'{"a":1}' and events == ["after"]
