@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.percall_cpu import ADMIN, _asgi  # one in-process ASGI driver for both benches
+from bench.percall_cpu import ADMIN, _asgi, interleaved  # one ASGI driver and one A/B loop for both
 
 
 async def _setup():
@@ -122,13 +122,6 @@ def _spawn(tree: str, calls: int, warm: int) -> subprocess.Popen[str]:
     return p
 
 
-def _ask(p: subprocess.Popen[str]) -> dict[str, float]:
-    assert p.stdin is not None and p.stdout is not None
-    p.stdin.write("go\n")
-    p.stdin.flush()
-    return json.loads(p.stdout.readline())
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ab", metavar="BASE_TREE")
@@ -143,14 +136,7 @@ def main() -> None:
     here = str(Path(__file__).resolve().parents[1])
     trees = {"before": str(Path(a.ab).resolve()), "after": here} if a.ab else {"this tree": here}
     procs = {label: _spawn(tree, a.calls, a.warm) for label, tree in trees.items()}
-    got: dict[str, list[dict[str, float]]] = {k: [] for k in trees}
-    for r in range(a.rounds):
-        for label in (list(trees) if r % 2 == 0 else list(reversed(trees))):
-            got[label].append(_ask(procs[label]))
-    for p in procs.values():
-        assert p.stdin is not None
-        p.stdin.close()
-        p.wait()
+    got: dict[str, list[dict[str, float]]] = interleaved(procs, a.rounds, json.loads)
     print(f"load average {os.getloadavg()[0]:.2f}; {a.rounds} rounds x {a.calls} sequential calls")
     print("| tree | answered µs | total µs | direct µs | gateway's own on the caller's path (answered − direct) |")
     print("|---|---|---|---|---|")

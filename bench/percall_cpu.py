@@ -22,12 +22,15 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 BODY = b'{"model":"fake-model","messages":[{"role":"user","content":"Say hello in five words."}],"max_tokens":16}'
 ANSWER = (b'{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"fake-model","choices":[{"index":0,'
           b'"message":{"role":"assistant","content":"Hello there, how are you?"},"finish_reason":"stop"}],'
           b'"usage":{"prompt_tokens":14,"completion_tokens":7,"total_tokens":21}}')
 ADMIN = "bench-admin-key-0123456789abcdef0123"
+T = TypeVar("T")
 
 
 async def _asgi(app, method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]],
@@ -153,6 +156,25 @@ async def _solo(rounds: int, calls: int, warm: int, profile: bool, top: int, cal
     print(f"µs/call per round: {' '.join(f'{x:.0f}' for x in xs)}; median {statistics.median(xs):.0f}")
 
 
+def interleaved(procs: dict[str, subprocess.Popen[str]], rounds: int, parse: Callable[[str], T]
+                ) -> dict[str, list[T]]:
+    """Each long-lived child asked for one batch per round ("go" → one line), the order reversed every other round
+    so neither tree always runs first; then the children are closed and waited for."""
+    got: dict[str, list[T]] = {label: [] for label in procs}
+    for r in range(rounds):
+        for label in (list(procs) if r % 2 == 0 else list(reversed(procs))):
+            p = procs[label]
+            assert p.stdin is not None and p.stdout is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            got[label].append(parse(p.stdout.readline()))
+    for p in procs.values():
+        assert p.stdin is not None
+        p.stdin.close()
+        p.wait()
+    return got
+
+
 def _ab(base: str, rounds: int, calls: int, warm: int) -> None:
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     trees = {"before": os.path.abspath(base), "after": here}
@@ -162,16 +184,7 @@ def _ab(base: str, rounds: int, calls: int, warm: int) -> None:
             [sys.executable, os.path.abspath(__file__), "--child", "--calls", str(calls), "--warm", str(warm)],
             cwd=tree, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert procs[label].stdout.readline().strip() == "ready", f"{label}: child failed"
-    got: dict[str, list[float]] = {k: [] for k in trees}
-    for r in range(rounds):
-        for label in (("before", "after") if r % 2 == 0 else ("after", "before")):
-            p = procs[label]
-            p.stdin.write("go\n")
-            p.stdin.flush()
-            got[label].append(float(p.stdout.readline()))
-    for p in procs.values():
-        p.stdin.close()
-        p.wait()
+    got = interleaved(procs, rounds, float)
     load = os.getloadavg()[0]
     for label, xs in got.items():
         print(f"{label:6s} µs/call: median {statistics.median(xs):6.0f}  rounds {' '.join(f'{x:.0f}' for x in xs)}")

@@ -24,7 +24,6 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
 
 from shared.domain.projects import GlobalFlags, Project
 from shared.domain.quotas import Quota
@@ -106,7 +105,7 @@ async def main(n: int, baseline: str | None) -> None:
         from shared.telemetry.setup import Sampling
 
         # what shared/telemetry/setup.py builds: a ratio, or (None) the default rate limit of 5 traces/s
-        tp = TracerProvider(sampler=Sampling(ratio, 5.0).sampler() if ratio is None else ParentBasedTraceIdRatio(ratio))
+        tp = TracerProvider(sampler=Sampling(ratio, 5.0).sampler())
         tp.add_span_processor(BatchSpanProcessor(CountingExporter(), max_queue_size=n * 8))
         providers.append(tp)
         reader = InMemoryMetricReader()

@@ -4,8 +4,9 @@ Telemetry's default (setup.py `Sampling` without a ratio, and the Azure Monitor 
 N traces per second with `RateLimitedSampler`: an adaptive percentage, and the Application Insights sampling score
 of the trace id (DJB2 over its 32 hex digits, so every service sampling the same trace decides alike). Its
 `should_sample` costs ~27 µs a call here, 21 µs of it the DJB2 loop (a modulo on Python ints per character). Here
-the same hash is one dot product modulo 2^32 (wrapping once at the end is wrapping at each step), the percentage still comes from the sampler's own state — so the gateway's decisions and the sample-rate
-attribute Application Insights extrapolates counts from are exactly the sampler's (tests compare both)."""
+the same hash is one dot product modulo 2^32 (wrapping once at the end is wrapping at each step) and the percentage
+still comes from the sampler's own state — so the gateway's decisions and the sample-rate attribute Application
+Insights extrapolates counts from are exactly the sampler's (tests compare both)."""
 from __future__ import annotations
 
 from operator import mul
@@ -16,7 +17,7 @@ _INT32_MAX = 2**31 - 1
 _INT32_MIN = -(2**31)
 
 
-# DJB2 over 32 characters is a polynomial: h = seed·33^32 + Σ c_i·33^(31−i)  (mod 2^32) — one C-level dot product.
+# DJB2 over 32 characters is a polynomial: h = seed·33^32 + Σ c_i·33^(31−i) (mod 2^32), one C-level dot product.
 _POWERS = tuple(pow(33, 31 - i, 2**32) for i in range(32))
 _SEEDED = _DJB2_SEED * pow(33, 32, 2**32)
 
