@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -36,11 +35,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.prepare import trigger_settings  # noqa: E402
 from dev.emulators import Emulators, Ports, free_port  # noqa: E402
 from tests.integration.mcp_support import seed  # noqa: E402
 from tests.support.mcp_servers import Fleet, NPM_DIR, _wait_port, launch  # noqa: E402
-from tests.support.processes import HostProcess, start_host  # noqa: E402
+from bench.mcp_fixture import bench_key, gateway, gateway_env, stop_all  # noqa: E402
 
 MODERN = "2026-07-28"
 META = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
@@ -252,17 +250,6 @@ def probed(repo: Path, work: Path) -> Path:
     return farm
 
 
-def gateway(repo: Path, env: dict[str, str], work: Path, name: str) -> HostProcess:
-    for attempt in range(3):  # free_port() races with other processes on a shared machine: retry on a new port
-        try:
-            return start_host(root=repo, repo=repo, app="function_app:app", log_dir=work, name=name, timeout=90,
-                              env=env)
-        except RuntimeError as exc:
-            if attempt == 2 or "address already in use" not in str(exc):
-                raise
-    raise AssertionError("unreachable")
-
-
 def idle(root: int) -> None:
     """SCHED_IDLE for every thread of `root` and its descendants (threads made later inherit it)."""
     from bench.prepare import tree_pids
@@ -322,12 +309,8 @@ async def main() -> int:
         server = launch("sdk", [sys.executable, str(upstream), str(port)], port, "/mcp", work)
         stop.append(server.stop)
         _wait_port(port, server.proc, server.log)
-        admin_key, db = "bench-admin-" + secrets.token_hex(8), "bench-" + uuid.uuid4().hex[:6]
-        env = {"COSMOS_CONNECTION_STRING": emu.cosmos_connection_string, "COSMOS_DATABASE": db,
-               "AzureWebJobsStorage": emu.storage_connection_string, "GATEWAY_ADMIN_KEY": admin_key,
-               "GATEWAY_KEY_HASH_SECRET": secrets.token_hex(16), "EGRESS_ALLOW_LOOPBACK": "true",
-               "FLAG_CACHE_TTL_SECONDS": "60", "LOG_LEVEL": "WARNING", **trigger_settings(),
-               "TOOLS_APPROVALS_QUEUE": "bench-submissions"}
+        env = gateway_env(emu)
+        admin_key = env["GATEWAY_ADMIN_KEY"]
         if args.stall_probe:
             probe_env = {**env, "GC_PROBE_OUT": str(args.stall_probe.resolve()), "LOOP_PROBE_MS": "3",
                          "LOOP_PROBE_FRAMES": "14"}
@@ -336,11 +319,8 @@ async def main() -> int:
             gw = gateway(ROOT, env, work, "gateway")
         stop.append(gw.stop)
         pin(gw.proc.pid, proxy_cpus)
-        with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30) as admin:
-            admin.post("/manage/projects", json={"id": "bench", "name": "bench",
-                                                 "pillars": {"tools": {"enabled": True}}}).raise_for_status()
-            key = admin.post("/manage/projects/bench/keys", json={"name": "bench"}).json()["secret"]
-        box = await seed(emu.cosmos_connection_string, db, "bench", Fleet(servers={"sdk": server}))
+        key = bench_key(gw.url, admin_key)
+        box = await seed(emu.cosmos_connection_string, env["COSMOS_DATABASE"], "bench", Fleet(servers={"sdk": server}))
         auth = {"Authorization": f"Bearer {key}"}
         paths: list[tuple[str, Call, int | None]] = [
             ("direct (bench/fast_mcp_upstream.py)", modern_call(server.url, "shout", {}), None)]
@@ -373,11 +353,7 @@ async def main() -> int:
         if args.profile:
             await profile(gw.proc.pid, through, args.profile, args.seconds, args.concurrency)
     finally:
-        for fn in reversed(stop):
-            try:
-                fn()
-            except Exception:  # noqa: BLE001 - best-effort cleanup of what this run started
-                pass
+        stop_all(stop)
     base = results[0]
     print("| path | rate (calls/s) | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU ms/call | max calls/s | "
           "CPU ms/call at max | steal % (max) |")

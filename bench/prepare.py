@@ -137,6 +137,10 @@ def trigger_settings() -> dict[str, str]:
     sample = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
     out = {k: "0 0 0 1 1 *" for k in sample if k.endswith("_SCHEDULE")}
     out.update({k: v for k, v in sample.items() if k.endswith("_QUEUE")})  # queue triggers name theirs by setting
+    # In Azure the Functions host polls the queues, not the worker: the local host polls on the worker's own loop,
+    # where each poll (the Azure SDK, 1–7 ms of CPU) would be a local-only stall in the data-plane tail. Azure's
+    # default interval (1 min) instead of the 2 s host.json asks for approvals.
+    out["AzureFunctionsJobHost__extensions__queues__maxPollingInterval"] = "00:01:00"
     return out
 
 

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     module, _, attr = args.app.partition(":")
     app = getattr(importlib.import_module(module), attr or "app")
     try:
-        host = LocalHost(app, HostConfig.load(root / "host.json"), dict(os.environ),
+        host = LocalHost(app, HostConfig.load(root / "host.json", os.environ), dict(os.environ),
                          queue_lease_seconds=args.queue_lease_seconds)
     except FunctionsInError as exc:  # what the Functions host would log; it would not serve these functions
         print(exc, file=sys.stderr, flush=True)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 
 def load_local_settings(path: Path, environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -49,8 +49,13 @@ class HostConfig:
     queues: QueueOptions = QueueOptions()
 
     @classmethod
-    def load(cls, path: Path) -> "HostConfig":
+    def load(cls, path: Path, environ: Mapping[str, str] | None = None) -> "HostConfig":
+        """host.json, with the Functions host's app-setting overrides applied: a setting named
+        `AzureFunctionsJobHost__extensions__queues__maxPollingInterval` replaces that host.json value, as in Azure."""
         data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        for name, value in (environ or {}).items():
+            if name.startswith(_OVERRIDE) and len(name) > len(_OVERRIDE):
+                _override(data, name[len(_OVERRIDE):].split("__"), value)
         ext = data.get("extensions", {})
         q = ext.get("queues", {})
         encoding = str(q.get("messageEncoding", "base64")).lower()
@@ -64,3 +69,20 @@ class HostConfig:
             max_polling_interval=parse_timespan(q.get("maxPollingInterval", "00:01:00")),
         )
         return cls(route_prefix=str(ext.get("http", {}).get("routePrefix", "api")).strip("/"), queues=queues)
+
+
+_OVERRIDE = "AzureFunctionsJobHost__"
+
+
+def _override(data: dict[str, Any], path: list[str], value: str) -> None:
+    """Set `value` at `path` (host.json keys, matched case-insensitively as the host does), creating objects."""
+    node = data
+    for i, part in enumerate(path):
+        key = next((k for k in node if k.lower() == part.lower()), part)
+        if i == len(path) - 1:
+            node[key] = value
+            return
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child

@@ -42,11 +42,17 @@ def shape(secret: str) -> Shape:
     return "malformed"
 
 
+_PAIRS = [a + b for a in ALPHABET for b in ALPHABET]  # two base-62 digits per divmod: the MAC is checked per call
+
+
 def _base62(value: int, width: int) -> str:
     out = []
-    for _ in range(width):
+    if width % 2:
         value, digit = divmod(value, 62)
         out.append(ALPHABET[digit])
+    for _ in range(width // 2):
+        value, pair = divmod(value, 3844)
+        out.append(_PAIRS[pair])
     return "".join(reversed(out))
 
 
@@ -55,7 +61,7 @@ class KeyMac:
         self._key = hmac.new(pepper, _MAC_LABEL, hashlib.sha256).digest()
 
     def _mac(self, body: str) -> str:
-        digest = hmac.new(self._key, body.encode(), hashlib.sha256).digest()
+        digest = hmac.digest(self._key, body.encode(), "sha256")  # one-shot C call: no HMAC object per request
         return _base62(int.from_bytes(digest[:12], "big"), MAC_LEN)  # 62^12 < 2^96: every digit is MAC-derived
 
     def mint(self) -> str:

@@ -13,7 +13,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.responses import Response, StreamingResponse
 
@@ -31,6 +31,8 @@ from .spec import PillarSpec
 from .steps import Step
 from .telemetry import NoTelemetry, Telemetry
 
+_R = TypeVar("_R")
+
 
 class Pipeline:
     def __init__(self, spec: PillarSpec, *, quotas: QuotaBook, enforcer: QuotaEnforcer, breakers: Breakers,
@@ -46,6 +48,16 @@ class Pipeline:
         self._clock = clock  # failover's time budget (tests inject one; breakers carry their own)
 
     async def run(self, x: Exchange) -> Response:
+        """The call as an HTTP response (streamed when the relay streams)."""
+        return await self._run(x, self._respond)
+
+    async def run_whole(self, x: Exchange) -> Relayed:
+        """The call's whole answer (status, headers, the body after every step) for a caller that answers in its
+        own protocol (the MCP transport wraps it in JSON-RPC): no HTTP response object is built only to be
+        unwrapped. The spec must not stream."""
+        return await self._run(x, self._whole)
+
+    async def _run(self, x: Exchange, respond: Callable[[Exchange, Relayed], _R]) -> _R:
         if x.correlation_id is None:
             x.correlation_id = correlation_of(x.headers, x.trace_carrier)
         self._telemetry.call_started(x)
@@ -57,8 +69,8 @@ class Pipeline:
                 relayed = await self._forward(x)
             if self.steps:
                 relayed = await self._answered(x, self._after(x, relayed))
-            response = self._respond(x, relayed)
-            streaming = relayed.chunks is not None
+            response = respond(x, relayed)
+            streaming = x.streamed
             return response
         except GatewayError as exc:
             x.status, x.error_code = exc.status, exc.code
@@ -150,7 +162,22 @@ class Pipeline:
                 relayed = await answered(x, relayed)
         return relayed
 
+    def _whole(self, x: Exchange, relayed: Relayed) -> Relayed:
+        if relayed.chunks is not None:
+            raise TypeError(f"{self.spec.noun}: run_whole needs a whole answer, the relay streamed")
+        self._answer_headers(x, relayed)
+        return relayed
+
     def _respond(self, x: Exchange, relayed: Relayed) -> Response:
+        headers = self._answer_headers(x, relayed)
+        if relayed.chunks is None:
+            return Response(relayed.body, status_code=relayed.status, headers=headers, media_type=relayed.media_type)
+        x.streamed = True
+        return StreamingResponse(self._streamed(x, relayed.chunks), status_code=relayed.status, headers=headers,
+                                 media_type=relayed.media_type)
+
+    def _answer_headers(self, x: Exchange, relayed: Relayed) -> dict[str, str]:
+        """The gateway's answer headers (quota state, request id, backend, overhead), and the call's status."""
         headers = relayed.headers
         if x.admission is not None:
             headers.update(x.admission.headers)
@@ -164,11 +191,7 @@ class Pipeline:
         x.status = relayed.status
         if relayed.status >= 300 and outcome is not None:
             x.error_code = "upstream_error"
-        if relayed.chunks is None:
-            return Response(relayed.body, status_code=relayed.status, headers=headers, media_type=relayed.media_type)
-        x.streamed = True
-        return StreamingResponse(self._streamed(x, relayed.chunks), status_code=relayed.status, headers=headers,
-                                 media_type=relayed.media_type)
+        return headers
 
     async def _streamed(self, x: Exchange, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         try:

@@ -63,8 +63,13 @@ class LeanResponse:
     def chunks(self) -> AsyncIterator[bytes]:
         return self._body.chunks()
 
+    def buffered(self) -> bytes | None:
+        """The whole body if it already arrived with the head (then taken; else None and `chunks()` reads it)."""
+        return self._body.buffered()
+
     async def read(self) -> bytes:
-        return b"".join([part async for part in self._body.chunks()])
+        whole = self.buffered()
+        return whole if whole is not None else b"".join([part async for part in self._body.chunks()])
 
     async def aclose(self) -> None:
         if self._closed:
@@ -102,11 +107,14 @@ class LeanHttp:
         origin, target, host = _split(url)
         raw = encode_headers(headers) if isinstance(headers, Mapping) else list(headers)
         head = request_head(method, target, host, raw, len(content))  # refused before a slot or a socket is taken
-        try:
-            async with asyncio.timeout(timeouts.pool):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout("no free upstream connection slot in time") from None
+        if self._slots.locked():  # all slots taken: wait for one, bounded by the pool timeout
+            try:
+                async with asyncio.timeout(timeouts.pool):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise httpx.PoolTimeout("no free upstream connection slot in time") from None
+        else:  # a free slot is taken at once (no timer armed and cancelled on every call)
+            await self._slots.acquire()
         conn: Conn | None = None
         try:
             conn = await self._checkout(origin, timeouts.connect)
@@ -130,7 +138,7 @@ class LeanHttp:
         """The MCP wire's POST (shared/pillars/tools/mcp/wire.py `Wire`): the response closed on leaving."""
         response = await self.request("POST", url, content, headers)
         try:
-            yield WireResponse(response.status, response.headers, response.chunks())
+            yield WireResponse(response.status, response.headers, response.chunks(), response.buffered)
         finally:
             await response.aclose()
 
@@ -177,7 +185,22 @@ class LeanHttp:
         await self.aclose()
 
 
+_SPLIT: dict[str, tuple[Origin, bytes, bytes]] = {}  # an upstream URL repeats on every call: parsed once (bounded)
+
+
 def _split(url: str | httpx.URL) -> tuple[Origin, bytes, bytes]:
+    if isinstance(url, str):
+        parts = _SPLIT.get(url)
+        if parts is None:
+            parts = _split_now(url)
+            if len(_SPLIT) >= 1024:
+                _SPLIT.clear()
+            _SPLIT[url] = parts
+        return parts
+    return _split_now(url)
+
+
+def _split_now(url: str | httpx.URL) -> tuple[Origin, bytes, bytes]:
     if isinstance(url, httpx.URL):
         scheme, host, port = url.scheme, url.raw_host.decode("ascii"), url.port
         target, netloc = url.raw_path, url.netloc

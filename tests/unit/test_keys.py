@@ -86,6 +86,45 @@ async def test_issued_secrets_are_v1_and_authenticate_with_one_lookup():
     assert store.calls == before + 1  # cached
 
 
+async def test_the_mac_is_checked_until_the_key_is_cached_then_skipped(monkeypatch):
+    keys = service(CountingStore())
+    _, secret = await keys.issue("p", KeyCreate(name="k"))
+    checked: list[str] = []
+    real = KeyMac.verifies
+    monkeypatch.setattr(KeyMac, "verifies", lambda self, s: checked.append(s) or real(self, s))
+    await keys.authenticate(secret)
+    assert checked == [secret]  # first use: MAC before the registry lookup
+    await keys.authenticate(secret)
+    await keys.authenticate(secret)
+    assert checked == [secret]  # its digest is a cached registry key: issued here, no MAC needed
+    forged = forged_v1()
+    with pytest.raises(Unauthenticated):
+        await keys.authenticate(forged)
+    assert checked == [secret, forged]  # an unknown digest is always MAC-checked
+
+
+async def test_a_remembered_secret_still_meets_rotation_and_revocation():
+    store = CountingStore()
+    keys = service(store)
+    key, secret = await keys.issue("p", KeyCreate(name="k"))
+    await keys.authenticate(secret)
+    assert keys._known == {secret: key.hash}  # the digest is remembered, never the key's validity
+    _, new_secret = await keys.rotate("p", key.id, overlap_seconds=0)
+    with pytest.raises(Unauthenticated):
+        await keys.authenticate(secret)  # the rotated-out secret: its digest no longer finds the key
+    assert (await keys.authenticate(new_secret)).key_id == key.id
+    keys.forget(await Repository(store, VirtualKey).get("p", key.id))
+    assert new_secret not in keys._known and secret in keys._known  # forget drops the key's current digests
+    keys._known.clear()
+    from shared.auth import keys as keys_module
+    for _ in range(keys_module._MAX_KNOWN + 5):  # bounded: a full table starts over
+        keys._known[secrets.token_hex(4)] = "x"
+        if len(keys._known) >= keys_module._MAX_KNOWN:
+            break
+    await keys.authenticate(new_secret)
+    assert keys._known == {new_secret: keys.hash(new_secret)}
+
+
 def wrong_last_char(secret: str) -> str:
     return secret[:-1] + ("0" if secret[-1] != "0" else "1")
 

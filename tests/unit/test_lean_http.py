@@ -169,6 +169,55 @@ async def test_header_injection_is_refused_before_any_connection(headers):
         assert await fetch(lean, srv.url) == (200, b"x")  # the refused request took no slot for good
 
 
+def test_header_lines_are_checked_once_per_pair_and_refused_every_time():
+    from shared.upstreams import http1
+    ok_pair, bad_pair = (b"X-Tool", b"shout"), (b"X-Tool", b"shout\r\nX-Evil: 1")
+    for _ in range(3):  # a valid pair is remembered; a refused one never is, so it is refused on every call
+        head = http1.request_head("POST", b"/mcp", b"h", [ok_pair, (b"Host", b"other")], 2)
+        assert b"X-Tool: shout\r\n" in head and head.count(b"Host:") == 1  # framing headers are the client's
+        with pytest.raises(httpx.LocalProtocolError):
+            http1.request_head("POST", b"/mcp", b"h", [ok_pair, bad_pair], 2)
+    assert ok_pair in http1._LINES and bad_pair not in http1._LINES
+
+
+class _Buffered:
+    """A connection whose bytes have all arrived (`fill` past them: the server closed)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.buf, self.timeout = data, None
+
+    async def fill(self) -> None:
+        raise httpx.RemoteProtocolError("the server closed the connection mid-answer")
+
+
+@pytest.mark.parametrize("wire", [
+    b"5\r\nhello\r\n0\r\n\r\nNEXT",                    # plain: taken at once, the next answer's bytes left
+    b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",          # two chunks
+    b"5;ext=1\r\nhello\r\n0\r\n\r\n",                  # a chunk extension: left to the streaming parser
+    b"5\r\nhello\r\n0\r\nx-trailer: 1\r\n\r\n",         # a trailer: likewise
+    b"5\r\nhelloXX0\r\n\r\n",                         # a malformed chunk end
+    b"zz\r\nhello\r\n0\r\n\r\n",                       # a malformed size
+    b"5\r\nhel",                                       # incomplete
+])
+async def test_a_buffered_chunked_body_is_taken_at_once_only_when_plain_and_whole(wire):
+    from shared.upstreams.http1 import Body
+    fast, slow = _Buffered(wire), _Buffered(wire)
+    names = {"transfer-encoding": "chunked"}
+    body = Body(fast, names, 200, "POST")  # type: ignore[arg-type]
+    taken = body.buffered()
+    streamed: bytes | Exception
+    try:
+        streamed = b"".join([p async for p in Body(slow, names, 200, "POST").chunks()])  # type: ignore[arg-type]
+    except httpx.HTTPError as exc:
+        streamed = exc
+    if taken is None:
+        assert fast.buf == wire and not body.complete  # nothing consumed: the streaming parser decides
+    else:
+        assert taken == streamed and fast.buf == slow.buf and body.complete  # same body, same bytes left
+    assert (taken is not None) == (wire.startswith(b"5\r\nhello\r\n") and b";" not in wire
+                                   and b"trailer" not in wire and not wire.startswith(b"5\r\nhelloXX"))
+
+
 async def test_egress_refuses_a_private_address_when_the_policy_forbids_it():
     async def dns(host: str, port: int) -> list[str]:
         return ["10.1.2.3"]

@@ -70,6 +70,17 @@ def test_local_settings_and_host_json(tmp_path: Path):
         HostConfig.load(tmp_path / "host.json")
 
 
+def test_app_settings_override_host_json_as_in_azure(tmp_path: Path):
+    (tmp_path / "host.json").write_text('{"extensions": {"queues": {"maxPollingInterval": "00:00:02", '
+                                        '"batchSize": 4}}}')
+    env = {"AzureFunctionsJobHost__extensions__Queues__maxPollingInterval": "00:01:00",
+           "AzureFunctionsJobHost__extensions__http__routePrefix": "gw", "AzureFunctionsJobHost__": "ignored"}
+    cfg = HostConfig.load(tmp_path / "host.json", env)
+    assert cfg.queues.max_polling_interval == timedelta(minutes=1)  # keys match case-insensitively
+    assert cfg.queues.batch_size == 4 and cfg.route_prefix == "gw"  # the rest of host.json stands
+    assert HostConfig.load(tmp_path / "host.json").queues.max_polling_interval == timedelta(seconds=2)
+
+
 def test_route_templates():
     rx, literals = compile_template("", "manage/projects/{project}/keys/{key:int}")
     assert rx.match("/manage/projects/a/keys/12").groupdict() == {"project": "a", "key": "12"}

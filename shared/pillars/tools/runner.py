@@ -25,7 +25,7 @@ class ToolCallRunner:
                      request_id=ctx.request_id, request=req, headers=ctx.headers,
                      started=ctx.started or time.perf_counter(), trace_carrier=_trace_meta(msg))
         try:
-            response = await self._pipeline.run(x)
+            whole = await self._pipeline.run_whole(x)
         except rpc.Fault as fault:
             return Reply(rpc.error(msg.id, fault.code, fault.message, fault.data))
         except McpRefused as exc:
@@ -44,8 +44,7 @@ class ToolCallRunner:
         assert req.answer is not None
         # The pipeline's body is `req.answer` serialised once by the spec (and again only by a step that rewrote
         # it): the transport sends these bytes instead of serialising the answer a second time.
-        body = getattr(response, "body", None)
-        return Reply(req.answer, body=body if isinstance(body, bytes) else None)
+        return Reply(req.answer, body=whole.body if isinstance(whole.body, bytes) else None)
 
     async def _after_approval(self, ctx: McpContext, msg: rpc.Message, wait: Coroutine[Any, Any, Any]
                               ) -> dict[str, Any]:

@@ -11,7 +11,7 @@ relay / usage: the bridged JSON-RPC answer; the log row's attributes (toolbox, s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -43,7 +43,7 @@ class ToolCallRequest:
     reply: Reply | None = None      # a governance answer that replaces the upstream call (approval pending)
     answer: dict[str, Any] | None = None
     upstream_error: int | None = None
-    sizes: dict[str, int] = field(default_factory=dict)
+    response_bytes: int | None = None  # set once an answer (the server's or its error) was bridged
 
 
 class Answered:
@@ -114,7 +114,7 @@ class ToolsSpec:
             req.upstream_error = fault.code
         req.answer = answer
         body = rpc.dumps(answer)
-        req.sizes = {"request_bytes": len(rpc.dumps(req.call.params)), "response_bytes": len(body)}
+        req.response_bytes = len(body)
         return Answered(body)
 
     def relay(self, x: Exchange) -> Relayed:
@@ -125,7 +125,12 @@ class ToolsSpec:
         req: ToolCallRequest = x.request
         attrs: dict[str, int | float | bool | str] = {
             "toolbox": req.ctx.toolbox, "tool": x.resource, "caller": req.ctx.caller,
-            "mcp_version": req.ctx.client_version, **req.sizes}
+            "mcp_version": req.ctx.client_version}
+        if req.call is not None and req.response_bytes is not None:
+            # Measured here, after the answer was sent (usage runs in the pipeline's after-send finish), not on
+            # the caller's path: the arguments are serialised once more only for the log row's size.
+            attrs["request_bytes"] = len(rpc.dumps(req.call.params))
+            attrs["response_bytes"] = req.response_bytes
         if req.call is not None:
             attrs["server"] = req.call.tool.definition.server_id
         if req.upstream_error is not None:

@@ -165,7 +165,11 @@ class McpUpstream:
         if want is None:  # a notification: 202 Accepted, nothing to read
             return None
         if ctype == "application/json":
-            body = await _read_capped(resp.chunks, max_bytes)
+            body = resp.buffered()  # a small answer that arrived with its head: no generator chain per part
+            if body is None:
+                body = await _read_capped(resp.chunks, max_bytes)
+            elif len(body) > max_bytes:
+                raise rpc.Fault(rpc.RESULT_TOO_LARGE, f"The MCP server's answer is larger than {max_bytes} bytes.")
             try:
                 msg = orjson.loads(body)
             except orjson.JSONDecodeError:
