@@ -83,7 +83,7 @@ def as_httpx() -> _AsHttpx:
 
 class Conn:
     """One upstream connection: its stream, unread bytes, when it went idle, and this request's read timeout."""
-    __slots__ = ("stream", "sock", "buf", "since", "timeout")
+    __slots__ = ("stream", "sock", "buf", "since", "timeout", "_poller")
 
     def __init__(self, stream: AsyncNetworkStream) -> None:
         self.stream = stream
@@ -91,6 +91,7 @@ class Conn:
         self.buf = b""
         self.since = 0.0
         self.timeout: float | None = None
+        self._poller: select.poll | None = None  # made on the first reuse, kept for the connection's life
 
     def quiet(self) -> bool:
         """An idle connection is reusable only while nothing is pending on it: no EOF or stray bytes seen by the
@@ -99,8 +100,10 @@ class Conn:
         if self.sock is None or self.stream.get_extra_info("is_readable"):
             return False
         try:
-            poller = select.poll()  # not select(): descriptors above 1024 are common on a busy instance
-            poller.register(self.sock, select.POLLIN)
+            poller = self._poller
+            if poller is None:  # not select(): descriptors above 1024 are common on a busy instance
+                poller = self._poller = select.poll()
+                poller.register(self.sock, select.POLLIN)
             return not poller.poll(0)
         except (OSError, ValueError):
             return False

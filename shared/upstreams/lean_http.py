@@ -17,7 +17,6 @@ half-way (a client that disconnected mid-stream) closes the connection instead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import time
 from collections import OrderedDict
@@ -133,14 +132,10 @@ class LeanHttp:
             self.release()
             raise
 
-    @contextlib.asynccontextmanager
-    async def post(self, url: str, content: bytes, headers: Mapping[str, str]) -> AsyncIterator[WireResponse]:
-        """The MCP wire's POST (shared/pillars/tools/mcp/wire.py `Wire`): the response closed on leaving."""
-        response = await self.request("POST", url, content, headers)
-        try:
-            yield WireResponse(response.status, response.headers, response.chunks(), response.buffered)
-        finally:
-            await response.aclose()
+    def post(self, url: str, content: bytes, headers: Mapping[str, str]) -> "_Posted":
+        """The MCP wire's POST (shared/pillars/tools/mcp/wire.py `Wire`): `async with` it; the response is closed
+        on leaving. A small class instead of `@asynccontextmanager`: no generator per call."""
+        return _Posted(self, url, content, headers)
 
     def release(self) -> None:
         self._slots.release()
@@ -183,6 +178,23 @@ class LeanHttp:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class _Posted:
+    __slots__ = ("_owner", "_args", "_response")
+
+    def __init__(self, owner: LeanHttp, url: str, content: bytes, headers: Mapping[str, str]) -> None:
+        self._owner, self._args = owner, (url, content, headers)
+        self._response: LeanResponse | None = None
+
+    async def __aenter__(self) -> WireResponse:
+        url, content, headers = self._args
+        self._response = r = await self._owner.request("POST", url, content, headers)
+        return WireResponse(r.status, r.headers, r.chunks(), r.buffered)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._response is not None:
+            await self._response.aclose()
 
 
 _SPLIT: dict[str, tuple[Origin, bytes, bytes]] = {}  # an upstream URL repeats on every call: parsed once (bounded)
