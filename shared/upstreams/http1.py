@@ -218,6 +218,7 @@ class Body:
 
     def __init__(self, conn: Conn, names: Mapping[str, str], status: int, method: str) -> None:
         self._conn = conn
+        self._started = False
         self.delimited = True
         te = names.get("transfer-encoding", "").lower()
         length = names.get("content-length")
@@ -243,6 +244,8 @@ class Body:
         ends with the connection, or its framing is anything but plain: `chunks()` then reads it and is the one
         judge of malformed framing."""
         c = self._conn
+        if self._started:  # part of it was already read as chunks
+            return None
         if self._mode == "length":
             n = self._length or 0
             if len(c.buf) < n:
@@ -260,6 +263,7 @@ class Body:
         return body
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        self._started = True
         with as_httpx():
             if self._mode == "length":
                 async for part in self._exactly(self._length or 0):

@@ -218,6 +218,16 @@ async def test_a_buffered_chunked_body_is_taken_at_once_only_when_plain_and_whol
                                    and b"trailer" not in wire and not wire.startswith(b"5\r\nhelloXX"))
 
 
+async def test_a_body_partly_read_as_chunks_is_never_taken_again_from_the_buffer():
+    from shared.upstreams.http1 import Body
+    conn = _Buffered(b"5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n")
+    body = Body(conn, {"transfer-encoding": "chunked"}, 200, "POST")  # type: ignore[arg-type]
+    parts = body.chunks()
+    assert await parts.__anext__() == b"hello"
+    assert body.buffered() is None  # what is left is not a whole body
+    assert [p async for p in parts] == [b"world"]
+
+
 async def test_egress_refuses_a_private_address_when_the_policy_forbids_it():
     async def dns(host: str, port: int) -> list[str]:
         return ["10.1.2.3"]
