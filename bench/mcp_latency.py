@@ -12,7 +12,7 @@ Paths: direct to the server (bench/fast_mcp_upstream.py), the floor (bench/null_
 gateway's lean client, no governance), the gateway toolbox (`dev.host`, emulators for the registry and logs), and
 with `--baseline DIR` a second gateway from another checkout over the same registry and key.
 
-    .venv/bin/python -m bench.mcp_latency [--calls 400] [--gaps 50,5,0] [--baseline /tmp/base]
+    .venv/bin/python -m bench.mcp_latency [--calls 400] [--gaps 50,5,0] [--baseline /tmp/base] [--stall-probe F]
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ from urllib.parse import urlsplit
 
 
 from bench.mcp_fixture import bench_key, gateway, gateway_env, stop_all
-from bench.mcp_toolbox import META, MODERN, ROOT, Emulators, Fleet, Ports, _wait_port, cpu_times, free_port, launch, seed
+from bench.mcp_toolbox import (META, MODERN, ROOT, Emulators, Fleet, Ports, _wait_port, cpu_times, free_port, launch,
+                               probed, seed)
 
 
 class RawPath:
@@ -108,7 +109,8 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _setup(work: Path, baseline: Path | None, stop: list[Callable[[], None]]) -> dict[str, RawPath]:
+async def _setup(work: Path, baseline: Path | None, probe: Path | None, stop: list[Callable[[], None]]
+                 ) -> dict[str, RawPath]:
     emu = Emulators(work / "emu", Ports.free())
     stop.append(emu.stop)
     emu.start()
@@ -118,7 +120,11 @@ async def _setup(work: Path, baseline: Path | None, stop: list[Callable[[], None
     stop.append(server.stop)
     _wait_port(port, server.proc, server.log)
     env = gateway_env(emu)
-    gw = gateway(ROOT, env, work, "gateway")
+    if probe is not None:  # the toolbox's gateway under bench/gcprobe: GC pauses and loop steps over 1 ms
+        gw = gateway(probed(ROOT, work), {**env, "GC_PROBE_OUT": str(probe.resolve()), "LOOP_PROBE_MS": "1",
+                                          "LOOP_PROBE_FRAMES": "14"}, work, "gateway")
+    else:
+        gw = gateway(ROOT, env, work, "gateway")
     stop.append(gw.stop)
     key = bench_key(gw.url, env["GATEWAY_ADMIN_KEY"])
     box = await seed(emu.cosmos_connection_string, env["COSMOS_DATABASE"], "bench", Fleet(servers={"sdk": server}))
@@ -141,10 +147,14 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=400)
     ap.add_argument("--gaps", default="50,5,0", help="idle ms before each call, one measurement per value")
     ap.add_argument("--baseline", type=Path, default=None, help="another checkout served by a second gateway")
+    ap.add_argument("--stall-probe", type=Path, default=None,
+                    help="run the toolbox's gateway under bench/gcprobe (loop steps over 1 ms, GC) and write its "
+                         "summary here")
     args = ap.parse_args()
     stop: list[Callable[[], None]] = []
     try:
-        paths = asyncio.run(_setup(Path(tempfile.mkdtemp(prefix="mcp-latency-")), args.baseline, stop))
+        paths = asyncio.run(_setup(Path(tempfile.mkdtemp(prefix="mcp-latency-")), args.baseline, args.stall_probe,
+                                   stop))
         for gap in (float(g) for g in args.gaps.split(",")):
             a0, s0 = cpu_times()
             lat = measure(paths, args.calls, gap)
