@@ -16,7 +16,7 @@ from functions import (admin_api, agents_admin_api, agents_api, agents_compositi
                        agents_portal_api, agents_sync, alerts_api, analytics_api, credentials_api, experiments_api,
                        guardrails_admin_api, health_api, keys_api, mcp_api, mcp_approvals_api, models_admin_api,
                        models_api, models_playground_api, monitoring_timers, portal_api, requestlog_api,
-                       tools_admin_api, tools_approvals, tools_portal_api)
+                       tools_admin_api, tools_approvals, tools_portal_api, warmup)
 from shared.auth.guards import DataPlaneGuard, RoleGuard
 from shared.auth.principal import Role
 from shared.config import SettingProblem, Settings, load_settings
@@ -110,6 +110,8 @@ def build_app(settings: Settings, services: Services | None = None, *,
     app.register_functions(agents_sync.build(lambda: services.agents, problems, outcome=services.job_outcome))
     # approvals queue + pinning timer
     app.register_functions(tools_approvals.background(tools, problems, outcome=services.job_outcome))
+    # A new instance builds its tools plane before traffic (misconfigured: nothing to build, every call answers 503)
+    app.register_functions(warmup.build(services.warm if not problems else list))
     app.register_functions(fallback_blueprint(endpoints))  # unknown paths/methods: the gateway's error body
     app.services = services  # type: ignore[attr-defined]  # for the local host's shutdown and for tests
     # Everything imported and built so far lives as long as the worker: keep it out of full GC passes.

@@ -8,6 +8,7 @@ import inspect
 import logging
 from typing import Any
 
+from azure.functions.warmup import WarmUpContext
 from azure.storage.blob.aio import BlobServiceClient
 from starlette.types import Receive, Scope, Send
 
@@ -28,7 +29,7 @@ class LocalHost:
         by_type: dict[str, list[Any]] = {}
         for fn in functions:
             by_type.setdefault(fn.get_trigger().get_binding_name(), []).append(fn)
-        unknown = set(by_type) - {"httpTrigger", "timerTrigger", "queueTrigger"}
+        unknown = set(by_type) - {"httpTrigger", "timerTrigger", "queueTrigger", "warmupTrigger"}
         if unknown:
             raise ValueError(f"the local host cannot run trigger types {sorted(unknown)}")
         self.app = app
@@ -38,6 +39,8 @@ class LocalHost:
         self.timers = [TimerFunction.of(f, env) for f in by_type.get("timerTrigger", [])]
         self.queues = [QueueListener(QueueFunction.of(f, env), config.queues, lease_seconds=queue_lease_seconds)
                        for f in by_type.get("queueTrigger", [])]
+        self.warmups = by_type.get("warmupTrigger", [])  # run once at start, as on an instance scale-out adds
+        self.warmed = asyncio.Event()  # set once every warmup function has returned (or failed: logged)
         self._host_id = host_id
         self._tasks: list[asyncio.Task[None]] = []
         self._blobs: BlobServiceClient | None = None
@@ -46,6 +49,7 @@ class LocalHost:
         lines = [f"  {r.name}: [{','.join(sorted(r.methods))}] /{r.regex.pattern[2:-3]}" for r in self.http.routes]
         lines += [f"  {t.name}: timer '{t.schedule.text}'" for t in self.timers]
         lines += [f"  {q.fn.name}: queue '{q.fn.queue}'" for q in self.queues]
+        lines += [f"  {w.get_function_name()}: warmup (once, at start)" for w in self.warmups]
         return lines
 
     async def start(self) -> None:
@@ -55,6 +59,18 @@ class LocalHost:
         store = StatusStore(self._blobs, self._host_id)
         self._tasks = [asyncio.create_task(run_timer(t, store), name=f"timer:{t.name}") for t in self.timers]
         self._tasks += [asyncio.create_task(q.run(), name=f"queue:{q.fn.name}") for q in self.queues]
+        # In the background: the host serves meanwhile (a call that arrives first builds what it needs itself).
+        self._tasks.append(asyncio.create_task(self._warm(), name="warmup"))
+
+    async def _warm(self) -> None:
+        for fn in self.warmups:
+            try:
+                result = fn.get_user_function()(**{fn.get_trigger().name: WarmUpContext()})
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # noqa: BLE001 - like the Functions host: a failed warmup is logged, the host serves
+                log.exception("warmup function %s failed", fn.get_function_name())
+        self.warmed.set()
 
     async def stop(self) -> None:
         for task in self._tasks:
