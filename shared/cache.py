@@ -106,11 +106,6 @@ class FailStaticCache(Generic[K, V]):
             del table[next(iter(table))]  # the oldest load of the same kind
         table[key] = entry
 
-    def holds(self, key: K) -> bool:
-        """A value (not a negative answer) for `key` was loaded and is still kept, fresh or stale — no load, no
-        await. Lets a caller skip a check that only guards the loader (the key service's MAC)."""
-        return key in self._entries
-
     def __len__(self) -> int:
         return len(self._entries) + len(self._negative)
 

@@ -311,15 +311,12 @@ class Services(ModelsServices, ToolsServices, AgentsServices, GuardrailServices,
         """Build what a data-plane call would otherwise build on first use (the warmup trigger, functions/warmup.py):
         the tools plane (imports, the MCP client, its TLS context). No network I/O. Returns what was built; a part
         that fails is logged and left to its first call."""
-        built: list[str] = []
-        for name, build in (("tools", lambda: self.tools.mcp),):
-            try:
-                build()
-            except Exception:  # noqa: BLE001 - warm-up is an optimisation: the first call builds it (and reports)
-                log.warning("warm-up of the %s plane failed; its first call builds it", name, exc_info=True)
-            else:
-                built.append(name)
-        return built
+        try:
+            _ = self.tools.mcp  # built on first access (a cached property)
+        except Exception:  # noqa: BLE001 - warm-up is an optimisation: the first call builds it (and reports)
+            log.warning("warm-up of the tools plane failed; its first call builds it", exc_info=True)
+            return []
+        return ["tools"]
 
     async def close(self) -> None:
         """Unwind the exit stack: everything in reverse creation order; a failing step is logged and counted."""

@@ -42,17 +42,11 @@ def shape(secret: str) -> Shape:
     return "malformed"
 
 
-_PAIRS = [a + b for a in ALPHABET for b in ALPHABET]  # two base-62 digits per divmod: the MAC is checked per call
-
-
 def _base62(value: int, width: int) -> str:
     out = []
-    if width % 2:
+    for _ in range(width):
         value, digit = divmod(value, 62)
         out.append(ALPHABET[digit])
-    for _ in range(width // 2):
-        value, pair = divmod(value, 3844)
-        out.append(_PAIRS[pair])
     return "".join(reversed(out))
 
 

@@ -48,7 +48,7 @@ class WireResponse:
 
 def is_token(text: bytes) -> bool:
     """RFC 9110 token (a method or header name): non-empty, tchar only. `bytes.translate` deleting every tchar
-    leaves nothing — one C call instead of a regex match per header (measured ~4x faster on header names)."""
+    leaves nothing — one C call instead of a regex match (0.46 vs 0.62 µs on a header name, measured)."""
     return bool(text) and not text.translate(None, _TCHARS)
 
 

@@ -106,14 +106,11 @@ class LeanHttp:
         origin, target, host = _split(url)
         raw = encode_headers(headers) if isinstance(headers, Mapping) else list(headers)
         head = request_head(method, target, host, raw, len(content))  # refused before a slot or a socket is taken
-        if self._slots.locked():  # all slots taken: wait for one, bounded by the pool timeout
-            try:
-                async with asyncio.timeout(timeouts.pool):
-                    await self._slots.acquire()
-            except TimeoutError:
-                raise httpx.PoolTimeout("no free upstream connection slot in time") from None
-        else:  # a free slot is taken at once (no timer armed and cancelled on every call)
-            await self._slots.acquire()
+        try:  # the pool timeout only when every slot is taken: a free one is taken at once, no timer armed
+            async with asyncio.timeout(timeouts.pool if self._slots.locked() else None):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("no free upstream connection slot in time") from None
         conn: Conn | None = None
         try:
             conn = await self._checkout(origin, timeouts.connect)

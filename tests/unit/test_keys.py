@@ -86,7 +86,7 @@ async def test_issued_secrets_are_v1_and_authenticate_with_one_lookup():
     assert store.calls == before + 1  # cached
 
 
-async def test_the_mac_is_checked_until_the_key_is_cached_then_skipped(monkeypatch):
+async def test_the_mac_is_checked_until_the_secret_is_remembered_then_skipped(monkeypatch):
     keys = service(CountingStore())
     _, secret = await keys.issue("p", KeyCreate(name="k"))
     checked: list[str] = []
@@ -96,11 +96,11 @@ async def test_the_mac_is_checked_until_the_key_is_cached_then_skipped(monkeypat
     assert checked == [secret]  # first use: MAC before the registry lookup
     await keys.authenticate(secret)
     await keys.authenticate(secret)
-    assert checked == [secret]  # its digest is a cached registry key: issued here, no MAC needed
+    assert checked == [secret]  # an active key's secret is remembered with its digest: no MAC, no HMAC
     forged = forged_v1()
     with pytest.raises(Unauthenticated):
         await keys.authenticate(forged)
-    assert checked == [secret, forged]  # an unknown digest is always MAC-checked
+    assert checked == [secret, forged]  # a secret not remembered is always MAC-checked
 
 
 async def test_a_remembered_secret_still_meets_rotation_and_revocation():

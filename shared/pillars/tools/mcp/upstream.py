@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
@@ -165,11 +165,7 @@ class McpUpstream:
         if want is None:  # a notification: 202 Accepted, nothing to read
             return None
         if ctype == "application/json":
-            body = resp.buffered()  # a small answer that arrived with its head: no generator chain per part
-            if body is None:
-                body = await _read_capped(resp.chunks, max_bytes)
-            elif len(body) > max_bytes:
-                raise rpc.Fault(rpc.RESULT_TOO_LARGE, f"The MCP server's answer is larger than {max_bytes} bytes.")
+            body = await _read_capped(resp, max_bytes)
             try:
                 msg = orjson.loads(body)
             except orjson.JSONDecodeError:
@@ -188,8 +184,7 @@ class McpUpstream:
                     if "method" in msg and "id" in msg:  # a server→client request during our call
                         await self._answer(ep, session, msg, on_server_request)
             except ValueError:
-                raise rpc.Fault(rpc.RESULT_TOO_LARGE, f"The MCP server's answer is larger than {max_bytes} bytes.",
-                                data={"server": ep.id}) from None
+                raise _too_large(max_bytes, {"server": ep.id}) from None
             raise UpstreamFailure(f"server {ep.id} closed the stream before answering")
         raise UpstreamFailure(f"server {ep.id} answered HTTP {resp.status} ({ctype or 'no content type'})")
 
@@ -272,11 +267,20 @@ def _unwrap(msg: dict[str, Any] | None) -> dict[str, Any]:
     return res
 
 
-async def _read_capped(body: AsyncIterator[bytes], limit: int) -> bytes:
-    chunks, size = [], 0
-    async for chunk in body:
-        size += len(chunk)
-        if size > limit:
-            raise rpc.Fault(rpc.RESULT_TOO_LARGE, f"The MCP server's answer is larger than {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def _read_capped(resp: WireResponse, limit: int) -> bytes:
+    body = resp.buffered()  # a small answer that arrived with its head: taken at once, no generator per part
+    if body is None:
+        chunks, size = [], 0
+        async for chunk in resp.chunks:
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+        body = b"".join(chunks)
+    if len(body) > limit:
+        raise _too_large(limit)
+    return body
+
+
+def _too_large(limit: int, data: dict[str, Any] | None = None) -> rpc.Fault:
+    return rpc.Fault(rpc.RESULT_TOO_LARGE, f"The MCP server's answer is larger than {limit} bytes.", data=data)
