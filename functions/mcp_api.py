@@ -10,7 +10,7 @@ from starlette.responses import Response, StreamingResponse
 
 from shared.domain.base import AppModel
 from shared.web.api import ApiBlueprint, Call, Guard
-from shared.web.inputs import read_body
+from shared.web.inputs import header_dict, read_body
 
 if TYPE_CHECKING:  # only for types: the pillar loads on first use
     from shared.pillars.tools.transport import McpTransport
@@ -44,7 +44,7 @@ def build(transport: Callable[[], McpTransport], guard: Guard, *, max_body_bytes
     limit = max_body_bytes
 
     def headers(call: Call) -> dict[str, str]:
-        return {k.lower(): v for k, v in call.req.headers.items()}
+        return dict(header_dict(call.req))  # a copy: the request's own dict is shared read-only
 
     @api.route("mcp/{toolbox}", "POST", name="mcp_post", guard=guard, body=JsonRpcMessage, parse_body=False,
                headers=HEADERS, summary="Send one MCP JSON-RPC message to a toolbox (JSON or SSE answer).")

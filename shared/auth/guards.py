@@ -6,6 +6,7 @@ from starlette.requests import Request
 
 from ..domain.base import Pillar
 from ..flags.service import FlagService
+from ..web.inputs import header_dict
 from .control import ControlPlaneAuth
 from .keys import KeyService
 from .principal import Principal, Role, bearer_token
@@ -19,7 +20,7 @@ class RoleGuard:
         self._role = role
 
     async def __call__(self, req: Request) -> Principal:
-        return await self._auth.require(req.headers.get("authorization"), self._role)
+        return await self._auth.require(header_dict(req).get("authorization"), self._role)
 
 
 class DataPlaneGuard:
@@ -32,7 +33,8 @@ class DataPlaneGuard:
 
     async def __call__(self, req: Request) -> Principal:
         # OpenAI clients send `Authorization: Bearer`, Azure OpenAI clients send `api-key`.
-        secret = bearer_token(req.headers.get("authorization")) or req.headers.get("api-key")
+        headers = header_dict(req)
+        secret = bearer_token(headers.get("authorization")) or headers.get("api-key")
         principal = await self._keys.authenticate(secret)
         assert principal.project_id is not None
         principal.project = await self._flags.check(principal.project_id, self._pillar)

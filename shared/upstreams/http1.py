@@ -165,6 +165,24 @@ def encode_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
         raise httpx.LocalProtocolError("a header is not latin-1") from None
 
 
+# Response header lines already parsed, by their raw bytes: a server answers with the same few lines (content
+# type, server, keep-alive, and content lengths that repeat) call after call, so each distinct line is split,
+# checked and decoded once. Bounded like `_LINES`: cleared when full (a `date:` line changes once a second).
+_RESPONSE_LINES: dict[bytes, tuple[tuple[bytes, bytes], tuple[str, str]]] = {}
+
+
+def _response_line(line: bytes) -> tuple[tuple[bytes, bytes], tuple[str, str]]:
+    name, sep, value = line.partition(b":")
+    if not sep or not is_token(name):
+        raise httpx.RemoteProtocolError("malformed response header")  # never remembered
+    value = value.strip()
+    parsed = ((name, value), (name.decode("latin-1").lower(), value.decode("latin-1")))
+    if len(_RESPONSE_LINES) >= _MAX_LINES:
+        _RESPONSE_LINES.clear()
+    _RESPONSE_LINES[line] = parsed
+    return parsed
+
+
 @dataclass
 class Head:
     status: int
@@ -197,12 +215,9 @@ async def read_head(conn: Conn) -> Head:
         raw: list[tuple[bytes, bytes]] = []
         names: dict[str, str] = {}
         for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep or not is_token(name):
-                raise httpx.RemoteProtocolError("malformed response header")
-            value = value.strip()
-            raw.append((name, value))
-            key, val = name.decode("latin-1").lower(), value.decode("latin-1")
+            parsed = _RESPONSE_LINES.get(line) or _response_line(line)
+            raw.append(parsed[0])
+            key, val = parsed[1]
             names[key] = f"{names[key]}, {val}" if key in names else val
         status = int(code)
         if 100 <= status < 200:

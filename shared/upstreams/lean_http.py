@@ -106,11 +106,14 @@ class LeanHttp:
         origin, target, host = _split(url)
         raw = encode_headers(headers) if isinstance(headers, Mapping) else list(headers)
         head = request_head(method, target, host, raw, len(content))  # refused before a slot or a socket is taken
-        try:  # the pool timeout only when every slot is taken: a free one is taken at once, no timer armed
-            async with asyncio.timeout(timeouts.pool if self._slots.locked() else None):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout("no free upstream connection slot in time") from None
+        if self._slots.locked():  # the pool timeout only when every slot is taken: a free one is taken at once
+            try:
+                async with asyncio.timeout(timeouts.pool):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise httpx.PoolTimeout("no free upstream connection slot in time") from None
+        else:
+            await self._slots.acquire()
         conn: Conn | None = None
         try:
             conn = await self._checkout(origin, timeouts.connect)

@@ -141,9 +141,11 @@ class UsageLog:
         self.write_failures = 0  # failed write attempts (each retried; no row lost by them)
 
     def record(self, rec: UsageRecord) -> None:
+        started = False
         if self._task is None or self._task.done():
             try:
                 self._task = asyncio.get_running_loop().create_task(self._run())
+                started = True
             except RuntimeError:  # no loop in this thread (an unsent response collected late): stays buffered
                 pass              # for the next record's task or close()
         if len(self._buffer) >= self._max:
@@ -153,7 +155,11 @@ class UsageLog:
                           self._max, self.failing_seconds(), self.dropped)
             return
         self._buffer.append(rec)
-        self._wake.set()
+        n = len(self._buffer)
+        if started or n == 1 or n >= self._batch:
+            # The only news the drainer waits for: a (new) drainer, a gather window starts, or a batch is full.
+            # Waking it for every row cost a loop step and a timer (`wait_for`) per call for nothing.
+            self._wake.set()
 
     def failing_seconds(self) -> float:
         return 0.0 if self._failing_since is None else self._clock() - self._failing_since

@@ -24,7 +24,7 @@ from ..auth.principal import Principal
 from ..errors import GatewayError, MethodNotAllowed, RouteNotFound
 from .admission import AdmissionGate
 from .after_send import AfterSend
-from .inputs import read_model
+from .inputs import header_dict, read_model
 from .responses import error_response, json_response
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -34,7 +34,7 @@ FALLBACK_FUNCTION = "route_not_found"
 
 def request_id_of(req: StarletteRequest) -> str:
     """The client's x-request-id when it is a safe token, else a fresh one (echoed on every response)."""
-    incoming = req.headers.get("x-request-id", "")
+    incoming = header_dict(req).get("x-request-id", "")
     return incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()  # 128 random bits, no UUID object
 
 

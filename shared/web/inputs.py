@@ -8,7 +8,7 @@ from itertools import accumulate
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ..errors import (GatewayError, InvalidQuery, JsonTooDeep, MalformedJson, PayloadTooLarge, UnsupportedMediaType,
                       ValidationFailed)
@@ -71,29 +71,54 @@ def validate(model: type[M], data: Any, what: str = "body",
         raise error(f"The request {what} is invalid: {names}.", details=errors) from None
 
 
+_HEADERS = "gateway.headers"  # the request's header dict, kept in its ASGI scope (header_dict)
+
+
 def header_dict(req: Request) -> dict[str, str]:
-    """`dict(req.headers)` in one pass: the first value of each (lower-case, ASGI) name. `dict(Headers)` looks up
-    every name again with a scan over all the pairs (quadratic in the header count, issue 13 profile)."""
-    out: dict[str, str] = {}
-    for key, value in req.headers.raw:
-        name = key.decode("latin-1")
-        if name not in out:
-            out[name] = value.decode("latin-1")
-    return out
+    """The request's headers as a dict: the first value of each (lower-case, ASGI) name. Built once per request and
+    kept in its scope, so the request id, the guard, the body reader and the handler share one dict instead of each
+    scanning the raw list again through starlette's `Headers` (a missing name — `x-request-id`, `api-key` — cost a
+    raised KeyError there). Shared: readers must not change it."""
+    scope = req.scope
+    found: dict[str, str] | None = scope.get(_HEADERS)
+    if found is None:
+        found = {}
+        for key, value in scope["headers"]:
+            name = key.decode("latin-1")
+            if name not in found:
+                found[name] = value.decode("latin-1")
+        scope[_HEADERS] = found
+    return found
 
 
 async def read_body(req: Request, max_bytes: int) -> bytes:
-    declared = req.headers.get("content-length")
+    """The whole body, refused (413) past `max_bytes` — before reading when Content-Length says so, else as soon as
+    the chunks say so. Reads the ASGI messages directly: starlette's `stream()` is an async generator (hooks, a
+    weak set entry, a frame per chunk) for what is one message on almost every request."""
+    declared = header_dict(req).get("content-length")
     if declared and _ASCII_UINT.fullmatch(declared) and int(declared) > max_bytes:
         raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.", details={"limit": max_bytes})
+    cached = getattr(req, "_body", None)  # read before (starlette's `body()` keeps it there too)
+    if cached is not None:
+        return cached
     chunks, size = [], 0
-    async for chunk in req.stream():
-        size += len(chunk)
-        if size > max_bytes:  # chunked uploads have no Content-Length; stop reading as soon as we know
-            raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.",
-                                  details={"limit": max_bytes})
-        chunks.append(chunk)
-    return b"".join(chunks)
+    receive = req.receive
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect: the client went away
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > max_bytes:  # chunked uploads have no Content-Length; stop reading as soon as we know
+                raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.",
+                                      details={"limit": max_bytes})
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    req._body = body  # what starlette's own `body()` and `stream()` hand out from now on
+    return body
 
 
 def _not_json(token: str) -> Any:
@@ -102,7 +127,7 @@ def _not_json(token: str) -> Any:
 
 
 async def read_json(req: Request, max_bytes: int) -> Any:
-    ctype = req.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    ctype = header_dict(req).get("content-type", "application/json").split(";")[0].strip().lower()
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise UnsupportedMediaType("Send the body as application/json.", details={"content_type": ctype})
     raw = await read_body(req, max_bytes)

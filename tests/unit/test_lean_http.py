@@ -316,3 +316,16 @@ async def test_pool_limits_idle_allowance_and_expiry_on_the_clock():
         clock.now += 6  # past idle_seconds: the idle connections are not reused
         srv.answers += [ok(b"y")]
         assert await fetch(lean, srv.url) == (200, b"y") and lean.opened == opened + 1
+
+
+async def test_response_header_lines_are_parsed_once_and_a_malformed_one_refused_every_time():
+    from shared.upstreams import http1
+    good = b"HTTP/1.1 200 OK\r\nX-Seen: a\r\nContent-Type: application/json\r\nx-seen:  b \r\n\r\n"
+    bad = b"HTTP/1.1 200 OK\r\nX-Seen: a\r\nno colon here\r\n\r\n"
+    for _ in range(3):  # remembered lines give the same head as parsing them: names combined, raw pairs kept
+        head = await http1.read_head(_Buffered(good))  # type: ignore[arg-type]
+        assert head.names == {"x-seen": "a, b", "content-type": "application/json"}
+        assert head.raw == [(b"X-Seen", b"a"), (b"Content-Type", b"application/json"), (b"x-seen", b"b")]
+        with pytest.raises(httpx.RemoteProtocolError):
+            await http1.read_head(_Buffered(bad))  # type: ignore[arg-type]
+    assert b"X-Seen: a" in http1._RESPONSE_LINES and b"no colon here" not in http1._RESPONSE_LINES

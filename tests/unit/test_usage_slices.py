@@ -107,6 +107,31 @@ async def test_the_background_task_writes_full_batches_in_order_and_a_partial_on
     await log.close()
 
 
+async def test_a_row_inside_a_gathering_window_does_not_wake_the_drainer_and_a_dead_drainer_is_replaced():
+    sink = Gate()
+    log = UsageLog(sink, batch_size=5, flush_seconds=3600)
+    log.record(rec(0))  # a window starts: the drainer wakes once and gathers
+    await until(lambda: log._task is not None and not log._wake.is_set())
+    for i in range(1, 4):
+        log.record(rec(i))
+        assert not log._wake.is_set()  # no news: the batch is not full, the window runs on (no step, no timer)
+    log.record(rec(4))  # full: written now, long before the window ends
+    await until(lambda: len(sink.batches) == 1)
+    assert sink.batches == [[f"r{i}" for i in range(5)]]
+    await log.close()
+
+    quick = UsageLog(sink, batch_size=5, flush_seconds=0.05)
+    quick.record(rec(5))
+    quick.record(rec(6))
+    await until(lambda: quick._task is not None and not quick._wake.is_set())
+    quick._task.cancel()  # the drainer ended mid-window with rows buffered (its wake already consumed)
+    await asyncio.sleep(0)
+    quick.record(rec(7))  # neither a window's first row nor a full batch: the new drainer is woken all the same
+    await until(lambda: len(sink.batches) == 2)
+    assert sink.batches[1] == ["r5", "r6", "r7"]
+    await quick.close()
+
+
 async def test_close_still_writes_a_partial_batch_that_has_not_reached_its_window():
     sink = Gate()
     log = UsageLog(sink, batch_size=100, flush_seconds=3600)
