@@ -67,6 +67,8 @@ class Outcome(Generic[T]):
 
 def plan(backends: Sequence[T], rng: random.Random) -> list[T]:
     """Priority groups in order; weighted random order inside each (Efraimidis–Spirakis keys)."""
+    if len(backends) == 1:  # most MCP servers and many models have one target: nothing to order, no draw
+        return [backends[0]]
     keyed = [(b.priority, -(rng.random() ** (1.0 / b.weight)), b) for b in backends]
     return [b for *_, b in sorted(keyed, key=lambda t: (t[0], t[1]))]
 
