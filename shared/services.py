@@ -309,18 +309,29 @@ class Services(ModelsServices, ToolsServices, AgentsServices, GuardrailServices,
 
     def warm(self) -> list[str]:
         """Build what a data-plane call would otherwise build on first use (the warmup trigger, functions/warmup.py):
-        the tools plane (imports, the MCP client, its TLS context). No network I/O. Returns what was built; a part
-        that fails is logged and left to its first call."""
-        try:
-            _ = self.tools.mcp  # built on first access (a cached property)
-        except Exception:  # noqa: BLE001 - warm-up is an optimisation: the first call builds it (and reports)
-            log.warning("warm-up of the tools plane failed; its first call builds it", exc_info=True)
-            return []
-        return ["tools"]
+        each pillar's plane — its imports, upstream clients, TLS contexts, pipeline. No network I/O. Returns the
+        planes built; one that fails is logged and left to its first call (the others are still built)."""
+        built = []
+        for name, build in _PLANES:
+            try:
+                build(self)
+            except Exception:  # noqa: BLE001 - warm-up is an optimisation: the first call builds it (and reports)
+                log.warning("warm-up of the %s plane failed; its first call builds it", name, exc_info=True)
+                continue
+            built.append(name)
+        return built
 
     async def close(self) -> None:
         """Unwind the exit stack: everything in reverse creation order; a failing step is logged and counted."""
         await self._stack.aclose()
+
+
+# Each data plane as its first call would build it (cached properties: built once, then shared).
+_PLANES: tuple[tuple[str, Callable[[Any], object]], ...] = (
+    ("models", lambda s: s.models_pipeline),
+    ("tools", lambda s: s.tools.mcp),
+    ("agents", lambda s: (s.agents_pipeline, s.agents_front, s.agents_cards)),
+)
 
 
 class _ProviderCloser:

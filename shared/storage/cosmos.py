@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import AlreadyExists, DependencyUnavailable, GatewayError, NotFound, PreconditionFailed
-from .documents import DocPage, Query, decode_cursor, encode_cursor, ensure_storable
+from .documents import DocPage, Query, decode_cursor, encode_cursor, ensure_storable, kinds_of
 
 # The Cosmos SDK (and aiohttp under it) loads with the first client (`make_cosmos_client`), not when the app is
 # imported: the worker indexes the functions without it (cold start, docs/benchmarks.md "Start-up").
@@ -129,7 +129,12 @@ class CosmosDocumentStore:
         c = await self.container()
         # The partition filter is also in the SQL text: the SDK scopes by header, but the local Cosmos server
         # only honours the text, and it costs nothing on the real service.
-        clauses, params = ["c.kind = @kind"], [{"name": "@kind", "value": q.kind}]
+        kinds = kinds_of(q)
+        if len(kinds) == 1:
+            clauses, params = ["c.kind = @kind"], [{"name": "@kind", "value": kinds[0]}]
+        else:
+            clauses = [f"c.kind IN ({', '.join(f'@kind{i}' for i in range(len(kinds)))})"]
+            params = [{"name": f"@kind{i}", "value": k} for i, k in enumerate(kinds)]
         if q.partition is not None:
             clauses.append("c.pk = @pk")
             params.append({"name": "@pk", "value": q.partition})

@@ -17,10 +17,14 @@ from ..errors import BadRequest, ValidationFailed
 
 @dataclass(frozen=True)
 class Query:
-    kind: str
+    kind: str | tuple[str, ...]  # a tuple: documents of any of these kinds, in one query (a registry snapshot)
     partition: str | None = None  # None: across all projects
     equals: dict[str, Any] = field(default_factory=dict)  # top-level field == value
     contains: dict[str, Any] = field(default_factory=dict)  # top-level array field contains value
+
+
+def kinds_of(q: Query) -> tuple[str, ...]:
+    return q.kind if isinstance(q.kind, tuple) else (q.kind,)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from ..errors import AlreadyExists, DependencyUnavailable, NotFound, PreconditionFailed
-from .documents import DocPage, Query, decode_cursor, encode_cursor, ensure_storable
+from .documents import DocPage, Query, decode_cursor, encode_cursor, ensure_storable, kinds_of
 
 
 class MemoryDocumentStore:
@@ -57,9 +57,10 @@ class MemoryDocumentStore:
 
     async def query(self, q: Query, limit: int, cursor: str | None = None) -> DocPage:
         self._check()
+        kinds = kinds_of(q)
         matches = sorted(
             (d for d in self._docs.values()
-             if d.get("kind") == q.kind
+             if d.get("kind") in kinds
              and (q.partition is None or d["pk"] == q.partition)
              and all(d.get(k) == v for k, v in q.equals.items())
              and all(v in (d.get(k) or []) for k, v in q.contains.items())),

@@ -61,6 +61,15 @@ class Repository(Generic[E]):
                     "; ".join(f"{e['field']}: {e['message']}" for e in bad.errors))
         return bad
 
+    def accept(self, doc: dict[str, Any]) -> E | None:
+        """A listed document of this kind as its entity, or None when it no longer validates (logged): what a list
+        does with each document, for a caller that read several kinds in one query (`load_kinds`)."""
+        try:
+            return self._entity.from_document(doc)  # type: ignore[return-value]
+        except ValidationError as exc:
+            self._invalid(doc, exc)
+            return None
+
     async def find_raw(self, partition: str, id: str) -> dict[str, Any] | None:
         """The raw document if it exists and is of this repository's kind (valid or not)."""
         doc = await self._store.read(partition, id)
@@ -163,3 +172,27 @@ class Repository(Generic[E]):
                 invalid.append(self._invalid(doc, exc))  # one bad document never hides its neighbours
             await slicer.tick()
         return Page(items, page.cursor, invalid)
+
+
+async def load_kinds(store: DocumentStore, partition: str, repos: list[Repository[Any]], *, page: int = 500,
+                     max_pages: int = 160, slicer: Callable[[], Slicer] = Slicer) -> dict[str, dict[str, Any]]:
+    """Every valid document of the repositories' kinds in one partition, by kind then id, read with ONE paged query
+    for all the kinds (a registry snapshot: one round trip and one SDK query execution instead of one per kind —
+    each a 1–12 ms step of SDK work on the event loop, paid again at every cache refresh). Invalid documents are
+    skipped and logged, never hiding their neighbours; at most `max_pages` pages (bounded)."""
+    by_kind = {r.kind: r for r in repos}
+    found: dict[str, dict[str, Any]] = {kind: {} for kind in by_kind}
+    cursor: str | None = None
+    ticks = slicer()  # validating a page hands the loop back every ~1 ms
+    for _ in range(max_pages):
+        result = await store.query(Query(tuple(by_kind), partition), page, cursor)
+        for doc in result.items:
+            repo = by_kind.get(doc.get("kind"))  # type: ignore[arg-type]
+            entity = repo.accept(doc) if repo is not None else None
+            if entity is not None:
+                found[repo.kind][entity.id] = entity  # type: ignore[union-attr]
+            await ticks.tick()
+        cursor = result.cursor
+        if cursor is None:
+            break
+    return found

@@ -109,3 +109,31 @@ async def test_paging_and_project_isolation(store):
     assert (await Repository(store, Project).list("p1")).items == []
     with pytest.raises(BadRequest):
         await repo.list("p1", cursor="%%%not-a-cursor")
+
+
+async def test_several_kinds_are_read_in_one_paged_query_each_checked_against_its_own_contract(store):
+    from shared.domain.quotas import Quota, QuotaLimits
+    from shared.storage.repository import load_kinds
+
+    keys, quotas = Repository(store, VirtualKey), Repository(store, Quota)
+    for i in range(4):
+        await keys.create(key("p1", f"k{i}"))
+    await quotas.create(Quota(id="q1", project_id="p1", scope="project", target="p1",
+                              limits=QuotaLimits(requests_per_minute=5)))
+    await keys.create(key("p2", "k9"))  # another project: not read
+    await Repository(store, Project).create(Project(id="p1", name="p1"))  # a kind not asked for: not read
+    broken = key("p1", "kx").to_document()
+    broken["prefix"] = 7  # stored, but no longer a valid key: skipped, its neighbours still read
+    await store.create(broken)
+    calls = 0
+    real = store.query
+
+    async def counted(q, limit, cursor=None):
+        nonlocal calls
+        calls += 1
+        return await real(q, limit, cursor)
+
+    store.query = counted  # type: ignore[method-assign]
+    found = await load_kinds(store, "p1", [keys, quotas], page=2)  # pages of 2: the kinds interleave across pages
+    assert sorted(found[VirtualKey.kind]) == ["k0", "k1", "k2", "k3"] and list(found[Quota.kind]) == ["q1"]
+    assert calls == 3  # 6 documents of either kind, 2 per page: one query's pages, not one query per kind

@@ -8,7 +8,7 @@ from shared.auth.principal import Principal, Role
 from shared.errors import DependencyUnavailable, Forbidden, NotFound
 from shared.pillars.tools.directory import MemoryToolDirectory, RegistryToolDirectory
 from shared.pillars.tools.domain import (
-    McpServer, McpServerSpec, PinnedDefinition, ToolDefinition, Toolbox, ToolboxOwner, ToolboxSpec,
+    ApiSource, McpServer, McpServerSpec, PinnedDefinition, ToolDefinition, Toolbox, ToolboxOwner, ToolboxSpec,
     UpstreamSecretAuth, namespaced_name)
 from shared.storage.memory import MemoryDocumentStore
 from shared.storage.repository import Repository
@@ -138,3 +138,21 @@ async def test_a_broken_stored_tool_does_not_hide_its_neighbours():
     await store.create(bad)
     d = RegistryToolDirectory(store, ttl=5, max_stale=60)
     assert [t.name for t in await d.list_tools(key(), P, "dev")] == ["gh__a"]
+
+
+async def test_a_project_snapshot_is_read_with_one_query_for_its_four_kinds():
+    store = MemoryDocumentStore()
+    await Repository(store, McpServer).create(server())
+    await Repository(store, Toolbox).create(box(["gh__a"]))
+    await Repository(store, ToolDefinition).create(tool("a"))
+    kinds: list[object] = []
+    real = store.query
+
+    async def counted(q, limit, cursor=None):  # noqa: ANN001
+        kinds.append(q.kind)
+        return await real(q, limit, cursor)
+
+    store.query = counted  # type: ignore[method-assign]
+    d = RegistryToolDirectory(store, ttl=5, max_stale=60)
+    assert [t.name for t in await d.list_tools(key(), P, "dev")] == ["gh__a"]
+    assert kinds == [(McpServer.kind, ApiSource.kind, ToolDefinition.kind, Toolbox.kind)]  # one round trip

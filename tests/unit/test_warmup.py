@@ -1,5 +1,5 @@
 """The warmup trigger: the local host runs an app's `warmup` function once at start, in the background (as Azure
-does on an instance scale-out adds), and the gateway's warm-up builds the tools plane a first `tools/call` built."""
+does on an instance scale-out adds), and the gateway's warm-up builds each data plane (models, tools, agents) its first call built."""
 from __future__ import annotations
 
 import asyncio
@@ -70,18 +70,20 @@ def _services() -> Services:
     return services
 
 
-async def test_the_gateway_warm_up_builds_the_tools_plane_and_its_app_declares_warmup(caplog):
+async def test_the_gateway_warm_up_builds_every_data_plane_and_its_app_declares_warmup(caplog):
     services = _services()
-    assert "mcp" not in services.tools.__dict__
-    assert services.warm() == ["tools"]
-    assert "mcp" in services.tools.__dict__  # what the first tools/call built before
+    planes = ("models_pipeline", "agents_pipeline", "agents_front", "agents_cards")
+    assert "mcp" not in services.tools.__dict__ and not any(p in services.__dict__ for p in planes)
+    assert services.warm() == ["models", "tools", "agents"]
+    assert "mcp" in services.tools.__dict__  # what the first call of each pillar built before
+    assert all(p in services.__dict__ for p in planes)
     await services.close()
 
     broken = _services()
     type(broken.tools).mcp.func, real = (lambda self: 1 / 0), type(broken.tools).mcp.func  # type: ignore[attr-defined]
     try:
         with caplog.at_level(logging.WARNING, logger="gateway.services"):
-            assert broken.warm() == []  # logged; the first call builds it (and reports its own error)
+            assert broken.warm() == ["models", "agents"]  # logged; its first call builds it (and reports its error)
     finally:
         type(broken.tools).mcp.func = real  # type: ignore[attr-defined]
     assert "warm-up of the tools plane failed" in caplog.text

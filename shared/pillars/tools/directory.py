@@ -8,7 +8,7 @@ seen within the cache TTL, or at once on the instance that made it: the admin AP
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,11 +16,11 @@ from ...auth.principal import Principal, Role
 from ...cache import FailStaticCache
 from ...errors import Forbidden, NotFound
 from ...storage.documents import DocumentStore
-from ...storage.repository import Repository
+from ...storage.repository import Repository, load_kinds
 from .domain import SERVABLE_LIFECYCLE, ApiSource, McpServer, ServerTarget, ToolDefinition, Toolbox
 
 _PAGE = 500
-_MAX_PAGES = 40  # 20,000 documents of one kind per project: far above any sane registry, still bounded
+_MAX_PAGES = 40  # per kind: 20,000 documents of each per project, far above any sane registry, still bounded
 
 
 @dataclass(frozen=True)
@@ -152,25 +152,13 @@ class MemoryToolDirectory(_SnapshotDirectory):
         return self._projects.get(project_id) or ProjectTools(project_id)
 
 
-async def _all(repo: Repository, project_id: str) -> Iterable:
-    items, cursor = [], None
-    for _ in range(_MAX_PAGES):
-        page = await repo.list(project_id, limit=_PAGE, cursor=cursor)
-        items.extend(page.items)  # invalid documents are skipped (and logged) by the repository
-        cursor = page.cursor
-        if cursor is None:
-            break
-    return items
-
-
 async def load_project_tools(store: DocumentStore, project_id: str) -> ProjectTools:
-    return ProjectTools(
-        project_id,
-        servers={s.id: s for s in await _all(Repository(store, McpServer), project_id)},
-        api_sources={a.id: a for a in await _all(Repository(store, ApiSource), project_id)},
-        tools={t.id: t for t in await _all(Repository(store, ToolDefinition), project_id)},
-        toolboxes={b.id: b for b in await _all(Repository(store, Toolbox), project_id)},
-    )
+    """One project's tools registry, read with one query for its four kinds (`load_kinds`)."""
+    kinds = [Repository(store, McpServer), Repository(store, ApiSource), Repository(store, ToolDefinition),
+             Repository(store, Toolbox)]
+    found = await load_kinds(store, project_id, kinds, page=_PAGE, max_pages=_MAX_PAGES * len(kinds))
+    return ProjectTools(project_id, servers=found[McpServer.kind], api_sources=found[ApiSource.kind],
+                        tools=found[ToolDefinition.kind], toolboxes=found[Toolbox.kind])
 
 
 class RegistryToolDirectory(_SnapshotDirectory):
