@@ -78,6 +78,7 @@ class FailStaticCache(Generic[K, V]):
             return await asyncio.shield(pending)
         fut: asyncio.Future[V] = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut
+        current = True
         try:
             value = await self._loader(key)
         except DependencyUnavailable as exc:
@@ -93,13 +94,19 @@ class FailStaticCache(Generic[K, V]):
             fut.exception()
             raise
         finally:
-            self._inflight.pop(key, None)
-        self._store(key, _Entry(value, self._clock(), self._ttl * random.uniform(0.5, 0.85)))
+            # invalidate() during the load dropped this flight: what it read may predate the change, so it is
+            # neither stored nor allowed to end a newer flight (the callers already waiting on it still get it).
+            current = self._inflight.get(key) is fut
+            if current:
+                del self._inflight[key]
+        if current:
+            self._store(key, _Entry(value, self._clock(), self._ttl * random.uniform(0.5, 0.85)))
         fut.set_result(value)
         return value
 
     def _store(self, key: K, entry: "_Entry[V]") -> None:
-        self.invalidate(key)  # re-inserted last: insertion order is load order, and a key lives in one table
+        self._entries.pop(key, None)  # re-inserted last: insertion order is load order, and a key lives in one table
+        self._negative.pop(key, None)
         table, limit = ((self._negative, self._max_negative) if entry.value is None
                         else (self._entries, self._max_entries))
         while len(table) >= limit:
@@ -110,5 +117,8 @@ class FailStaticCache(Generic[K, V]):
         return len(self._entries) + len(self._negative)
 
     def invalidate(self, key: K) -> None:
+        """Forget `key`: the next caller loads it again — also when a load is in flight, which may have read the
+        store before the change that calls this (that older load is then neither stored nor shared)."""
         self._entries.pop(key, None)
         self._negative.pop(key, None)
+        self._inflight.pop(key, None)

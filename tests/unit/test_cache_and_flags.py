@@ -125,3 +125,31 @@ async def test_refresh_ahead_serves_current_value_and_reloads_in_background():
     await asyncio.sleep(0)  # let the background reload run
     await asyncio.sleep(0)
     assert len(calls) == 2 and await cache.get("k") == 2  # refreshed without any caller waiting
+
+
+async def test_an_invalidation_during_a_load_is_never_undone_by_that_older_load():
+    # A refresh-ahead reload that read the store BEFORE an admin's change, and finishes after the change's
+    # invalidate(), must neither be stored nor be what the next caller gets (the change is seen at once).
+    clock, state = Clock(), {"value": "old"}
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def load(key: str) -> str:
+        value = state["value"]  # read now...
+        started.set()
+        await release.wait()  # ...answered later
+        return value
+
+    cache = FailStaticCache(load, ttl=10, max_stale=60, clock=clock)
+    release.set()
+    assert await cache.get("k") == "old"
+    release.clear()
+    started.clear()
+    clock.now += 9  # past refresh-ahead: the caller gets the current value, a reload starts in the background
+    assert await cache.get("k") == "old"
+    await started.wait()  # the reload has read "old"
+    state["value"] = "new"
+    cache.invalidate("k")  # the admin API's change on this instance
+    release.set()
+    assert await cache.get("k") == "new"  # a fresh load, not the in-flight older one
+    await asyncio.sleep(0)
+    assert await cache.get("k") == "new"  # and the older load did not overwrite it when it finished
