@@ -20,23 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.usage_drain import _steps, _timed_run  # noqa: E402 - its loop-step timer (thread CPU per step)
 from dev.emulators import Emulators, Ports  # noqa: E402
 from shared.pillars.tools.directory import ProjectTools, load_project_tools  # noqa: E402
 from shared.pillars.tools.domain import ApiSource, McpServer, ToolDefinition, Toolbox  # noqa: E402
 from shared.storage.cosmos import CosmosDocumentStore, make_cosmos_client  # noqa: E402
 from shared.storage.repository import Repository  # noqa: E402
-
-_steps: list[float] = []
-_orig = asyncio.events.Handle._run
-
-
-def _timed(self):  # noqa: ANN001
-    t = time.thread_time()
-    try:
-        return _orig(self)
-    finally:
-        _steps.append(time.thread_time() - t)
-
 
 async def per_kind(store, project: str) -> ProjectTools:  # noqa: ANN001 - main before this change
     async def every(cls):  # noqa: ANN001
@@ -62,12 +51,13 @@ async def run(conn: str, loads: int, tools: int) -> None:
                                 "bench-" + uuid.uuid4().hex[:6], "registry", create_if_missing=True, timeout=5)
     project = "proj"
     await seed(store, project, tools)
+    _original = asyncio.events.Handle._run
     ways = {"one query per kind (before)": per_kind, "one query for all kinds (now)": load_project_tools}
     stats: dict[str, tuple[list[float], list[float]]] = {w: ([], []) for w in ways}
     for w, load in ways.items():  # warm both paths
         snap = await load(store, project)
         assert len(snap.tools) == tools and len(snap.toolboxes) == 1, w
-    asyncio.events.Handle._run = _timed
+    asyncio.events.Handle._run = _timed_run
     for i in range(loads):
         for w in (list(ways) if i % 2 == 0 else list(reversed(ways))):
             _steps.clear()
@@ -75,7 +65,7 @@ async def run(conn: str, loads: int, tools: int) -> None:
             await ways[w](store, project)
             stats[w][0].append((time.thread_time() - t) * 1000)
             stats[w][1].append(max(_steps, default=0.0) * 1000)
-    asyncio.events.Handle._run = _orig
+    asyncio.events.Handle._run = _original
     print(f"{loads} loads each, a project of 1 server, {tools} tools, 1 toolbox (medians; p90 of the longest step)")
     print("| snapshot load | CPU ms per load | longest loop step ms (median / p90) |\n|---|---|---|")
     for w, (cpu, longest) in stats.items():

@@ -61,14 +61,13 @@ class Repository(Generic[E]):
                     "; ".join(f"{e['field']}: {e['message']}" for e in bad.errors))
         return bad
 
-    def accept(self, doc: dict[str, Any]) -> E | None:
-        """A listed document of this kind as its entity, or None when it no longer validates (logged): what a list
-        does with each document, for a caller that read several kinds in one query (`load_kinds`)."""
+    def accept(self, doc: dict[str, Any]) -> E | InvalidDocument:
+        """A listed document of this kind as its entity, or — when it no longer validates — its logged
+        InvalidDocument: what a list does with each document (also for `load_kinds`, several kinds per query)."""
         try:
             return self._entity.from_document(doc)  # type: ignore[return-value]
         except ValidationError as exc:
-            self._invalid(doc, exc)
-            return None
+            return self._invalid(doc, exc)  # one bad document never hides its neighbours
 
     async def find_raw(self, partition: str, id: str) -> dict[str, Any] | None:
         """The raw document if it exists and is of this repository's kind (valid or not)."""
@@ -166,10 +165,8 @@ class Repository(Generic[E]):
         invalid: list[InvalidDocument] = []
         slicer = self._slicer()  # a 200-document page is ~5–10 ms of validation: never in one step on the loop
         for doc in page.items:
-            try:
-                items.append(self._entity.from_document(doc))  # type: ignore[arg-type]
-            except ValidationError as exc:
-                invalid.append(self._invalid(doc, exc))  # one bad document never hides its neighbours
+            entity = self.accept(doc)
+            (invalid if isinstance(entity, InvalidDocument) else items).append(entity)  # type: ignore[arg-type]
             await slicer.tick()
         return Page(items, page.cursor, invalid)
 
@@ -189,7 +186,7 @@ async def load_kinds(store: DocumentStore, partition: str, repos: list[Repositor
         for doc in result.items:
             repo = by_kind.get(doc.get("kind"))  # type: ignore[arg-type]
             entity = repo.accept(doc) if repo is not None else None
-            if entity is not None:
+            if entity is not None and not isinstance(entity, InvalidDocument):
                 found[repo.kind][entity.id] = entity  # type: ignore[union-attr]
             await ticks.tick()
         cursor = result.cursor
