@@ -15,6 +15,7 @@ the socket writes of the answer, which every Python proxy pays (bench/mcp_toolbo
 
     .venv/bin/python -m bench.mcp_host_path [--calls 2000] [--rounds 7]
     .venv/bin/python -m bench.mcp_host_path --ab BASE_TREE      # BASE_TREE vs this tree, rounds interleaved
+    .venv/bin/python -m bench.mcp_host_path --gap-ms 50 ...    # idle before each call: CPU on cold caches
 """
 from __future__ import annotations
 
@@ -81,24 +82,29 @@ async def _setup():
     return through, direct, proc
 
 
-async def _round(through, direct, calls: int) -> dict[str, float]:
+async def _round(through, direct, calls: int, gap: float = 0.0) -> dict[str, float]:
     gc.collect()
     answered = total = 0.0
     for _ in range(calls):
+        if gap:
+            await asyncio.sleep(gap)
         marks: list[float] = []
         t0 = time.process_time()
         await through(marks)
         t1 = time.process_time()
         answered += marks[0] - t0
         total += t1 - t0
-    t0 = time.process_time()
+    wire = 0.0
     for _ in range(calls):
+        if gap:
+            await asyncio.sleep(gap)
+        t0 = time.process_time()
         await direct()
-    wire = time.process_time() - t0
+        wire += time.process_time() - t0
     return {"answered": answered / calls * 1e6, "total": total / calls * 1e6, "direct": wire / calls * 1e6}
 
 
-async def _child(calls: int, warm: int) -> None:
+async def _child(calls: int, warm: int, gap: float = 0.0) -> None:
     through, direct, proc = await _setup()
     try:
         for _ in range(warm):
@@ -109,14 +115,14 @@ async def _child(calls: int, warm: int) -> None:
         for line in sys.stdin:
             if line.strip() != "go":
                 break
-            print(json.dumps(await _round(through, direct, calls)), flush=True)
+            print(json.dumps(await _round(through, direct, calls, gap)), flush=True)
     finally:
         proc.terminate()
 
 
-def _spawn(tree: str, calls: int, warm: int) -> subprocess.Popen[str]:
+def _spawn(tree: str, calls: int, warm: int, gap_ms: float) -> subprocess.Popen[str]:
     p = subprocess.Popen([sys.executable, "-m", "bench.mcp_host_path", "--child", "--calls", str(calls),
-                          "--warm", str(warm)], cwd=tree, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                          "--warm", str(warm), "--gap-ms", str(gap_ms)], cwd=tree, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                          env={**os.environ, "PYTHONPATH": tree})
     assert p.stdout is not None and p.stdout.readline().strip() == "ready", f"{tree}: child failed"
     return p
@@ -128,16 +134,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--warm", type=int, default=500)
+    ap.add_argument("--gap-ms", type=float, default=0.0,
+                    help="idle time before each call: 0 measures hot caches; 50 what a call at ~20 calls/s pays")
     ap.add_argument("--child", action="store_true")
     a = ap.parse_args()
     if a.child:
-        asyncio.run(_child(a.calls, a.warm))
+        asyncio.run(_child(a.calls, a.warm, a.gap_ms / 1000))
         return
     here = str(Path(__file__).resolve().parents[1])
     trees = {"before": str(Path(a.ab).resolve()), "after": here} if a.ab else {"this tree": here}
-    procs = {label: _spawn(tree, a.calls, a.warm) for label, tree in trees.items()}
+    procs = {label: _spawn(tree, a.calls, a.warm, a.gap_ms) for label, tree in trees.items()}
     got: dict[str, list[dict[str, float]]] = interleaved(procs, a.rounds, json.loads)
-    print(f"load average {os.getloadavg()[0]:.2f}; {a.rounds} rounds x {a.calls} sequential calls")
+    print(f"load average {os.getloadavg()[0]:.2f}; {a.rounds} rounds x {a.calls} sequential calls, "
+          f"{a.gap_ms:g} ms idle before each")
     print("| tree | answered µs | total µs | direct µs | gateway's own on the caller's path (answered − direct) |")
     print("|---|---|---|---|---|")
     for label, rounds in got.items():

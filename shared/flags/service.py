@@ -46,12 +46,13 @@ class FlagService:
             self._project_cache.invalidate(project_id)
 
     async def check(self, project_id: str, pillar: Pillar) -> Project:
-        """Raise unless traffic for `pillar` may flow for this project right now."""
-        glob = await self.global_flags()
+        """Raise unless traffic for `pillar` may flow for this project right now. (Every data-plane call: the
+        caches are read directly, not through `global_flags`/`project`.)"""
+        glob = await self._global_cache.get(_GLOBAL)
         if not glob.pillars[pillar].enabled:
             raise PillarDisabled(f"The {pillar.value} pillar is switched off globally by an administrator.",
                                  code="pillar_disabled_globally", details={"pillar": pillar.value})
-        project = await self.project(project_id)
+        project = await self._project_cache.get(project_id)
         if project is None:
             raise NotFound(f"Project '{project_id}' does not exist.")
         if not project.pillars[pillar].enabled:

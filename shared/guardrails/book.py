@@ -4,6 +4,7 @@ instance at once; other instances see it within the cache TTL (FLAG_CACHE_TTL_SE
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..cache import FailStaticCache
@@ -43,6 +44,13 @@ class GuardrailBook:
     async def for_call(self, project_id: str, pillar: Pillar, resource: str | None,
                        key_id: str | None) -> list[CompiledPolicy]:
         return [c for p, c in await self._cache.get(project_id) if p.applies(pillar, resource, key_id)]
+
+    async def for_resources(self, project_id: str, pillar: Pillar, resources: Sequence[str | None],
+                            key_id: str | None) -> list[CompiledPolicy]:
+        """The policies that apply to any of `resources` (a tool call: its toolbox and its tool), each once, in
+        the project's order: one read of the project's policies, however many names."""
+        return [c for p, c in await self._cache.get(project_id)
+                if any(p.applies(pillar, r, key_id) for r in resources)]
 
     def invalidate(self, project_id: str) -> None:
         self._cache.invalidate(project_id)

@@ -62,12 +62,9 @@ class GuardrailStep:
 
     async def policies(self, project_id: str, pillar: Pillar, resources: Sequence[str | None],
                        key_id: str | None) -> list[CompiledPolicy]:
-        """The policies of every named resource, each once (project and key policies match every lookup)."""
-        found: dict[str, CompiledPolicy] = {}
-        for resource in dict.fromkeys(resources):
-            for p in await self._book.for_call(project_id, pillar, resource, key_id):
-                found.setdefault(p.id, p)
-        return list(found.values())
+        """The policies of every named resource, each once (project and key policies match every lookup); the
+        engine orders them by rank."""
+        return await self._book.for_resources(project_id, pillar, resources, key_id)
 
     def on_output(self, run: GuardrailRun, payload: Any, extract: Extract, apply: Apply) -> bool:
         """Local output checks on a whole answer (synchronous: the pipeline's `after` hook); True if rewritten."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from starlette.responses import Response, StreamingResponse
@@ -47,15 +47,18 @@ class Pipeline:
         self._rng = rng or random.Random()
         self._clock = clock  # failover's time budget (tests inject one; breakers carry their own)
 
-    async def run(self, x: Exchange) -> Response:
-        """The call as an HTTP response (streamed when the relay streams)."""
-        return await self._run(x, self._respond)
+    # `run` and `run_whole` hand back `_run`'s coroutine: plain functions, no await level of their own (which each
+    # resumption of the call would pass through again).
 
-    async def run_whole(self, x: Exchange) -> Relayed:
-        """The call's whole answer (status, headers, the body after every step) for a caller that answers in its
-        own protocol (the MCP transport wraps it in JSON-RPC): no HTTP response object is built only to be
-        unwrapped. The spec must not stream."""
-        return await self._run(x, self._whole)
+    def run(self, x: Exchange) -> Coroutine[Any, Any, Response]:
+        """The call as an HTTP response (streamed when the relay streams)."""
+        return self._run(x, self._respond)
+
+    def run_whole(self, x: Exchange) -> Coroutine[Any, Any, Relayed]:
+        """The call's whole answer (status and the body after every step) for a caller that answers in its own
+        protocol (the MCP transport wraps it in JSON-RPC): no HTTP response object and none of the gateway's
+        answer headers are built only to be dropped. The spec must not stream."""
+        return self._run(x, self._whole)
 
     async def _run(self, x: Exchange, respond: Callable[[Exchange, Relayed], _R]) -> _R:
         if x.correlation_id is None:
@@ -165,7 +168,7 @@ class Pipeline:
     def _whole(self, x: Exchange, relayed: Relayed) -> Relayed:
         if relayed.chunks is not None:
             raise TypeError(f"{self.spec.noun}: run_whole needs a whole answer, the relay streamed")
-        self._answer_headers(x, relayed)
+        self._status(x, relayed)
         return relayed
 
     def _respond(self, x: Exchange, relayed: Relayed) -> Response:
@@ -188,10 +191,14 @@ class Pipeline:
             headers["x-gateway-overhead-ms"] = f"{x.overhead_ms:.2f}"
             if outcome.retries:
                 headers["x-gateway-retries"] = str(outcome.retries)
-        x.status = relayed.status
-        if relayed.status >= 300 and outcome is not None:
-            x.error_code = "upstream_error"
+        self._status(x, relayed)
         return headers
+
+    @staticmethod
+    def _status(x: Exchange, relayed: Relayed) -> None:
+        x.status = relayed.status
+        if relayed.status >= 300 and x.outcome is not None:
+            x.error_code = "upstream_error"
 
     async def _streamed(self, x: Exchange, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         try:

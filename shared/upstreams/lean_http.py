@@ -104,7 +104,8 @@ class LeanHttp:
                       timeouts: Timeouts = NO_TIMEOUTS) -> LeanResponse:
         """Send one request; the response's head is read, its body is not. The caller closes the response."""
         origin, target, host = _split(url)
-        raw = encode_headers(headers) if isinstance(headers, Mapping) else list(headers)
+        # `type(...) is dict` first: `isinstance(x, Mapping)` is an ABC check (a Python-level call) on every request
+        raw = encode_headers(headers) if type(headers) is dict or isinstance(headers, Mapping) else list(headers)
         head = request_head(method, target, host, raw, len(content))  # refused before a slot or a socket is taken
         if self._slots.locked():  # the pool timeout only when every slot is taken: a free one is taken at once
             try:
@@ -116,7 +117,7 @@ class LeanHttp:
             await self._slots.acquire()
         conn: Conn | None = None
         try:
-            conn = await self._checkout(origin, timeouts.connect)
+            conn = self._idle_conn(origin) or await self._checkout(origin, timeouts.connect)
             conn.timeout = timeouts.read
             with as_httpx():
                 await conn.stream.write(head + content if content else head, timeouts.write)
@@ -139,6 +140,16 @@ class LeanHttp:
 
     def release(self) -> None:
         self._slots.release()
+
+    def _idle_conn(self, origin: Origin) -> Conn | None:
+        """The most recently used idle connection to `origin` when it is fresh and quiet, taken without a coroutine
+        (the common case); else None, and `_checkout` closes what expired and connects."""
+        stack = self._idle.get(origin)
+        if stack:
+            conn = stack[-1]
+            if self._clock() - conn.since <= self._idle_seconds and conn.quiet():
+                return stack.pop()
+        return None
 
     async def _checkout(self, origin: Origin, timeout: float | None) -> Conn:
         stack = self._idle.get(origin)

@@ -114,46 +114,41 @@ class ApiBlueprint:
         max_body = self._max_body
 
         # The worker binds by annotation: the parameter must be the extension's Request type.
+        # One coroutine per request (admission, after-send scope, guard, handler, the error mapping) rather than a
+        # chain of three: every level of an await chain is passed through again each time the call resumes (an MCP
+        # call resumes ~3 times), and on a request's cold caches each level costs a few µs.
         async def function(req: Request) -> Response:  # type: ignore[valid-type]
             started = time.perf_counter()
             request_id = request_id_of(req)
             gate = self.admission
-            if gate is None:
-                return await run(req, request_id, started)
             # Before authentication and before the body is read: a shed call takes nothing (docs/runbook.md).
-            if not gate.try_enter():
+            if gate is not None and not gate.try_enter():
                 shed = await gate.wait()
                 if shed is not None:
                     return gate.shed_response(shed, request_id)
-            try:
-                return await run(req, request_id, started)
-            finally:
-                gate.leave()
-
-        async def run(req: StarletteRequest, request_id: str, started: float) -> StarletteResponse:
             # Release-and-log work the pipeline defers runs after the response is written (after_send.py).
             after = AfterSend()
             after.open()
             try:
-                response = await respond(req, request_id, started)
-            except BaseException:
-                after.abandon()  # cancelled: nothing will be sent, the holds are released now
-                raise
-            return after.close(response)
-
-        async def respond(req: StarletteRequest, request_id: str, started: float) -> StarletteResponse:
-            try:
-                principal = await guard(req) if guard else None
-                call = Call(req=req, request_id=request_id, principal=principal, started=started)
-                if op.body is not None and op.parse_body:
-                    call.body = await read_model(req, op.body, max_body)
-                result = await handler(call)
-                if isinstance(result, BaseModel):
-                    result = json_response(result, op.status)
-                result.headers.setdefault("x-request-id", request_id)
-                return result
-            except Exception as exc:  # noqa: BLE001 - mapped in exactly one place
-                return error_response(exc, request_id)
+                try:
+                    try:
+                        principal = await guard(req) if guard else None
+                        call = Call(req=req, request_id=request_id, principal=principal, started=started)
+                        if op.body is not None and op.parse_body:
+                            call.body = await read_model(req, op.body, max_body)
+                        result = await handler(call)
+                        if isinstance(result, BaseModel):
+                            result = json_response(result, op.status)
+                        result.headers.setdefault("x-request-id", request_id)
+                    except Exception as exc:  # noqa: BLE001 - mapped in exactly one place
+                        result = error_response(exc, request_id)
+                except BaseException:
+                    after.abandon()  # cancelled: nothing will be sent, the holds are released now
+                    raise
+                return after.close(result)
+            finally:
+                if gate is not None:
+                    gate.leave()
 
         function.__name__ = function.__qualname__ = op.name
         routed = self.blueprint.route(route=op.route, methods=list(op.methods), auth_level=func.AuthLevel.ANONYMOUS)

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from shared.auth.key_format import KeyMac, shape
 from shared.auth.keys import KeyService
 from shared.cache import FailStaticCache
+from shared.domain.base import Pillar
 from shared.domain.keys import KeyCreate, KeyOut, VirtualKey
 from shared.errors import DependencyUnavailable, Unauthenticated
 from shared.storage.memory import MemoryDocumentStore
@@ -265,3 +266,65 @@ async def test_settings_reach_the_key_service_and_the_request_log(monkeypatch):
     assert checks["storage"]["status"] == "unavailable"
     assert checks["quotas"] == {"status": "ok", "deferred_charges": 0, "deferred_returns": 0, "lease_failures": 0}
     await services.close()
+
+
+# ---- an accepted key is remembered per cached key object, never past the instant it may stop being valid
+
+
+class Clock:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = datetime.now(timezone.utc)
+        from shared.auth import keys as keys_module
+        monkeypatch.setattr(keys_module, "utcnow", lambda: self.now)
+
+
+async def test_a_remembered_key_still_expires_on_time_while_its_cached_copy_is_unchanged(monkeypatch):
+    clock = Clock(monkeypatch)
+    keys = service(CountingStore())
+    _, secret = await keys.issue("p", KeyCreate(name="k", expires_at=clock.now + timedelta(hours=1)))
+    first, second = await keys.authenticate(secret), await keys.authenticate(secret)
+    assert first == second and first is not second  # one principal per call: the guard sets `project` on it
+    first.project = object()  # type: ignore[assignment]
+    assert (await keys.authenticate(secret)).project is None
+    clock.now += timedelta(minutes=59, seconds=59)
+    assert (await keys.authenticate(secret)).key_id == first.key_id
+    clock.now += timedelta(seconds=1)  # the key cache still holds the same object (TTL is monotonic, not this clock)
+    with pytest.raises(Unauthenticated) as err:
+        await keys.authenticate(secret)
+    assert err.value.code == "key_expired"
+
+
+async def test_a_rotated_out_secret_stops_at_the_end_of_its_overlap_even_when_remembered(monkeypatch):
+    clock = Clock(monkeypatch)
+    store = CountingStore()
+    keys = service(store)
+    key, old = await keys.issue("p", KeyCreate(name="k"))
+    await keys.authenticate(old)
+    _, new = await keys.rotate("p", key.id, overlap_seconds=60)
+    assert (await keys.authenticate(old)).key_id == key.id  # inside the overlap: accepted, then remembered
+    assert (await keys.authenticate(old)).key_id == key.id
+    assert (await keys.authenticate(new)).key_id == key.id
+    clock.now += timedelta(seconds=61)
+    with pytest.raises(Unauthenticated):
+        await keys.authenticate(old)
+    assert (await keys.authenticate(new)).key_id == key.id  # the current secret has no such end
+
+
+async def test_a_changed_key_is_checked_again_not_served_from_memory():
+    store = CountingStore()
+    keys = service(store)
+    key, secret = await keys.issue("p", KeyCreate(name="k", tools=["a__x"]))
+    assert (await keys.authenticate(secret)).scopes[Pillar.tools] == frozenset({"a__x"})
+
+    def narrow(k: VirtualKey) -> None:
+        k.tools = ["a__y"]
+
+    await Repository(store, VirtualKey).update("p", key.id, narrow)
+    keys._cache.invalidate(key.hash)  # what the admin API does on this instance (else: the cache TTL)
+    assert (await keys.authenticate(secret)).scopes[Pillar.tools] == frozenset({"a__y"})
+    revoked = await Repository(store, VirtualKey).update(
+        "p", key.id, lambda k: setattr(k, "revoked_at", datetime.now(timezone.utc)))
+    keys.forget(revoked)
+    with pytest.raises(Unauthenticated) as err:
+        await keys.authenticate(secret)
+    assert err.value.code == "key_revoked"

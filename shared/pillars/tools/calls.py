@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -105,14 +105,19 @@ class ToolCalls:
                 return waiting
         return call
 
-    async def send(self, ctx: McpContext, call: PreparedCall, target: Endpoint) -> dict[str, Any]:
-        """One attempt at one replica: the upstream's result object (UpstreamFailure: try the next one)."""
+    def send(self, ctx: McpContext, call: PreparedCall, target: Endpoint) -> Awaitable[dict[str, Any]]:
+        """Awaitable: one attempt at one replica, the upstream's result object (UpstreamFailure: try the next
+        one). A plain function handing back the coroutine that does it: no await level of its own."""
         if call.tool.api_source is not None:
-            return await self._executor.call(call.tool.api_source, call.tool.definition, call.arguments,
-                                             timeout=call.timeout, max_result_bytes=call.max_bytes)
+            return self._executor.call(call.tool.api_source, call.tool.definition, call.arguments,
+                                       timeout=call.timeout, max_result_bytes=call.max_bytes)
         if self._tasks is None or (call.task_mode is None and "task" not in call.params):  # not a task: as is
-            return await self._pool.request(target, ctx.caller, ctx.carried, "tools/call", call.params,
-                                            timeout=call.timeout, max_bytes=call.max_bytes)
+            return self._pool.request(target, ctx.caller, ctx.carried, "tools/call", call.params,
+                                      timeout=call.timeout, max_bytes=call.max_bytes)
+        return self._send_task(ctx, call, target)
+
+    async def _send_task(self, ctx: McpContext, call: PreparedCall, target: Endpoint) -> dict[str, Any]:
+        assert self._tasks is not None
         d = call.tool.definition
         params = await self._tasks.outbound(ctx, call.task_mode, d.original_name, call.params, target)
         result = await self._pool.request(target, ctx.caller, ctx.carried, "tools/call", params,

@@ -36,10 +36,13 @@ class _Routes:
 
     def of(self, server: McpServer) -> tuple[_Route, ...]:
         spec = server.spec
-        source = (server, server.id, spec, spec.url, spec.replicas, spec.transport)
         found = self._by_server.get(id(server))
-        if found is not None and all(a is b for a, b in zip(found[0], source)):
-            return found[1]
+        if found is not None:
+            s = found[0]  # identity of each object the routes were computed from (no generator per call)
+            if s[0] is server and s[1] is server.id and s[2] is spec and s[3] is spec.url \
+                    and s[4] is spec.replicas and s[5] is spec.transport:
+                return found[1]
+        source = (server, server.id, spec, spec.url, spec.replicas, spec.transport)
         transport = "sse" if spec.transport == "sse" else "streamable_http"
         routes = tuple((f"{server.id}/{t.id}", str(t.url), transport, t.priority, t.weight)
                        for t in server.targets())

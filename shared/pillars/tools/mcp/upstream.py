@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
@@ -101,17 +101,18 @@ class McpUpstream:
 
     # ---- requests
 
-    async def request(self, ep: Endpoint, session: UpstreamSession, method: str, params: dict[str, Any],
-                      on_server_request: ServerRequestHandler | None = None, *, timeout: float | None = None,
-                      max_bytes: int | None = None) -> dict[str, Any]:
-        """The upstream's result object, or `rpc.Fault` carrying its JSON-RPC error. `timeout`/`max_bytes` lower
-        the defaults for one call (a tool's own limits)."""
+    def request(self, ep: Endpoint, session: UpstreamSession, method: str, params: dict[str, Any],
+                on_server_request: ServerRequestHandler | None = None, *, timeout: float | None = None,
+                max_bytes: int | None = None) -> Coroutine[Any, Any, dict[str, Any]]:
+        """Awaitable: the upstream's result object, or `rpc.Fault` carrying its JSON-RPC error. `timeout` and
+        `max_bytes` lower the defaults for one call (a tool's own limits). A plain function handing back the
+        transport's coroutine: no await level of its own in every call's chain."""
         limits = _Limits(min(timeout or self._timeout, self._timeout), min(max_bytes or self._max, self._max))
         if self._trace is not None:
             params = with_meta(params, self._trace())
         if ep.transport == "sse":
-            return await self._legacy_sse(ep, method, params, limits)
-        return await self._post(ep, session, method, params, on_server_request, limits)
+            return self._legacy_sse(ep, method, params, limits)
+        return self._post(ep, session, method, params, on_server_request, limits)
 
     async def _post(self, ep: Endpoint, session: UpstreamSession, method: str, params: dict[str, Any],
                     on_server_request: ServerRequestHandler | None = None, limits: "_Limits | None" = None
