@@ -49,8 +49,10 @@ class ToolsGuardrails:
 
     def after(self, x: Exchange, relayed: Relayed) -> Relayed:
         run: GuardrailRun | None = x.scratch.get("guardrails")
+        if run is None or not run.policies:  # the common case, no policy: nothing to look at
+            return relayed
         result = _result(x)
-        if run is None or result is None or not run.has_output() or run.remote_output():
+        if result is None or not run.has_output() or run.remote_output():
             return relayed  # remote output checks: all output checks run in `answered`
         try:
             changed = self._step.on_output(run, result, result_output, apply_strings)
@@ -62,8 +64,10 @@ class ToolsGuardrails:
 
     async def answered(self, x: Exchange, relayed: Relayed) -> Relayed:
         run: GuardrailRun | None = x.scratch.get("guardrails")
+        if run is None or not run.policies:
+            return relayed
         result = _result(x)
-        if run is None or result is None or not run.remote_output():
+        if result is None or not run.remote_output():
             return relayed
         try:
             changed = await self._step.on_output_remote(run, result, result_output, apply_strings)
