@@ -41,10 +41,6 @@ class GuardrailBook:
                 return out
             cursor = page.cursor
 
-    async def for_call(self, project_id: str, pillar: Pillar, resource: str | None,
-                       key_id: str | None) -> list[CompiledPolicy]:
-        return [c for p, c in await self._cache.get(project_id) if p.applies(pillar, resource, key_id)]
-
     async def for_resources(self, project_id: str, pillar: Pillar, resources: Sequence[str | None],
                             key_id: str | None) -> list[CompiledPolicy]:
         """The policies that apply to any of `resources` (a tool call: its toolbox and its tool), each once, in

@@ -191,12 +191,12 @@ def test_book_filters_per_call_and_invalidation_shows_changes():
         book = GuardrailBook(repo, ttl=60, max_stale=60)
         await repo.create(policy("proj-wide", [PII]))
         await repo.create(policy("for-gpt", [PII], "resource", pillar="models", resource="gpt"))
-        first = [p.id for p in await book.for_call("proj", Pillar.models, "gpt", "k1")]
-        other = [p.id for p in await book.for_call("proj", Pillar.models, "other", "k1")]
+        first = [p.id for p in await book.for_resources("proj", Pillar.models, ("gpt",), "k1")]
+        other = [p.id for p in await book.for_resources("proj", Pillar.models, ("other",), "k1")]
         await repo.create(policy("for-key", [PII], "key", key_id="k1"))
-        cached = [p.id for p in await book.for_call("proj", Pillar.models, "other", "k1")]
+        cached = [p.id for p in await book.for_resources("proj", Pillar.models, ("other",), "k1")]
         book.invalidate("proj")
-        fresh = [p.id for p in await book.for_call("proj", Pillar.models, "other", "k1")]
+        fresh = [p.id for p in await book.for_resources("proj", Pillar.models, ("other",), "k1")]
         return first, other, cached, fresh
 
     first, other, cached, fresh = asyncio.run(go())
