@@ -60,8 +60,8 @@ def instrument() -> None:
     for cls, name, label in [
             (HttpDispatcher, "__call__", "dispatch"), (DataPlaneGuard, "__call__", "guard"),
             (KeyService, "authenticate", "key"), (FlagService, "check", "flags"), (McpTransport, "post", "transport"),
-            (ToolboxServer, "handle", "handle"), (Pipeline, "_run", "pipeline"), (Pipeline, "_resolve", "resolve"),
-            (ToolCalls, "prepare", "prepare"), (Pipeline, "_admit", "admit"), (Pipeline, "_send", "send"),
+            (ToolboxServer, "handle", "handle"), (Pipeline, "_run", "pipeline"), (Pipeline, "_resolve_now", "resolve"),
+            (ToolCalls, "prepare", "prepare"), (Pipeline, "_admit_now", "admit"), (Pipeline, "_send_now", "send"),
             (McpUpstream, "_exchange", "exchange"), (LeanHttp, "request", "wire"), (McpUpstream, "_read", "read"),
             (Pipeline, "_finish", "finish")]:
         _timed(cls, name, label)
