@@ -3,7 +3,7 @@ Virtual keys only; the tools pillar must be on. The protocol lives in shared/pil
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 from starlette.responses import Response, StreamingResponse
@@ -25,7 +25,7 @@ class JsonRpcMessage(AppModel):
     """One JSON-RPC 2.0 message (request, notification or response). Malformed ones get JSON-RPC errors."""
 
     jsonrpc: str = Field("2.0", max_length=8)
-    id: str | int | None = None
+    id: Annotated[str, Field(max_length=256)] | Annotated[int, Field(ge=-(2**53), le=2**53)] | None = None
     method: str | None = Field(None, max_length=128)
     params: dict[str, Any] | None = None
 

@@ -16,7 +16,7 @@ from shared.errors import AlreadyExists, NotFound, ValidationFailed
 from shared.pillars.tools.directory import ProjectTools
 from shared.pillars.tools.domain import (
     NAMESPACED_NAME_PATTERN, ApiSource, ApiSourceSpec, McpServer, McpServerSpec, NoAuth, Toolbox, ToolboxOwner,
-    ToolboxSpec)
+    ToolboxSpec, ToolDefinition)
 from shared.pillars.tools.playground import Playground, PlaygroundResult
 from shared.registry.projects import ProjectRegistry
 from shared.storage.repository import Repository
@@ -97,18 +97,25 @@ class DeveloperSubmission(Contract):
         return self
 
 
+def _tags(snap: ProjectTools, tool: ToolDefinition) -> list[str]:
+    """The tool's own tags, then those its server or API source was registered with (`spec.tags`)."""
+    source = snap.api_sources.get(tool.server_id) if tool.source == "api" else snap.servers.get(tool.server_id)
+    return list(dict.fromkeys([*tool.tags, *(source.spec.tags if source is not None else [])]))
+
+
 def catalog_of(snap: ProjectTools, q: str, namespace: str | None, tag: str | None) -> list[CatalogTool]:
     out = []
     for t in sorted(snap.tools.values(), key=lambda t: t.name):
         if not snap.servable(t):
             continue
         text = f"{t.name} {t.definition.title or ''} {t.definition.description or ''}".lower()
-        if (q and q not in text) or (namespace and t.namespace != namespace) or (tag and tag not in t.tags):
+        tags = _tags(snap, t)
+        if (q and q not in text) or (namespace and t.namespace != namespace) or (tag and tag not in tags):
             continue
         d = t.definition
         out.append(CatalogTool(name=t.name, namespace=t.namespace, title=d.title, description=d.description,
                                input_schema=d.input_schema, output_schema=d.output_schema, annotations=d.annotations,
-                               tags=t.tags, server=t.server_id, source=t.source, sensitive=t.sensitive))
+                               tags=tags, server=t.server_id, source=t.source, sensitive=t.sensitive))
     return out
 
 

@@ -220,6 +220,20 @@ def test_openapi_document_url_becomes_tools_auto_approved_and_called(admin: http
         refused = admin.post(f"/portal/projects/{pid}/playground", json={"key_id": other["id"], "toolbox": "mine",
                                                                         "tool": "pets__getPet", "arguments": {}})
         assert refused.json()["ok"] is False and refused.json()["trace"][0]["step"] == "resolve", refused.text
+        # the tools pillar's switches: the project's, then the global one, refuse /mcp and the playground alike
+        play = {"key_id": kid, "toolbox": "mine", "tool": "pets__getPet", "arguments": {"petId": "1"}}
+        for switch, code in ((f"{base}/flags/tools", "pillar_disabled"), ("/manage/flags/tools",
+                                                                         "pillar_disabled_globally")):
+            try:
+                assert admin.put(switch, json={"enabled": False}).status_code == 200
+                off = admin.post("/mcp/mine", headers={"Authorization": f"Bearer {issued['secret']}"},
+                                 json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+                assert off.status_code == 403 and off.json()["error"]["code"] == code, off.text
+                off = admin.post(f"/portal/projects/{pid}/playground", json=play)
+                assert off.status_code == 403 and off.json()["error"]["code"] == code, off.text
+            finally:
+                assert admin.put(switch, json={"enabled": True}).status_code == 200
+        assert mcp_tools(admin, "mine", issued["secret"])  # on again: the same key works
         got = admin.post(f"/portal/projects/{pid}/playground", json={"key_id": kid,
             "toolbox": "mine", "tool": "pets__getPet", "arguments": {"petId": "1"}}).json()
         assert got["ok"] and got["result"]["structuredContent"]["name"] == "Rex", got

@@ -156,8 +156,12 @@ class ToolQuotaBook:
     def note(self, project_id: str, tool: str, rate: int | None) -> None:
         if rate is None:
             self._rates.pop((project_id, tool), None)
-        elif len(self._rates) < 100_000:
-            self._rates[(project_id, tool)] = rate
+            return
+        if len(self._rates) >= 100_000 and (project_id, tool) not in self._rates:
+            # Bounded memory without ever dropping a limit that applies: every call notes its tool's rate right
+            # before admission, so a cleared entry is written again by the next call that needs it.
+            self._rates.clear()
+        self._rates[(project_id, tool)] = rate
 
     async def for_call(self, project_id: str, key_id: str | None, pillar: Pillar, resource: str) -> list[Quota]:
         quotas = await self._book.for_call(project_id, key_id, pillar, resource)
