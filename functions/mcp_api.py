@@ -61,10 +61,7 @@ def build(transport: Callable[[], McpTransport], guard: Guard, *, max_body_bytes
         assert call.principal is not None
         return _response(await transport().get(call.principal, call.path("toolbox"), headers(call)))
 
-    @api.route("mcp/{toolbox}", "DELETE", name="mcp_end_session", guard=guard, headers=HEADERS, status=204,
-               summary="End a 2025-era MCP session.")
-    async def end(call: Call):
-        assert call.principal is not None
-        return _response(await transport().delete(call.principal, call.path("toolbox"), headers(call)))
-
+    # No DELETE: a session id is sealed state any instance opens until it expires, so it cannot be ended early; MCP
+    # lets a server say so with 405 (what the fallback answers, `Allow: GET, POST`), and the official clients
+    # treat that as "the server keeps the session" — instead of a 204 for a session that would still work.
     return api
