@@ -71,7 +71,7 @@ def build_app(settings: Settings, services: Services | None = None, *,
         # the tools pillar: its parts (and the MCP data plane) are built on first use, inside the worker's loop
         tools_admin_api.build(tools, projects, admin, max_body_bytes=manage),
         tools_approvals.build(tools, projects, admin, max_body_bytes=manage),
-        tools_portal_api.build(tools, projects, developer, max_body_bytes=manage),
+        tools_portal_api.build(tools, projects, services.keys, developer, max_body_bytes=manage),
         mcp_approvals_api.build(lambda: tools.mcp.approvals, admin, max_body_bytes=manage),
         mcp_api.build(lambda: tools.mcp.transport, DataPlaneGuard(services.key_service, services.flags, Pillar.tools),
                       max_body_bytes=settings.max_data_body_bytes),

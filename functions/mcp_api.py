@@ -3,7 +3,7 @@ Virtual keys only; the tools pillar must be on. The protocol lives in shared/pil
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 from starlette.responses import Response, StreamingResponse
@@ -25,7 +25,7 @@ class JsonRpcMessage(AppModel):
     """One JSON-RPC 2.0 message (request, notification or response). Malformed ones get JSON-RPC errors."""
 
     jsonrpc: str = Field("2.0", max_length=8)
-    id: str | int | None = None
+    id: Annotated[str, Field(max_length=256)] | Annotated[int, Field(ge=-(2**53), le=2**53)] | None = None
     method: str | None = Field(None, max_length=128)
     params: dict[str, Any] | None = None
 
@@ -61,10 +61,7 @@ def build(transport: Callable[[], McpTransport], guard: Guard, *, max_body_bytes
         assert call.principal is not None
         return _response(await transport().get(call.principal, call.path("toolbox"), headers(call)))
 
-    @api.route("mcp/{toolbox}", "DELETE", name="mcp_end_session", guard=guard, headers=HEADERS, status=204,
-               summary="End a 2025-era MCP session.")
-    async def end(call: Call):
-        assert call.principal is not None
-        return _response(await transport().delete(call.principal, call.path("toolbox"), headers(call)))
-
+    # No DELETE: a session id is sealed state any instance opens until it expires, so it cannot be ended early; MCP
+    # lets a server say so with 405 (what the fallback answers, `Allow: GET, POST`), and the official clients
+    # treat that as "the server keeps the session" — instead of a 204 for a session that would still work.
     return api

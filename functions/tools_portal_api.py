@@ -5,17 +5,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from starlette.responses import Response
 
+from shared.auth.owned_keys import acting_as
 from shared.auth.principal import Principal, Role
 from shared.domain.base import AppModel, Contract, Pillar
+from shared.domain.keys import VirtualKey
 from shared.errors import AlreadyExists, NotFound, ValidationFailed
 from shared.pillars.tools.directory import ProjectTools
 from shared.pillars.tools.domain import (
-    NAMESPACED_NAME_PATTERN, ApiSource, ApiSourceSpec, McpServer, McpServerSpec, Toolbox, ToolboxOwner, ToolboxSpec)
+    NAMESPACED_NAME_PATTERN, ApiSource, ApiSourceSpec, McpServer, McpServerSpec, NoAuth, Toolbox, ToolboxOwner,
+    ToolboxSpec, ToolDefinition)
 from shared.pillars.tools.playground import Playground, PlaygroundResult
 from shared.registry.projects import ProjectRegistry
+from shared.storage.repository import Repository
 from shared.web.api import ApiBlueprint, Call, Guard
 from shared.web.responses import json_response
 
@@ -48,14 +52,42 @@ class Toolboxes(AppModel):
 
 
 class PlaygroundCall(Contract):
+    key_id: str = Field(min_length=1, max_length=128, description=(
+        "One of your own virtual keys in this project: the call is governed as that key's (its tool allow-list, "
+        "quotas and request-log row), exactly as a client using it at /mcp/{toolbox} would be."))
     toolbox: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     tool: str = Field(pattern=NAMESPACED_NAME_PATTERN)
     arguments: dict[str, Any] = Field(default_factory=dict)
 
 
+_NO_CREDENTIALS = ("A developer's submission carries no outbound credentials: the probe and every later call would "
+                   "hand the gateway's own secrets or tokens to a URL the developer chose. An admin attaches "
+                   "outbound auth after review (PUT /manage/projects/{project}/mcp-servers/{id}, which probes again).")
+
+
+def _no_credentials(value: Any) -> Any:
+    if isinstance(value, dict) and value.get("type", "none") != "none":
+        raise ValueError("outbound auth is attached by an admin after review; submit with {\"type\": \"none\"}")
+    return value
+
+
+class SubmittedServer(McpServerSpec):
+    """An MCP server as a developer submits it: everything an admin may register, except outbound auth."""
+
+    auth: NoAuth = Field(default_factory=NoAuth, description=_NO_CREDENTIALS)
+    _auth = field_validator("auth", mode="before")(_no_credentials)
+
+
+class SubmittedApi(ApiSourceSpec):
+    """An OpenAPI source as a developer submits it: everything an admin may register, except outbound auth."""
+
+    auth: NoAuth = Field(default_factory=NoAuth, description=_NO_CREDENTIALS)
+    _auth = field_validator("auth", mode="before")(_no_credentials)
+
+
 class DeveloperSubmission(Contract):
-    mcp_server: McpServerSpec | None = None
-    api_source: ApiSourceSpec | None = None
+    mcp_server: SubmittedServer | None = None
+    api_source: SubmittedApi | None = None
     note: str = Field(default="", max_length=2000)
 
     @model_validator(mode="after")
@@ -65,22 +97,30 @@ class DeveloperSubmission(Contract):
         return self
 
 
+def _tags(snap: ProjectTools, tool: ToolDefinition) -> list[str]:
+    """The tool's own tags, then those its server or API source was registered with (`spec.tags`)."""
+    source = snap.api_sources.get(tool.server_id) if tool.source == "api" else snap.servers.get(tool.server_id)
+    return list(dict.fromkeys([*tool.tags, *(source.spec.tags if source is not None else [])]))
+
+
 def catalog_of(snap: ProjectTools, q: str, namespace: str | None, tag: str | None) -> list[CatalogTool]:
     out = []
     for t in sorted(snap.tools.values(), key=lambda t: t.name):
         if not snap.servable(t):
             continue
         text = f"{t.name} {t.definition.title or ''} {t.definition.description or ''}".lower()
-        if (q and q not in text) or (namespace and t.namespace != namespace) or (tag and tag not in t.tags):
+        tags = _tags(snap, t)
+        if (q and q not in text) or (namespace and t.namespace != namespace) or (tag and tag not in tags):
             continue
         d = t.definition
         out.append(CatalogTool(name=t.name, namespace=t.namespace, title=d.title, description=d.description,
                                input_schema=d.input_schema, output_schema=d.output_schema, annotations=d.annotations,
-                               tags=t.tags, server=t.server_id, source=t.source, sensitive=t.sensitive))
+                               tags=tags, server=t.server_id, source=t.source, sensitive=t.sensitive))
     return out
 
 
-def build(tools: ToolsPillar, projects: ProjectRegistry, developer: Guard, *, max_body_bytes: int) -> ApiBlueprint:
+def build(tools: ToolsPillar, projects: ProjectRegistry, keys: Repository[VirtualKey], developer: Guard, *,
+          max_body_bytes: int) -> ApiBlueprint:
     api = ApiBlueprint("tools-portal", max_body_bytes=max_body_bytes)
     listing = submissions_of(tools)
 
@@ -165,11 +205,9 @@ def build(tools: ToolsPillar, projects: ProjectRegistry, developer: Guard, *, ma
                summary="Call a tool of a toolbox with arguments; see the result and the governance trace.",
                guard=developer, body=PlaygroundCall, response=PlaygroundResult)
     async def playground(call: Call):
-        pid = await project_of(call)
-        # the caller, as the data-plane guard would see them in this project (the tools pillar must be on)
-        project = await tools.deps.flags.check(pid, Pillar.tools)
-        caller = me(call).model_copy(update={"project_id": pid, "project": project})
-        b = call.body
+        pid, b = await project_of(call), call.body
+        # the developer's own key, as the data-plane guard would see it (the tools pillar must be on)
+        caller = await acting_as(keys, tools.deps.flags, me(call), pid, b.key_id, Pillar.tools)
         return await Playground(tools.mcp.server).run(caller, pid, b.toolbox, b.tool, b.arguments, call.request_id)
 
     @api.route("portal/projects/{project}/submissions", "POST", name="portal_submit_tools",
@@ -178,13 +216,15 @@ def build(tools: ToolsPillar, projects: ProjectRegistry, developer: Guard, *, ma
     async def submit(call: Call):
         pid, b, who = await project_of(call), call.body, me(call).subject
         if b.mcp_server is not None:
-            server = McpServer(id=b.mcp_server.id, project_id=pid, spec=b.mcp_server, submitted_by=who)
+            spec = McpServerSpec.model_validate(b.mcp_server.model_dump())  # stored as the admin contract
+            server = McpServer(id=spec.id, project_id=pid, spec=spec, submitted_by=who)
             await tools.registry.check_server(server)
             await tools.registry.servers.create(server)
             kind, sid = "mcp_server", server.id
         else:
             assert b.api_source is not None
-            source = ApiSource(id=b.api_source.id, project_id=pid, spec=b.api_source, submitted_by=who)
+            api = ApiSourceSpec.model_validate(b.api_source.model_dump())
+            source = ApiSource(id=api.id, project_id=pid, spec=api, submitted_by=who)
             await tools.registry.check_api_source(source)
             await tools.registry.api_sources.create(source)
             kind, sid = "api_source", source.id

@@ -1,6 +1,6 @@
 // Storage account used by the Functions host (AzureWebJobsStorage: timers, leases,
-// queues) and by Flex Consumption for the deployment package. Queues and tables are
-// created by the app at startup, so only the deployment container is declared here.
+// queues) and by Flex Consumption for the deployment package. Tables are created by the
+// app at startup; the tools approvals queue and its poison queue are declared below.
 
 @description('Storage account name (3-24 lowercase letters and digits).')
 param name string

@@ -15,7 +15,7 @@ from ..domain.keys import KEY_PREFIX, KeyCreate, PreviousSecret, VirtualKey
 from ..errors import Conflict, DependencyUnavailable, Unauthenticated
 from ..storage.repository import Repository
 from .key_format import KeyMac, shape
-from .principal import Principal, looks_like_jwt
+from .principal import Principal, key_principal, looks_like_jwt
 
 
 _MAX_KNOWN = 10_000
@@ -136,8 +136,7 @@ class KeyService:
             raise Unauthenticated(f"The virtual key is {state}.", code=f"key_{state}")
         self._remember(secret, digest)
         # (pydantic's model_construct is slower than this validation: measured, issue 13)
-        principal = Principal(kind="virtual_key", subject=key.id, project_id=key.project_id, key_id=key.id,
-                              key_prefix=key.prefix, name=key.name, scopes=key.scopes())
+        principal = key_principal(key)
         if len(self._accepted) >= _MAX_KNOWN:
             self._accepted.clear()
         self._accepted[digest] = (key, _valid_until(key, digest), principal)

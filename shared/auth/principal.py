@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from ..domain.base import AppModel, Pillar
 from ..domain.projects import Project
+
+if TYPE_CHECKING:
+    from ..domain.keys import VirtualKey
 
 
 class Role(str, Enum):
@@ -24,6 +27,9 @@ class Principal(AppModel):
     project_id: str | None = None
     key_id: str | None = None
     key_prefix: str | None = None
+    # The developer a self-service key was issued to (its `metadata.owner`, written by the credentials API from
+    # their own subject): what opens their personal toolboxes, since a key's `subject` is the key's id.
+    owner: str | None = None
     # Per-pillar scope: the models / tools / agents this key may use. A pillar absent here: every resource of
     # the project in that pillar.
     scopes: dict[Pillar, frozenset[str]] = {}
@@ -38,6 +44,14 @@ class Principal(AppModel):
     def has(self, role: Role) -> bool:
         # An admin can do everything a developer can.
         return role in self.roles or Role.admin in self.roles
+
+
+def key_principal(key: "VirtualKey", project: Project | None = None) -> Principal:
+    """The data-plane principal of a virtual key (the key check, and a developer acting as their own key)."""
+    owner = key.metadata.get("owner")
+    return Principal(kind="virtual_key", subject=key.id, project_id=key.project_id, key_id=key.id,
+                     key_prefix=key.prefix, name=key.name, scopes=key.scopes(), project=project,
+                     owner=owner if isinstance(owner, str) else None)
 
 
 def bearer_token(authorization: str | None) -> str | None:

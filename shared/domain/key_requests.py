@@ -8,6 +8,7 @@ from pydantic import Field
 
 from ..web.pages import PageOut
 from .base import AppModel, Contract, Entity
+from .keys import ScopeName
 from .times import UtcDatetime
 
 RequestState = Literal["pending", "approved", "rejected", "claimed"]
@@ -28,7 +29,7 @@ class KeyRequest(Entity):
 
 class KeyRequestCreate(Contract):
     name: str = Field(min_length=1, max_length=200)
-    models: list[str] | None = None
+    models: list[ScopeName] | None = Field(default=None, max_length=1000)
     reason: str = Field(default="", max_length=2000)
 
 

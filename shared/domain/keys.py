@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from .base import AppModel, Contract, Entity, Pillar, utcnow
 from .times import UtcDatetime
+
+# A model, tool or agent name in a key's scope (the longest the registries accept is a namespaced tool name, 64).
+ScopeName = Annotated[str, Field(min_length=1, max_length=256)]
 
 KEY_PREFIX = "sk-gw-"
 
@@ -60,13 +63,14 @@ class KeyCreate(Contract):
     expires_at: UtcDatetime | None = Field(
         default=None, description="ISO 8601 instant; without an offset (or a bare date: 00:00 that day) it is "
                                   "read as UTC. Must lie in the future.")
-    models: list[str] | None = Field(default=None, max_length=1000, description="Models this key may call; "
+    models: list[ScopeName] | None = Field(default=None, max_length=1000, description="Models this key may call; "
                                      "omitted: every model of the project.")
-    tools: list[str] | None = Field(default=None, max_length=1000, description="Tools this key may call; "
+    tools: list[ScopeName] | None = Field(default=None, max_length=1000, description="Tools this key may call; "
                                     "omitted: every tool of the project.")
-    agents: list[str] | None = Field(default=None, max_length=1000, description="Agents this key may call; "
+    agents: list[ScopeName] | None = Field(default=None, max_length=1000, description="Agents this key may call; "
                                      "omitted: every agent of the project.")
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=32)
+    metadata: dict[Annotated[str, Field(min_length=1, max_length=64)], Annotated[str, Field(max_length=1024)]] = \
+        Field(default_factory=dict, max_length=32)
 
     @field_validator("expires_at")
     @classmethod

@@ -222,7 +222,7 @@ class Pipeline:
     @staticmethod
     def _status(x: Exchange, relayed: Relayed) -> None:
         x.status = relayed.status
-        if relayed.status >= 300 and x.outcome is not None:
+        if relayed.status >= 300 and x.outcome is not None and x.error_code is None:  # a spec may name it
             x.error_code = "upstream_error"
 
     async def _streamed(self, x: Exchange, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -104,6 +104,10 @@ def test_unknown_routes_and_methods_answer_the_error_body(anon, admin):
     r = admin.delete("/v1/models")
     assert_error(r, 405, "method_not_allowed")
     assert r.headers["allow"] == "GET" and r.headers["x-request-id"]
+    # an MCP session cannot be ended early (sealed state, valid until it expires): DELETE is 405, as MCP allows
+    r = anon.delete("/mcp/any-toolbox", headers={"Mcp-Session-Id": "x"})
+    assert_error(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "GET, POST"
 
 
 def test_azure_openai_sdk_lists_models(gateway, model):

@@ -64,6 +64,18 @@ def tools_project(admin: httpx.Client) -> str:
     return pid
 
 
+def mcp_tools(client: httpx.Client, toolbox: str, secret: str) -> list[dict] | None:
+    """`tools/list` of a toolbox as a 2026-07-28 client holding `secret`; None when the toolbox is not found."""
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+    r = client.post(f"/mcp/{toolbox}", headers={"Authorization": f"Bearer {secret}", "MCP-Protocol-Version":
+                    "2026-07-28", "Mcp-Method": "tools/list", "Accept": "application/json, text/event-stream"},
+                    json={"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}})
+    if r.status_code == 404:
+        return None
+    assert r.status_code == 200, r.text
+    return r.json()["result"]["tools"]
+
+
 def wait_state(admin: httpx.Client, pid: str, sid: str, states: set[str]) -> dict:
     def done():
         body = admin.get(f"/manage/projects/{pid}/submissions/{sid}").json()
@@ -83,6 +95,28 @@ def test_registration_refuses_ssrf_and_namespace_collisions(admin: httpx.Client,
     r = admin.post(f"/manage/projects/{pid}/api-sources", json={
         "id": "api", "document_url": "http://169.254.169.254/openapi.json", "namespace": "api"})
     assert r.status_code == 422
+
+
+def test_developer_submissions_carry_no_outbound_credentials(admin: httpx.Client, mcp_server: McpServerProcess):
+    """The portal's submit API registers what a developer names and the queue probes it at once: a credential in it
+    would be the gateway's own secret or token sent to a URL the developer chose. Refused before anything is
+    stored; an admin attaches outbound auth after review."""
+    pid = tools_project(admin)
+    secret = {"type": "upstream_secret", "setting": "UPSTREAM_SECRET_DEMO"}
+    identity = {"type": "managed_identity", "scope": "https://vault.azure.net/.default"}
+    for body, field in (({"mcp_server": {"id": "devsrv", "url": mcp_server.url, "namespace": "devsrv", "auth": secret}},
+                         "mcp_server.auth"),
+                        ({"api_source": {"id": "devapi", "document_url": mcp_server.url, "namespace": "devapi",
+                                         "auth": identity}}, "api_source.auth")):
+        r = admin.post(f"/portal/projects/{pid}/submissions", json=body)
+        assert r.status_code == 422, r.text
+        [error] = r.json()["error"]["details"]
+        assert error["field"] == field and "admin" in error["message"], r.text
+    assert admin.get(f"/manage/projects/{pid}/mcp-servers").json()["items"] == []
+    assert admin.get(f"/manage/projects/{pid}/submissions").json()["items"] == []
+    ok = admin.post(f"/portal/projects/{pid}/submissions", json={"mcp_server": {
+        "id": "devsrv", "url": mcp_server.url, "namespace": "devsrv", "auth": {"type": "none"}}})
+    assert ok.status_code == 202, ok.text
 
 
 def test_submit_probe_approve_pin_quarantine_reapprove(admin: httpx.Client, mcp_server: McpServerProcess):
@@ -105,16 +139,25 @@ def test_submit_probe_approve_pin_quarantine_reapprove(admin: httpx.Client, mcp_
     assert set(tools) == {"gloss__lookup", "gloss__add"} and tools["gloss__add"]["status"] == "approved"
     assert admin.post(f"{base}/toolboxes", json={"id": "glossary", "tools": list(tools)}).status_code == 201
 
-    # developer side: catalog, playground (result + governance trace)
+    # developer side: catalog, playground (result + governance trace), acting as a key of the project
+    kid = admin.post(f"{base}/keys", json={"name": "play"}).json()["id"]
     catalog = admin.get(f"/portal/projects/{pid}/tools", params={"q": "glossary"}).json()["items"]
     assert [t["name"] for t in catalog] == ["gloss__lookup"]
-    play = admin.post(f"/portal/projects/{pid}/playground", json={
+    play = admin.post(f"/portal/projects/{pid}/playground", json={"key_id": kid,
         "toolbox": "glossary", "tool": "gloss__add", "arguments": {"a": 2, "b": 3}}).json()
     assert play["ok"] is True and play["result"]["structuredContent"] == {"result": 5}, play
     # the playground calls through the data plane's governed path: admission, failover, the request log
     assert [s["step"] for s in play["trace"]] == ["resolve", "validate_arguments", "admission", "send", "request_log"]
     assert play["trace"][3]["detail"].startswith("target gloss/primary")
-    bad = admin.post(f"/portal/projects/{pid}/playground", json={
+    # the call is the key's: a key without the tool is refused as at /mcp, and only an existing key can be named
+    narrow = admin.post(f"{base}/keys", json={"name": "narrow", "tools": ["gloss__lookup"]}).json()["id"]
+    denied = admin.post(f"/portal/projects/{pid}/playground", json={"key_id": narrow,
+        "toolbox": "glossary", "tool": "gloss__add", "arguments": {"a": 2, "b": 3}}).json()
+    assert denied["ok"] is False and denied["error"]["code"] == -32030, denied
+    nokey = admin.post(f"/portal/projects/{pid}/playground", json={"key_id": "nope", "toolbox": "glossary",
+                                                                  "tool": "gloss__add", "arguments": {}})
+    assert nokey.status_code == 404 and nokey.json()["error"]["code"] == "key_not_found", nokey.text
+    bad = admin.post(f"/portal/projects/{pid}/playground", json={"key_id": kid,
         "toolbox": "glossary", "tool": "gloss__add", "arguments": {"a": "x"}}).json()
     assert bad["ok"] is False and bad["trace"][-1]["step"] == "validate_arguments"
     assert bad["error"]["code"] == -32602  # what an MCP client of the toolbox gets
@@ -123,11 +166,11 @@ def test_submit_probe_approve_pin_quarantine_reapprove(admin: httpx.Client, mcp_
     assert logged[0]["resource"] == "gloss__add" and logged[0]["status"] == 200
     # the tool's own rate limit and per-call approval apply in the playground too
     assert admin.patch(f"{base}/tools/gloss__add", json={"limits": {"rate_per_minute": 1}}).status_code == 200
-    first, limited = (admin.post(f"/portal/projects/{pid}/playground", json={
+    first, limited = (admin.post(f"/portal/projects/{pid}/playground", json={"key_id": kid,
         "toolbox": "glossary", "tool": "gloss__add", "arguments": {"a": 1, "b": 1}}).json() for _ in range(2))
     assert first["ok"] and limited["ok"] is False and limited["error"]["code"] == -32031, limited
     assert admin.patch(f"{base}/tools/gloss__add", json={"sensitive": True, "limits": {}}).status_code == 200
-    held = admin.post(f"/portal/projects/{pid}/playground", json={
+    held = admin.post(f"/portal/projects/{pid}/playground", json={"key_id": kid,
         "toolbox": "glossary", "tool": "gloss__add", "arguments": {"a": 1, "b": 2}}).json()
     assert held["trace"][-1]["step"] == "per_call_approval" and held["error"]["code"] == -32032, held
     assert held["error"]["data"]["approvalId"] in {a["id"] for a in admin.get(
@@ -141,7 +184,7 @@ def test_submit_probe_approve_pin_quarantine_reapprove(admin: httpx.Client, mcp_
     tool = admin.get(f"{base}/tools/gloss__lookup").json()
     assert tool["status"] == "quarantined" and [c["path"] for c in tool["diff"]] == ["/description"]
     assert [t["name"] for t in admin.get(f"/portal/projects/{pid}/tools").json()["items"]] == ["gloss__add"]
-    blocked = admin.post(f"/portal/projects/{pid}/playground", json={
+    blocked = admin.post(f"/portal/projects/{pid}/playground", json={"key_id": kid,
         "toolbox": "glossary", "tool": "gloss__lookup", "arguments": {"word": "x"}}).json()
     assert blocked["ok"] is False and blocked["trace"][0]["step"] == "resolve"
     r = admin.post(f"{base}/tools/gloss__lookup/reapprove", json={"reason": "checked with the vendor",
@@ -166,10 +209,35 @@ def test_openapi_document_url_becomes_tools_auto_approved_and_called(admin: http
         box = admin.post(f"/portal/projects/{pid}/toolboxes", json={"id": "mine",
                                                                    "tools": ["pets__getPet", "pets__addPet"]})
         assert box.status_code == 201 and box.json()["owner"]["type"] == "personal", box.text
-        got = admin.post(f"/portal/projects/{pid}/playground", json={
+        # a key issued to the toolbox's owner (what self-service issuance writes) opens it at /mcp/mine and in the
+        # playground; another key of the same project does not
+        owner = box.json()["owner"]["subject"]
+        issued = admin.post(f"{base}/keys", json={"name": "play", "metadata": {"owner": owner}}).json()
+        kid, other = issued["id"], admin.post(f"{base}/keys", json={"name": "other"}).json()
+        assert sorted(t["name"] for t in mcp_tools(admin, "mine", issued["secret"])) == ["pets__addPet",
+                                                                                       "pets__getPet"]
+        assert mcp_tools(admin, "mine", other["secret"]) is None
+        refused = admin.post(f"/portal/projects/{pid}/playground", json={"key_id": other["id"], "toolbox": "mine",
+                                                                        "tool": "pets__getPet", "arguments": {}})
+        assert refused.json()["ok"] is False and refused.json()["trace"][0]["step"] == "resolve", refused.text
+        # the tools pillar's switches: the project's, then the global one, refuse /mcp and the playground alike
+        play = {"key_id": kid, "toolbox": "mine", "tool": "pets__getPet", "arguments": {"petId": "1"}}
+        for switch, code in ((f"{base}/flags/tools", "pillar_disabled"), ("/manage/flags/tools",
+                                                                         "pillar_disabled_globally")):
+            try:
+                assert admin.put(switch, json={"enabled": False}).status_code == 200
+                off = admin.post("/mcp/mine", headers={"Authorization": f"Bearer {issued['secret']}"},
+                                 json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+                assert off.status_code == 403 and off.json()["error"]["code"] == code, off.text
+                off = admin.post(f"/portal/projects/{pid}/playground", json=play)
+                assert off.status_code == 403 and off.json()["error"]["code"] == code, off.text
+            finally:
+                assert admin.put(switch, json={"enabled": True}).status_code == 200
+        assert mcp_tools(admin, "mine", issued["secret"])  # on again: the same key works
+        got = admin.post(f"/portal/projects/{pid}/playground", json={"key_id": kid,
             "toolbox": "mine", "tool": "pets__getPet", "arguments": {"petId": "1"}}).json()
         assert got["ok"] and got["result"]["structuredContent"]["name"] == "Rex", got
-        added = admin.post(f"/portal/projects/{pid}/playground", json={
+        added = admin.post(f"/portal/projects/{pid}/playground", json={"key_id": kid,
             "toolbox": "mine", "tool": "pets__addPet", "arguments": {"body": {"name": "Tom"}}}).json()
         assert added["ok"] and added["result"]["structuredContent"]["name"] == "Tom", added
         assert [(m, p) for m, p, _ in api.requests] == [("GET", "/pets/1"), ("POST", "/pets")]

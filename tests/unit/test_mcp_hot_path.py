@@ -5,6 +5,8 @@ pipeline's, after guardrails rewrote them)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import jsonschema
@@ -23,7 +25,7 @@ from shared.pillars.tools.arguments import ArgumentsInvalid, SchemaCache, _plain
 from shared.pillars.tools.calls import ToolCalls
 from shared.pillars.tools.directory import MemoryToolDirectory
 from shared.pillars.tools.domain import (
-    McpServer, McpServerSpec, PinnedDefinition, ToolDefinition, Toolbox, ToolboxOwner, ToolboxSpec)
+    McpServer, McpServerSpec, PinnedDefinition, ToolDefinition, Toolbox, ToolboxOwner, ToolboxSpec, ToolLimits)
 from shared.pillars.tools.gateway import ToolboxServer
 from shared.pillars.tools.guardrails import ToolsGuardrails
 from shared.pillars.tools.mcp import jsonrpc as rpc
@@ -201,7 +203,9 @@ def mcp_server(seen: list[dict]) -> httpx.MockTransport:
     return httpx.MockTransport(handle)
 
 
-async def plane(output_policy: bool) -> tuple[McpTransport, MemoryUsageSink, UsageLog, list[dict]]:
+async def plane(output_policy: bool, upstream: Callable[[list[dict]], httpx.MockTransport] | None = None,
+                server: McpServer | None = None, **limits: Any
+                ) -> tuple[McpTransport, MemoryUsageSink, UsageLog, list[dict]]:
     store, seen = MemoryDocumentStore(), []
     await Repository(store, Project).create(Project(id=P, name=P, pillars={"tools": PillarState(enabled=True)}))
     policies = Repository(store, GuardrailPolicy)
@@ -210,16 +214,17 @@ async def plane(output_policy: bool) -> tuple[McpTransport, MemoryUsageSink, Usa
             {"id": "pii", "attach": {"scope": "resource", "pillar": "tools", "resource": "box"},
              "checks": [{"type": "pii", "name": "pii", "stage": "output"}]})))
     directory = MemoryToolDirectory().add(
-        _server(),
+        server or _server(),
         ToolDefinition(id=TOOL, project_id=P, server_id="fs", original_name="read", name=TOOL,
                        definition=PinnedDefinition(name="read", input_schema=SCHEMAS[0]),
-                       pinned_hash="sha256:" + "0" * 64, status="approved"),
+                       pinned_hash="sha256:" + "0" * 64, status="approved", limits=ToolLimits(**limits)),
         Toolbox(id="box", project_id=P, spec=ToolboxSpec(id="box", tools=[TOOL]), owner=ToolboxOwner()))
 
     async def no_auth(server):
         return {}
 
-    pool = SessionPool(McpUpstream(httpx.AsyncClient(transport=mcp_server(seen)), timeout=5, max_bytes=1 << 20))
+    pool = SessionPool(McpUpstream(httpx.AsyncClient(transport=(upstream or mcp_server)(seen)), timeout=5,
+                                   max_bytes=1 << 20))
     sink = MemoryUsageSink()
     usage = UsageLog(sink, flush_seconds=60)
     pipeline = Pipeline(ToolsSpec(ToolCalls(directory, pool, no_auth, None)),

@@ -104,10 +104,32 @@ async def test_toolbox_of_another_project_or_another_developer_is_not_found():
     with pytest.raises(NotFound):
         await d.list_tools(key(project="proj-b"), P, "dev")
     with pytest.raises(NotFound):
-        await d.list_tools(key(subject="bob"), P, "mine")
-    assert await d.list_tools(key(subject="alice"), P, "mine")
+        await d.list_tools(key(owner="bob"), P, "mine")
+    with pytest.raises(NotFound):  # a key's subject is its id: a key named like a person is not that person
+        await d.list_tools(key(subject="alice"), P, "mine")
+    assert await d.list_tools(key(owner="alice"), P, "mine")  # a key issued to alice opens her toolbox
+    assert await d.list_tools(Principal(kind="entra", subject="alice"), P, "mine")
     admin = Principal(kind="admin_key", subject="admin", roles=frozenset({Role.admin}))
     assert await d.list_tools(admin, P, "mine")
+
+
+async def test_a_self_service_key_carries_its_owner_into_the_principal():
+    """What the key check hands the data plane: `owner` from the key's `metadata.owner` (the credentials API writes
+    it from the developer's own subject); a key without one has none."""
+    from shared.auth.keys import KeyService
+    from shared.domain.keys import KeyCreate, VirtualKey
+
+    service = KeyService(Repository(MemoryDocumentStore(), VirtualKey), pepper=b"pepper-0123456789abcdef", ttl=30,
+                         max_stale=60)
+    _, mine = await service.issue(P, KeyCreate(name="mine", metadata={"owner": "alice"}))
+    _, plain = await service.issue(P, KeyCreate(name="plain"))
+    owned, unowned = await service.authenticate(mine), await service.authenticate(plain)
+    assert (owned.owner, unowned.owner) == ("alice", None)
+    d = MemoryToolDirectory().add(server(), tool("a"),
+                                  box(["gh__a"], ToolboxOwner(type="personal", subject="alice"), id="mine"))
+    assert await d.list_tools(owned, P, "mine")
+    with pytest.raises(NotFound):
+        await d.list_tools(unowned, P, "mine")
 
 
 async def test_registry_directory_caches_invalidates_and_fails_static():

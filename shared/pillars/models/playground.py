@@ -15,11 +15,11 @@ from pydantic import Field
 from starlette.responses import Response, StreamingResponse
 
 from ...domain.base import AppModel
-from shared.auth.owned_keys import owned_key
+from shared.auth.owned_keys import acting_as
 from shared.auth.principal import Principal
 from shared.domain.base import Pillar
 from shared.domain.keys import VirtualKey
-from shared.errors import Forbidden, GatewayError
+from shared.errors import GatewayError
 from shared.flags.service import FlagService
 from shared.pipeline.exchange import Exchange
 from shared.storage.repository import Repository
@@ -67,12 +67,7 @@ class ModelPlayground:
 
     async def acting_as(self, developer: Principal, project_id: str, key_id: str) -> Principal:
         """The developer's own active key as a data-plane principal (an admin may act as any key)."""
-        key = await owned_key(self._keys, developer, project_id, key_id)
-        if key.state() != "active":
-            raise Forbidden(f"The key '{key_id}' is {key.state()}.", code=f"key_{key.state()}")
-        project = await self._flags.check(project_id, Pillar.models)
-        return Principal(kind="virtual_key", subject=key.id, project_id=project_id, key_id=key.id,
-                         key_prefix=key.prefix, name=key.name, scopes=key.scopes(), project=project)
+        return await acting_as(self._keys, self._flags, developer, project_id, key_id, Pillar.models)
 
     async def run(self, developer: Principal, project_id: str, model: str, chat: ModelPlaygroundChat,
                   request_id: str) -> Response:

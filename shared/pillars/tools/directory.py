@@ -92,11 +92,16 @@ class ProjectTools:
 
 
 def may_open(principal: Principal, project_id: str, box: Toolbox) -> bool:
-    """A data-plane key opens its own project's toolboxes; a personal toolbox only its owner (or an admin)."""
+    """A data-plane key opens its own project's toolboxes; a personal toolbox only its owner (or an admin). The
+    owner is a developer's subject; a virtual key is theirs when it was issued to them (`Principal.owner`) — its
+    own `subject` is the key's id, never compared with a person's."""
     if principal.kind == "virtual_key" and principal.project_id != project_id:
         return False
     if box.owner.type == "personal":
-        return principal.subject == box.owner.subject or Role.admin in principal.roles
+        if Role.admin in principal.roles:
+            return True
+        who = principal.owner if principal.kind == "virtual_key" else principal.subject
+        return who is not None and who == box.owner.subject
     return True
 
 

@@ -173,7 +173,8 @@ class ApiSourceSpec(Contract):
     document_url: HttpUrl | None = Field(default=None, description="Fetched through the egress policy.")
     document: dict[str, Any] | None = Field(default=None, description="Inline OpenAPI 3.0/3.1 document.")
     base_url: HttpUrl | None = Field(default=None, description="Default: the document's first server URL.")
-    operations: list[str] = Field(default_factory=list, max_length=256, description=(
+    operations: list[Annotated[str, Field(min_length=1, max_length=2100)]] = Field(
+        default_factory=list, max_length=256, description=(
         "operationIds (or 'METHOD /path') to expose; empty: every operation."))
     auth: OutboundAuth = Field(default_factory=NoAuth)
     namespace: str = Field(pattern=NAMESPACE_PATTERN)

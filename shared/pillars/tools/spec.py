@@ -118,8 +118,15 @@ class ToolsSpec:
         return Answered(body)
 
     def relay(self, x: Exchange) -> Relayed:
+        """The answer as delivered (the runner sends its JSON-RPC bytes; the status is only the log row's): a call
+        that ended in a JSON-RPC error after reaching the server — its own error, a timeout, a result over the
+        limit — is an error in the request log, metrics and alerts, not a 200."""
         assert x.outcome is not None
-        return Relayed(status=200, headers={}, body=x.outcome.response.content, media_type="application/json")
+        code = x.request.upstream_error
+        if code is not None:
+            x.error_code = f"mcp_{-code}"
+        status = 200 if code is None else _LOG_STATUS.get(code, 502)
+        return Relayed(status=status, headers={}, body=x.outcome.response.content, media_type="application/json")
 
     def usage(self, x: Exchange) -> Usage:
         req: ToolCallRequest = x.request
@@ -149,8 +156,12 @@ class ToolQuotaBook:
     def note(self, project_id: str, tool: str, rate: int | None) -> None:
         if rate is None:
             self._rates.pop((project_id, tool), None)
-        elif len(self._rates) < 100_000:
-            self._rates[(project_id, tool)] = rate
+            return
+        if len(self._rates) >= 100_000 and (project_id, tool) not in self._rates:
+            # Bounded memory without ever dropping a limit that applies: every call notes its tool's rate right
+            # before admission, so a cleared entry is written again by the next call that needs it.
+            self._rates.clear()
+        self._rates[(project_id, tool)] = rate
 
     async def for_call(self, project_id: str, key_id: str | None, pillar: Pillar, resource: str) -> list[Quota]:
         quotas = await self._book.for_call(project_id, key_id, pillar, resource)

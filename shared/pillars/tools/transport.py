@@ -201,14 +201,6 @@ class McpTransport:
         return HttpReply(200, chunks=priming(), media_type="text/event-stream",
                          headers={"Cache-Control": "no-cache"})
 
-    async def delete(self, principal: Principal, toolbox: str, headers: dict[str, str]) -> HttpReply:
-        try:
-            self._codec.open(headers.get(rev.SESSION_HEADER, ""), toolbox=toolbox, principal=_bound(principal))
-        except SessionInvalid:
-            return HttpReply(404, media_type=None)
-        # The sealed id cannot be revoked before it expires; upstream sessions die with their servers' timeouts.
-        return HttpReply(204, media_type=None)
-
 
 def _bound(principal: Principal) -> str:
     return principal.key_id or principal.subject

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import header_values
 from . import jsonrpc as rpc
 
 HANDSHAKE = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
@@ -87,7 +88,8 @@ def read_envelope(msg: rpc.Message, headers: Mapping[str, str]) -> Envelope:
     if headers.get(METHOD_HEADER) != msg.method:
         raise rpc.Fault(rpc.HEADER_MISMATCH, "Mcp-Method header does not match the request's method.", msg.id)
     name_key = NAME_BEARING.get(msg.method or "")
-    if name_key and msg.params.get(name_key) is not None and headers.get(NAME_HEADER) != msg.params[name_key]:
+    if name_key and msg.params.get(name_key) is not None and \
+            header_values.decode(headers.get(NAME_HEADER)) != msg.params[name_key]:
         raise rpc.Fault(rpc.HEADER_MISMATCH, f"Mcp-Name header does not match params.{name_key}.", msg.id)
     if not isinstance(version, str) or version not in MODERN:
         raise rpc.Fault(rpc.UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version.", msg.id,
@@ -112,6 +114,6 @@ def modern_meta(version: str, capabilities: dict[str, Any] | None = None,
 def modern_headers(version: str, method: str, params: Mapping[str, Any]) -> dict[str, str]:
     headers = {"MCP-Protocol-Version": version, "Mcp-Method": method}
     name_key = NAME_BEARING.get(method)
-    if name_key and isinstance(params.get(name_key), str) and params[name_key].isascii():
-        headers["Mcp-Name"] = params[name_key]
+    if name_key and isinstance(params.get(name_key), str):
+        headers["Mcp-Name"] = header_values.encode(params[name_key])
     return headers
