@@ -2,7 +2,9 @@
 
 `tools/list` shows only what the caller may use (the key's tools scope ∩ the toolbox ∩ approved and not
 quarantined — the directory's rules, checked at list time); `tools/call` goes through `ToolCalls` and the
-pipeline; resources and prompts of the toolbox's servers pass through with namespaced names/URIs.
+pipeline; resources and prompts of the toolbox's servers pass through with namespaced names/URIs. A pass-through
+list follows each server's `nextCursor` for at most `MAX_LIST_PAGES` pages and answers one merged, complete list
+(no `nextCursor` of its own).
 """
 from __future__ import annotations
 
@@ -31,6 +33,9 @@ SERVER_INFO = {"name": "ai-gateway-toolbox", "version": "1.0"}
 CAPABILITIES = {"tools": {"listChanged": False}, "resources": {}, "prompts": {}}
 ToolCallRunner = Callable[[McpContext, rpc.Message], Awaitable[Reply]]
 PinCheck = Callable[[str, str, list[dict[str, Any]]], Awaitable[Any]]
+SUBSCRIPTION_ID_KEY = "io.modelcontextprotocol/subscriptionId"
+# Pages read from one server for one pass-through list (`nextCursor` followed); what lies beyond is left out, logged.
+MAX_LIST_PAGES = 20
 
 
 def tool_view(t: ToolDefinition) -> dict[str, Any]:
@@ -141,9 +146,15 @@ class ToolboxServer:
 
     async def _listen(self, ctx: McpContext, msg: rpc.Message) -> Reply:
         # The toolbox emits no list-changed or resource notifications yet: acknowledge the empty subset the spec
-        # lets a server agree to, then end the stream (nothing to wait for on a serverless instance).
-        ack = rpc.notification("notifications/subscriptions/acknowledged", {"notifications": {}})
-        return Reply(rpc.result(msg.id, {"resultType": "complete"}), before=[ack])
+        # lets a server agree to, then end the stream (nothing to wait for on a serverless instance). The
+        # subscription's id is the listen request's JSON-RPC id, on the acknowledgement and on the closing result.
+        if not isinstance(msg.params.get("notifications"), dict):
+            raise rpc.Fault(rpc.INVALID_PARAMS, "Invalid params: subscriptions/listen needs a notifications object.",
+                            msg.id)
+        sub = {SUBSCRIPTION_ID_KEY: msg.id}
+        ack = rpc.notification("notifications/subscriptions/acknowledged", {"notifications": {}, "_meta": sub})
+        return Reply(rpc.result(msg.id, {"resultType": "complete", "_meta": {**sub, rev.SERVER_INFO_KEY: SERVER_INFO}}),
+                     before=[ack])
 
     # ---- pass-through of resources and prompts (servers that have at least one usable tool in the toolbox)
 
@@ -165,22 +176,37 @@ class ToolboxServer:
 
     async def _fan_out(self, ctx: McpContext, method: str, key: str, rename: Callable[[McpServer, dict], dict]
                        ) -> dict[str, Any]:
-        async def one(server: McpServer) -> list[dict[str, Any]]:
+        lists = await asyncio.gather(*(self._pages(ctx, s, method, key, rename) for s in await self._servers(ctx)))
+        return bridge.to_client({key: [i for part in lists for i in part]}, method=method,
+                                client_version=ctx.client_version, ttl_ms=self._ttl, private=True)
+
+    async def _pages(self, ctx: McpContext, server: McpServer, method: str, key: str,
+                     rename: Callable[[McpServer, dict], dict]) -> list[dict[str, Any]]:
+        """One server's whole list: its pages in order, following `nextCursor` (at most `MAX_LIST_PAGES`, a cursor
+        seen before ends it). A server that fails contributes the pages it already gave."""
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_LIST_PAGES):
             try:
-                res = await self._upstream(ctx, server, method, {})
+                res = await self._upstream(ctx, server, method, {"cursor": cursor} if cursor is not None else {})
             except rpc.Fault as fault:
                 if fault.code != rpc.METHOD_NOT_FOUND:
                     log.info("toolbox %s: %s on %s failed: %s", ctx.toolbox, method, server.id, fault.message)
-                return []  # a server that does not offer resources/prompts contributes nothing
+                return out  # a server that does not offer resources/prompts contributes nothing
             except (UpstreamFailure, GatewayError) as exc:
                 log.warning("toolbox %s: %s on %s failed: %s", ctx.toolbox, method, server.id, exc)
-                return []
+                return out
             items = res.get(key)
-            return [rename(server, i) for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-
-        lists = await asyncio.gather(*(one(s) for s in await self._servers(ctx)))
-        return bridge.to_client({key: [i for part in lists for i in part]}, method=method,
-                                client_version=ctx.client_version, ttl_ms=self._ttl, private=True)
+            if isinstance(items, list):
+                out.extend(rename(server, i) for i in items if isinstance(i, dict))
+            nxt = res.get("nextCursor")
+            if not isinstance(nxt, str) or not nxt or nxt in seen:
+                return out
+            seen.add(nxt)
+            cursor = nxt
+        log.warning("toolbox %s: %s on %s stopped after %d pages", ctx.toolbox, method, server.id, MAX_LIST_PAGES)
+        return out
 
     async def _owner(self, ctx: McpContext, namespace: str) -> McpServer:
         for server in await self._servers(ctx):
@@ -207,7 +233,12 @@ class ToolboxServer:
         for item in res.get("contents") or []:
             if isinstance(item, dict) and isinstance(item.get("uri"), str):
                 item["uri"] = f"{namespace}+{item['uri']}"
-        return bridge.to_client(res, method="resources/read", client_version=ctx.client_version)
+        # 2026 clients: cacheable like a list, `private` (read on this key's behalf); the server's own hint, if any,
+        # can only shorten the toolbox's.
+        hint = res.get("ttlMs")
+        ttl = min(hint, self._ttl) if isinstance(hint, int) and not isinstance(hint, bool) and hint >= 0 else self._ttl
+        return bridge.to_client(res, method="resources/read", client_version=ctx.client_version, ttl_ms=ttl,
+                                private=True)
 
     async def _prompt(self, ctx: McpContext, msg: rpc.Message) -> dict[str, Any]:
         name = msg.params.get("name")

@@ -3,9 +3,10 @@
 - A 2025-era client never sees 2026 fields (`resultType`, `ttlMs`, `cacheScope`), and a client before 2025-06-18
   never sees structured output (`structuredContent` is folded into text content; `outputSchema`, `title`,
   `icons` are dropped from tool definitions).
-- A 2026 client always gets `resultType` (absent upstream means "complete", per the 2026 schema), and list
-  results carry `ttlMs` and `cacheScope` — `private` whenever the list depends on who asks (every toolbox list
-  does: it is filtered by the caller's scopes).
+- A 2026 client always gets `resultType` (absent upstream means "complete", per the 2026 schema), and cacheable
+  results (the lists and `resources/read`: the schema's `CacheableResult`s) carry `ttlMs` and `cacheScope` —
+  `private` whenever the answer depends on who asks (every toolbox answer does: it is filtered by the caller's
+  scopes).
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import orjson
 
 from . import revisions as rev
 
-LIST_METHODS = frozenset({"tools/list", "resources/list", "resources/templates/list", "prompts/list"})
+# The 2026-07-28 schema's CacheableResult methods (server/discover is built whole by the toolbox).
+CACHEABLE_METHODS = frozenset({"server/discover", "tools/list", "resources/list", "resources/templates/list",
+                               "prompts/list", "resources/read"})
 _MODERN_ONLY = ("resultType", "ttlMs", "cacheScope")
 _TOOL_FIELDS_SINCE = {"outputSchema": "2025-06-18", "title": "2025-06-18", "icons": "2025-11-25",
                       "execution": "2025-11-25"}
@@ -26,7 +29,7 @@ def to_client(result: dict[str, Any], *, method: str, client_version: str, ttl_m
     if rev.is_modern(client_version):
         out = dict(result)
         out.setdefault("resultType", "complete")
-        if method in LIST_METHODS:
+        if method in CACHEABLE_METHODS:
             out["ttlMs"] = ttl_ms
             out["cacheScope"] = "private" if private else out.get("cacheScope", "public")
         return out
