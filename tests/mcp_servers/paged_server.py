@@ -1,6 +1,6 @@
 """A `fastmcp` server (streamable HTTP) that pages every list two items at a time (`list_page_size`): five
 resources, three resource templates, three prompts, one tool. The toolbox must follow `nextCursor` to show them
-all (tests/integration/test_mcp_passthrough_w9.py)."""
+all (tests/integration/test_mcp_passthrough.py)."""
 from __future__ import annotations
 
 import sys
