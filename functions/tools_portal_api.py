@@ -62,7 +62,8 @@ class PlaygroundCall(Contract):
 
 _NO_CREDENTIALS = ("A developer's submission carries no outbound credentials: the probe and every later call would "
                    "hand the gateway's own secrets or tokens to a URL the developer chose. An admin attaches "
-                   "outbound auth after review (PUT /manage/projects/{project}/mcp-servers/{id}, which probes again).")
+                   "outbound auth after review (PUT /manage/projects/{project}/mcp-servers/{id}: that withdraws the "
+                   "approval until the server is submitted, probed and approved again).")
 
 
 def _no_credentials(value: Any) -> Any:
