@@ -329,3 +329,100 @@ async def test_legacy_sse_server_that_never_answers_is_a_reachable_finding():
     result = await prober(handler).probe(server)
     assert result.failed and result.findings[-1].check == "reachable"
     assert "did not answer within" in result.findings[-1].message
+
+
+# ---- 5. API-to-MCP: the admin's auth header always wins; cookie parameters are sent, safely
+
+from shared.pillars.tools.api_executor import ApiExecutor, build_request  # noqa: E402
+from shared.pillars.tools.domain import (  # noqa: E402
+    ApiBinding, ApiSource, ApiSourceSpec, ParamBinding, ToolDefinition)
+from shared.pillars.tools.openapi import convert  # noqa: E402
+
+API_DOC = {
+    "openapi": "3.1.0", "info": {"title": "Admin", "version": "1"},
+    "paths": {"/things": {"get": {
+        "operationId": "listThings",
+        "parameters": [{"name": "X-API-Key", "in": "header", "required": True, "schema": {"type": "string"}},
+                       {"name": "Accept", "in": "header", "schema": {"type": "string"}},
+                       {"name": "Bad Name", "in": "header", "schema": {"type": "string"}},
+                       {"name": "X-Trace", "in": "header", "schema": {"type": "string"}},
+                       {"name": "session", "in": "cookie", "required": True, "schema": {"type": "string"}},
+                       {"name": "theme", "in": "cookie", "schema": {"type": "string"}},
+                       {"name": "a;b", "in": "cookie", "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "ok"}}}}},
+}
+API_KEY_AUTH = {"type": "upstream_secret", "setting": "UPSTREAM_SECRET_ADMIN", "header": "x-api-key", "scheme": None}
+
+
+def api_source(**auth) -> ApiSource:
+    spec = {"id": "adm", "document": API_DOC, "namespace": "adm", "base_url": "https://api.example.com",
+            **({"auth": auth} if auth else {})}
+    return ApiSource(id="adm", project_id="p", spec=ApiSourceSpec(**spec), resolved_base_url="https://api.example.com")
+
+
+def test_import_leaves_the_auth_header_and_gateway_headers_out_of_the_tool_and_keeps_cookies():
+    result = convert(API_DOC, api_source(**API_KEY_AUTH))
+    [definition] = result.tools
+    schema = definition.input_schema
+    assert sorted(schema["properties"]) == ["X-Trace", "session", "theme"]
+    assert schema["required"] == ["session"]
+    assert [(p.wire_name, p.location) for p in result.bindings["listThings"].params] == [
+        ("X-Trace", "header"), ("session", "cookie"), ("theme", "cookie")]
+    # without an api-key auth header the parameter is the API's own business and stays
+    assert "X-API-Key" in convert(API_DOC, api_source()).tools[0].input_schema["properties"]
+
+
+async def _call(binding: ApiBinding, arguments: dict, monkeypatch) -> tuple[dict, httpx.Request]:
+    seen: list[httpx.Request] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req)
+        return httpx.Response(200, json={"ok": True})
+
+    monkeypatch.setenv("UPSTREAM_SECRET_ADMIN", "admin-secret")
+    definition = PinnedDefinition(name="listThings", input_schema={"type": "object"})
+    tool = ToolDefinition(id="adm__listThings", project_id="p", server_id="adm", source="api",
+                          original_name="listThings", name="adm__listThings", definition=definition, binding=binding)
+    ex = ApiExecutor(httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+                     OutboundAuthenticator(Settings(), httpx.AsyncClient()))
+    result = await ex.call(api_source(**API_KEY_AUTH), tool, arguments)
+    return result, seen[0]
+
+
+def binding(*params: tuple[str, str, str]) -> ApiBinding:
+    return ApiBinding(api_source_id="adm", operation_id="listThings", method="GET", path="/things",
+                      params=[ParamBinding(name=n, wire_name=w, location=loc) for n, w, loc in params])
+
+
+async def test_a_stored_binding_with_the_auth_header_in_another_case_cannot_ride_along(monkeypatch):
+    # a tool imported before the rule (or before the source's auth header was set): the binding still has it
+    old = binding(("X-API-Key", "X-API-Key", "header"), ("Accept", "Accept", "header"),
+                  ("trace", "X-Trace", "header"))
+    result, req = await _call(old, {"X-API-Key": "model-chosen", "Accept": "text/html", "trace": "t1"},
+                              monkeypatch)
+    assert result["isError"] is False
+    assert req.headers.get_list("x-api-key") == ["admin-secret"]
+    assert req.headers.get_list("accept") == ["application/json, text/plain;q=0.9, */*;q=0.5"]
+    assert req.headers.get_list("x-trace") == ["t1"]
+
+
+async def test_cookie_arguments_are_sent_as_one_cookie_header_encoded_safely(monkeypatch):
+    tool_binding = convert(API_DOC, api_source(**API_KEY_AUTH)).bindings["listThings"]
+    result, req = await _call(tool_binding, {"session": 'a b;evil=1,"x"\\é', "theme": "dark"}, monkeypatch)
+    assert result["isError"] is False
+    assert req.headers.get_list("cookie") == ["session=a%20b%3Bevil=1%2C%22x%22%5C%C3%A9; theme=dark"]
+    _, req = await _call(tool_binding, {"session": "s1"}, monkeypatch)
+    assert req.headers["cookie"] == "session=s1"
+    _, req = await _call(tool_binding, {"X-Trace": "t"}, monkeypatch)
+    assert "cookie" not in req.headers  # no cookie argument, no cookie header
+    # a cookie name that is not a token (a stored binding) is never sent
+    _, kw = build_request("https://api.example.com", binding(("c", "a;b", "cookie"), ("d", "ok", "cookie")),
+                          {"c": "1", "d": "2"})
+    assert kw["headers"]["cookie"] == "ok=2"
+
+
+async def test_header_values_with_controls_or_non_ascii_are_encoded_not_a_failure(monkeypatch):
+    result, req = await _call(binding(("trace", "X-Trace", "header")),
+                              {"trace": "a\r\nX-Injected: 1\x00 café ☃\tend"}, monkeypatch)
+    assert result["isError"] is False and "x-injected" not in req.headers
+    assert req.headers["x-trace"] == "a%0D%0AX-Injected: 1%00 caf%C3%A9 %E2%98%83\tend"
