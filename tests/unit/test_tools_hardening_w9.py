@@ -5,6 +5,7 @@ parameters cannot shadow the admin's auth header."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 
 import httpx
 import orjson
@@ -12,13 +13,25 @@ import pytest
 
 from shared.config import Settings
 from shared.egress import EgressPolicy
-from shared.pillars.tools.domain import McpServer, McpServerSpec
+from shared.pillars.tools.api_executor import ApiExecutor, build_request
+from shared.pillars.tools.approvals import Approvals
+from shared.pillars.tools.audit import AuditTrail
+from shared.pillars.tools.directory import RegistryToolDirectory
+from shared.pillars.tools.domain import (
+    ApiBinding, ApiSource, ApiSourceSpec, McpServer, McpServerSpec, ParamBinding, PinnedDefinition, ServerTarget,
+    ToolDefinition, UpstreamSecretAuth)
 from shared.pillars.tools.mcp import jsonrpc as rpc
 from shared.pillars.tools.mcp.revisions import LEGACY_SSE
 from shared.pillars.tools.mcp.session import UpstreamSession
 from shared.pillars.tools.mcp.upstream import Endpoint, McpUpstream, UpstreamFailure
+from shared.pillars.tools.openapi import convert
 from shared.pillars.tools.outbound_auth import OutboundAuthenticator
-from shared.pillars.tools.probe import Prober
+from shared.pillars.tools.pin_check import ListTimeCheck, check_all
+from shared.pillars.tools.pinning import PinningService, definition_of
+from shared.pillars.tools.probe import Prober, ProbeResult
+from shared.pillars.tools.queue import MemoryQueue
+from shared.pillars.tools.registry import ToolsRegistry
+from shared.storage.memory import MemoryDocumentStore
 
 
 def legacy_server(endpoint: str, tools: list[str], posts: list[httpx.Request] | None = None) -> httpx.MockTransport:
@@ -80,18 +93,6 @@ async def test_legacy_endpoint_on_the_same_origin_is_used_with_the_credential():
 
 # ---- 2. replicas are probed and pin-checked like the primary
 
-from datetime import datetime, timezone  # noqa: E402
-
-from shared.pillars.tools.approvals import Approvals  # noqa: E402
-from shared.pillars.tools.audit import AuditTrail  # noqa: E402
-from shared.pillars.tools.directory import RegistryToolDirectory  # noqa: E402
-from shared.pillars.tools.domain import PinnedDefinition, ServerTarget  # noqa: E402
-from shared.pillars.tools.pin_check import ListTimeCheck, check_all  # noqa: E402
-from shared.pillars.tools.pinning import PinningService  # noqa: E402
-from shared.pillars.tools.probe import ProbeResult  # noqa: E402
-from shared.pillars.tools.queue import MemoryQueue  # noqa: E402
-from shared.pillars.tools.registry import ToolsRegistry  # noqa: E402
-from shared.storage.memory import MemoryDocumentStore  # noqa: E402
 
 P = "proj"
 
@@ -180,8 +181,6 @@ class World:
         self.pinning = PinningService(self.reg.tools, self.audit, on_change=self.directory.invalidate)
 
     async def approve(self, server: McpServer, listed: list[dict]) -> None:
-        from shared.pillars.tools.pinning import definition_of
-
         async def inspect(subject) -> ProbeResult:
             return ProbeResult(tools=[definition_of(t) for t in listed])
 
@@ -217,8 +216,6 @@ async def test_pinning_timer_checks_every_replica_and_a_drifted_replica_quaranti
 
 
 async def test_pinning_timer_counts_a_server_without_credential_as_unreachable(monkeypatch):
-    from shared.pillars.tools.domain import UpstreamSecretAuth
-
     w = World()
     server = with_replicas(("r1", "https://r1.example.com/mcp"))
     server.spec.auth = UpstreamSecretAuth(setting="UPSTREAM_SECRET_GH")
@@ -333,10 +330,6 @@ async def test_legacy_sse_server_that_never_answers_is_a_reachable_finding():
 
 # ---- 5. API-to-MCP: the admin's auth header always wins; cookie parameters are sent, safely
 
-from shared.pillars.tools.api_executor import ApiExecutor, build_request  # noqa: E402
-from shared.pillars.tools.domain import (  # noqa: E402
-    ApiBinding, ApiSource, ApiSourceSpec, ParamBinding, ToolDefinition)
-from shared.pillars.tools.openapi import convert  # noqa: E402
 
 API_DOC = {
     "openapi": "3.1.0", "info": {"title": "Admin", "version": "1"},
