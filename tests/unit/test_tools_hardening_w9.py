@@ -266,6 +266,23 @@ async def test_legacy_sse_replica_unreachable_is_a_finding_named_after_it():
         ("reachable", "replica r1")]
 
 
+async def test_legacy_sse_server_that_never_answers_is_a_reachable_finding():
+    async def silent():
+        yield b"event: endpoint\ndata: /messages\n\n"
+        await asyncio.sleep(30)
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.method == "GET":
+            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=silent())
+        return httpx.Response(202)
+
+    server = with_replicas(transport="sse")
+    server.spec.timeouts.call_seconds = 0.2
+    result = await prober(handler).probe(server)
+    assert result.failed and result.findings[-1].check == "reachable"
+    assert "did not answer within" in result.findings[-1].message
+
+
 # ---- 4. the list-time pin memo does not outlive a re-approval
 
 
@@ -309,23 +326,6 @@ async def test_list_time_memo_sees_a_reapproval_made_on_another_instance_after_t
     await elsewhere.reapprove(P, "gh__search", "admin", "v2", expected_hash=drifted.drifted_hash)
     now[0] = 61  # past the directory's TTL
     assert (await check(P, "gh", [v1])).quarantined == ["gh__search"]
-
-
-async def test_legacy_sse_server_that_never_answers_is_a_reachable_finding():
-    async def silent():
-        yield b"event: endpoint\ndata: /messages\n\n"
-        await asyncio.sleep(30)
-
-    def handler(req: httpx.Request) -> httpx.Response:
-        if req.method == "GET":
-            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=silent())
-        return httpx.Response(202)
-
-    server = with_replicas(transport="sse")
-    server.spec.timeouts.call_seconds = 0.2
-    result = await prober(handler).probe(server)
-    assert result.failed and result.findings[-1].check == "reachable"
-    assert "did not answer within" in result.findings[-1].message
 
 
 # ---- 5. API-to-MCP: the admin's auth header always wins; cookie parameters are sent, safely
