@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 
 from .domain import ApiBinding, ApiSource, ToolDefinition
-from .openapi import _RESERVED
+from .openapi import TOKEN, _RESERVED, gateway_headers
 from .outbound_auth import OutboundAuthenticator
 
 DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
@@ -27,12 +27,21 @@ class ResultTooLarge(Exception):
     pass
 
 
-def build_request(base_url: str, binding: ApiBinding, arguments: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+# RFC 6265 cookie-octets other than '%' stay as they are; everything else (space, '"', ',', ';', '\\', controls,
+# non-ASCII) is percent-encoded, so a value can never end its cookie or start another.
+_COOKIE_SAFE = "!#$&'()*+-./:<=>?@[]^_`{|}~"
+
+
+def build_request(base_url: str, binding: ApiBinding, arguments: dict[str, Any],
+                  owned: frozenset[str] = _RESERVED) -> tuple[str, dict[str, Any]]:
     """(url, httpx request kwargs). Path values are percent-encoded whole (a '/' or '..' cannot change the
-    path); header arguments never set a header the gateway owns."""
+    path); header arguments never set a header the gateway owns (`owned`, lower-case: the reserved headers and
+    the source's auth header) and header names are lower-cased, so no two spellings of one name are sent;
+    cookie arguments become one `cookie` header, names checked as tokens and values percent-encoded."""
     path = binding.path
     query: list[tuple[str, str]] = []
     headers: dict[str, str] = {}
+    cookies: list[str] = []
     for p in binding.params:
         if p.name not in arguments or arguments[p.name] is None:
             if p.location == "path":
@@ -44,13 +53,23 @@ def build_request(base_url: str, binding: ApiBinding, arguments: dict[str, Any])
         elif p.location == "query":
             values = value if isinstance(value, list) else [value]
             query.extend((p.wire_name, _text(v)) for v in values)
-        elif p.location == "header" and p.wire_name.lower() not in _RESERVED:
-            headers[p.wire_name] = _text(value).replace("\r", " ").replace("\n", " ")
+        elif p.location == "header" and TOKEN.match(p.wire_name) and p.wire_name.lower() not in owned:
+            headers[p.wire_name.lower()] = _header_value(_text(value))
+        elif p.location == "cookie" and TOKEN.match(p.wire_name):
+            cookies.append(f"{p.wire_name}={quote(_text(value), safe=_COOKIE_SAFE)}")
+    if cookies:
+        headers["cookie"] = "; ".join(cookies)
     kwargs: dict[str, Any] = {"params": query, "headers": headers}
     if binding.body_argument and binding.body_argument in arguments:
         kwargs["content"] = json.dumps(arguments[binding.body_argument]).encode()
         headers["content-type"] = binding.body_media_type or "application/json"
     return base_url.rstrip("/") + path, kwargs
+
+
+def _header_value(text: str) -> str:
+    """Visible ASCII, space and tab as they are; anything else (CR, LF, NUL, other controls, non-ASCII, which
+    the HTTP client cannot even encode) percent-encoded as UTF-8: no header injection, no client exception."""
+    return "".join(c if " " <= c <= "~" or c == "\t" else quote(c, safe="") for c in text)
 
 
 def _text(value: Any) -> str:
@@ -70,11 +89,14 @@ class ApiExecutor:
         base = source.resolved_base_url or (str(source.spec.base_url) if source.spec.base_url else None)
         if binding is None or base is None:
             return _error(f"tool '{tool.name}' has no HTTP binding; re-approve its API source")
+        auth = {k.lower(): v for k, v in (await self._auth.headers(source.spec.auth)).items()}  # type: ignore[arg-type]
         try:
-            url, kwargs = build_request(base, binding, arguments)
+            url, kwargs = build_request(base, binding, arguments, gateway_headers(source.spec.auth) | auth.keys())
         except ValueError as exc:
             return _error(str(exc))
-        kwargs["headers"].update(await self._auth.headers(source.spec.auth))  # type: ignore[arg-type]
+        # the admin's auth header always wins: a binding stored before its name was reserved is dropped above,
+        # and the merge is on lower-case names, so a differently-cased argument cannot ride along
+        kwargs["headers"].update(auth)
         kwargs["headers"]["accept"] = "application/json, text/plain;q=0.9, */*;q=0.5"
         limit = max_result_bytes or tool.limits.max_result_bytes or DEFAULT_MAX_RESULT_BYTES
         seconds = timeout or tool.limits.timeout_seconds or source.spec.timeouts.call_seconds

@@ -1,5 +1,5 @@
 """API-to-MCP: an OpenAPI 3.0/3.1 document becomes MCP tools. Each chosen operation is one tool; its
-inputSchema holds the parameters (path, query, header) as properties and the JSON request body as `body`; its
+inputSchema holds the parameters (path, query, header, cookie) as properties and the JSON request body as `body`; its
 outputSchema is the JSON object schema of the success response, when there is one. The `ApiBinding` kept with
 each tool says how a call's arguments map back onto the HTTP request (`api_executor.py`).
 
@@ -25,9 +25,21 @@ _MAX_DOCUMENT = 2 * 1024 * 1024
 _MAX_DEPTH = 32
 _LOCATIONS = ("path", "query", "header", "cookie")
 _TOOL_NAME = re.compile(r"[^A-Za-z0-9_.-]")
-# Header parameters the gateway never lets a tool argument set.
+# Header parameters the gateway never lets a tool argument set (names compared lower-cased); the source's own
+# outbound auth header is added to these per source (`gateway_headers`).
 _RESERVED = frozenset({"host", "authorization", "cookie", "content-length", "content-type", "transfer-encoding",
-                       "connection", "proxy-authorization", "x-forwarded-for", "forwarded"})
+                       "connection", "proxy-authorization", "x-forwarded-for", "forwarded", "accept",
+                       "accept-encoding", "te", "upgrade", "keep-alive", "expect"})
+# Header and cookie parameter names must be RFC 9110 tokens: anything else is not a tool argument.
+TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+
+
+def gateway_headers(auth: Any) -> frozenset[str]:
+    """The header names (lower-cased) the gateway sets on every request of an API source: the reserved ones and
+    the admin-configured outbound auth header, which a tool argument may never set nor shadow."""
+    if getattr(auth, "type", "none") == "none":
+        return _RESERVED
+    return _RESERVED | {str(getattr(auth, "header", "authorization")).lower()}
 
 
 class OpenApiError(Exception):
@@ -125,18 +137,21 @@ def _json_media(content: Any) -> tuple[str, dict[str, Any]] | None:
 
 
 def _operation_tool(path: str, method: str, op: dict[str, Any], shared_params: list[Any], source_id: str,
-                    v30: bool) -> tuple[PinnedDefinition, ApiBinding]:
-    params: dict[tuple[str, str], dict[str, Any]] = {}
+                    v30: bool, owned: frozenset[str] = _RESERVED) -> tuple[PinnedDefinition, ApiBinding]:
+    params: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
     for p in [*shared_params, *(op.get("parameters") or [])]:
         if isinstance(p, dict) and p.get("in") in _LOCATIONS and isinstance(p.get("name"), str):
-            params[(p["in"], p["name"])] = p  # the operation's own parameter overrides the path's
-    names = [n for _, n in params]
+            name = p["name"].lower() if p["in"] == "header" else p["name"]  # header names are case-insensitive
+            params[(p["in"], name)] = (p["name"], p)  # the operation's own parameter overrides the path's
+    # Header and cookie parameters: only token names, and never one the gateway sets itself (reserved headers,
+    # the source's auth header): such a parameter is left out of the tool, so a model cannot even try it.
+    params = {k: v for k, v in params.items() if k[0] not in ("header", "cookie") or (
+        TOKEN.match(v[0]) and (k[0] == "cookie" or v[0].lower() not in owned))}
+    names = [w for w, _ in params.values()]
     properties: dict[str, Any] = {}
     required: list[str] = []
     bindings: list[ParamBinding] = []
-    for (location, wire), p in params.items():
-        if location == "header" and wire.lower() in _RESERVED:
-            continue
+    for (location, _), (wire, p) in params.items():
         arg = wire if names.count(wire) == 1 else f"{location}_{wire}"
         schema = _json_schema(p.get("schema") or {"type": "string"}, v30)
         if p.get("description") and "description" not in schema:
@@ -184,6 +199,7 @@ def _annotations(method: str) -> dict[str, Any]:
 def convert(doc: dict[str, Any], source: ApiSource) -> ProbeResult:
     """Tools (with bindings) and findings for the chosen operations of `doc`."""
     result = ProbeResult()
+    owned = gateway_headers(source.spec.auth)
     version = str(doc.get("openapi", ""))
     if not version.startswith(("3.0", "3.1")):
         raise OpenApiError(f"only OpenAPI 3.0 and 3.1 documents are supported (got '{version[:20]}')")
@@ -199,7 +215,8 @@ def convert(doc: dict[str, Any], source: ApiSource) -> ProbeResult:
                 continue
             if wanted and op.get("operationId") not in wanted and f"{method.upper()} {path}" not in wanted:
                 continue
-            definition, binding = _operation_tool(path, method, op, item.get("parameters") or [], source.id, v30)
+            definition, binding = _operation_tool(path, method, op, item.get("parameters") or [], source.id, v30,
+                                                  owned)
             result.tools.append(definition)
             result.bindings[definition.name] = binding
             result.findings.extend(check_schemas(definition) + scan(definition))

@@ -8,12 +8,12 @@ import hashlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ...errors import GatewayError
 from .directory import ProjectTools
 from .domain import McpServer, SERVABLE_LIFECYCLE
-from .pinning import Observation, PinningService, definition_of
+from .pinning import Observation, PinningService, definition_hash, definition_of
 from .probe import ProbeFailed, Prober
 from .registry import ToolsRegistry
 
@@ -45,18 +45,34 @@ async def check_all(registry: ToolsRegistry, prober: Prober, pinning: PinningSer
     async def one(server: McpServer) -> None:
         async with gate:
             try:
-                listed = await prober.list_tools(server)
-            except (ProbeFailed, GatewayError) as exc:
-                # Unreachable is not drift: the tools stay as they are; the data plane's failover/breaker handles it.
+                listings = await prober.list_targets(server)
+            except (ProbeFailed, GatewayError) as exc:  # no target could be asked (e.g. the outbound credential)
                 log.warning("pinning check: %s/%s not listed: %s", server.project_id, server.id, exc)
                 summary.unreachable.append(f"{server.project_id}/{server.id}")
                 return
-            if server.project_id not in snapshots:
-                snapshots[server.project_id] = await registry.snapshot(server.project_id)
-            registered = list(snapshots[server.project_id].tools.values())
-            seen = await pinning.observe(server.project_id, server.id, listed, registered=registered,
-                                         actor="pinning-timer")
-            summary.quarantined += [f"{server.project_id}/{n}" for n in seen.quarantined]
+            # Every target is checked (calls fail over to replicas): a replica serving a drifted definition
+            # quarantines the tool exactly as the primary would. Equal listings are observed once.
+            observed: set[tuple[str, ...]] = set()
+            for target, listed in listings:
+                name = f"{server.project_id}/{server.id}" + ("" if target == "primary" else f"/{target}")
+                if isinstance(listed, BaseException):
+                    # Unreachable is not drift: the tools stay as they are; failover/breaker handles it.
+                    log.warning("pinning check: %s not listed: %s", name, listed)
+                    summary.unreachable.append(name)
+                    continue
+                key = tuple(sorted(definition_hash(d) for d in listed))
+                if key in observed:
+                    continue
+                observed.add(key)
+                if server.project_id not in snapshots:
+                    snapshots[server.project_id] = await registry.snapshot(server.project_id)
+                registered = list(snapshots[server.project_id].tools.values())
+                seen = await pinning.observe(server.project_id, server.id, listed, registered=registered,
+                                             actor="pinning-timer")
+                if seen.quarantined:  # the next target is compared with the stored state, not a stale copy
+                    snapshots.pop(server.project_id, None)
+                summary.quarantined += [f"{server.project_id}/{n}" for n in seen.quarantined
+                                        if f"{server.project_id}/{n}" not in summary.quarantined]
 
     summary.servers = len(servers)
     await asyncio.gather(*(one(s) for s in servers))
@@ -65,17 +81,25 @@ async def check_all(registry: ToolsRegistry, prober: Prober, pinning: PinningSer
 
 class ListTimeCheck:
     """`await check(project_id, server_id, tools)` with the raw `tools/list` entries the data plane just got.
-    Returns the Observation (quarantined tools are then filtered by the directory after its invalidation)."""
+    Returns the Observation (quarantined tools are then filtered by the directory after its invalidation).
 
-    def __init__(self, registry: ToolsRegistry, pinning: PinningService) -> None:
+    The memo is keyed by the listing *and* by the server's pins as the data plane's directory sees them (cached
+    snapshot: no registry read on a hit): a re-approval changes the pins, so a listing seen before it is checked
+    again (approve v1 → v2 quarantined and re-approved → the upstream back on v1 is drift again)."""
+
+    def __init__(self, registry: ToolsRegistry, pinning: PinningService, directory: "_Snapshots") -> None:
         self._registry = registry
         self._pinning = pinning
-        self._seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        self._directory = directory
+        self._seen: OrderedDict[tuple[str, str, str, tuple[tuple[str, str, str], ...]], None] = OrderedDict()
 
     async def __call__(self, project_id: str, server_id: str, tools: list[dict[str, Any]]) -> Observation:
         listed = [definition_of(t) for t in tools if isinstance(t, dict)]
         digest = hashlib.sha256(repr([d.model_dump(mode="json") for d in listed]).encode()).hexdigest()
-        key = (project_id, server_id, digest)
+        current = (await self._directory.snapshot(project_id)).tools.values()
+        pins = tuple(sorted((t.original_name, t.pinned_hash or "", t.status) for t in current
+                            if t.server_id == server_id))
+        key = (project_id, server_id, digest, pins)
         if key in self._seen:
             self._seen.move_to_end(key)
             return Observation()
@@ -86,3 +110,7 @@ class ListTimeCheck:
         if len(self._seen) > _MEMO:
             self._seen.popitem(last=False)
         return seen
+
+
+class _Snapshots(Protocol):
+    async def snapshot(self, project_id: str) -> ProjectTools: ...

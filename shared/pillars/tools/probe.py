@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 from jsonschema import Draft202012Validator, SchemaError
@@ -26,8 +26,8 @@ from .outbound_auth import AuthSpec, OutboundAuthenticator
 from .mcp import jsonrpc as rpc
 from .mcp.revisions import LATEST_HANDSHAKE, LEGACY_SSE
 from .mcp.session import UpstreamSession
-from .mcp.upstream import Endpoint, McpUpstream, UpstreamFailure
-from .pinning import definition_of
+from .mcp.upstream import Endpoint, McpUpstream, UpstreamFailure, same_origin
+from .pinning import definition_hash, definition_of
 from .scanner import scan
 
 log = logging.getLogger("gateway.tools.probe")
@@ -171,20 +171,25 @@ async def _legacy_sse_endpoint(http: httpx.AsyncClient, url: str, headers: dict[
                                timeout: float) -> str:
     """Legacy HTTP+SSE (2024-11-05): the GET stream's first `endpoint` event names the POST URL. The probe only
     checks that the server offers one on the same origin; listing tools needs the stream, which the data
-    plane's client handles."""
-    async with http.stream("GET", url, headers={**headers, "accept": "text/event-stream"},
-                           timeout=timeout) as resp:
-        if resp.status_code != 200:
-            raise ProbeFailed("speaks_mcp", f"the SSE endpoint answered HTTP {resp.status_code}")
-        event = ""
-        async for line in resp.aiter_lines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:") and event == "endpoint":
-                endpoint = urljoin(url, line[5:].strip())
-                if urlsplit(endpoint)[:2] != urlsplit(url)[:2]:
-                    raise ProbeFailed("egress", "the SSE endpoint event points to another origin")
-                return endpoint
+    plane's client handles. A server that cannot be reached is a `reachable` finding, never an exception."""
+    try:
+        async with http.stream("GET", url, headers={**headers, "accept": "text/event-stream"},
+                               timeout=timeout) as resp:
+            if resp.status_code != 200:
+                raise ProbeFailed("speaks_mcp", f"the SSE endpoint answered HTTP {resp.status_code}")
+            event = ""
+            async for line in resp.aiter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:") and event == "endpoint":
+                    endpoint = urljoin(url, line[5:].strip())
+                    if not same_origin(endpoint, url):  # same scheme and host:port, as the data plane checks
+                        raise ProbeFailed("egress", "the SSE endpoint event points to another origin")
+                    return endpoint
+    except httpx.HTTPError as exc:
+        raise ProbeFailed("reachable" if isinstance(exc, httpx.TransportError) else "speaks_mcp",
+                          f"legacy HTTP+SSE server: cannot read the SSE stream: {type(exc).__name__}: {exc}"
+                          ) from None
     raise ProbeFailed("speaks_mcp", "the SSE stream sent no endpoint event")
 
 
@@ -204,7 +209,8 @@ async def legacy_list_tools(http: httpx.AsyncClient, url: str, headers: dict[str
             raise ProbeFailed("reachable" if isinstance(exc.__cause__, httpx.TransportError) else "speaks_mcp",
                               f"legacy HTTP+SSE server: {exc}") from None
         except rpc.Fault as fault:
-            raise ProbeFailed("lists_tools", f"tools/list failed: {fault.message[:500]}") from None
+            raise ProbeFailed("reachable" if fault.code == rpc.REQUEST_TIMEOUT else "lists_tools",
+                              f"tools/list failed: {fault.message[:500]}") from None
         if not isinstance(page.get("tools"), list):
             raise ProbeFailed("lists_tools", "tools/list answered without a tools array")
         tools.extend(t for t in page["tools"] if isinstance(t, dict))
@@ -231,34 +237,84 @@ def check_schemas(d: PinnedDefinition) -> list[Finding]:
     return found
 
 
+_TRANSIENT = (ProbeFailed, GatewayError, asyncio.TimeoutError, httpx.HTTPError)
+
+
+def _as_finding(exc: BaseException, where: str = "") -> Finding:
+    """A failure to reach or list one target as the probe's finding (`where`: which replica, for a replica)."""
+    if isinstance(exc, ProbeFailed):
+        check, message = exc.finding.check, exc.finding.message
+    elif isinstance(exc, GatewayError):  # egress refusal at check time, missing upstream credential, …
+        check, message = ("egress" if exc.status == 422 else "reachable"), exc.message
+    elif isinstance(exc, httpx.HTTPError):
+        check, message = "reachable", f"cannot reach the server: {type(exc).__name__}"
+    else:
+        check, message = "reachable", "the probe timed out"
+    return Finding(check=check, severity="error", message=(where + message)[:2000])  # type: ignore[arg-type]
+
+
+def replica_drift(replica_id: str, primary: list[PinnedDefinition], replica: list[PinnedDefinition]
+                  ) -> Finding | None:
+    """A replica must list exactly the primary's tools, definition for definition (pinning hashes): calls fail
+    over to it, so what it serves is what gets approved. None when it does."""
+    ours = {d.name: definition_hash(d) for d in primary}
+    theirs = {d.name: definition_hash(d) for d in replica}
+    if ours == theirs and len(primary) == len(replica):
+        return None
+    parts = [f"{label}: {', '.join(sorted(names))}" for label, names in (
+        ("missing", ours.keys() - theirs.keys()), ("extra", theirs.keys() - ours.keys()),
+        ("different definition", {n for n in ours.keys() & theirs.keys() if ours[n] != theirs[n]})) if names]
+    detail = "; ".join(parts) or "duplicate tool names"
+    return Finding(check="lists_tools", severity="error",
+                   message=f"replica {replica_id} does not list the primary's tools ({detail})"[:2000])
+
+
 class Prober:
     def __init__(self, egress: EgressPolicy, http: httpx.AsyncClient, auth: OutboundAuthenticator) -> None:
         self._egress, self._http, self._auth = egress, http, auth
 
     async def probe(self, server: McpServer) -> ProbeResult:
+        """Every target is probed: the primary (its tools are what gets approved), then each replica, which must
+        be reachable, speak MCP and list the very same definitions (a call may fail over to it)."""
         result = ProbeResult()
         try:
             await self._probe(server, result)
-        except ProbeFailed as exc:
-            result.findings.append(exc.finding)
-        except GatewayError as exc:  # egress refusal at check time, missing upstream credential, …
-            check = "egress" if exc.status == 422 else "reachable"
-            result.findings.append(Finding(check=check, severity="error", message=exc.message[:2000]))
-        except asyncio.TimeoutError:
-            result.findings.append(Finding(check="reachable", severity="error", message="the probe timed out"))
+        except _TRANSIENT as exc:
+            result.findings.append(_as_finding(exc))
         return result
 
     async def _probe(self, server: McpServer, result: ProbeResult) -> None:
-        url = str(server.spec.url)
-        await self._egress.check(url, "url")
+        await self._egress.check(str(server.spec.url), "url")
+        for i, replica in enumerate(server.spec.replicas):
+            await self._egress.check(str(replica.url), f"replicas.{i}.url")
         result.findings.append(Finding(check="egress", severity="info", message="allowed by the egress policy"))
         headers = await self._auth.headers(server.spec.auth)  # type: ignore[arg-type]
-        timeout = server.spec.timeouts.call_seconds
-        if server.spec.transport == "sse":
-            await _legacy_sse_endpoint(self._http, url, headers, timeout)
-            await self.list_into(url, headers, timeout, result, legacy=True)
+        timeout, legacy = server.spec.timeouts.call_seconds, server.spec.transport == "sse"
+        await self._list_target(str(server.spec.url), headers, timeout, result, legacy)
+        if not server.spec.replicas:
             return
-        await self.list_into(url, headers, timeout, result)
+
+        async def replica(url: str) -> list[PinnedDefinition] | BaseException:
+            scratch = ProbeResult()
+            try:
+                await self._list_target(url, headers, timeout, scratch, legacy)
+            except _TRANSIENT as exc:
+                return exc
+            return scratch.tools
+
+        found = await asyncio.gather(*(replica(str(r.url)) for r in server.spec.replicas))
+        for r, listed in zip(server.spec.replicas, found):
+            if isinstance(listed, BaseException):
+                result.findings.append(_as_finding(listed, f"replica {r.id}: "))
+            else:
+                result.findings.append(replica_drift(r.id, result.tools, listed) or Finding(
+                    check="lists_tools", severity="info", message=f"replica {r.id} lists the primary's tools"))
+
+    async def _list_target(self, url: str, headers: dict[str, str], timeout: float, result: ProbeResult,
+                           legacy: bool) -> None:
+        if legacy:
+            await _legacy_sse_endpoint(self._http, url, headers, timeout)
+        await self.list_into(url, headers, timeout, result, legacy=legacy)
 
     async def list_into(self, url: str, headers: dict[str, str], timeout: float, result: ProbeResult, *,
                         legacy: bool = False) -> None:
@@ -293,13 +349,23 @@ class Prober:
         finally:
             await client.close()
 
-    async def list_tools(self, server: McpServer) -> list[PinnedDefinition]:
-        """For the pinning timer: what the server lists now (raises ProbeFailed when it cannot be listed)."""
-        result = ProbeResult()
+    async def list_targets(self, server: McpServer) -> list[tuple[str, list[PinnedDefinition] | BaseException]]:
+        """For the pinning timer: what each target (primary first, then every replica) lists now, or why it
+        could not be listed. Raises only when no target can be asked at all (e.g. the outbound credential)."""
         headers = await self._auth.headers(server.spec.auth)  # type: ignore[arg-type]
-        await self.list_into(str(server.spec.url), headers, server.spec.timeouts.call_seconds, result,
-                             legacy=server.spec.transport == "sse")
-        return result.tools
+        timeout, legacy = server.spec.timeouts.call_seconds, server.spec.transport == "sse"
+
+        async def one(url: str) -> list[PinnedDefinition] | BaseException:
+            result = ProbeResult()
+            try:
+                await self.list_into(url, headers, timeout, result, legacy=legacy)
+            except _TRANSIENT as exc:
+                return exc
+            return result.tools
+
+        targets = server.targets()
+        found = await asyncio.gather(*(one(str(t.url)) for t in targets))
+        return [(t.id, listed) for t, listed in zip(targets, found)]
 
 
-__all__ = ["AuthSpec", "McpClient", "Prober", "ProbeFailed", "ProbeResult", "check_schemas"]
+__all__ = ["AuthSpec", "McpClient", "Prober", "ProbeFailed", "ProbeResult", "check_schemas", "replica_drift"]

@@ -114,7 +114,7 @@ class ToolsPillar:
         """The data plane calls this with each server's raw `tools/list` result (list-time pinning check)."""
         from .pin_check import ListTimeCheck
 
-        return ListTimeCheck(self.registry, self.pinning)
+        return ListTimeCheck(self.registry, self.pinning, self.directory)
 
     @cached_property
     def queue(self) -> SubmissionQueue:

@@ -221,7 +221,7 @@ class McpUpstream:
         if first.event != "endpoint":
             raise UpstreamFailure(f"server {ep.id} sent no endpoint event")
         post_url = urljoin(ep.url, first.data.strip())
-        if urlsplit(post_url).netloc != urlsplit(ep.url).netloc:  # never let a server redirect our POSTs
+        if not same_origin(post_url, ep.url):  # never let a server redirect our POSTs (nor downgrade them to http)
             raise UpstreamFailure(f"server {ep.id} named a message endpoint on another origin")
         init_id, call_id = next(_ids), next(_ids)
         # The transport is 2024-11-05's; the revision is negotiated as usual (offer our latest, take the server's
@@ -245,6 +245,13 @@ class McpUpstream:
                                      headers={**ep.headers, "Content-Type": "application/json"})
         if resp.status_code >= 400:
             raise UpstreamFailure(f"server {ep.id} refused a message with HTTP {resp.status_code}")
+
+
+def same_origin(url: str, base: str) -> bool:
+    """Same scheme and same host:port (case-insensitive): the only place a legacy server's `endpoint` event may
+    send our POSTs, which carry the outbound credential."""
+    a, b = urlsplit(url), urlsplit(base)
+    return (a.scheme.lower(), a.netloc.lower()) == (b.scheme.lower(), b.netloc.lower())
 
 
 def _loads(data: str) -> dict[str, Any] | None:
