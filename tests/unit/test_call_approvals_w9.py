@@ -220,15 +220,26 @@ async def test_a_rejected_call_is_refused_and_never_sent():
     assert not w.upstream_calls
 
 
-async def test_a_2025_elicitation_stream_runs_the_call_once_it_claimed_the_approval():
+async def test_a_2025_elicitation_stream_waits_for_the_decision_then_runs_the_call_once():
     w = World()
     args = {"text": "pay 11"}
     reply = await w.call(args, version="2025-06-18", elicitation=True)
     assert isinstance(reply, Reply) and reply.before[0]["method"] == "elicitation/create"
     await w.decide(args)
-    prepared = await reply.wait
-    assert prepared.approval is not None and prepared.approval.state == "used"
-    assert (await w.stored(args)).state == "used"
+    await reply.wait  # approved; the runner then runs the call again from the start, which claims it
+    assert (await w.stored(args)).state == "approved" and not w.upstream_calls
+    assert ran(await w.call(args, version="2025-06-18", elicitation=True))
+    assert (await w.stored(args)).state == "used" and len(w.upstream_calls) == 1
+
+
+async def test_a_2025_elicitation_stream_refused_once_rejected():
+    w = World()
+    args = {"text": "pay 11b"}
+    reply = await w.call(args, version="2025-06-18", elicitation=True)
+    await w.decide(args, "reject")
+    with pytest.raises(rpc.Fault) as refused:
+        await reply.wait
+    assert refused.value.code == rpc.GOVERNANCE_REFUSED
 
 
 # ---- the approver reads the whole call

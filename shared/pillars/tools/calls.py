@@ -183,8 +183,9 @@ class ToolCalls:
 
     async def _await_decision(self, ctx: McpContext, msg: rpc.Message, call: PreparedCall,
                               approval: appr.CallApproval) -> PreparedCall:
-        """Polls the stored approval (any instance's approver decision is visible) up to the wait bound; the call
-        proceeds only once it claimed the approval."""
+        """Polls the stored approval (any instance's approver decision is visible) up to the wait bound. Once it is
+        approved the runner runs the call again from the start: that run claims the approval (`_approval`), so it
+        is not claimed here."""
         assert self._approvals is not None
         deadline = self._clock() + self._wait
         while self._clock() < deadline:
@@ -193,11 +194,7 @@ class ToolCalls:
                                                   tool=approval.tool, caller=ctx.caller, digest=approval.digest,
                                                   preview=approval.arguments_preview)
             if current.state == "approved":
-                claimed = await self._approvals.claim(current)
-                if claimed is not None:
-                    call.approval = claimed
-                    return call
-                continue  # another call ran under it: the next check asks anew
+                return call
             if current.state == "rejected":
                 raise rpc.Fault(rpc.GOVERNANCE_REFUSED, f"An approver rejected this call: {current.reason}"[:500],
                                 msg.id, {"approvalId": current.id})
