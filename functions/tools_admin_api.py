@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from shared.domain.base import AppModel, Contract, InvalidDocument
 from shared.errors import AlreadyExists, BadRequest
+from shared.pillars.tools.approvals import IDENTITY_FIELDS
 from shared.pillars.tools.domain import (
     ApiSource, ApiSourceSpec, Lifecycle, McpServer, McpServerSpec, Toolbox, ToolboxOwner, ToolboxSpec,
     ToolDefinition, ToolSettings)
@@ -65,8 +66,9 @@ class ToolboxCreate(ToolboxSpec):
     owner: ToolboxOwner = Field(default_factory=ToolboxOwner)
 
 
-# Fields whose change means "another server": the approval (and so every tool) is withdrawn until re-approved.
-_IDENTITY_FIELDS = ("url", "transport", "replicas", "auth")
+# Fields whose change means "another server": the approval (and so every tool) is withdrawn until re-approved, and
+# an open submission probed before the change can no longer be approved (approvals.definition_hash).
+_IDENTITY_FIELDS = IDENTITY_FIELDS["mcp_server"]
 ToolStatusFilter = Literal["pending", "approved", "quarantined", "rejected"]
 
 

@@ -71,12 +71,13 @@ def rpc(client: httpx.Client, url: str, method: str, params: dict | None = None,
     return client.post(url, json=body, headers={"Accept": ACCEPT, **(headers or {})})
 
 
-def modern(client: httpx.Client, url: str, method: str, params: dict | None = None, name: str | None = None
-           ) -> httpx.Response:
+def modern(client: httpx.Client, url: str, method: str, params: dict | None = None, name: str | None = None,
+           *, capabilities: dict | None = None) -> httpx.Response:
     headers = {"MCP-Protocol-Version": MODERN, "Mcp-Method": method}
     if name:
         headers["Mcp-Name"] = name
-    return rpc(client, url, method, {**(params or {}), "_meta": META}, headers=headers)
+    meta = {**META, "io.modelcontextprotocol/clientCapabilities": capabilities or {}}
+    return rpc(client, url, method, {**(params or {}), "_meta": meta}, headers=headers)
 
 
 def body_of(r: httpx.Response) -> dict:
@@ -256,9 +257,16 @@ def test_malformed_json_rpc_gets_json_rpc_errors(world, client):
 def test_sensitive_call_waits_for_approval(world, client):
     args = {"account": "acct-" + uuid.uuid4().hex[:6], "amount": 5}
     params = {"name": "fastmcp__wire_transfer", "arguments": args}
-    first = body_of(modern(client, url(world), "tools/call", params, "fastmcp__wire_transfer"))["result"]
-    assert first["resultType"] == "input_required"
-    approval = first["requestState"]
+    elicits = {"elicitation": {}}
+    # a 2026 client that did not declare elicitation is never sent one: the pending error with a retry hint
+    first = body_of(modern(client, url(world), "tools/call", params, "fastmcp__wire_transfer"))
+    assert first["error"]["code"] == -32032 and first["error"]["data"]["retryAfterSeconds"] >= 1
+    approval = first["error"]["data"]["approvalId"]
+    # one that declared it gets an InputRequiredResult whose elicitation explains the wait
+    asked = body_of(modern(client, url(world), "tools/call", params, "fastmcp__wire_transfer",
+                           capabilities=elicits))["result"]
+    assert asked["resultType"] == "input_required" and asked["requestState"] == approval
+    assert asked["inputRequests"]["approval"]["method"] == "elicitation/create"
     # an older client learns the same through a JSON-RPC error with a retry hint
     sid = rpc(client, url(world), "initialize", {"protocolVersion": "2025-03-26", "capabilities": {}}).headers[
         "mcp-session-id"]
@@ -272,10 +280,11 @@ def test_sensitive_call_waits_for_approval(world, client):
                        json={"decision": "approve"})
         assert r.status_code == 200, r.text
     done = body_of(modern(client, url(world, "b"), "tools/call", {**params, "requestState": approval},
-                          "fastmcp__wire_transfer"))["result"]
+                          "fastmcp__wire_transfer", capabilities=elicits))["result"]
     assert done["content"][0]["text"] == f"sent 5 to {args['account']}"
     # one approval, one call: the same call again waits for a new approval
-    again = body_of(modern(client, url(world), "tools/call", params, "fastmcp__wire_transfer"))["result"]
+    again = body_of(modern(client, url(world), "tools/call", params, "fastmcp__wire_transfer",
+                           capabilities=elicits))["result"]
     assert again["resultType"] == "input_required"
 
 

@@ -1,7 +1,16 @@
 """Per-call approval of sensitive tools: each call waits until an approver accepts *that exact call* — the same
 caller, tool and argument digest — before its expiry. Stored in Cosmos (any instance sees a decision at once);
 the document id is derived from (caller, tool, digest), so a retried call finds its own approval and two
-instances cannot create two approvals for one call."""
+instances cannot create two approvals for one call.
+
+One approval, one call: an `approved` approval is claimed (approved → used) with a write conditional on the ETag
+of the version read approved, BEFORE the call goes upstream, so of concurrent or replayed identical calls exactly
+one runs. A claimed approval stays used whatever happens next (a quota refusal, an unreachable server, an upstream
+error): a sensitive call may have had its effect even when its answer is lost, so running it again needs a new
+approval.
+
+The approver reads the whole call: the canonical arguments are stored in full, and a call whose arguments are
+longer than `PREVIEW_MAX_CHARS` cannot be approved per call (refused, never shown cut)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,13 +18,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
+import orjson
 from pydantic import Field
 
 from ...domain.base import Contract, Entity, utcnow
-from ...errors import AlreadyExists, Conflict, NotFound
+from ...errors import AlreadyExists, Conflict, NotFound, PreconditionFailed
 from ...storage.repository import Repository
 
 CallApprovalState = Literal["pending", "approved", "rejected", "used"]
+PREVIEW_MAX_CHARS = 16_000  # the canonical arguments an approver reads, whole
 
 
 class CallApproval(Entity):
@@ -24,7 +35,7 @@ class CallApproval(Entity):
     tool: str = Field(max_length=128)
     caller: str = Field(max_length=256)       # the key id of the caller
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
-    arguments_preview: str = Field(default="", max_length=4000)  # what the approver reads
+    arguments_preview: str = Field(default="", max_length=PREVIEW_MAX_CHARS)  # the whole canonical arguments
     state: CallApprovalState = "pending"
     expires_at: datetime
     decided_by: str | None = Field(default=None, max_length=256)
@@ -34,6 +45,15 @@ class CallApproval(Entity):
 class ApprovalDecision(Contract):
     decision: Literal["approve", "reject"]
     reason: str = Field(default="", max_length=2000)
+
+
+class ArgumentsTooLarge(Exception):
+    """The canonical arguments are longer than an approver can be shown whole."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"{size} characters > {PREVIEW_MAX_CHARS}")
+        self.size = size
+        self.limit = PREVIEW_MAX_CHARS
 
 
 def approval_id(caller: str, tool: str, digest: str) -> str:
@@ -49,16 +69,15 @@ class CallApprovals:
 
     async def check(self, *, project_id: str, toolbox: str, tool: str, caller: str, digest: str,
                     preview: str) -> CallApproval:
-        """The approval for this exact call, created pending on first sight (or renewed once expired/rejected
-        -- a new request for approval). An `approved` one is consumed by `consume` after the call runs."""
+        """The approval for this exact call, created pending on first sight (or renewed once expired or used --
+        a new request for approval). An `approved` one runs a call only once `claim` won it."""
         aid = approval_id(caller, tool, digest)
         found = await self._repo.find(project_id, aid)
         now = self._clock()
         if found is not None and found.expires_at > now and found.state in ("pending", "approved", "rejected"):
             return found
         fresh = CallApproval(id=aid, project_id=project_id, toolbox=toolbox, tool=tool, caller=caller,
-                             digest=digest, arguments_preview=preview[:4000],
-                             expires_at=now + timedelta(seconds=self._ttl))
+                             digest=digest, arguments_preview=preview, expires_at=now + timedelta(seconds=self._ttl))
         if found is None:
             try:
                 return await self._repo.create(fresh)
@@ -67,12 +86,15 @@ class CallApprovals:
         fresh.etag = found.etag
         return await self._repo.rewrite(fresh, if_match=found.etag)
 
-    async def consume(self, approval: CallApproval) -> None:
-        """One approval, one call: an approved call is marked used (a replay needs a new approval)."""
+    async def claim(self, approval: CallApproval) -> CallApproval | None:
+        """approved → used, conditional on the ETag of the version read approved: the one call that wins may go
+        upstream; None for every other (already claimed, decided again, expired)."""
+        if approval.state != "approved" or approval.etag is None or approval.expires_at <= self._clock():
+            return None
         try:
-            await self._repo.update(approval.project_id, approval.id, _mark_used)
-        except (NotFound, Conflict):
-            pass  # decided/expired concurrently; the call already ran under the approval we read
+            return await self._repo.replace(approval.model_copy(update={"state": "used"}))
+        except (PreconditionFailed, NotFound):
+            return None
 
     async def decide(self, project_id: str, approval_id_: str, decision: ApprovalDecision, by: str
                      ) -> CallApproval:
@@ -95,13 +117,9 @@ class CallApprovals:
         return [a for a in page.items if a.state == "pending" and a.expires_at > now]
 
 
-def _mark_used(a: CallApproval) -> None:
-    if a.state != "approved":
-        raise Conflict("not approved", code="approval_not_approved")
-    a.state = "used"
-
-
 def preview(arguments: dict[str, Any]) -> str:
-    import orjson
-
-    return orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS).decode()[:4000]
+    """The canonical arguments (sorted keys), whole: what the approver reads. ArgumentsTooLarge past the bound."""
+    text = orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS).decode()
+    if len(text) > PREVIEW_MAX_CHARS:
+        raise ArgumentsTooLarge(len(text))
+    return text

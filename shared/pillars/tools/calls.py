@@ -85,7 +85,10 @@ class ToolCalls:
             raise rpc.Fault(rpc.INVALID_PARAMS, "Invalid params: the arguments do not match the tool's "
                                                 "inputSchema.", msg.id, {"errors": exc.errors}) from None
         params = {**bridge.strip_envelope(msg.params), "name": d.original_name, "arguments": arguments}
-        if str(msg.params.get("requestState", "")).startswith("ca-"):  # our own approval round trip
+        digest = call_digest(d.name, arguments) if d.sensitive else None
+        if digest is not None and msg.params.get("requestState") == appr.approval_id(ctx.caller, d.name, digest):
+            # the client's retry of OUR approval round trip (the state is this very call's approval id): not the
+            # server's business. Any other requestState (the server's own, whatever it looks like) goes upstream.
             params.pop("inputResponses", None)
             params.pop("requestState", None)
         if tool.server is not None:
@@ -99,8 +102,8 @@ class ToolCalls:
         call = PreparedCall(tool=tool, arguments=arguments, params=params, targets=targets, timeout=timeout,
                             max_bytes=d.limits.max_result_bytes,
                             task_mode=self._tasks.mode(ctx, msg) if self._tasks and tool.server else None)
-        if d.sensitive:
-            waiting = await self._approval(ctx, msg, call)
+        if digest is not None:
+            waiting = await self._approval(ctx, msg, call, digest)
             if waiting is not None:
                 return waiting
         return call
@@ -126,8 +129,6 @@ class ToolCalls:
 
     async def finish(self, ctx: McpContext, msg: rpc.Message, call: PreparedCall, result: dict[str, Any]
                      ) -> dict[str, Any]:
-        if call.approval is not None and self._approvals is not None:
-            await self._approvals.consume(call.approval)
         if bridge.is_input_required(result) and not ctx.modern:
             # A 2026 server asks for input a 2025 client could only give through a server→client request on a
             # stream bound to one instance: refused with a clear error instead of hanging.
@@ -138,21 +139,35 @@ class ToolCalls:
 
     # ---- per-call approval
 
-    async def _approval(self, ctx: McpContext, msg: rpc.Message, call: PreparedCall) -> Reply | None:
+    async def _approval(self, ctx: McpContext, msg: rpc.Message, call: PreparedCall, digest: str) -> Reply | None:
+        """None once this call claimed its approval (approved → used, before anything goes upstream); else the
+        answer that makes it wait. A call that loses the claim to a concurrent or replayed identical call asks for
+        a new approval like any call after a used one."""
         if self._approvals is None:
             raise rpc.Fault(rpc.GOVERNANCE_REFUSED, "This tool needs per-call approval, which is not configured.",
                             msg.id)
         d = call.tool.definition
-        digest = call_digest(d.name, call.arguments)
-        approval = await self._approvals.check(project_id=ctx.project_id, toolbox=ctx.toolbox, tool=d.name,
-                                               caller=ctx.caller, digest=digest,
-                                               preview=appr.preview(call.arguments))
+        try:
+            shown = appr.preview(call.arguments)
+        except appr.ArgumentsTooLarge as exc:
+            raise rpc.Fault(rpc.GOVERNANCE_REFUSED, f"The arguments of a call to '{d.name}' are too long to be "
+                            f"approved per call: an approver reads them whole, at most {exc.limit} characters "
+                            f"of canonical JSON ({exc.size} here).", msg.id,
+                            {"code": "approval_arguments_too_large", "limit": exc.limit, "size": exc.size}) from None
+        check = dict(project_id=ctx.project_id, toolbox=ctx.toolbox, tool=d.name, caller=ctx.caller, digest=digest,
+                     preview=shown)
+        approval = await self._approvals.check(**check)
         if approval.state == "approved":
-            call.approval = approval
-            return None
+            claimed = await self._approvals.claim(approval)
+            if claimed is not None:
+                call.approval = claimed
+                return None
+            approval = await self._approvals.check(**check)  # another call ran under it: this one asks anew
         if approval.state == "rejected":
             raise rpc.Fault(rpc.GOVERNANCE_REFUSED, f"An approver rejected this call: {approval.reason}"[:500],
                             msg.id, {"approvalId": approval.id})
+        if not ctx.elicitation:  # the client cannot be asked (no declared `elicitation`): a retry hint
+            raise _pending(msg, approval, self._poll)
         text = (f"The call to '{d.name}' waits for an approver (approval {approval.id}, expires "
                 f"{approval.expires_at.isoformat()}).")
         elicit = {"mode": "form", "message": text,
@@ -161,15 +176,16 @@ class ToolCalls:
             return Reply(rpc.result(msg.id, {"resultType": "input_required", "requestState": approval.id,
                                              "inputRequests": {"approval": {"method": "elicitation/create",
                                                                             "params": elicit}}}))
-        if ctx.elicitation:  # 2025-06-18+: tell the user through elicitation while this stream waits
-            ask = rpc.request(f"approval-{approval.id}", "elicitation/create",
-                              {"message": text, "requestedSchema": elicit["requestedSchema"]})
-            return Reply(None, before=[ask], wait=self._await_decision(ctx, msg, call, approval))
-        raise _pending(msg, approval, self._poll)
+        # 2025-06-18+: tell the user through elicitation while this stream waits
+        ask = rpc.request(f"approval-{approval.id}", "elicitation/create",
+                          {"message": text, "requestedSchema": elicit["requestedSchema"]})
+        return Reply(None, before=[ask], wait=self._await_decision(ctx, msg, call, approval))
 
     async def _await_decision(self, ctx: McpContext, msg: rpc.Message, call: PreparedCall,
                               approval: appr.CallApproval) -> PreparedCall:
-        """Polls the stored approval (any instance's approver decision is visible) up to the wait bound."""
+        """Polls the stored approval (any instance's approver decision is visible) up to the wait bound. Once it is
+        approved the runner runs the call again from the start: that run claims the approval (`_approval`), so it
+        is not claimed here."""
         assert self._approvals is not None
         deadline = self._clock() + self._wait
         while self._clock() < deadline:
@@ -178,7 +194,6 @@ class ToolCalls:
                                                   tool=approval.tool, caller=ctx.caller, digest=approval.digest,
                                                   preview=approval.arguments_preview)
             if current.state == "approved":
-                call.approval = current
                 return call
             if current.state == "rejected":
                 raise rpc.Fault(rpc.GOVERNANCE_REFUSED, f"An approver rejected this call: {current.reason}"[:500],
