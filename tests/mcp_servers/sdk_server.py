@@ -1,11 +1,11 @@
 """A server on the official `mcp` Python SDK (v2: speaks 2026-07-28 and the 2025 handshake revisions)."""
 from __future__ import annotations
 
-import sys
-
 import json
+import sys
+from typing import Annotated
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 from pydantic import BaseModel
 
 app = MCPServer("sdk-weather")
@@ -34,6 +34,21 @@ def trace_meta(ctx: Context) -> str:
     meta = ctx.request_context.meta or {}
     meta = meta if isinstance(meta, dict) else meta.model_dump()
     return json.dumps({k: meta.get(k) for k in ("traceparent", "tracestate")})
+
+
+class Confirmation(BaseModel):
+    confirm: bool
+
+
+def _ask(city: str) -> Elicit[Confirmation]:
+    return Elicit(f"Book a trip to {city}?", Confirmation)
+
+
+@app.tool()
+def book(city: str, answer: Annotated[Confirmation, Resolve(_ask)]) -> str:
+    """Books a trip once the user confirms: a 2026-07-28 client is asked through an InputRequiredResult (and
+    answers on its retry), a 2025 one through an elicitation request mid-call."""
+    return f"booked {city}" if answer.confirm else f"not booked {city}"
 
 
 @app.resource("weather://cities")

@@ -20,6 +20,7 @@ from .context import McpContext, Reply
 from .directory import ResolvedTool, ToolDirectory
 from .mcp import bridge
 from .mcp import jsonrpc as rpc
+from .mcp import revisions as rev
 from .mcp.upstream import Endpoint
 from .upstreams import AuthHeaders, SessionPool, endpoints
 
@@ -85,6 +86,9 @@ class ToolCalls:
             raise rpc.Fault(rpc.INVALID_PARAMS, "Invalid params: the arguments do not match the tool's "
                                                 "inputSchema.", msg.id, {"errors": exc.errors}) from None
         params = {**bridge.strip_envelope(msg.params), "name": d.original_name, "arguments": arguments}
+        if ctx.modern and (relayed := bridge.relayed_capabilities(msg.params)):
+            # a 2026 server may ask this client for input (InputRequiredResult); the answer comes with the retry
+            params["_meta"] = {**params.get("_meta", {}), rev.CLIENT_CAPABILITIES_KEY: relayed}
         digest = call_digest(d.name, arguments) if d.sensitive else None
         if digest is not None and msg.params.get("requestState") == appr.approval_id(ctx.caller, d.name, digest):
             # the client's retry of OUR approval round trip (the state is this very call's approval id): not the
@@ -132,9 +136,9 @@ class ToolCalls:
         if bridge.is_input_required(result) and not ctx.modern:
             # A 2026 server asks for input a 2025 client could only give through a server→client request on a
             # stream bound to one instance: refused with a clear error instead of hanging.
-            raise rpc.Fault(rpc.MISSING_CLIENT_CAPABILITY, "The tool asked for more input, which this client's "
-                                                           "protocol revision cannot provide through the gateway.",
-                            msg.id)
+            raise rpc.Fault(rpc.INPUT_NOT_RELAYED, "The tool asked for more input, which this client's protocol "
+                                                   "revision cannot provide through the gateway (a 2026-07-28 "
+                                                   "client can: it answers on its retry).", msg.id)
         return rpc.result(msg.id, bridge.to_client(result, method="tools/call", client_version=ctx.client_version))
 
     # ---- per-call approval

@@ -21,6 +21,7 @@ import orjson
 
 from . import jsonrpc as rpc
 from . import revisions as rev
+from .bridge import strip_envelope
 from .session import UpstreamSession
 from .sse import events
 from ....pipeline.correlation import with_meta
@@ -111,7 +112,7 @@ class McpUpstream:
         if self._trace is not None:
             params = with_meta(params, self._trace())
         if ep.transport == "sse":
-            return self._legacy_sse(ep, method, params, limits)
+            return self._legacy_sse(ep, method, strip_envelope(params), limits)
         return self._post(ep, session, method, params, on_server_request, limits)
 
     async def _post(self, ep: Endpoint, session: UpstreamSession, method: str, params: dict[str, Any],
@@ -123,6 +124,8 @@ class McpUpstream:
             params = {**params, "_meta": {**meta, **rev.modern_meta(session.version,
                                                                   meta.get(rev.CLIENT_CAPABILITIES_KEY))}}
             extra = rev.modern_headers(session.version, method, params)
+        else:  # a handshake-era server: the 2026 envelope keys (the capabilities declared above) are not its own
+            params = strip_envelope(params)
         resp, _ = await self._exchange(ep, session, rpc.request(next(_ids), method, params), extra,
                                        on_server_request, limits)
         return _unwrap(resp)
