@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from .domain import McpServer
 from .mcp.session import UpstreamSession
-from .mcp.upstream import Endpoint, McpUpstream, UpstreamSessionLost
+from .mcp.upstream import Endpoint, McpUpstream, UpstreamFailure, UpstreamSessionLost
 
 
 class AuthHeaders(Protocol):
@@ -101,6 +101,13 @@ class SessionPool:
                                                 max_bytes=max_bytes)
         except UpstreamSessionLost:
             self.forget(ep, caller, carried)
-            session = await self.session(ep, caller, None)
+        session = await self.session(ep, caller, None)
+        try:
             return await self._upstream.request(ep, session, method, params, on_server_request, timeout=timeout,
                                                 max_bytes=max_bytes)
+        except UpstreamSessionLost:
+            # lost again at once (a stateful server behind a balancer without affinity): this replica cannot hold
+            # a session — a transport failure, so the call fails over or answers -32033, never an internal error
+            self.forget(ep, caller, None)
+            raise UpstreamFailure(f"server {ep.id} lost its MCP session again right after it was negotiated") \
+                from None
