@@ -188,6 +188,24 @@ async def test_a_server_asks_a_2026_client_for_input_through_the_toolbox(world, 
     assert asked == ["Book a trip to Oslo?"] and res.content[0].text == "not booked Oslo", res
 
 
+def test_mcp_param_headers_reach_a_2026_server_that_checks_them(world, client):
+    """The SDK server's `route` marks `region` with `x-mcp-header` and refuses (-32020) a call whose
+    `Mcp-Param-Region` header does not match: the toolbox sends it, from the pinned schema, for clients of either
+    era (non-ASCII values base64-wrapped as the spec says)."""
+    for region in ("eu-west", "Zürich"):
+        args = {"region": region, "text": "hi"}
+        res = body_of(modern(client, url(world, "a"), "tools/call", {"name": "sdk__route", "arguments": args},
+                             "sdk__route"))
+        assert res["result"]["content"][0]["text"] == f"{region}:hi", res
+    sid = rpc(client, url(world, "b"), "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                                       "clientInfo": {"name": "t", "version": "1"}}).headers[
+        "mcp-session-id"]
+    h = {"Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-11-25"}
+    res = body_of(rpc(client, url(world, "b"), "tools/call", {"name": "sdk__route", "arguments": {
+        "region": "us", "text": "yo"}}, headers=h))
+    assert res["result"]["content"][0]["text"] == "us:yo", res
+
+
 def test_typescript_sdk_client(world):
     script = NPM_DIR / "ts_client.mjs"
     out = subprocess.run(["node", str(script), url(world, "a"), world["key"], "fastmcp__add"], cwd=NPM_DIR,

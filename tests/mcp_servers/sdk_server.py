@@ -6,7 +6,7 @@ import sys
 from typing import Annotated
 
 from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 app = MCPServer("sdk-weather")
 
@@ -49,6 +49,13 @@ def book(city: str, answer: Annotated[Confirmation, Resolve(_ask)]) -> str:
     """Books a trip once the user confirms: a 2026-07-28 client is asked through an InputRequiredResult (and
     answers on its retry), a 2025 one through an elicitation request mid-call."""
     return f"booked {city}" if answer.confirm else f"not booked {city}"
+
+
+@app.tool()
+def route(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})], text: str) -> str:
+    """Answers from the region it was routed to: `region` is mirrored in the `Mcp-Param-Region` header, which this
+    server (2026-07-28) checks against the body."""
+    return f"{region}:{text}"
 
 
 @app.resource("weather://cities")

@@ -20,6 +20,7 @@ from .context import McpContext, Reply
 from .directory import ResolvedTool, ToolDirectory
 from .mcp import bridge
 from .mcp import jsonrpc as rpc
+from .mcp import param_headers
 from .mcp import revisions as rev
 from .mcp.upstream import Endpoint
 from .upstreams import AuthHeaders, SessionPool, endpoints
@@ -42,6 +43,7 @@ class PreparedCall:
     max_bytes: int | None
     approval: appr.CallApproval | None = None
     task_mode: str | None = None    # the task shape this call may create ("2025"/"2026"; tasks.py)
+    headers: dict[str, str] | None = None  # `Mcp-Param-*` mirrored from the arguments (mcp/param_headers.py)
 
 
 class ToolCalls:
@@ -103,8 +105,10 @@ class ToolCalls:
             timeout = d.limits.timeout_seconds or tool.api_source.spec.timeouts.call_seconds
         else:
             raise rpc.Fault(rpc.GOVERNANCE_REFUSED, f"Tool '{d.name}' has no upstream on this gateway.", msg.id)
+        mirrored = param_headers.header_map(d.definition.input_schema, d.pinned_hash)
         call = PreparedCall(tool=tool, arguments=arguments, params=params, targets=targets, timeout=timeout,
                             max_bytes=d.limits.max_result_bytes,
+                            headers=param_headers.headers_for(mirrored, arguments) if mirrored else None,
                             task_mode=self._tasks.mode(ctx, msg) if self._tasks and tool.server else None)
         if digest is not None:
             waiting = await self._approval(ctx, msg, call, digest)
@@ -120,7 +124,7 @@ class ToolCalls:
                                        timeout=call.timeout, max_result_bytes=call.max_bytes)
         if self._tasks is None or (call.task_mode is None and "task" not in call.params):  # not a task: as is
             return self._pool.request(target, ctx.caller, ctx.carried, "tools/call", call.params,
-                                      timeout=call.timeout, max_bytes=call.max_bytes)
+                                      timeout=call.timeout, max_bytes=call.max_bytes, headers=call.headers)
         return self._send_task(ctx, call, target)
 
     async def _send_task(self, ctx: McpContext, call: PreparedCall, target: Endpoint) -> dict[str, Any]:
@@ -128,7 +132,7 @@ class ToolCalls:
         d = call.tool.definition
         params = await self._tasks.outbound(ctx, call.task_mode, d.original_name, call.params, target)
         result = await self._pool.request(target, ctx.caller, ctx.carried, "tools/call", params,
-                                          timeout=call.timeout, max_bytes=call.max_bytes)
+                                          timeout=call.timeout, max_bytes=call.max_bytes, headers=call.headers)
         return await self._tasks.inbound(ctx, call.task_mode, d.server_id, target, result)
 
     async def finish(self, ctx: McpContext, msg: rpc.Message, call: PreparedCall, result: dict[str, Any]
