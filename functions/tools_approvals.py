@@ -38,6 +38,7 @@ class SubmissionOut(Submission):
 
 class SubmissionList(AppModel):
     items: list[SubmissionOut]
+    next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page; null: last.")
     invalid: list[InvalidDocument] = Field(default_factory=list, description=INVALID_DOC)
 
 
@@ -80,16 +81,20 @@ def submissions_of(tools: ToolsPillar):
         older = query_int(call.req, "older_than_seconds", 0, 0, 10**8)
         if state:
             filters["state"] = state
-        page = await tools.registry.submissions.list(pid, limit=500, **filters)
+        page = await tools.registry.submissions.list(pid, limit=query_int(call.req, "limit", 200, 1, 500),
+                                                     cursor=call.req.query_params.get("cursor") or None, **filters)
         now = tools.audit.clock()
         items = [SubmissionOut.of(s, now) for s in page.items]
+        # longest-waiting first within the page; an SLA sweep follows `next_cursor` to the end
         items = sorted((i for i in items if i.seconds_in_state >= older), key=lambda i: -i.seconds_in_state)
-        return SubmissionList(items=items, invalid=page.invalid)
+        return SubmissionList(items=items, next_cursor=page.cursor, invalid=page.invalid)
     return listing
 
 
 LIST_QUERY = (("state", "queued | probing | probed | approved | rejected | poisoned"),
-              ("older_than_seconds", "Only submissions in their state at least this long (SLA breaches)."))
+              ("older_than_seconds", "Only submissions in their state at least this long (SLA breaches)."),
+              ("limit", "Submissions read per page (1–500, default 200)."),
+              ("cursor", "`next_cursor` of the previous page."))
 
 
 def build(tools: ToolsPillar, projects: ProjectRegistry, admin: Guard, *, max_body_bytes: int) -> ApiBlueprint:

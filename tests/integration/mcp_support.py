@@ -18,7 +18,7 @@ from shared.pillars.tools.pinning import definition_hash, definition_of
 from tests.support.mcp_servers import Fleet
 
 TRANSPORTS = {"memory": "sse", "filesystem": "stdio_bridge"}
-APPROVED = {"everything": {"echo", "get-sum", "get-structured-content", "get-tiny-image", "simulate-research-query"}, "sdk": {"forecast", "shout"},
+APPROVED = {"everything": {"echo", "get-sum", "get-structured-content", "get-tiny-image", "simulate-research-query"}, "sdk": {"forecast", "shout", "book", "route"},
             "fastmcp": {"add", "wire_transfer", "big"}, "memory": {"read_graph", "create_entities"},
             "filesystem": {"read_text_file", "list_allowed_directories"}, "tasks": {"slow_report"}}
 QUARANTINED = {"everything": {"get-env"}}

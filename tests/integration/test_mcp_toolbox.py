@@ -150,6 +150,62 @@ async def test_official_python_client(world):
             assert not res.is_error
 
 
+async def test_a_server_asks_a_2026_client_for_input_through_the_toolbox(world, client):
+    """The SDK server's `book` asks the user to confirm. A 2026 client that declared elicitation gets the server's
+    InputRequiredResult through the toolbox and answers on its retry — here on the other instance: nothing is held
+    between the rounds, each round is a governed call of its own. Without the capability the server refuses
+    (-32021: the gateway passes on only what the client declared). The official client does the round trip
+    itself."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp_types import ElicitResult
+
+    name, args, caps = "sdk__book", {"city": "Oslo"}, {"elicitation": {}}
+    first = body_of(modern(client, url(world, "a"), "tools/call", {"name": name, "arguments": args}, name,
+                           capabilities=caps))["result"]
+    assert first["resultType"] == "input_required", first
+    [(key, ask)] = first["inputRequests"].items()
+    assert ask["method"] == "elicitation/create" and "Oslo" in ask["params"]["message"]
+    retry = {"name": name, "arguments": args, "requestState": first.get("requestState"),
+             "inputResponses": {key: {"action": "accept", "content": {"confirm": True}}}}
+    done = body_of(modern(client, url(world, "b"), "tools/call", retry, name, capabilities=caps))["result"]
+    assert done["resultType"] == "complete" and done["content"][0]["text"] == "booked Oslo", done
+    refused = body_of(modern(client, url(world, "a"), "tools/call", {"name": name, "arguments": args}, name))
+    assert refused["error"]["code"] == -32021, refused
+
+    asked: list[str] = []
+
+    async def confirm(context, params):
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"confirm": False})
+
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {world['key']}"}, timeout=30)
+    async with http, Client(streamable_http_client(url(world, "b"), http_client=http), mode="auto",
+                            elicitation_callback=confirm) as c:
+        assert c.protocol_version == MODERN
+        res = await c.call_tool(name, args)
+    assert asked == ["Book a trip to Oslo?"] and res.content[0].text == "not booked Oslo", res
+
+
+def test_mcp_param_headers_reach_a_2026_server_that_checks_them(world, client):
+    """The SDK server's `route` marks `region` with `x-mcp-header` and refuses (-32020) a call whose
+    `Mcp-Param-Region` header does not match: the toolbox sends it, from the pinned schema, for clients of either
+    era (non-ASCII values base64-wrapped as the spec says)."""
+    for region in ("eu-west", "Zürich"):
+        args = {"region": region, "text": "hi"}
+        res = body_of(modern(client, url(world, "a"), "tools/call", {"name": "sdk__route", "arguments": args},
+                             "sdk__route"))
+        assert res["result"]["content"][0]["text"] == f"{region}:hi", res
+    sid = rpc(client, url(world, "b"), "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                                       "clientInfo": {"name": "t", "version": "1"}}).headers[
+        "mcp-session-id"]
+    h = {"Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-11-25"}
+    res = body_of(rpc(client, url(world, "b"), "tools/call", {"name": "sdk__route", "arguments": {
+        "region": "us", "text": "yo"}}, headers=h))
+    assert res["result"]["content"][0]["text"] == "us:yo", res
+
+
 def test_typescript_sdk_client(world):
     script = NPM_DIR / "ts_client.mjs"
     out = subprocess.run(["node", str(script), url(world, "a"), world["key"], "fastmcp__add"], cwd=NPM_DIR,

@@ -114,9 +114,20 @@ def test_developer_submissions_carry_no_outbound_credentials(admin: httpx.Client
         assert error["field"] == field and "admin" in error["message"], r.text
     assert admin.get(f"/manage/projects/{pid}/mcp-servers").json()["items"] == []
     assert admin.get(f"/manage/projects/{pid}/submissions").json()["items"] == []
-    ok = admin.post(f"/portal/projects/{pid}/submissions", json={"mcp_server": {
-        "id": "devsrv", "url": mcp_server.url, "namespace": "devsrv", "auth": {"type": "none"}}})
-    assert ok.status_code == 202, ok.text
+    for name in ("devsrv", "devsrv-two"):
+        ok = admin.post(f"/portal/projects/{pid}/submissions", json={"mcp_server": {
+            "id": name, "url": mcp_server.url, "namespace": name.replace("-", ""), "auth": {"type": "none"}}})
+        assert ok.status_code == 202, ok.text
+    # the list pages: every submission once, page by page
+    seen, cursor = [], None
+    while True:
+        page = admin.get(f"/manage/projects/{pid}/submissions", params={"limit": 1, **({"cursor": cursor}
+                                                                                      if cursor else {})}).json()
+        seen += [s["subject_id"] for s in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == ["devsrv", "devsrv-two"]
 
 
 def test_submit_probe_approve_pin_quarantine_reapprove(admin: httpx.Client, mcp_server: McpServerProcess):
@@ -133,6 +144,10 @@ def test_submit_probe_approve_pin_quarantine_reapprove(admin: httpx.Client, mcp_
     assert {f["check"] for f in probed["findings"]} >= {"egress", "speaks_mcp", "lists_tools"}
     assert not [f for f in probed["findings"] if f["severity"] == "error"]
     assert admin.get(f"{base}/submissions", params={"state": "probed"}).json()["items"][0]["id"] == sid
+    # the approval SLA: what has waited at least so long in its state
+    assert admin.get(f"{base}/submissions", params={"older_than_seconds": 10**8}).json()["items"] == []
+    waiting = admin.get(f"{base}/submissions", params={"state": "probed", "older_than_seconds": 0}).json()["items"]
+    assert [s["id"] for s in waiting] == [sid] and waiting[0]["seconds_in_state"] >= 0
     r = admin.post(f"{base}/submissions/{sid}/approve", json={"reason": "reviewed"})
     assert r.status_code == 200 and r.json()["state"] == "approved", r.text
     tools = {t["name"]: t for t in admin.get(f"{base}/tools").json()["items"]}
@@ -241,3 +256,24 @@ def test_openapi_document_url_becomes_tools_auto_approved_and_called(admin: http
             "toolbox": "mine", "tool": "pets__addPet", "arguments": {"body": {"name": "Tom"}}}).json()
         assert added["ok"] and added["result"]["structuredContent"]["name"] == "Tom", added
         assert [(m, p) for m, p, _ in api.requests] == [("GET", "/pets/1"), ("POST", "/pets")]
+
+
+def test_make_run_seeding_recovers_from_a_run_that_stopped_half_way(admin: httpx.Client,
+                                                                      mcp_server: McpServerProcess):
+    """`make run` seeds project `demo` through the admin API; a run stopped after registering the server (no
+    toolbox yet) must not make every later run fail on the existing registration."""
+    from dev.demo_tools import PROJECT, SERVER, TOOLBOX, seed_tools
+    from tests.conftest import ADMIN_KEY
+
+    if admin.get(f"/manage/projects/{PROJECT}").status_code == 404:
+        assert admin.post("/manage/projects", json={"id": PROJECT, "name": PROJECT}).status_code == 201
+    base = f"/manage/projects/{PROJECT}"
+    for box in admin.get(f"{base}/toolboxes").json()["items"]:
+        admin.delete(f"{base}/toolboxes/{box['id']}")
+    if admin.get(f"{base}/mcp-servers/{SERVER}").status_code == 404:  # the half-way run: registered, nothing else
+        assert admin.post(f"{base}/mcp-servers", json={"id": SERVER, "url": mcp_server.url,
+                                                       "namespace": SERVER}).status_code == 201
+    assert seed_tools(str(admin.base_url), ADMIN_KEY, mcp_server.url) == TOOLBOX
+    [box] = admin.get(f"{base}/toolboxes").json()["items"]
+    assert box["id"] == TOOLBOX and sorted(box["tools"]) == ["glossary__add", "glossary__lookup"]
+    assert seed_tools(str(admin.base_url), ADMIN_KEY, mcp_server.url) == TOOLBOX  # and again: nothing to do

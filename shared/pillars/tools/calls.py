@@ -20,6 +20,8 @@ from .context import McpContext, Reply
 from .directory import ResolvedTool, ToolDirectory
 from .mcp import bridge
 from .mcp import jsonrpc as rpc
+from .mcp import param_headers
+from .mcp import revisions as rev
 from .mcp.upstream import Endpoint
 from .upstreams import AuthHeaders, SessionPool, endpoints
 
@@ -41,6 +43,7 @@ class PreparedCall:
     max_bytes: int | None
     approval: appr.CallApproval | None = None
     task_mode: str | None = None    # the task shape this call may create ("2025"/"2026"; tasks.py)
+    headers: dict[str, str] | None = None  # `Mcp-Param-*` mirrored from the arguments (mcp/param_headers.py)
 
 
 class ToolCalls:
@@ -85,6 +88,9 @@ class ToolCalls:
             raise rpc.Fault(rpc.INVALID_PARAMS, "Invalid params: the arguments do not match the tool's "
                                                 "inputSchema.", msg.id, {"errors": exc.errors}) from None
         params = {**bridge.strip_envelope(msg.params), "name": d.original_name, "arguments": arguments}
+        if ctx.modern and (relayed := bridge.relayed_capabilities(msg.params)):
+            # a 2026 server may ask this client for input (InputRequiredResult); the answer comes with the retry
+            params["_meta"] = {**params.get("_meta", {}), rev.CLIENT_CAPABILITIES_KEY: relayed}
         digest = call_digest(d.name, arguments) if d.sensitive else None
         if digest is not None and msg.params.get("requestState") == appr.approval_id(ctx.caller, d.name, digest):
             # the client's retry of OUR approval round trip (the state is this very call's approval id): not the
@@ -99,8 +105,10 @@ class ToolCalls:
             timeout = d.limits.timeout_seconds or tool.api_source.spec.timeouts.call_seconds
         else:
             raise rpc.Fault(rpc.GOVERNANCE_REFUSED, f"Tool '{d.name}' has no upstream on this gateway.", msg.id)
+        mirrored = param_headers.header_map(d.definition.input_schema, d.pinned_hash)
         call = PreparedCall(tool=tool, arguments=arguments, params=params, targets=targets, timeout=timeout,
                             max_bytes=d.limits.max_result_bytes,
+                            headers=param_headers.headers_for(mirrored, arguments) if mirrored else None,
                             task_mode=self._tasks.mode(ctx, msg) if self._tasks and tool.server else None)
         if digest is not None:
             waiting = await self._approval(ctx, msg, call, digest)
@@ -116,7 +124,7 @@ class ToolCalls:
                                        timeout=call.timeout, max_result_bytes=call.max_bytes)
         if self._tasks is None or (call.task_mode is None and "task" not in call.params):  # not a task: as is
             return self._pool.request(target, ctx.caller, ctx.carried, "tools/call", call.params,
-                                      timeout=call.timeout, max_bytes=call.max_bytes)
+                                      timeout=call.timeout, max_bytes=call.max_bytes, headers=call.headers)
         return self._send_task(ctx, call, target)
 
     async def _send_task(self, ctx: McpContext, call: PreparedCall, target: Endpoint) -> dict[str, Any]:
@@ -124,7 +132,7 @@ class ToolCalls:
         d = call.tool.definition
         params = await self._tasks.outbound(ctx, call.task_mode, d.original_name, call.params, target)
         result = await self._pool.request(target, ctx.caller, ctx.carried, "tools/call", params,
-                                          timeout=call.timeout, max_bytes=call.max_bytes)
+                                          timeout=call.timeout, max_bytes=call.max_bytes, headers=call.headers)
         return await self._tasks.inbound(ctx, call.task_mode, d.server_id, target, result)
 
     async def finish(self, ctx: McpContext, msg: rpc.Message, call: PreparedCall, result: dict[str, Any]
@@ -132,9 +140,9 @@ class ToolCalls:
         if bridge.is_input_required(result) and not ctx.modern:
             # A 2026 server asks for input a 2025 client could only give through a server→client request on a
             # stream bound to one instance: refused with a clear error instead of hanging.
-            raise rpc.Fault(rpc.MISSING_CLIENT_CAPABILITY, "The tool asked for more input, which this client's "
-                                                           "protocol revision cannot provide through the gateway.",
-                            msg.id)
+            raise rpc.Fault(rpc.INPUT_NOT_RELAYED, "The tool asked for more input, which this client's protocol "
+                                                   "revision cannot provide through the gateway (a 2026-07-28 "
+                                                   "client can: it answers on its retry).", msg.id)
         return rpc.result(msg.id, bridge.to_client(result, method="tools/call", client_version=ctx.client_version))
 
     # ---- per-call approval

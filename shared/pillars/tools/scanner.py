@@ -1,5 +1,6 @@
-"""Tool-poisoning / prompt-injection scan of what a model will read: a tool's title, description and every
-description inside its schemas. Instructions hidden there reach the model verbatim ("tool poisoning"), so the
+"""Tool-poisoning / prompt-injection scan of what a model will read: a tool's title, description and annotations,
+and inside its schemas every description and title and every example value (`enum`, `const`, `default`,
+`examples`). Instructions hidden there reach the model verbatim ("tool poisoning"), so the
 approval probe flags them for the admin; clean submissions may be auto-approved, flagged ones never are."""
 from __future__ import annotations
 
@@ -30,11 +31,16 @@ _HIDDEN = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\U000e0000-\
 _MAX_DESCRIPTION = 4000
 
 
+# Schema keywords whose string values a model reads as prose or as values to use (not names or patterns).
+_READ_KEYWORDS = frozenset({"description", "title", "enum", "const", "default", "examples"})
+
+
 def texts(d: PinnedDefinition) -> Iterator[tuple[str, str]]:
     """(where, text) of everything a model reads about the tool."""
     for where, value in (("title", d.title), ("description", d.description)):
         if value:
             yield where, value
+    yield from _strings("annotations", d.annotations)
     for root, schema in (("inputSchema", d.input_schema), ("outputSchema", d.output_schema)):
         yield from _schema_texts(root, schema)
 
@@ -42,13 +48,25 @@ def texts(d: PinnedDefinition) -> Iterator[tuple[str, str]]:
 def _schema_texts(path: str, node: Any) -> Iterator[tuple[str, str]]:
     if isinstance(node, dict):
         for key, value in node.items():
-            if key in ("description", "title") and isinstance(value, str):
-                yield f"{path}/{key}", value
+            if key in _READ_KEYWORDS:
+                yield from _strings(f"{path}/{key}", value)
             else:
                 yield from _schema_texts(f"{path}/{key}", value)
     elif isinstance(node, list):
         for i, value in enumerate(node):
             yield from _schema_texts(f"{path}/{i}", value)
+
+
+def _strings(path: str, node: Any) -> Iterator[tuple[str, str]]:
+    """Every string in a value (an enum's members, an example object's fields), with where it sits."""
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(f"{path}/{key}", value)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _strings(f"{path}/{i}", value)
 
 
 def scan(d: PinnedDefinition) -> list[Finding]:

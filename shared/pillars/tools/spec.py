@@ -32,7 +32,8 @@ from .mcp.upstream import Endpoint, UpstreamFailure
 TOOLS_ROUTING = RoutingPolicy(retry=RetryPolicy(retry_on_status=[], max_attempts=3))
 _LOG_STATUS = {rpc.GOVERNANCE_REFUSED: 403, rpc.RATE_LIMITED: 429, rpc.APPROVAL_PENDING: 202,
                rpc.INVALID_PARAMS: 400, rpc.UPSTREAM_ERROR: 502, rpc.REQUEST_TIMEOUT: 504,
-               rpc.RESULT_TOO_LARGE: 502, rpc.MISSING_CLIENT_CAPABILITY: 400}
+               rpc.RESULT_TOO_LARGE: 502, rpc.MISSING_CLIENT_CAPABILITY: 400,
+               rpc.INPUT_NOT_RELAYED: 400}
 
 
 @dataclass

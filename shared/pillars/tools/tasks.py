@@ -104,7 +104,7 @@ class TaskBridge:
         upstream = shapes.speaks_tasks(session.version)
         if upstream == "2026":  # declare the extension as the gateway's own capability on this request
             meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
-            caps = {"extensions": {shapes.TASKS_EXTENSION: {}}}
+            caps = {**meta.get(rev.CLIENT_CAPABILITIES_KEY, {}), "extensions": {shapes.TASKS_EXTENSION: {}}}
             return {**params, "_meta": {**meta, rev.CLIENT_CAPABILITIES_KEY: caps}}
         if upstream == "2025" and mode == "2025":
             return {**params, "task": asked}  # the client's own (its ttl)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from .domain import McpServer
 from .mcp.session import UpstreamSession
-from .mcp.upstream import Endpoint, McpUpstream, UpstreamSessionLost
+from .mcp.upstream import Endpoint, McpUpstream, UpstreamFailure, UpstreamSessionLost
 
 
 class AuthHeaders(Protocol):
@@ -94,13 +94,21 @@ class SessionPool:
     async def request(self, ep: Endpoint, caller: str, carried: dict[str, UpstreamSession] | None, method: str,
                       params: dict[str, Any], on_server_request: Callable[[dict[str, Any]],
                                                                           Awaitable[dict[str, Any]]] | None = None,
-                      *, timeout: float | None = None, max_bytes: int | None = None) -> dict[str, Any]:
+                      *, timeout: float | None = None, max_bytes: int | None = None,
+                      headers: dict[str, str] | None = None) -> dict[str, Any]:
         session = await self.session(ep, caller, carried)
         try:
             return await self._upstream.request(ep, session, method, params, on_server_request, timeout=timeout,
-                                                max_bytes=max_bytes)
+                                                max_bytes=max_bytes, headers=headers)
         except UpstreamSessionLost:
             self.forget(ep, caller, carried)
-            session = await self.session(ep, caller, None)
+        session = await self.session(ep, caller, None)
+        try:
             return await self._upstream.request(ep, session, method, params, on_server_request, timeout=timeout,
-                                                max_bytes=max_bytes)
+                                                max_bytes=max_bytes, headers=headers)
+        except UpstreamSessionLost:
+            # lost again at once (a stateful server behind a balancer without affinity): this replica cannot hold
+            # a session — a transport failure, so the call fails over or answers -32033, never an internal error
+            self.forget(ep, caller, None)
+            raise UpstreamFailure(f"server {ep.id} lost its MCP session again right after it was negotiated") \
+                from None

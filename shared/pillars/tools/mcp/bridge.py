@@ -48,6 +48,22 @@ def tool_for(tool: dict[str, Any], client_version: str) -> dict[str, Any]:
             or rev.at_least(client_version, _TOOL_FIELDS_SINCE[k])}
 
 
+# What a 2026-07-28 server may ask a client for inside an `InputRequiredResult` (its `inputRequests`): the client
+# answers on its retry of the same request, which any gateway instance forwards — so these survive a stateless
+# gateway, and a 2026 client's own declaration of them is passed on to a 2026 server. Nothing else is (the
+# gateway's own extensions, e.g. tasks, are declared by the gateway itself).
+RELAYED_CAPABILITIES = ("elicitation", "sampling", "roots")
+
+
+def relayed_capabilities(client_params: dict[str, Any]) -> dict[str, Any]:
+    """The capabilities of a 2026 client's request envelope that its server may use through the gateway."""
+    meta = client_params.get("_meta")
+    caps = meta.get(rev.CLIENT_CAPABILITIES_KEY) if isinstance(meta, dict) else None
+    if not isinstance(caps, dict):
+        return {}
+    return {k: caps[k] for k in RELAYED_CAPABILITIES if isinstance(caps.get(k), dict)}
+
+
 def is_input_required(result: dict[str, Any]) -> bool:
     return result.get("resultType") == "input_required"
 

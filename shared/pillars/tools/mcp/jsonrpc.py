@@ -25,6 +25,7 @@ RATE_LIMITED = -32031        # quota/rate limit; data.retryAfterSeconds
 APPROVAL_PENDING = -32032    # a sensitive call waits for an approver; data.approvalId, data.retryAfterSeconds
 UPSTREAM_ERROR = -32033      # the MCP server could not be reached or answered garbage
 RESULT_TOO_LARGE = -32034
+INPUT_NOT_RELAYED = -32035  # a server asked for input this client's revision cannot give through a stateless gateway
 
 RequestId = str | int
 

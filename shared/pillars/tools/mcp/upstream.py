@@ -21,6 +21,7 @@ import orjson
 
 from . import jsonrpc as rpc
 from . import revisions as rev
+from .bridge import strip_envelope
 from .session import UpstreamSession
 from .sse import events
 from ....pipeline.correlation import with_meta
@@ -103,7 +104,8 @@ class McpUpstream:
 
     def request(self, ep: Endpoint, session: UpstreamSession, method: str, params: dict[str, Any],
                 on_server_request: ServerRequestHandler | None = None, *, timeout: float | None = None,
-                max_bytes: int | None = None) -> Coroutine[Any, Any, dict[str, Any]]:
+                max_bytes: int | None = None, headers: dict[str, str] | None = None
+                ) -> Coroutine[Any, Any, dict[str, Any]]:
         """Awaitable: the upstream's result object, or `rpc.Fault` carrying its JSON-RPC error. `timeout` and
         `max_bytes` lower the defaults for one call (a tool's own limits). A plain function handing back the
         transport's coroutine: no await level of its own in every call's chain."""
@@ -111,18 +113,22 @@ class McpUpstream:
         if self._trace is not None:
             params = with_meta(params, self._trace())
         if ep.transport == "sse":
-            return self._legacy_sse(ep, method, params, limits)
-        return self._post(ep, session, method, params, on_server_request, limits)
+            return self._legacy_sse(ep, method, strip_envelope(params), limits)
+        return self._post(ep, session, method, params, on_server_request, limits, headers)
 
     async def _post(self, ep: Endpoint, session: UpstreamSession, method: str, params: dict[str, Any],
-                    on_server_request: ServerRequestHandler | None = None, limits: "_Limits | None" = None
-                    ) -> dict[str, Any]:
+                    on_server_request: ServerRequestHandler | None = None, limits: "_Limits | None" = None,
+                    headers: dict[str, str] | None = None) -> dict[str, Any]:
         extra: dict[str, str] = {}
         if rev.is_modern(session.version):
             meta = params.get("_meta") or {}  # capabilities the gateway declares for this request (tasks) stay
             params = {**params, "_meta": {**meta, **rev.modern_meta(session.version,
                                                                   meta.get(rev.CLIENT_CAPABILITIES_KEY))}}
             extra = rev.modern_headers(session.version, method, params)
+            if headers:  # `Mcp-Param-*` a 2026 server reads (handshake-era servers define none)
+                extra.update(headers)
+        else:  # a handshake-era server: the 2026 envelope keys (the capabilities declared above) are not its own
+            params = strip_envelope(params)
         resp, _ = await self._exchange(ep, session, rpc.request(next(_ids), method, params), extra,
                                        on_server_request, limits)
         return _unwrap(resp)
