@@ -275,5 +275,5 @@ def test_make_run_seeding_recovers_from_a_run_that_stopped_half_way(admin: httpx
                                                        "namespace": SERVER}).status_code == 201
     assert seed_tools(str(admin.base_url), ADMIN_KEY, mcp_server.url) == TOOLBOX
     [box] = admin.get(f"{base}/toolboxes").json()["items"]
-    assert box["id"] == TOOLBOX and sorted(box["tools"]) == ["glossary__add", "glossary__lookup"]
+    assert box["id"] == TOOLBOX and sorted(box["spec"]["tools"]) == ["glossary__add", "glossary__lookup"]
     assert seed_tools(str(admin.base_url), ADMIN_KEY, mcp_server.url) == TOOLBOX  # and again: nothing to do
