@@ -72,8 +72,8 @@ def rpc(client: httpx.Client, url: str, method: str, params: dict | None = None,
 
 
 def modern(client: httpx.Client, url: str, method: str, params: dict | None = None, name: str | None = None,
-           *, capabilities: dict | None = None) -> httpx.Response:
-    headers = {"MCP-Protocol-Version": MODERN, "Mcp-Method": method}
+           *, capabilities: dict | None = None, extra: dict | None = None) -> httpx.Response:
+    headers = {"MCP-Protocol-Version": MODERN, "Mcp-Method": method, **(extra or {})}
     if name:
         headers["Mcp-Name"] = name
     meta = {**META, "io.modelcontextprotocol/clientCapabilities": capabilities or {}}
@@ -191,12 +191,19 @@ async def test_a_server_asks_a_2026_client_for_input_through_the_toolbox(world, 
 def test_mcp_param_headers_reach_a_2026_server_that_checks_them(world, client):
     """The SDK server's `route` marks `region` with `x-mcp-header` and refuses (-32020) a call whose
     `Mcp-Param-Region` header does not match: the toolbox sends it, from the pinned schema, for clients of either
-    era (non-ASCII values base64-wrapped as the spec says)."""
+    era (non-ASCII values base64-wrapped as the spec says). A 2026 client must send it too, matching its body:
+    missing or different is -32020 with HTTP 400 at the toolbox, before anything goes upstream."""
+    from shared.pillars.tools.mcp.header_values import encode
+
     for region in ("eu-west", "Zürich"):
         args = {"region": region, "text": "hi"}
         res = body_of(modern(client, url(world, "a"), "tools/call", {"name": "sdk__route", "arguments": args},
-                             "sdk__route"))
+                             "sdk__route", extra={"Mcp-Param-Region": encode(region)}))
         assert res["result"]["content"][0]["text"] == f"{region}:hi", res
+    for extra in ({}, {"Mcp-Param-Region": "us"}):  # missing; routed elsewhere than the body says
+        r = modern(client, url(world, "a"), "tools/call", {"name": "sdk__route", "arguments": {
+            "region": "eu-west", "text": "hi"}}, "sdk__route", extra=extra)
+        assert r.status_code == 400 and r.json()["error"]["code"] == -32020, r.text
     sid = rpc(client, url(world, "b"), "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
                                                        "clientInfo": {"name": "t", "version": "1"}}).headers[
         "mcp-session-id"]

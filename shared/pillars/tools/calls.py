@@ -87,6 +87,9 @@ class ToolCalls:
         except ArgumentsInvalid as exc:
             raise rpc.Fault(rpc.INVALID_PARAMS, "Invalid params: the arguments do not match the tool's "
                                                 "inputSchema.", msg.id, {"errors": exc.errors}) from None
+        mirrored = param_headers.header_map(d.definition.input_schema, d.pinned_hash)
+        if ctx.modern and mirrored and (wrong := param_headers.mismatch(mirrored, arguments, ctx.headers)):
+            raise rpc.Fault(rpc.HEADER_MISMATCH, wrong, msg.id)
         params = {**bridge.strip_envelope(msg.params), "name": d.original_name, "arguments": arguments}
         if ctx.modern and (relayed := bridge.relayed_capabilities(msg.params)):
             # a 2026 server may ask this client for input (InputRequiredResult); the answer comes with the retry
@@ -105,7 +108,6 @@ class ToolCalls:
             timeout = d.limits.timeout_seconds or tool.api_source.spec.timeouts.call_seconds
         else:
             raise rpc.Fault(rpc.GOVERNANCE_REFUSED, f"Tool '{d.name}' has no upstream on this gateway.", msg.id)
-        mirrored = param_headers.header_map(d.definition.input_schema, d.pinned_hash)
         call = PreparedCall(tool=tool, arguments=arguments, params=params, targets=targets, timeout=timeout,
                             max_bytes=d.limits.max_result_bytes,
                             headers=param_headers.headers_for(mirrored, arguments) if mirrored else None,
