@@ -91,8 +91,11 @@ class ToolCalls:
         if ctx.modern and mirrored and (wrong := param_headers.mismatch(mirrored, arguments, ctx.headers)):
             raise rpc.Fault(rpc.HEADER_MISMATCH, wrong, msg.id)
         params = {**bridge.strip_envelope(msg.params), "name": d.original_name, "arguments": arguments}
-        if ctx.modern and (relayed := bridge.relayed_capabilities(msg.params)):
-            # a 2026 server may ask this client for input (InputRequiredResult); the answer comes with the retry
+        # What a 2026 server may ask this client (InputRequiredResult): a 2026 client answers on its retry; a 2025
+        # client that declared elicitation is asked on its stream (input_relay.py), form mode only.
+        relayed = bridge.relayed_capabilities(msg.params) if ctx.modern else \
+            {"elicitation": {}} if ctx.elicitation and ctx.session is not None else None
+        if relayed:
             params["_meta"] = {**params.get("_meta", {}), rev.CLIENT_CAPABILITIES_KEY: relayed}
         digest = call_digest(d.name, arguments) if d.sensitive else None
         if digest is not None and msg.params.get("requestState") == appr.approval_id(ctx.caller, d.name, digest):
