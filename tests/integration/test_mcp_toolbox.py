@@ -72,8 +72,8 @@ def rpc(client: httpx.Client, url: str, method: str, params: dict | None = None,
 
 
 def modern(client: httpx.Client, url: str, method: str, params: dict | None = None, name: str | None = None,
-           *, capabilities: dict | None = None) -> httpx.Response:
-    headers = {"MCP-Protocol-Version": MODERN, "Mcp-Method": method}
+           *, capabilities: dict | None = None, extra: dict | None = None) -> httpx.Response:
+    headers = {"MCP-Protocol-Version": MODERN, "Mcp-Method": method, **(extra or {})}
     if name:
         headers["Mcp-Name"] = name
     meta = {**META, "io.modelcontextprotocol/clientCapabilities": capabilities or {}}
@@ -188,15 +188,74 @@ async def test_a_server_asks_a_2026_client_for_input_through_the_toolbox(world, 
     assert asked == ["Book a trip to Oslo?"] and res.content[0].text == "not booked Oslo", res
 
 
+async def test_a_2026_servers_question_reaches_a_2025_client_on_its_stream_across_instances(world):
+    """A 2025-11-25 client that declared elicitation calls `book` (its server speaks 2026-07-28 and answers
+    input_required): instance a asks on the call's SSE stream (`elicitation/create`), the client answers with a POST
+    to instance b, and a's stream ends with the result of the call sent again with that answer. The official client
+    in 2025 mode does the same with its elicitation callback."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp_types import ElicitResult
+
+    auth = {"Authorization": f"Bearer {world['key']}", "Accept": ACCEPT}
+    async with httpx.AsyncClient(headers=auth, timeout=30) as http:
+        init = await http.post(url(world, "a"), json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {"elicitation": {}},
+            "clientInfo": {"name": "t", "version": "1"}}})
+        h = {"Mcp-Session-Id": init.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+        await http.post(url(world, "b"), json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=h)
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "sdk__book",
+                                                                             "arguments": {"city": "Oslo"}}}
+        async with http.stream("POST", url(world, "a"), json=call, headers=h) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.aiter_lines()
+            ask = None
+            async for line in lines:
+                if line.startswith("data:") and line[5:].strip():
+                    ask = json.loads(line[5:])
+                    break
+            assert ask is not None and ask["method"] == "elicitation/create" and "Oslo" in ask["params"]["message"]
+            answered = await http.post(url(world, "b"), headers=h, json={
+                "jsonrpc": "2.0", "id": ask["id"], "result": {"action": "accept", "content": {"confirm": True}}})
+            assert answered.status_code == 202
+            final = None
+            async for line in lines:
+                if line.startswith("data:") and line[5:].strip():
+                    final = json.loads(line[5:])
+            assert final is not None and final["id"] == 2, final
+            assert final["result"]["content"][0]["text"] == "booked Oslo", final
+
+    asked: list[str] = []
+
+    async def decline(context, params):
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"confirm": False})
+
+    client2 = httpx2.AsyncClient(headers={"Authorization": f"Bearer {world['key']}"}, timeout=30)
+    async with client2, Client(streamable_http_client(url(world, "b"), http_client=client2), mode="legacy",
+                               elicitation_callback=decline) as c:
+        assert c.protocol_version == "2025-11-25"
+        res = await c.call_tool("sdk__book", {"city": "Rome"})
+    assert asked == ["Book a trip to Rome?"] and res.content[0].text == "not booked Rome", res
+
+
 def test_mcp_param_headers_reach_a_2026_server_that_checks_them(world, client):
     """The SDK server's `route` marks `region` with `x-mcp-header` and refuses (-32020) a call whose
     `Mcp-Param-Region` header does not match: the toolbox sends it, from the pinned schema, for clients of either
-    era (non-ASCII values base64-wrapped as the spec says)."""
+    era (non-ASCII values base64-wrapped as the spec says). A 2026 client must send it too, matching its body:
+    missing or different is -32020 with HTTP 400 at the toolbox, before anything goes upstream."""
+    from shared.pillars.tools.mcp.header_values import encode
+
     for region in ("eu-west", "Zürich"):
         args = {"region": region, "text": "hi"}
         res = body_of(modern(client, url(world, "a"), "tools/call", {"name": "sdk__route", "arguments": args},
-                             "sdk__route"))
+                             "sdk__route", extra={"Mcp-Param-Region": encode(region)}))
         assert res["result"]["content"][0]["text"] == f"{region}:hi", res
+    for extra in ({}, {"Mcp-Param-Region": "us"}):  # missing; routed elsewhere than the body says
+        r = modern(client, url(world, "a"), "tools/call", {"name": "sdk__route", "arguments": {
+            "region": "eu-west", "text": "hi"}}, "sdk__route", extra=extra)
+        assert r.status_code == 400 and r.json()["error"]["code"] == -32020, r.text
     sid = rpc(client, url(world, "b"), "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
                                                        "clientInfo": {"name": "t", "version": "1"}}).headers[
         "mcp-session-id"]

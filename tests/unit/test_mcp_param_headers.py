@@ -66,3 +66,32 @@ async def test_a_2026_server_gets_them_with_the_call_and_a_2025_one_does_not():
         await upstream.request(ep, UpstreamSession(version=version, session_id=None), "tools/call",
                                {"name": "route", "arguments": {"region": "eu-west"}}, headers=mirrored)
     assert sent[0]["mcp-param-region"] == "eu-west" and "mcp-param-region" not in sent[1]
+
+
+INBOUND = [  # (arguments, headers a client sent): accepted exactly when the official SDK's server accepts them
+    ({"region": "eu", "n": 3}, {"mcp-param-region": "eu", "mcp-param-count": "3"}),
+    ({"region": "eu"}, {"mcp-param-region": "eu"}),
+    ({"region": "eu"}, {}),                                                  # missing
+    ({"region": "eu"}, {"mcp-param-region": "us"}),                          # different
+    ({}, {"mcp-param-region": "eu"}),                                        # header without argument
+    ({"region": None}, {}),                                                  # null is absent
+    ({"n": 42.0}, {"mcp-param-count": "42"}),                                # integer, numerically equal
+    ({"n": 42}, {"mcp-param-count": "42.5"}),
+    ({"where": {"city": "Zürich"}}, {"mcp-param-city": "=?base64?WsO8cmljaA==?="}),
+    ({"where": {"city": "Zürich"}}, {"mcp-param-city": "=?base64?broken?="}),
+    ({"flag": True}, {"mcp-param-flag": "true"}),
+    ({"flag": True}, {"mcp-param-flag": "True"}),
+    ({"plain": "x"}, {"mcp-param-plain": "x"}),                              # not marked: not checked
+]
+
+
+def test_inbound_headers_are_checked_as_the_official_sdk_checks_them():
+    script = ("import json,sys\nfrom mcp.shared.inbound import validate_mcp_param_headers as v\n"
+              "s, cases = json.load(sys.stdin)\n"
+              "print(json.dumps([v(s, a, h) is None for a, h in cases]))")
+    out = subprocess.run([fastmcp_python(), "-c", script], input=json.dumps([S, INBOUND]), capture_output=True,
+                         text=True, check=True, timeout=120).stdout
+    mapping = ph.header_map(S)
+    ours = [ph.mismatch(mapping, args, headers) is None for args, headers in INBOUND]
+    assert ours == json.loads(out)
+    assert ours == [True, True, False, False, False, True, True, False, True, False, True, False, True]

@@ -87,9 +87,15 @@ class ToolCalls:
         except ArgumentsInvalid as exc:
             raise rpc.Fault(rpc.INVALID_PARAMS, "Invalid params: the arguments do not match the tool's "
                                                 "inputSchema.", msg.id, {"errors": exc.errors}) from None
+        mirrored = param_headers.header_map(d.definition.input_schema, d.pinned_hash)
+        if ctx.modern and mirrored and (wrong := param_headers.mismatch(mirrored, arguments, ctx.headers)):
+            raise rpc.Fault(rpc.HEADER_MISMATCH, wrong, msg.id)
         params = {**bridge.strip_envelope(msg.params), "name": d.original_name, "arguments": arguments}
-        if ctx.modern and (relayed := bridge.relayed_capabilities(msg.params)):
-            # a 2026 server may ask this client for input (InputRequiredResult); the answer comes with the retry
+        # What a 2026 server may ask this client (InputRequiredResult): a 2026 client answers on its retry; a 2025
+        # client that declared elicitation is asked on its stream (input_relay.py), form mode only.
+        relayed = bridge.relayed_capabilities(msg.params) if ctx.modern else \
+            {"elicitation": {}} if ctx.elicitation and ctx.session is not None else None
+        if relayed:
             params["_meta"] = {**params.get("_meta", {}), rev.CLIENT_CAPABILITIES_KEY: relayed}
         digest = call_digest(d.name, arguments) if d.sensitive else None
         if digest is not None and msg.params.get("requestState") == appr.approval_id(ctx.caller, d.name, digest):
@@ -105,7 +111,6 @@ class ToolCalls:
             timeout = d.limits.timeout_seconds or tool.api_source.spec.timeouts.call_seconds
         else:
             raise rpc.Fault(rpc.GOVERNANCE_REFUSED, f"Tool '{d.name}' has no upstream on this gateway.", msg.id)
-        mirrored = param_headers.header_map(d.definition.input_schema, d.pinned_hash)
         call = PreparedCall(tool=tool, arguments=arguments, params=params, targets=targets, timeout=timeout,
                             max_bytes=d.limits.max_result_bytes,
                             headers=param_headers.headers_for(mirrored, arguments) if mirrored else None,

@@ -10,6 +10,7 @@ import httpx
 from ...sealed import Sealer, session_secrets
 from ...storage.repository import Repository
 from .call_approvals import CallApproval, CallApprovals
+from .input_relay import InputAnswer, InputRelay
 from .calls import ToolCalls
 from .directory import ToolDirectory
 from .gateway import ToolboxServer
@@ -74,8 +75,9 @@ def build(tools: "ToolsPillar", *, directory: ToolDirectory | None = None,
     pipeline = Pipeline(ToolsSpec(calls, book), quotas=book, enforcer=deps.enforcer(),  # type: ignore[arg-type]
                         breakers=breakers, usage=deps.usage(), flags=deps.flags, steps=steps,
                         telemetry=deps.telemetry() if deps.telemetry is not None else None)
-    runner = ToolCallRunner(pipeline)
+    relay = InputRelay(Repository(deps.store, InputAnswer), wait_seconds=s.mcp_approval_wait_seconds)
+    runner = ToolCallRunner(pipeline, relay)
     server = ToolboxServer(directory, pool, auth, runner, list_ttl_ms=s.mcp_list_ttl_ms,
                            pin_check=tools.check_listed, tasks=tasks)
     codec = SessionCodec(secrets_, ttl_seconds=s.mcp_session_ttl_seconds)
-    return McpPlane(McpTransport(server, directory, codec, pool, auth), approvals, directory, server)
+    return McpPlane(McpTransport(server, directory, codec, pool, auth, relay), approvals, directory, server)

@@ -25,6 +25,8 @@ from ...pipeline.exchange import Estimate, Exchange, Relayed, Usage
 from ...quotas.book import QuotaBook
 from .calls import PreparedCall, ToolCalls
 from .context import McpContext, Reply
+from . import input_relay
+from .mcp import bridge
 from .mcp import jsonrpc as rpc
 from .mcp.upstream import Endpoint, UpstreamFailure
 
@@ -45,6 +47,8 @@ class ToolCallRequest:
     answer: dict[str, Any] | None = None
     upstream_error: int | None = None
     response_bytes: int | None = None  # set once an answer (the server's or its error) was bridged
+    # the server asked this 2025 client for input it can give on its stream (input_relay.py): (result, asks)
+    input_required: tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]] | None = None
 
 
 class Answered:
@@ -103,7 +107,12 @@ class ToolsSpec:
         assert req.call is not None
         try:
             result = await self._calls.send(req.ctx, req.call, target)
-            answer = await self._calls.finish(req.ctx, req.msg, req.call, result)
+            asks = input_relay.relayable(req.ctx, result) if bridge.is_input_required(result) else None
+            if asks is not None:  # the runner asks the client on its stream, then calls again (input_relay.py)
+                req.input_required = (result, asks)
+                answer = rpc.result(req.msg.id, {"content": [], "isError": False})  # this leg's log row only
+            else:
+                answer = await self._calls.finish(req.ctx, req.msg, req.call, result)
         except UpstreamFailure as exc:
             # A transport error makes the pipeline fail over; the original class (EgressRefused, ConnectError)
             # names the reason in the client's error and the log row.

@@ -19,6 +19,7 @@ from ...auth.principal import Principal
 from ...errors import GatewayError, NotFound
 from .context import McpContext, Reply
 from .directory import ToolDirectory
+from .input_relay import InputRelay
 from .gateway import ToolboxServer
 from .mcp import batch
 from .mcp import jsonrpc as rpc
@@ -52,12 +53,13 @@ def _fault(fault: rpc.Fault, status: int | None = None) -> HttpReply:
 
 class McpTransport:
     def __init__(self, server: ToolboxServer, directory: ToolDirectory, codec: SessionCodec, pool: SessionPool,
-                 auth: AuthHeaders) -> None:
+                 auth: AuthHeaders, relay: InputRelay | None = None) -> None:
         self._server = server
         self._directory = directory
         self._codec = codec
         self._pool = pool
         self._auth = auth
+        self._relay = relay
 
     async def post(self, principal: Principal, toolbox: str, headers: dict[str, str], body: bytes,
                    request_id: str, started: float = 0.0) -> HttpReply:
@@ -67,8 +69,10 @@ class McpTransport:
         if isinstance(parsed, rpc.Fault):
             return _fault(parsed)
         msg = parsed
-        if not msg.is_request:
-            return HttpReply(202, media_type=None)  # notifications and answers to our elicitations
+        if not msg.is_request:  # notifications; answers to our elicitations (an approval's: nothing to keep)
+            if msg.is_response and self._relay is not None and self._relay.owns(msg.id):
+                await self._relay.answer(principal.project_id or "", _bound(principal), msg.raw)
+            return HttpReply(202, media_type=None)
         base = dict(principal=principal, project_id=principal.project_id or "", toolbox=toolbox,
                     request_id=request_id, headers=headers, started=started)
         try:

@@ -20,6 +20,7 @@ from . import header_values
 PREFIX = "Mcp-Param-"
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _TYPES = frozenset({"string", "integer", "boolean"})
+_DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 # Schema keywords whose values are subschemas: an annotation below any of them is off the `properties` chain.
 _NESTED = frozenset({"items", "contains", "unevaluatedItems", "additionalProperties", "propertyNames",
                      "unevaluatedProperties", "not", "if", "then", "else", "contentSchema", "allOf", "anyOf",
@@ -63,6 +64,35 @@ def headers_for(mapping: HeaderMap, arguments: Mapping[str, Any]) -> dict[str, s
         elif isinstance(value, (str, int, float)):
             out[PREFIX + token] = header_values.encode(str(value))
     return out
+
+
+def mismatch(mapping: HeaderMap, arguments: Mapping[str, Any], headers: Mapping[str, str]) -> str | None:
+    """Why a 2026 client's `Mcp-Param-*` headers (lower-cased names) disagree with its arguments, or None. Each
+    marked argument and its header go together: both absent (null counts as absent), or equal once the header is
+    decoded (an integer argument also matches its canonical decimal form, `42` for `42.0`). An intermediary in front
+    of the gateway may route on the header while the gateway acts on the body: they must say the same thing."""
+    expected = headers_for(mapping, arguments)
+    for _path, token in mapping:
+        name = PREFIX + token
+        sent, want = headers.get(name.lower()), expected.get(name)
+        if sent is None and want is None:
+            continue
+        if sent is None:
+            return f"{name} header is missing; the request body has the argument it mirrors."
+        if want is None:
+            return f"{name} header is present but the request body has no value for it."
+        got = header_values.decode(sent)
+        if got != header_values.decode(want) and not _same_integer(got, header_values.decode(want)):
+            return f"{name} header does not match the request body's argument."
+    return None
+
+
+def _same_integer(sent: str | None, body: str | None) -> bool:
+    if sent is None or body is None or not _DECIMAL.fullmatch(sent) or not _DECIMAL.fullmatch(body):
+        return False
+    whole, _, fraction = sent.partition(".")
+    b_whole, _, b_fraction = body.partition(".")
+    return set(fraction) <= {"0"} and set(b_fraction) <= {"0"} and int(whole) == int(b_whole)
 
 
 def _positions(root: Any) -> Iterator[tuple[tuple[str, ...] | None, dict[str, Any]]]:
