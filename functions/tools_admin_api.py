@@ -67,7 +67,7 @@ class ToolboxCreate(ToolboxSpec):
 
 
 # Fields whose change means "another server": the approval (and so every tool) is withdrawn until re-approved, and
-# an open submission probed before the change can no longer be approved (approvals.definition_hash).
+# an open submission probed before the change can no longer be approved (approvals.subject_hash).
 _IDENTITY_FIELDS = IDENTITY_FIELDS["mcp_server"]
 ToolStatusFilter = Literal["pending", "approved", "quarantined", "rejected"]
 

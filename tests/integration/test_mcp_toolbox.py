@@ -156,11 +156,6 @@ async def test_a_server_asks_a_2026_client_for_input_through_the_toolbox(world, 
     between the rounds, each round is a governed call of its own. Without the capability the server refuses
     (-32021: the gateway passes on only what the client declared). The official client does the round trip
     itself."""
-    import httpx2
-    from mcp import Client
-    from mcp.client.streamable_http import streamable_http_client
-    from mcp_types import ElicitResult
-
     name, args, caps = "sdk__book", {"city": "Oslo"}, {"elicitation": {}}
     first = body_of(modern(client, url(world, "a"), "tools/call", {"name": name, "arguments": args}, name,
                            capabilities=caps))["result"]
@@ -173,19 +168,28 @@ async def test_a_server_asks_a_2026_client_for_input_through_the_toolbox(world, 
     assert done["resultType"] == "complete" and done["content"][0]["text"] == "booked Oslo", done
     refused = body_of(modern(client, url(world, "a"), "tools/call", {"name": name, "arguments": args}, name))
     assert refused["error"]["code"] == -32021, refused
+    assert await _official_book(world, "auto", "Oslo") == (MODERN, ["Book a trip to Oslo?"], "not booked Oslo")
+
+
+async def _official_book(world, mode: str, city: str) -> tuple[str, list[str], str]:
+    """`sdk__book` through instance b with the official Python client in `mode`, its elicitation callback
+    declining: (the negotiated revision, the questions it was asked, the tool's answer)."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp_types import ElicitResult
 
     asked: list[str] = []
 
-    async def confirm(context, params):
+    async def decline(context, params):
         asked.append(params.message)
         return ElicitResult(action="accept", content={"confirm": False})
 
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {world['key']}"}, timeout=30)
-    async with http, Client(streamable_http_client(url(world, "b"), http_client=http), mode="auto",
-                            elicitation_callback=confirm) as c:
-        assert c.protocol_version == MODERN
-        res = await c.call_tool(name, args)
-    assert asked == ["Book a trip to Oslo?"] and res.content[0].text == "not booked Oslo", res
+    async with http, Client(streamable_http_client(url(world, "b"), http_client=http), mode=mode,
+                            elicitation_callback=decline) as c:
+        res = await c.call_tool("sdk__book", {"city": city})
+        return c.protocol_version, asked, res.content[0].text
 
 
 async def test_a_2026_servers_question_reaches_a_2025_client_on_its_stream_across_instances(world):
@@ -193,11 +197,6 @@ async def test_a_2026_servers_question_reaches_a_2025_client_on_its_stream_acros
     input_required): instance a asks on the call's SSE stream (`elicitation/create`), the client answers with a POST
     to instance b, and a's stream ends with the result of the call sent again with that answer. The official client
     in 2025 mode does the same with its elicitation callback."""
-    import httpx2
-    from mcp import Client
-    from mcp.client.streamable_http import streamable_http_client
-    from mcp_types import ElicitResult
-
     auth = {"Authorization": f"Bearer {world['key']}", "Accept": ACCEPT}
     async with httpx.AsyncClient(headers=auth, timeout=30) as http:
         init = await http.post(url(world, "a"), json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -225,19 +224,8 @@ async def test_a_2026_servers_question_reaches_a_2025_client_on_its_stream_acros
                     final = json.loads(line[5:])
             assert final is not None and final["id"] == 2, final
             assert final["result"]["content"][0]["text"] == "booked Oslo", final
-
-    asked: list[str] = []
-
-    async def decline(context, params):
-        asked.append(params.message)
-        return ElicitResult(action="accept", content={"confirm": False})
-
-    client2 = httpx2.AsyncClient(headers={"Authorization": f"Bearer {world['key']}"}, timeout=30)
-    async with client2, Client(streamable_http_client(url(world, "b"), http_client=client2), mode="legacy",
-                               elicitation_callback=decline) as c:
-        assert c.protocol_version == "2025-11-25"
-        res = await c.call_tool("sdk__book", {"city": "Rome"})
-    assert asked == ["Book a trip to Rome?"] and res.content[0].text == "not booked Rome", res
+    assert await _official_book(world, "legacy", "Rome") == ("2025-11-25", ["Book a trip to Rome?"],
+                                                             "not booked Rome")
 
 
 def test_mcp_param_headers_reach_a_2026_server_that_checks_them(world, client):

@@ -182,8 +182,10 @@ async def test_foreign_or_garbage_task_ids_are_not_found():
 # ---- legacy HTTP+SSE servers: the approval probe lists them over their own transport
 
 
-def legacy_server(endpoint: str, pages: list[list[str]]) -> httpx.MockTransport:
-    """A 2024-11-05 server: GET /sse streams an `endpoint` event, then answers each POSTed request on the stream."""
+def legacy_server(endpoint: str, pages: list[list[str]], posts: list[httpx.Request] | None = None
+                  ) -> httpx.MockTransport:
+    """A 2024-11-05 server: GET /sse streams an `endpoint` event, then answers each POSTed request on the stream
+    (`posts` records them)."""
     queues: list[asyncio.Queue] = []
 
     async def stream(q: asyncio.Queue):
@@ -195,6 +197,8 @@ def legacy_server(endpoint: str, pages: list[list[str]]) -> httpx.MockTransport:
         if req.method == "GET":
             queues.append(asyncio.Queue())
             return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=stream(queues[-1]))
+        if posts is not None:
+            posts.append(req)
         msg = orjson.loads(req.content)
         q = queues[-1]
         if msg.get("method") == "initialize":

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.errors import Conflict
-from shared.pillars.tools.approvals import IDENTITY_FIELDS, definition_hash
+from shared.pillars.tools.approvals import IDENTITY_FIELDS, subject_hash
 from shared.pillars.tools.domain import (
     ApiSource, ApiSourceSpec, McpServer, McpServerSpec, ToolsPolicy, ToolsPolicySpec)
 from tests.unit.test_tools_approvals import P, World, d
@@ -55,7 +55,7 @@ async def test_a_submission_probed_before_the_url_changed_cannot_be_approved():
     with pytest.raises(Conflict) as refused:
         await w.approvals.approve(P, sub, "admin", "ok")
     assert refused.value.code == "definition_changed" and refused.value.status == 409
-    assert refused.value.details["current_hash"] == definition_hash(await w.reg.servers.get(P, "gh"))
+    assert refused.value.details["current_hash"] == subject_hash(await w.reg.servers.get(P, "gh"))
     server = await w.reg.servers.get(P, "gh")
     assert (server.approval, server.lifecycle) == ("unsubmitted", "draft")
     assert (await w.approvals.get(P, sub)).state == "probed"

@@ -32,35 +32,7 @@ from shared.pillars.tools.probe import Prober, ProbeResult
 from shared.pillars.tools.queue import MemoryQueue
 from shared.pillars.tools.registry import ToolsRegistry
 from shared.storage.memory import MemoryDocumentStore
-
-
-def legacy_server(endpoint: str, tools: list[str], posts: list[httpx.Request] | None = None) -> httpx.MockTransport:
-    """A 2024-11-05 server: GET streams an `endpoint` event, then answers each POSTed request on the stream."""
-    queues: list[asyncio.Queue] = []
-
-    async def stream(q: asyncio.Queue):
-        yield f"event: endpoint\ndata: {endpoint}\n\n".encode()
-        while (msg := await q.get()) is not None:
-            yield f"event: message\ndata: {orjson.dumps(msg).decode()}\n\n".encode()
-
-    def handle(req: httpx.Request) -> httpx.Response:
-        if req.method == "GET":
-            queues.append(asyncio.Queue())
-            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=stream(queues[-1]))
-        if posts is not None:
-            posts.append(req)
-        msg = orjson.loads(req.content)
-        q = queues[-1]
-        if msg.get("method") == "initialize":
-            q.put_nowait(rpc.result(msg["id"], {"protocolVersion": "2024-11-05", "capabilities": {},
-                                                "serverInfo": {"name": "legacy", "version": "1"}}))
-        elif msg.get("method") == "tools/list":
-            q.put_nowait(rpc.result(msg["id"], {"tools": [{"name": n, "inputSchema": {"type": "object"}}
-                                                          for n in tools]}))
-            q.put_nowait(None)
-        return httpx.Response(202)
-
-    return httpx.MockTransport(handle)
+from tests.unit.test_mcp_features import legacy_server
 
 
 # ---- 1. the legacy endpoint event cannot move our credentialed POSTs to plain http
@@ -68,7 +40,7 @@ def legacy_server(endpoint: str, tools: list[str], posts: list[httpx.Request] | 
 
 async def _legacy_list(endpoint: str, url: str = "https://mcp.example.com/sse"):
     posts: list[httpx.Request] = []
-    upstream = McpUpstream(httpx.AsyncClient(transport=legacy_server(endpoint, ["a"], posts)), timeout=5,
+    upstream = McpUpstream(httpx.AsyncClient(transport=legacy_server(endpoint, [["a"]], posts)), timeout=5,
                            max_bytes=1 << 20)
     ep = Endpoint("srv", url, transport="sse", headers={"Authorization": "Bearer SECRET"})
     return posts, upstream.request(ep, UpstreamSession(version=LEGACY_SSE), "tools/list", {})
@@ -252,7 +224,7 @@ async def test_legacy_sse_stream_that_breaks_mid_read_is_a_finding():
 
 
 async def test_legacy_sse_replica_unreachable_is_a_finding_named_after_it():
-    primary = legacy_server("/messages", ["search"])
+    primary = legacy_server("/messages", [["search"]])
 
     async def route(req: httpx.Request) -> httpx.Response:
         if req.url.host == "r1.example.com":

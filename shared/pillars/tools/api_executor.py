@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 
 from .domain import ApiBinding, ApiSource, ToolDefinition
-from .openapi import TOKEN, _RESERVED, gateway_headers
+from .openapi import TOKEN, _RESERVED
 from .outbound_auth import OutboundAuthenticator
 
 DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
@@ -91,7 +91,7 @@ class ApiExecutor:
             return _error(f"tool '{tool.name}' has no HTTP binding; re-approve its API source")
         auth = {k.lower(): v for k, v in (await self._auth.headers(source.spec.auth)).items()}  # type: ignore[arg-type]
         try:
-            url, kwargs = build_request(base, binding, arguments, gateway_headers(source.spec.auth) | auth.keys())
+            url, kwargs = build_request(base, binding, arguments, _RESERVED | frozenset(auth))
         except ValueError as exc:
             return _error(str(exc))
         # the admin's auth header always wins: a binding stored before its name was reserved is dropped above,

@@ -7,7 +7,7 @@ submission so it stays visible to admins instead of being lost.
 
 Decisions are conditional writes: approve and reject re-check the submission's state inside the ETag-conditional
 write, so of two concurrent decisions one wins and the other is 409. Only a submission probed against the subject's
-CURRENT definition (`definition_hash` of the fields that make it "another server") can be approved; submitting a
+CURRENT definition (`subject_hash` of the fields that make it "another server") can be approved; submitting a
 subject whose open submission was probed against an older definition rejects that one as superseded.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ IDENTITY_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def definition_hash(subject: Subject) -> str:
+def subject_hash(subject: Subject) -> str:
     """sha256 over the subject's identity fields (canonical JSON): what a probe was run against."""
     kind = "mcp_server" if isinstance(subject, McpServer) else "api_source"
     picked = subject.spec.model_dump(mode="json", include=set(IDENTITY_FIELDS[kind]))
@@ -68,8 +68,8 @@ class Approvals:
         repo = self._reg.servers if kind == "mcp_server" else self._reg.api_sources
 
         def change(s: Subject) -> None:
-            if probed_hash is not None and definition_hash(s) != probed_hash:
-                raise _changed(kind, id, probed_hash, definition_hash(s))  # edited since approve() checked
+            if probed_hash is not None and subject_hash(s) != probed_hash:
+                raise _changed(kind, id, probed_hash, subject_hash(s))  # edited since approve() checked
             s.approval = state  # type: ignore[assignment]
             if publish and s.lifecycle == "draft":
                 s.lifecycle = "published"
@@ -87,7 +87,7 @@ class Approvals:
         subject = await self._subject(project_id, kind, subject_id)
         page = await self._reg.submissions.list(project_id, limit=50, subject_id=subject_id, subject_kind=kind)
         open_ = [s for s in page.items if s.state in OPEN_STATES]
-        stale = [s for s in open_ if s.state == "probed" and s.probed_hash != definition_hash(subject)]
+        stale = [s for s in open_ if s.state == "probed" and s.probed_hash != subject_hash(subject)]
         for old in stale:
             await self.reject(project_id, old.id, actor, "superseded: the definition changed since it was probed")
         open_ = [s for s in open_ if s.id not in {old.id for old in stale}]
@@ -126,7 +126,7 @@ class Approvals:
         except Conflict:
             return "duplicate"  # decided (rejected) or taken by another delivery meanwhile
         subject = await self._subject(submission.project_id, submission.subject_kind, submission.subject_id)
-        fingerprint = definition_hash(subject)  # the definition this probe reads
+        fingerprint = subject_hash(subject)  # the definition this probe reads
         result = await self._inspect[submission.subject_kind](subject)
 
         def probed(s: Submission) -> None:
@@ -184,7 +184,7 @@ class Approvals:
                for f in submission.findings):
             raise Conflict("the probe failed; fix the server and submit it again.", code="probe_failed")
         subject = await self._subject(project_id, submission.subject_kind, submission.subject_id)
-        current = definition_hash(subject)
+        current = subject_hash(subject)
         if submission.probed_hash != current:
             raise _changed(submission.subject_kind, subject.id, submission.probed_hash, current)
         plan = await self._reg.register_tools(project_id, subject.id, subject.spec.namespace,

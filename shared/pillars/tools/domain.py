@@ -331,7 +331,7 @@ class Submission(Entity):
     server_info: dict[str, Any] = Field(default_factory=dict)
     probe_attempts: int = Field(default=0, ge=0, le=1000)
     probed_hash: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$", description=(
-        "Hash of the subject's definition the probe read (approvals.definition_hash); approval needs it current."))
+        "Hash of the subject's definition the probe read (approvals.subject_hash); approval needs it current."))
 
     def enter(self, state: SubmissionState, by: str, reason: str = "", at: datetime | None = None) -> None:
         self.history = [*self.history[-199:], StateChange(state=state, at=at or utcnow(), by=by, reason=reason)]

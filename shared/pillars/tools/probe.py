@@ -291,18 +291,8 @@ class Prober:
         headers = await self._auth.headers(server.spec.auth)  # type: ignore[arg-type]
         timeout, legacy = server.spec.timeouts.call_seconds, server.spec.transport == "sse"
         await self._list_target(str(server.spec.url), headers, timeout, result, legacy)
-        if not server.spec.replicas:
-            return
-
-        async def replica(url: str) -> list[PinnedDefinition] | BaseException:
-            scratch = ProbeResult()
-            try:
-                await self._list_target(url, headers, timeout, scratch, legacy)
-            except _TRANSIENT as exc:
-                return exc
-            return scratch.tools
-
-        found = await asyncio.gather(*(replica(str(r.url)) for r in server.spec.replicas))
+        found = await asyncio.gather(*(self._listing(str(r.url), headers, timeout, legacy)
+                                       for r in server.spec.replicas))
         for r, listed in zip(server.spec.replicas, found):
             if isinstance(listed, BaseException):
                 result.findings.append(_as_finding(listed, f"replica {r.id}: "))
@@ -315,6 +305,16 @@ class Prober:
         if legacy:
             await _legacy_sse_endpoint(self._http, url, headers, timeout)
         await self.list_into(url, headers, timeout, result, legacy=legacy)
+
+    async def _listing(self, url: str, headers: dict[str, str], timeout: float, legacy: bool
+                       ) -> list[PinnedDefinition] | BaseException:
+        """What one target lists, or why it could not be listed (never raised: the other targets still count)."""
+        scratch = ProbeResult()
+        try:
+            await self._list_target(url, headers, timeout, scratch, legacy)
+        except _TRANSIENT as exc:
+            return exc
+        return scratch.tools
 
     async def list_into(self, url: str, headers: dict[str, str], timeout: float, result: ProbeResult, *,
                         legacy: bool = False) -> None:
@@ -354,17 +354,8 @@ class Prober:
         could not be listed. Raises only when no target can be asked at all (e.g. the outbound credential)."""
         headers = await self._auth.headers(server.spec.auth)  # type: ignore[arg-type]
         timeout, legacy = server.spec.timeouts.call_seconds, server.spec.transport == "sse"
-
-        async def one(url: str) -> list[PinnedDefinition] | BaseException:
-            result = ProbeResult()
-            try:
-                await self.list_into(url, headers, timeout, result, legacy=legacy)
-            except _TRANSIENT as exc:
-                return exc
-            return result.tools
-
         targets = server.targets()
-        found = await asyncio.gather(*(one(str(t.url)) for t in targets))
+        found = await asyncio.gather(*(self._listing(str(t.url), headers, timeout, legacy) for t in targets))
         return [(t.id, listed) for t, listed in zip(targets, found)]
 
 
