@@ -57,7 +57,13 @@ class Ports:
 
     @classmethod
     def free(cls) -> "Ports":
-        return cls(free_port(), free_port(), free_port(), free_port())
+        """Four distinct free ports: the sockets are held open together while chosen, so the OS cannot hand the
+        same port out twice (it did: Cosmos then found Azurite on its port)."""
+        with contextlib.ExitStack() as stack:
+            socks = [stack.enter_context(socket.socket()) for _ in range(4)]
+            for sock in socks:
+                sock.bind(("127.0.0.1", 0))
+            return cls(*(sock.getsockname()[1] for sock in socks))
 
 
 class Emulators:
